@@ -1,0 +1,1 @@
+"""The only place boto3 lives. Adapters translate AWS errors into ``mlops.errors``."""

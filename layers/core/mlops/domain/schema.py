@@ -1,0 +1,176 @@
+"""The model signature and request validation.
+
+A signature lists the model's input features in ONNX input order. Validation turns JSON
+instances into one column per feature (float64 for numeric, str for categorical) and
+collects *every* problem, each naming its field, so a client can fix a request in one go.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from mlops.errors import InvalidInputError, PayloadTooLargeError, Problem
+
+FeatureType = Literal["numeric", "categorical"]
+MAX_PROBLEMS = 50  # enough to fix a request; bounded so a huge bad batch stays a small response
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input. ``min``/``max`` are declared bounds (numeric only)."""
+
+    name: str
+    type: FeatureType
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.min is not None:
+            out["min"] = self.min
+        if self.max is not None:
+            out["max"] = self.max
+        if self.type == "categorical":
+            out["categories"] = list(self.categories)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Feature:
+        return cls(
+            name=str(raw["name"]),
+            type=raw["type"],
+            min=None if raw.get("min") is None else float(raw["min"]),
+            max=None if raw.get("max") is None else float(raw["max"]),
+            categories=tuple(str(c) for c in raw.get("categories", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The ordered features a model takes; the contract between training and serving."""
+
+    features: tuple[Feature, ...]
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_names", frozenset(f.name for f in self.features))
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"features": [f.as_dict() for f in self.features]}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Signature:
+        return cls(tuple(Feature.from_dict(f) for f in raw["features"]))
+
+    def columns(self, instances: Any, max_instances: int) -> dict[str, npt.NDArray[Any]]:
+        """Validate ``instances`` and return one ``(n, 1)`` column per feature.
+
+        Raises ``InvalidInputError`` listing every problem (up to ``MAX_PROBLEMS``) and
+        ``PayloadTooLargeError`` when there are more than ``max_instances`` rows.
+        """
+        if not isinstance(instances, list):
+            raise InvalidInputError(
+                "instances must be a list",
+                [Problem("instances", f"expected a list of objects, got {_kind(instances)}")],
+            )
+        if not instances:
+            raise InvalidInputError(
+                "instances is empty", [Problem("instances", "expected at least one instance")]
+            )
+        if len(instances) > max_instances:
+            raise PayloadTooLargeError(
+                f"{len(instances)} instances exceed the limit of {max_instances}",
+                [Problem("instances", f"at most {max_instances} instances per request")],
+            )
+        problems: list[Problem] = []
+        values: dict[str, list[Any]] = {f.name: [] for f in self.features}
+        for i, instance in enumerate(instances):
+            self._check_instance(i, instance, values, problems)
+            if len(problems) >= MAX_PROBLEMS:
+                break
+        if problems:
+            noun = "problem" if len(problems) == 1 else "problems"
+            raise InvalidInputError(f"{len(problems)} {noun} in instances", problems[:MAX_PROBLEMS])
+        return {
+            f.name: np.asarray(
+                values[f.name], dtype=np.float64 if f.type == "numeric" else object
+            ).reshape(-1, 1)
+            for f in self.features
+        }
+
+    def _check_instance(
+        self, i: int, instance: Any, values: dict[str, list[Any]], problems: list[Problem]
+    ) -> None:
+        where = f"instances[{i}]"
+        if not isinstance(instance, dict):
+            problems.append(Problem(where, f"expected an object, got {_kind(instance)}"))
+            return
+        for name in instance.keys() - self._names:
+            problems.append(Problem(f"{where}.{name}", "unknown field"))
+        for feature in self.features:
+            path = f"{where}.{feature.name}"
+            if feature.name not in instance:
+                problems.append(Problem(path, "missing required field"))
+                continue
+            value = instance[feature.name]
+            problem = (
+                _numeric_problem(feature, value)
+                if feature.type == "numeric"
+                else _categorical_problem(value)
+            )
+            if problem:
+                problems.append(Problem(path, problem))
+            else:
+                values[feature.name].append(value)
+
+
+def _numeric_problem(feature: Feature, value: Any) -> str | None:
+    # bool is an int subclass in Python; true/false is never a valid measurement.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"expected a finite number, got {_show(value)}"
+    number = float(value)
+    if not math.isfinite(number):
+        return f"expected a finite number, got {_show(value)}"
+    if feature.min is not None and number < feature.min:
+        return f"must be >= {_num(feature.min)}, got {_num(number)}"
+    if feature.max is not None and number > feature.max:
+        return f"must be <= {_num(feature.max)}, got {_num(number)}"
+    return None
+
+
+def _categorical_problem(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"expected a string, got {_show(value)}"
+    if not value.strip():
+        return "expected a non-empty string"
+    return None
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "null" if value is None else "a number"
+    )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f'"{shown}"'
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return _kind(value) if isinstance(value, dict | list | bool) or value is None else repr(value)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)

@@ -1,0 +1,136 @@
+"""Training: a scikit-learn pipeline fitted on validated data, with holdout metrics.
+
+Only the retrainer and the CLI import this module; the inference path never does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from skl2onnx.sklapi import CastTransformer
+from sklearn import metrics as skm
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlops.domain.config import ModelConfig
+from mlops.domain.dataset import Dataset
+from mlops.errors import ConfigError
+
+ESTIMATOR_CLASSES: dict[tuple[str, str], type[Any]] = {
+    ("regression", "hist_gradient_boosting"): HistGradientBoostingRegressor,
+    ("regression", "random_forest"): RandomForestRegressor,
+    ("regression", "gradient_boosting"): GradientBoostingRegressor,
+    ("regression", "ridge"): Ridge,
+    ("classification", "hist_gradient_boosting"): HistGradientBoostingClassifier,
+    ("classification", "random_forest"): RandomForestClassifier,
+    ("classification", "gradient_boosting"): GradientBoostingClassifier,
+    ("classification", "logistic_regression"): LogisticRegression,
+}
+TREE_ESTIMATORS = {"hist_gradient_boosting", "random_forest", "gradient_boosting"}
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    pipeline: Pipeline
+    train: Dataset
+    holdout: Dataset
+    metrics: dict[str, float]
+    classes: tuple[str, ...]
+
+
+def build_pipeline(config: ModelConfig) -> Pipeline:
+    """Scale numeric columns, one-hot encode categoricals (unseen categories ignored), then fit
+    the configured estimator. Columns are addressed by position in ``config.features``."""
+    numeric = [i for i, f in enumerate(config.features) if f.type == "numeric"]
+    categorical = [i for i, f in enumerate(config.features) if f.type == "categorical"]
+    parts: list[tuple[str, Any, list[int]]] = []
+    if numeric:
+        parts.append(("numeric", StandardScaler(), numeric))
+    if categorical:
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64)
+        parts.append(("categorical", encoder, categorical))
+    try:
+        estimator_class = ESTIMATOR_CLASSES[(config.task, config.estimator.type)]
+        estimator = estimator_class(**config.estimator.params)
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot build estimator {config.estimator.type!r}: {exc}") from exc
+    steps: list[tuple[str, Any]] = [("prepare", ColumnTransformer(parts))]
+    if config.estimator.type in TREE_ESTIMATORS:
+        # ONNX Runtime's tree ensembles compare in float32. Casting inside the pipeline makes
+        # scikit-learn train and predict on exactly the values ONNX will see, so splits agree.
+        steps.append(("float32", CastTransformer(dtype=np.float32)))
+    steps.append(("estimator", estimator))
+    return Pipeline(steps)
+
+
+def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """A seeded random train/holdout split."""
+    order = np.random.default_rng(seed).permutation(data.rows)
+    cut = max(1, round(data.rows * fraction))
+    return data.take(np.sort(order[cut:])), data.take(np.sort(order[:cut]))
+
+
+def train(config: ModelConfig, data: Dataset) -> TrainedModel:
+    """Fit on a train split and measure on the holdout."""
+    train_set, holdout = split(data, config.training.holdout_fraction, config.training.seed)
+    pipeline = build_pipeline(config)
+    names = config.feature_names
+    target = train_set.target if config.task == "regression" else train_set.target.astype(str)
+    pipeline.fit(train_set.matrix(names), target)
+    classes = tuple(str(c) for c in getattr(pipeline, "classes_", ()))
+    return TrainedModel(
+        pipeline=pipeline,
+        train=train_set,
+        holdout=holdout,
+        metrics=evaluate(pipeline, holdout, config),
+        classes=classes,
+    )
+
+
+def evaluate(pipeline: Pipeline, data: Dataset, config: ModelConfig) -> dict[str, float]:
+    x = data.matrix(config.feature_names)
+    if config.task == "regression":
+        y = data.target.astype(np.float64)
+        predicted = pipeline.predict(x)
+        return regression_metrics(y, predicted)
+    y_labels = data.target.astype(str)
+    predicted = pipeline.predict(x)
+    proba = pipeline.predict_proba(x)
+    classes = list(pipeline.classes_)
+    out = {
+        "accuracy": float(skm.accuracy_score(y_labels, predicted)),
+        "f1_macro": float(skm.f1_score(y_labels, predicted, average="macro")),
+        "log_loss": float(skm.log_loss(y_labels, proba, labels=classes)),
+    }
+    if len(set(y_labels)) == len(classes):  # ROC-AUC needs every class in the holdout
+        if len(classes) == 2:
+            out["roc_auc"] = float(skm.roc_auc_score(y_labels == classes[1], proba[:, 1]))
+        else:
+            out["roc_auc"] = float(
+                skm.roc_auc_score(y_labels, proba, multi_class="ovr", labels=classes)
+            )
+    return out
+
+
+def regression_metrics(y: npt.NDArray[Any], predicted: npt.NDArray[Any]) -> dict[str, float]:
+    y = np.asarray(y, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    return {
+        "rmse": float(np.sqrt(skm.mean_squared_error(y, predicted))),
+        "mae": float(skm.mean_absolute_error(y, predicted)),
+        "r2": float(skm.r2_score(y, predicted)),
+        "mape": float(skm.mean_absolute_percentage_error(y, predicted)),
+    }

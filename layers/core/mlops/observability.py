@@ -1,0 +1,21 @@
+"""The one place Powertools' logger, tracer and metrics are created.
+
+Configured by the standard ``POWERTOOLS_*`` environment variables set in ``template.yaml``
+(service name, metrics namespace, log level; tracing is disabled off Lambda).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+# GET /model and /health publish no metrics by design; an empty flush is not worth a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+__all__ = ["MetricUnit", "logger", "metrics", "tracer"]

@@ -1,0 +1,62 @@
+"""Typed settings per function, read from the environment once.
+
+Resource names come from ``template.yaml`` (or the local stack, which reads the same
+template); there are no defaults for them, so a missing variable fails fast with its name.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mlops.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    model_name: str
+    model_bucket: str
+    registry_table: str
+    model_alias: str = "production"
+    alias_refresh_seconds: float = 30.0
+    max_instances: int = 1000
+    max_body_bytes: int = 1_048_576
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> InferenceSettings:
+        return cls(
+            model_name=_required(env, "MODEL_NAME"),
+            model_bucket=_required(env, "MODEL_BUCKET"),
+            registry_table=_required(env, "REGISTRY_TABLE"),
+            model_alias=env.get("MODEL_ALIAS", cls.model_alias),
+            alias_refresh_seconds=_number(env, "ALIAS_REFRESH_SECONDS", cls.alias_refresh_seconds),
+            max_instances=int(_number(env, "MAX_INSTANCES", cls.max_instances)),
+            max_body_bytes=int(_number(env, "MAX_BODY_BYTES", cls.max_body_bytes)),
+        )
+
+
+@functools.cache
+def inference_settings() -> InferenceSettings:
+    return InferenceSettings.from_env(os.environ)
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is required")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from exc
+    if value <= 0:
+        raise ConfigError(f"environment variable {name} must be positive, got {raw!r}")
+    return value

@@ -1,0 +1,180 @@
+"""`mlops local` as a user runs it: a subprocess serving HTTP on loopback, driven with the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlops.local.stack import free_port
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+MLOPS = [sys.executable, "-m", "mlops.cli"]
+HOUSE = {
+    "sqft": 2100,
+    "bedrooms": 4,
+    "bathrooms": 2,
+    "year_built": 2005,
+    "lot_size": 7000,
+    "distance_to_center": 9.5,
+    "interest_rate": 4.0,
+    "location": "suburbs",
+    "property_type": "house",
+}
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[str]
+    url: str
+    lines: list[str]
+    cwd: Path
+
+
+def call(url: str, body: Any = None, content_type: str = "application/json") -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"content-type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    cwd = tmp_path_factory.mktemp("local")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    process = subprocess.Popen(
+        [*MLOPS, "local", "--port", str(port), "--template", str(ROOT / "template.yaml")],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Listening on "):
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(120):
+        process.kill()
+        pytest.fail("mlops local did not start:\n" + "\n".join(lines[-40:]))
+    yield Running(process, f"http://127.0.0.1:{port}", lines, cwd)
+    if process.poll() is None:
+        process.kill()
+
+
+def test_startup_prints_the_contract_lines_with_listening_last(local_stack: Running) -> None:
+    printed = [line for line in local_stack.lines if not line.startswith("{")]
+    assert any(line.startswith("AWS endpoint: http://127.0.0.1:") for line in printed)
+    assert any(line.startswith("Training data: s3://") for line in printed)
+    assert printed[-1] == f"Listening on {local_stack.url}"
+
+
+def test_predictions_over_http_from_the_bootstrapped_v1(local_stack: Running) -> None:
+    status, body = call(f"{local_stack.url}/predict", {"instances": [HOUSE, HOUSE]})
+    assert status == 200
+    assert body["model_version"] == "1"
+    assert body["predictions"][0] == body["predictions"][1] > 100_000
+    status, health = call(f"{local_stack.url}/health")
+    assert (status, health) == (200, {"status": "ok", "model_version": "1"})
+
+
+def test_bad_requests_and_unknown_routes_over_http(local_stack: Running) -> None:
+    status, body = call(f"{local_stack.url}/predict", {"instances": [{**HOUSE, "sqft": "x"}]})
+    assert status == 400
+    assert body["error"]["details"] == [
+        {"field": "instances[0].sqft", "problem": 'expected a finite number, got "x"'}
+    ]
+    status, body = call(f"{local_stack.url}/feedback-does-not-exist", {"x": 1})
+    assert status == 404
+
+
+def test_cli_trains_a_new_version_against_the_running_stack(
+    local_stack: Running, tmp_path: Path
+) -> None:
+    # Given a new month of data written with the CLI
+    data = tmp_path / "month3.csv.gz"
+    run = subprocess.run(
+        [*MLOPS, "generate", "--month", "3", "--rows", "1500", "--out", str(data)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "Wrote 1500 rows" in run.stdout
+    # When `mlops train` runs from the folder where `mlops local` runs
+    run = subprocess.run(
+        [*MLOPS, "train", "--data", str(data), "--json"],
+        cwd=local_stack.cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["version"] == "2"
+    assert result["parity"]["passed"]
+    # Then the stack serves v2 once the alias refresh interval has passed
+    deadline = time.monotonic() + 45
+    version = "1"
+    while version != "2" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        version = call(f"{local_stack.url}/predict", {"instances": [HOUSE]})[1]["model_version"]
+    assert version == "2"
+    status = subprocess.run(
+        [*MLOPS, "status", "--json"],
+        cwd=local_stack.cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(status.stdout)["aliases"] == {"production": "2"}
+
+
+def test_cli_rejects_bad_training_data_with_a_report(local_stack: Running, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sqft,price\n1000,1\n")
+    run = subprocess.run(
+        [*MLOPS, "train", "--data", str(bad)],
+        cwd=local_stack.cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "required column(s) missing" in run.stderr
+    assert "bedrooms: required column missing from the header" in run.stderr
+
+
+def test_ctrl_c_stops_the_stack_cleanly(local_stack: Running) -> None:
+    local_stack.process.send_signal(signal.SIGINT)
+    assert local_stack.process.wait(timeout=30) == 0
+    time.sleep(0.2)
+    assert "Stopping the local stack" in local_stack.lines
+    assert not (local_stack.cwd / ".mlops" / "local.json").exists()
+    with pytest.raises(urllib.error.URLError, match="refused"):
+        urllib.request.urlopen(f"{local_stack.url}/health", timeout=2)

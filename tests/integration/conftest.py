@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+from mlops import bootstrap, settings
+from mlops.adapters import aws
+from mlops.adapters.model_store import ModelStore
+from mlops.adapters.registry import Registry
+from mlops.domain.config import ModelConfig
+from mlops.local.stack import LambdaContext
+from mlops.services.training import TrainingResult, TrainingService
+
+from tests.conftest import BUCKET, ROOT, TABLE, moto_resources
+
+APP = ROOT / "functions" / "inference" / "app.py"
+INFERENCE_ENV = {
+    "MODEL_NAME": "house-prices",
+    "MODEL_BUCKET": BUCKET,
+    "REGISTRY_TABLE": TABLE,
+    "ALIAS_REFRESH_SECONDS": "30",
+    "MAX_INSTANCES": "50",
+    "MAX_BODY_BYTES": "20000",
+}
+Invoke = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def load_handler_module() -> ModuleType:
+    """Import functions/inference/app.py afresh, as a new Lambda container would."""
+    bootstrap.inference_service.cache_clear()
+    settings.inference_settings.cache_clear()
+    spec = importlib.util.spec_from_file_location("inference_app_under_test", APP)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def invoker(module: ModuleType) -> Invoke:
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        return dict(module.lambda_handler(event, LambdaContext("inference-test")))
+
+    return invoke
+
+
+@dataclass
+class Served:
+    """A registered v1 in moto and a freshly imported inference handler serving it."""
+
+    invoke: Invoke
+    v1: TrainingResult
+    trainer: TrainingService
+    store: ModelStore
+    registry: Registry
+
+
+@pytest.fixture(scope="module")
+def served(config: ModelConfig, month0_csv: bytes) -> Iterator[Served]:
+    """Module-scoped: training once keeps the handler tests fast. Tests that change the
+    registry or storage use ``fresh`` instead."""
+    with moto_resources(INFERENCE_ENV):
+        yield _serve(config, month0_csv)
+    sys.modules.pop("inference_app_under_test", None)
+
+
+@pytest.fixture
+def fresh(config: ModelConfig, month0_csv: bytes) -> Iterator[Served]:
+    with moto_resources(INFERENCE_ENV):
+        yield _serve(config, month0_csv)
+
+
+@pytest.fixture
+def inference_env() -> Iterator[None]:
+    with moto_resources(INFERENCE_ENV):
+        yield
+
+
+def _serve(config: ModelConfig, month0_csv: bytes) -> Served:
+    store = ModelStore(BUCKET, aws.client("s3"))
+    registry = Registry(TABLE, aws.client("dynamodb"))
+    trainer = TrainingService(store, registry, code_version="test")
+    v1 = trainer.train_and_register(config, month0_csv, "s3://data/month0.csv")
+    return Served(invoker(load_handler_module()), v1, trainer, store, registry)

@@ -1,0 +1,135 @@
+"""How the serving path follows the registry: alias moves, failures, tampered artifacts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from mlops.adapters.model_store import version_prefix
+from mlops.domain.config import ModelConfig
+from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
+from mlops.errors import ModelUnavailableError
+from mlops.local.stack import LambdaContext
+from mlops.services.inference import ModelProvider
+
+from tests.conftest import BUCKET, TABLE, load_event
+from tests.integration.conftest import Served, load_handler_module
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def provider(served: Served, clock: FakeClock, refresh: float = 30.0) -> ModelProvider:
+    return ModelProvider(
+        "house-prices",
+        "production",
+        registry=served.registry,
+        store=served.store,
+        refresh_seconds=refresh,
+        clock=clock,
+    )
+
+
+def month_csv(month: int) -> bytes:
+    return csv_bytes(generate(1500, conditions_for_month(month), seed=month + 11))
+
+
+def test_without_a_registered_model_every_route_answers_503_not_500(
+    inference_env: None,
+) -> None:
+    module = load_handler_module()
+    for name in ("http_predict.json", "http_model.json", "http_health.json"):
+        response = module.lambda_handler(load_event(name), LambdaContext("t"))
+        assert response["statusCode"] == 503, name
+        assert json.loads(response["body"])["error"]["code"] == "model_unavailable"
+
+
+def test_a_promotion_is_served_after_the_refresh_interval_without_a_redeploy(
+    fresh: Served, config: ModelConfig
+) -> None:
+    # Given a warm provider serving v1
+    clock = FakeClock()
+    models = provider(fresh, clock, refresh=30)
+    assert models.current().version == "1"
+    # When v2 is trained and promoted
+    v2 = fresh.trainer.train_and_register(config, month_csv(4), "s3://data/month4.csv")
+    assert v2.version == "2"
+    # Then v1 keeps serving until the refresh interval passes, then v2 serves
+    clock.now += 29
+    assert models.current().version == "1"
+    clock.now += 2
+    assert models.current().version == "2"
+    assert models.aliases == {"production": "2"}
+
+
+def test_the_loaded_model_keeps_serving_when_the_registry_and_s3_fail(fresh: Served) -> None:
+    clock = FakeClock()
+    models = provider(fresh, clock)
+    assert models.current().version == "1"
+    # When the registry table and the model objects disappear
+    boto3.client("dynamodb").delete_table(TableName=TABLE)
+    s3 = boto3.client("s3")
+    for item in s3.list_object_versions(Bucket=BUCKET).get("Versions", []):
+        s3.delete_object(Bucket=BUCKET, Key=item["Key"], VersionId=item["VersionId"])
+    clock.now += 31
+    # Then the refresh fails quietly and v1 still predicts
+    loaded = models.current()
+    assert loaded.version == "1"
+    columns = loaded.manifest.signature.columns([_house()], max_instances=1)
+    assert loaded.model.score(columns).values[0] > 0
+
+
+def test_a_tampered_model_is_never_loaded_and_the_old_one_keeps_serving(
+    fresh: Served, config: ModelConfig
+) -> None:
+    clock = FakeClock()
+    models = provider(fresh, clock)
+    assert models.current().version == "1"
+    # Given v2 registered but its model.onnx replaced after registration
+    fresh.trainer.train_and_register(config, month_csv(2), "s3://data/month2.csv")
+    v1_bytes = fresh.store.get_bytes(version_prefix("house-prices", "1") + "model.onnx")
+    boto3.client("s3").put_object(
+        Bucket=BUCKET, Body=v1_bytes, Key=version_prefix("house-prices", "2") + "model.onnx"
+    )
+    clock.now += 31
+    # Then the sha256 check refuses v2 and v1 keeps serving
+    assert models.current().version == "1"
+    # And a cold container, with nothing loaded, answers unavailable rather than serving it
+    with pytest.raises(ModelUnavailableError, match="sha256"):
+        provider(fresh, FakeClock()).current()
+
+
+def test_the_handler_serves_the_new_version_after_promotion(
+    fresh: Served, config: ModelConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A container whose refresh interval is 1 s sees a promotion within a second.
+    monkeypatch.setenv("ALIAS_REFRESH_SECONDS", "0.001")
+    invoke = _fresh_handler()
+    assert json.loads(invoke(load_event("http_health.json"))["body"])["model_version"] == "1"
+    fresh.trainer.train_and_register(config, month_csv(3), "s3://data/month3.csv")
+    response = invoke(load_event("http_predict.json"))
+    assert json.loads(response["body"])["model_version"] == "2"
+    # Rolling back is moving the alias back; the next request serves v1 again.
+    fresh.trainer.promote("house-prices", "1")
+    response = invoke(load_event("http_predict.json"))
+    assert json.loads(response["body"])["model_version"] == "1"
+
+
+def _fresh_handler() -> Any:
+    module = load_handler_module()
+    return lambda event: module.lambda_handler(event, LambdaContext("t"))
+
+
+def _house() -> dict[str, Any]:
+    return json.loads(
+        '{"sqft": 1850, "bedrooms": 3, "bathrooms": 2, "year_built": 1998, "lot_size": 6500,'
+        ' "distance_to_center": 4.2, "interest_rate": 4.1, "location": "riverside",'
+        ' "property_type": "house"}'
+    )

@@ -1,0 +1,86 @@
+"""The user-owned model config: strict parsing with every problem named."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlops.domain.config import load_config, parse_config
+from mlops.errors import ConfigError
+
+MINIMAL: dict[str, Any] = {
+    "name": "m",
+    "task": "regression",
+    "target": "y",
+    "features": [{"name": "a", "type": "numeric"}, {"name": "c", "type": "categorical"}],
+}
+
+
+def fields(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    return [p.field for p in caught.value.details]
+
+
+def test_the_shipped_default_config_loads() -> None:
+    config = load_config()
+    assert config.name == "house-prices"
+    assert config.task == "regression"
+    assert config.target == "price"
+    assert "location" in config.feature_names
+    sqft = next(f for f in config.features if f.name == "sqft")
+    assert (sqft.min, sqft.max) == (200.0, 20000.0)
+
+
+def test_a_config_file_is_read_from_disk(tmp_path: Path) -> None:
+    path = tmp_path / "model.toml"
+    path.write_text(
+        'name = "churn"\ntask = "classification"\ntarget = "churned"\n'
+        '[[features]]\nname = "tenure"\ntype = "numeric"\nmin = 0\n'
+    )
+    config = load_config(path)
+    assert config.task == "classification"
+    assert config.features[0].min == 0.0
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"task": "ranking"}, "task"),
+        ({"target": ""}, "target"),
+        ({"features": []}, "features"),
+        ({"colour": "red"}, "colour"),
+        ({"estimator": {"type": "svm"}}, "estimator.type"),
+        ({"estimator": {"type": "ridge", "param": {}}}, "estimator.param"),
+        ({"training": {"holdout_fraction": 0.9}}, "training.holdout_fraction"),
+        ({"training": {"seed": "zero"}}, "training.seed"),
+        ({"training": {"baseline_bins": 10}}, "training.baseline_bins"),
+        ({"parity": {"rtol": "tight"}}, "parity.rtol"),
+        ({"features": [{"name": "a", "type": "text"}]}, "features[0].type"),
+        ({"features": [{"name": "a", "type": "numeric", "min": 5, "max": 1}]}, "features[0].min"),
+        ({"features": [{"name": "c", "type": "categorical", "min": 0}]}, "features[0].min"),
+        ({"features": [{"name": "a", "type": "numeric"}] * 2}, "features[1].name"),
+        ({"features": [{"name": "y", "type": "numeric"}]}, "target"),
+    ],
+)
+def test_config_problems_name_the_key(change: dict[str, Any], field: str) -> None:
+    assert field in fields({**MINIMAL, **change})
+
+
+def test_classification_rejects_a_regression_only_estimator() -> None:
+    raw = {**MINIMAL, "task": "classification", "estimator": {"type": "ridge"}}
+    assert "estimator.type" in fields(raw)
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("name = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+
+
+def test_the_default_file_is_valid_toml_with_only_known_keys() -> None:
+    text = (Path(__file__).parents[2] / "layers/core/mlops/defaults/house_prices.toml").read_text()
+    parse_config(tomllib.loads(text))  # raises on any unknown key
