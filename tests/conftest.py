@@ -20,13 +20,14 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from mlops.adapters import aws
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.domain.config import ModelConfig, TrainingConfig, load_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.services.training import TrainingService
-from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"

@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from mlops.bootstrap import inference_service
 from mlops.errors import MlopsError, NotFoundError, Problem
 from mlops.http import error_body, error_response, json_response, read_json_body, status_for
@@ -19,7 +20,6 @@ service.warm()
 
 
 @app.post("/predict")
-@tracer.capture_method
 def predict() -> Response[str]:
     started = time.perf_counter()
     body = read_json_body(app.current_event, inference_settings().max_body_bytes)

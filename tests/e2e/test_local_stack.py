@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlops.local.stack import free_port
 
+from mlops.local.stack import free_port
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e

@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from mlops import bootstrap, settings
 from mlops.adapters import aws
 from mlops.adapters.model_store import ModelStore
@@ -15,7 +16,6 @@ from mlops.adapters.registry import Registry
 from mlops.domain.config import ModelConfig
 from mlops.local.stack import LambdaContext
 from mlops.services.training import TrainingResult, TrainingService
-
 from tests.conftest import BUCKET, ROOT, TABLE, moto_resources
 
 APP = ROOT / "functions" / "inference" / "app.py"

@@ -7,13 +7,13 @@ from typing import Any
 
 import boto3
 import pytest
+
 from mlops.adapters.model_store import version_prefix
 from mlops.domain.config import ModelConfig
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import ModelUnavailableError
 from mlops.local.stack import LambdaContext
 from mlops.services.inference import ModelProvider
-
 from tests.conftest import BUCKET, TABLE, load_event
 from tests.integration.conftest import Served, load_handler_module
 

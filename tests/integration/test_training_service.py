@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 
 import pytest
+
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.domain.config import ModelConfig, ParityConfig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from mlops.domain.baseline import bin_counts, build_baseline, quantile_edges
 from mlops.domain.schema import Feature
 

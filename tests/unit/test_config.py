@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from mlops.domain.config import load_config, parse_config
 from mlops.errors import ConfigError
 

@@ -7,6 +7,7 @@ import gzip
 
 import numpy as np
 import pytest
+
 from mlops.domain.config import ModelConfig
 from mlops.domain.dataset import parse_csv
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate

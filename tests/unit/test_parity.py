@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
 from mlops.domain.config import ModelConfig, ParityConfig, parse_config
 from mlops.domain.dataset import parse_csv
 from mlops.domain.export import to_onnx_bytes

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from mlops.domain.schema import Feature, Signature
 from mlops.errors import InvalidInputError, PayloadTooLargeError
 

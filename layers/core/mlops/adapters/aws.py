@@ -21,5 +21,11 @@ CLIENT_CONFIG = Config(
 
 
 @functools.cache
+def session() -> boto3.session.Session:
+    # One session per container: its loader caches service models, so a second client is cheap.
+    return boto3.session.Session()
+
+
+@functools.cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+    return session().client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]

@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, cast
 
 import boto3
 from moto.server import ThreadedMotoServer
@@ -68,15 +69,20 @@ class LocalFunction:
     # One request at a time per function, as one Lambda execution environment does; the
     # handlers (and Powertools' resolvers) keep per-request state on module globals.
     lock: threading.Lock = field(default_factory=threading.Lock)
-    _handler: Handler | None = None
+    _module: ModuleType | None = None
 
     def invoke(self, event: dict[str, Any]) -> Any:
         with self.lock:
             return self.handler()(event, LambdaContext(self.physical_name))
 
     def handler(self) -> Handler:
-        if self._handler is None:
-            module_name, _, attr = self.handler_spec.rpartition(".")
+        attr = self.handler_spec.rpartition(".")[2]
+        return cast(Handler, getattr(self.module(), attr))
+
+    def module(self) -> ModuleType:
+        """The handler's module, imported on first use as a cold Lambda container would."""
+        if self._module is None:
+            module_name = self.handler_spec.rpartition(".")[0]
             path = self.code_dir / (module_name.replace(".", "/") + ".py")
             spec = importlib.util.spec_from_file_location(f"local_{self.logical_id}", path)
             if spec is None or spec.loader is None:
@@ -84,8 +90,8 @@ class LocalFunction:
             module = importlib.util.module_from_spec(spec)
             sys.path.insert(0, str(self.code_dir))
             spec.loader.exec_module(module)
-            self._handler = getattr(module, attr)
-        return self._handler
+            self._module = module
+        return self._module
 
 
 class LocalStack:
