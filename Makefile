@@ -6,29 +6,37 @@ BIN    := $(VENV)/bin
 TOOLS  := .tools
 SAM    := $(TOOLS)/sam/bin/sam
 SAM_VERSION := 1.170.0
+CHECKOV    := $(TOOLS)/checkov/bin/checkov
+CHECKOV_VERSION := 3.3.30
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv demo local test unit lint format typecheck validate bench clean
+.PHONY: help venv demo local test unit lint format typecheck validate build size bench clean
 
 help:
 	@echo "make demo       run the main job on the embedded local stack (moto, no AWS, no Docker)"
 	@echo "make test       lint, type-check, validate the template and run every test"
 	@echo "make local      start the local stack on http://127.0.0.1:3000"
+	@echo "make build      sam build for the Lambda runtime (no Docker) and check sizes and platforms"
 	@echo "make bench      run the benchmarks (BENCH_ARGS=--json for JSON)"
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev]" -c constraints.txt
 	@touch $@
 
 venv: $(BIN)/.installed
 
-# SAM CLI pins its own dependency set: it lives in its own venv, out of the project's way.
+# SAM CLI and checkov pin their own dependency sets (checkov an old boto3): each lives in its
+# own venv, out of the project's way.
 $(SAM):
 	$(PYTHON) -m venv $(TOOLS)/sam
 	$(TOOLS)/sam/bin/pip install --quiet "aws-sam-cli==$(SAM_VERSION)"
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet "checkov==$(CHECKOV_VERSION)"
 
 demo: venv
 	$(BIN)/mlops demo
@@ -47,14 +55,27 @@ format: venv
 typecheck: venv
 	$(BIN)/mypy
 
-validate: venv $(SAM)
+validate: venv $(SAM) $(CHECKOV)
 	$(SAM) validate --lint --template template.yaml
 	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV) --skip-download --quiet --compact --framework cloudformation -f template.yaml
+
+# Layers and functions build through their own Makefiles (BuildMethod: makefile): pip installs
+# manylinux wheels for the template's runtime and architecture, so no Docker and no matching
+# interpreter are needed. Then every function's unzipped size and native modules are checked.
+build: venv $(SAM)
+	$(SAM) build --template template.yaml --parallel
+	$(MAKE) size
+
+# The retrainer (a later issue) will carry CoreLayer + TrainingLayer: sized now, ahead of it.
+size: venv
+	$(MAKE) -C layers/training build-TrainingLayer ARTIFACTS_DIR=$(CURDIR)/.aws-sam/build/TrainingLayer
+	$(BIN)/python -m mlops.local.buildcheck --planned RetrainerFunction=CoreLayer,TrainingLayer
 
 unit: venv
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck validate
+test: lint typecheck validate build
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
 bench: venv
