@@ -11,12 +11,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlops.bootstrap import inference_service
 from mlops.errors import MlopsError, NotFoundError, Problem
 from mlops.http import error_body, error_response, json_response, read_json_body, status_for
+from mlops.lifecycle import after_snapstart_restore
 from mlops.observability import MetricUnit, logger, metrics, tracer
 from mlops.settings import inference_settings
 
 app = APIGatewayHttpResolver()
 service = inference_service()
 service.warm()
+after_snapstart_restore(service.expire_model)  # a restored snapshot may hold an old version
 
 
 @app.post("/predict")

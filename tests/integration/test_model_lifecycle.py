@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import types
 from typing import Any
 
 import boto3
@@ -133,3 +135,22 @@ def _house() -> dict[str, Any]:
         ' "distance_to_center": 4.2, "interest_rate": 4.1, "location": "riverside",'
         ' "property_type": "house"}'
     )
+
+
+def test_a_snapstart_restore_makes_the_next_request_recheck_the_alias(
+    fresh: Served, config: ModelConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lambda's runtime provides snapshot_restore_py; stand in for it to capture the hook.
+    hooks: list[Any] = []
+    runtime_module = types.ModuleType("snapshot_restore_py")
+    runtime_module.register_after_restore = hooks.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", runtime_module)
+    invoke = _fresh_handler()  # init: loads v1, registers the hook (the snapshot point)
+    assert len(hooks) == 1
+    # A promotion happens while the snapshot sits in the cache
+    fresh.trainer.train_and_register(config, month_csv(5), "s3://data/month5.csv")
+    assert json.loads(invoke(load_event("http_health.json"))["body"])["model_version"] == "1"
+    # When Lambda restores an environment from the snapshot
+    hooks[0]()
+    # Then its first request serves the current production version
+    assert json.loads(invoke(load_event("http_health.json"))["body"])["model_version"] == "2"

@@ -69,6 +69,10 @@ class ModelProvider:
     def aliases(self) -> dict[str, str]:
         return dict(self._aliases)
 
+    def expire(self) -> None:
+        """Re-check the alias on the next request (e.g. after a SnapStart restore)."""
+        self._next_check = 0.0
+
     def current(self) -> LoadedModel:
         """The model to serve now; raises ``ModelUnavailableError`` if none can be loaded."""
         if self._clock() >= self._next_check:
@@ -133,6 +137,10 @@ class InferenceService:
     def __init__(self, provider: ModelProvider, max_instances: int) -> None:
         self._provider = provider
         self._max_instances = max_instances
+
+    def expire_model(self) -> None:
+        """Make the next request re-check which version the alias points at."""
+        self._provider.expire()
 
     def warm(self) -> None:
         """Load the model ahead of the first request (Lambda's init phase has a full CPU)."""
