@@ -21,17 +21,6 @@ from mlops.domain.synthetic import conditions_for_month, generate
 from mlops.local.runner import start_local
 from mlops.local.stack import free_port
 
-FEATURES = [
-    "sqft",
-    "bedrooms",
-    "bathrooms",
-    "year_built",
-    "lot_size",
-    "distance_to_center",
-    "interest_rate",
-    "location",
-    "property_type",
-]
 MONTHS = 6
 ROWS_PER_MONTH = 400
 BATCH = 100
@@ -57,13 +46,16 @@ def get(url: str) -> tuple[int, Any]:
         return exc.code, json.loads(exc.read())
 
 
-def instances(columns: dict[str, Any], start: int, stop: int) -> list[dict[str, Any]]:
+def instances(
+    columns: dict[str, Any], features: list[str], start: int, stop: int
+) -> list[dict[str, Any]]:
+    """Rows as a client sends them, with the features the served model's signature names."""
     return [
         {
             name: (
                 str(columns[name][i]) if columns[name].dtype == object else float(columns[name][i])
             )
-            for name in FEATURES
+            for name in features
         }
         for i in range(start, stop)
     ]
@@ -82,6 +74,7 @@ def run_demo(template: Path, port: int = 0, quiet: bool = False) -> dict[str, An
             f"(holdout RMSE {model['metrics']['rmse']:,.0f}, "
             f"{len(model['signature']['features'])} features)"
         )
+        features = [f["name"] for f in model["signature"]["features"]]
         months = []
         say(
             f"\n{'month':>5}  {'rows':>5}  {'live RMSE':>10}  {'MAPE':>6}  {'unseen cat.':>11}  "
@@ -92,7 +85,8 @@ def run_demo(template: Path, port: int = 0, quiet: bool = False) -> dict[str, An
             predictions: list[float] = []
             for start in range(0, ROWS_PER_MONTH, BATCH):
                 status, body = post(
-                    f"{url}/predict", {"instances": instances(columns, start, start + BATCH)}
+                    f"{url}/predict",
+                    {"instances": instances(columns, features, start, start + BATCH)},
                 )
                 if status != 200:
                     raise RuntimeError(f"/predict answered {status}: {body}")
