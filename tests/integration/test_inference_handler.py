@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -167,3 +168,18 @@ def test_an_unknown_route_is_a_json_404(served: Served) -> None:
     response = served.invoke(event)
     assert response["statusCode"] == 404
     assert body(response)["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "encoded_body",
+    [
+        base64.b64encode(b'{"instances": [{"location": "\xff"}]}').decode(),  # not UTF-8
+        "not base64 at all!",
+    ],
+)
+def test_undecodable_bodies_are_a_400_on_the_body(served: Served, encoded_body: str) -> None:
+    event = load_event("http_predict.json")
+    event["body"] = encoded_body
+    response = served.invoke(event)
+    assert response["statusCode"] == 400
+    assert body(response)["error"]["details"][0]["field"] == "body"

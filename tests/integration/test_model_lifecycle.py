@@ -8,15 +8,19 @@ import types
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 
-from mlops.adapters.model_store import version_prefix
-from mlops.domain.config import ModelConfig
+from mlops.adapters import aws
+from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.registry import Registry
+from mlops.domain.config import ModelConfig, parse_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import ModelUnavailableError
 from mlops.local.stack import LambdaContext
 from mlops.services.inference import ModelProvider
-from tests.conftest import BUCKET, TABLE, load_event
+from mlops.services.training import TrainingService
+from tests.conftest import BUCKET, TABLE, http_event, load_event
 from tests.integration.conftest import Served, load_handler_module
 
 
@@ -154,3 +158,55 @@ def test_a_snapstart_restore_makes_the_next_request_recheck_the_alias(
     hooks[0]()
     # Then its first request serves the current production version
     assert json.loads(invoke(load_event("http_health.json"))["body"])["model_version"] == "2"
+
+
+def test_a_classification_model_serves_labels_and_probabilities(inference_env: None) -> None:
+    # Given a classifier registered under the served model name
+    config = parse_config(
+        {
+            "name": "house-prices",
+            "task": "classification",
+            "target": "band",
+            "features": [
+                {"name": "sqft", "type": "numeric", "min": 200},
+                {"name": "location", "type": "categorical"},
+            ],
+            "estimator": {"type": "hist_gradient_boosting", "params": {"max_iter": 30}},
+        }
+    )
+    columns = generate(800, conditions_for_month(0), seed=3)
+    band = np.where(columns["price"] > np.median(columns["price"]), "high", "low")
+    data = csv_bytes(
+        {"sqft": columns["sqft"], "location": columns["location"], "band": band.astype(object)}
+    )
+    trainer = TrainingService(
+        ModelStore(BUCKET, aws.client("s3")),
+        Registry(TABLE, aws.client("dynamodb")),
+        code_version="test",
+    )
+    trainer.train_and_register(config, data, "s3://data/bands.csv")
+    module = load_handler_module()
+    # When two houses are scored through the handler
+    event = http_event(
+        "http_predict.json",
+        {
+            "instances": [
+                {"sqft": 5200, "location": "downtown"},
+                {"sqft": 700, "location": "countryside"},
+            ]
+        },
+    )
+    response = module.lambda_handler(event, LambdaContext("t"))
+    # Then each gets a label and a probability per class, summing to one
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 200
+    assert body["predictions"] == ["high", "low"]
+    for probabilities in body["probabilities"]:
+        assert set(probabilities) == {"high", "low"}
+        assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert body["probabilities"][0]["high"] > 0.5
+    described = json.loads(
+        module.lambda_handler(load_event("http_model.json"), LambdaContext("t"))["body"]
+    )
+    assert described["task"] == "classification"
+    assert described["classes"] == ["high", "low"]
