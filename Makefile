@@ -79,6 +79,7 @@ test: lint typecheck validate build
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
 bench: venv
+	$(BIN)/pip install --quiet -e ".[dev,bench]" -c constraints.txt
 	$(BIN)/python benchmarks/inference.py $(BENCH_ARGS)
 
 clean:
