@@ -54,6 +54,7 @@ class Served:
     """A registered v1 in moto and a freshly imported inference handler serving it."""
 
     invoke: Invoke
+    module: ModuleType
     v1: TrainingResult
     trainer: TrainingService
     store: ModelStore
@@ -86,4 +87,5 @@ def _serve(config: ModelConfig, month0_csv: bytes) -> Served:
     registry = Registry(TABLE, aws.client("dynamodb"))
     trainer = TrainingService(store, registry, code_version="test")
     v1 = trainer.train_and_register(config, month0_csv, "s3://data/month0.csv")
-    return Served(invoker(load_handler_module()), v1, trainer, store, registry)
+    module = load_handler_module()
+    return Served(invoker(module), module, v1, trainer, store, registry)

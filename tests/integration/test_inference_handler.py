@@ -183,3 +183,19 @@ def test_undecodable_bodies_are_a_400_on_the_body(served: Served, encoded_body: 
     response = served.invoke(event)
     assert response["statusCode"] == 400
     assert body(response)["error"]["details"][0]["field"] == "body"
+
+
+def test_an_unexpected_failure_is_a_json_500_without_internals(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: the model runtime raising something we never anticipated.
+    loaded = served.module.service._provider.current()
+
+    def broken(_: Any) -> Any:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(loaded.model, "score", broken)
+    response = served.invoke(load_event("http_predict.json"))
+    assert response["statusCode"] == 500
+    assert body(response) == {"error": {"code": "internal_error", "message": "internal error"}}
+    assert "secret" not in response["body"]
