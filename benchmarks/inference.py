@@ -40,17 +40,9 @@ TARGETS = {
     "cold_start_s": 1.5,
     "cold_speedup": 3.0,
 }
-HOUSE = {
-    "sqft": 1850,
-    "bedrooms": 3,
-    "bathrooms": 2,
-    "year_built": 1998,
-    "lot_size": 6500,
-    "distance_to_center": 4.2,
-    "interest_rate": 4.1,
-    "location": "riverside",
-    "property_type": "house",
-}
+PREDICT_EVENT = ROOT / "events" / "http_predict.json"
+# The house in the event SAM generated for POST /predict (the tests use the same one).
+HOUSE = json.loads(base64.b64decode(json.loads(PREDICT_EVENT.read_text())["body"]))["instances"][0]
 SKLEARN_KEY = "benchmarks/house-prices-v1.joblib"
 SKLEARN_APP = ROOT / "benchmarks" / "sklearn_app.py"
 SAMPLE_KEY = "benchmarks/house-prices-v1-dataframe.joblib"
@@ -74,7 +66,7 @@ sys.stdout.write(f"ANSWERED_AT {time.time()!r}\\n")
 
 
 def event(instances: list[dict[str, Any]]) -> dict[str, Any]:
-    base = json.loads((ROOT / "events" / "http_predict.json").read_text())
+    base = json.loads(PREDICT_EVENT.read_text())
     base["body"] = base64.b64encode(json.dumps({"instances": instances}).encode()).decode()
     return base
 

@@ -40,6 +40,12 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
+def predict_instance() -> dict[str, Any]:
+    """The house in events/http_predict.json, the instance tests vary field by field."""
+    event = load_event("http_predict.json")
+    return dict(json.loads(base64.b64decode(event["body"]))["instances"][0])
+
+
 def http_event(
     name: str,
     body: Any = None,

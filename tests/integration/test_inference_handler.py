@@ -8,20 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import http_event, load_event
+from tests.conftest import http_event, load_event, predict_instance
 from tests.integration.conftest import Served
 
-HOUSE = {
-    "sqft": 1850,
-    "bedrooms": 3,
-    "bathrooms": 2,
-    "year_built": 1998,
-    "lot_size": 6500,
-    "distance_to_center": 4.2,
-    "interest_rate": 4.1,
-    "location": "riverside",
-    "property_type": "house",
-}
+HOUSE = predict_instance()
 
 
 def body(response: dict[str, Any]) -> Any:

@@ -20,7 +20,7 @@ from mlops.errors import ModelUnavailableError
 from mlops.local.stack import LambdaContext
 from mlops.services.inference import ModelProvider
 from mlops.services.training import TrainingService
-from tests.conftest import BUCKET, TABLE, http_event, load_event
+from tests.conftest import BUCKET, TABLE, http_event, load_event, predict_instance
 from tests.integration.conftest import Served, load_handler_module
 
 
@@ -88,7 +88,7 @@ def test_the_loaded_model_keeps_serving_when_the_registry_and_s3_fail(fresh: Ser
     # Then the refresh fails quietly and v1 still predicts
     loaded = models.current()
     assert loaded.version == "1"
-    columns = loaded.manifest.signature.columns([_house()], max_instances=1)
+    columns = loaded.manifest.signature.columns([predict_instance()], max_instances=1)
     assert loaded.model.score(columns).values[0] > 0
 
 
@@ -131,14 +131,6 @@ def test_the_handler_serves_the_new_version_after_promotion(
 def _fresh_handler() -> Any:
     module = load_handler_module()
     return lambda event: module.lambda_handler(event, LambdaContext("t"))
-
-
-def _house() -> dict[str, Any]:
-    return json.loads(
-        '{"sqft": 1850, "bedrooms": 3, "bathrooms": 2, "year_built": 1998, "lot_size": 6500,'
-        ' "distance_to_center": 4.2, "interest_rate": 4.1, "location": "riverside",'
-        ' "property_type": "house"}'
-    )
 
 
 def test_a_snapstart_restore_makes_the_next_request_recheck_the_alias(
