@@ -10,7 +10,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.bootstrap import inference_service
 from mlops.errors import MlopsError, NotFoundError, Problem
-from mlops.http import error_body, error_response, json_response, read_json_body, status_for
+from mlops.http import (
+    as_result,
+    check_http_event,
+    describe_event,
+    error_body,
+    error_response,
+    json_response,
+    read_json_body,
+    status_for,
+)
 from mlops.lifecycle import after_snapstart_restore
 from mlops.observability import MetricUnit, logger, metrics, tracer
 from mlops.settings import inference_settings
@@ -76,5 +85,15 @@ def handle_unexpected(exc: Exception) -> Response[str]:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    # Whatever arrives (a misrouted S3 event, a hand-made test event), the answer is our JSON
+    # error and a log line saying what came, never an exception escaping to the runtime.
+    problem = check_http_event(event)
+    if problem is not None:
+        logger.warning("unrecognised event", event=describe_event(event))
+        return as_result(handle_error(problem))
+    try:
+        return app.resolve(event, context)
+    except Exception as exc:  # the resolver's own failures, outside any route
+        logger.exception("resolver failed", event=describe_event(event))
+        return as_result(handle_unexpected(exc))

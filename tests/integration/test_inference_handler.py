@@ -148,7 +148,12 @@ def test_get_model_describes_the_signature_metrics_and_aliases(served: Served) -
 def test_health_reports_the_served_version(served: Served) -> None:
     response = served.invoke(load_event("http_health.json"))
     assert response["statusCode"] == 200
-    assert body(response) == {"status": "ok", "model_version": "1"}
+    assert body(response) == {
+        "status": "ok",
+        "model_version": "1",
+        "alias": "production",
+        "alias_version": "1",
+    }
 
 
 def test_an_unknown_route_is_a_json_404(served: Served) -> None:

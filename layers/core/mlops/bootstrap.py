@@ -20,5 +20,6 @@ def inference_service() -> InferenceService:
         registry=Registry(settings.registry_table, client("dynamodb")),
         store=ModelStore(settings.model_bucket, client("s3")),
         refresh_seconds=settings.alias_refresh_seconds,
+        refresh_wait_seconds=settings.alias_refresh_wait_seconds,
     )
     return InferenceService(provider, max_instances=settings.max_instances)

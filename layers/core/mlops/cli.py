@@ -70,11 +70,20 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_status)
 
     p = sub.add_parser("promote", help="point an alias at a registered version")
-    p.add_argument("version")
+    p.add_argument("version", type=_version_arg, help="a registered version number, e.g. 3")
     p.add_argument("--alias", default="production")
     _stack_option(p)
     p.set_defaults(func=_promote)
     return parser
+
+
+def _version_arg(text: str) -> str:
+    from mlops.domain.versions import parse_version
+
+    try:
+        return parse_version(text)
+    except MlopsError as exc:  # argparse prints "error: argument version: ..." and exits 2
+        raise argparse.ArgumentTypeError(exc.details[0].problem) from exc
 
 
 def _stack_option(p: argparse.ArgumentParser) -> None:
@@ -109,6 +118,9 @@ def _local(args: argparse.Namespace) -> int:
             )
         print(f"AWS endpoint: {running.stack.endpoint}")
         print(f"Training data: {running.training_data_uri}")
+        print(
+            f"Artifacts: {running.artifacts_uri} (models/, and datasets/ that `mlops train` used)"
+        )
         print(f"Listening on {running.api.url}", flush=True)
         while not stop.wait(0.5):
             pass

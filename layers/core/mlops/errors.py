@@ -44,6 +44,12 @@ class InvalidInputError(MlopsError):
     code = "invalid_input"
 
 
+class InvalidEventError(InvalidInputError):
+    """The function was invoked with an event of a shape it does not handle."""
+
+    code = "invalid_event"
+
+
 class PayloadTooLargeError(MlopsError):
     """Too many instances or too many bytes in one request."""
 

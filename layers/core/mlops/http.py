@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from mlops.errors import (
+    InvalidEventError,
     InvalidInputError,
     MlopsError,
     ModelUnavailableError,
@@ -42,6 +43,16 @@ def json_response(status: int, body: Any) -> Response[str]:
         content_type=content_types.APPLICATION_JSON,
         body=json.dumps(body, separators=(",", ":")),
     )
+
+
+def as_result(response: Response[str]) -> dict[str, Any]:
+    """A response as the HTTP API payload 2.0 result, for answers given outside the resolver."""
+    return {
+        "statusCode": response.status_code,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": response.body,
+        "isBase64Encoded": False,
+    }
 
 
 def error_body(exc: MlopsError) -> dict[str, Any]:
@@ -88,11 +99,102 @@ def read_json_body(event: APIGatewayProxyEventV2, max_bytes: int) -> Any:
             [Problem("body", 'expected a JSON object like {"instances": [...]}')],
         )
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json.loads(data, parse_int=_parse_int)
+    except RecursionError as exc:
+        raise InvalidInputError(
+            "the body is not valid JSON",
+            [Problem("body", "JSON nested too deeply (a request is at most 3 levels deep)")],
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            "the body is not valid JSON",
+            [Problem("body", f"not valid UTF-8 at byte {exc.start}")],
+        ) from exc
+    except ValueError as exc:  # JSONDecodeError
         raise InvalidInputError(
             "the body is not valid JSON", [Problem("body", f"malformed JSON: {exc}")]
         ) from exc
+
+
+def _parse_int(literal: str) -> int | float:
+    # Python refuses int() of more than 4,300 digits (ValueError), and an int beyond float64
+    # overflows later. No valid feature needs 20 digits: longer literals become floats (inf
+    # past 1e308), which validation then reports against the field that holds them.
+    return int(literal) if len(literal) <= 20 else float(literal)
+
+
+def check_http_event(event: Any) -> InvalidEventError | None:
+    """None for an API Gateway HTTP API (payload 2.0) event the resolver can route; otherwise
+    an error saying what arrived. Only the fields the resolver and we read are checked, with
+    isinstance alone, so a real request pays about a microsecond."""
+    if not isinstance(event, dict):
+        return _bad_event(event, "event", f"expected an object, got {_json_kind(event)}")
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, dict) else None
+    if not isinstance(http, dict) or not isinstance(http.get("method"), str):
+        return _bad_event(event, "requestContext.http.method", "missing: not an HTTP API event")
+    if not isinstance(event.get("rawPath"), str):
+        return _bad_event(event, "rawPath", "expected a string")
+    for name in ("headers", "queryStringParameters", "pathParameters"):
+        value = event.get(name)
+        if value is not None and not (
+            isinstance(value, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        ):
+            return _bad_event(event, name, "expected an object of strings")
+    cookies = event.get("cookies")
+    if cookies is not None and not (
+        isinstance(cookies, list) and all(isinstance(c, str) for c in cookies)
+    ):
+        return _bad_event(event, "cookies", "expected a list of strings")
+    if not isinstance(event.get("body"), str | None):
+        return _bad_event(event, "body", "expected a string")
+    if not isinstance(event.get("isBase64Encoded", False), bool):
+        return _bad_event(event, "isBase64Encoded", "expected true or false")
+    return None
+
+
+def describe_event(event: Any, limit: int = 1024) -> str:
+    """The start of an event, for a log line: at most ``limit`` characters, never raising."""
+    try:
+        text = json.dumps(event, default=repr)
+    except (RecursionError, ValueError, TypeError):
+        text = f"<{type(event).__name__} that is not JSON-serialisable>"
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _bad_event(event: Any, field: str, problem: str) -> InvalidEventError:
+    source = _event_source(event)
+    return InvalidEventError(
+        f"the function handles API Gateway HTTP API (payload 2.0) events, not {source}",
+        [Problem(field, problem)],
+    )
+
+
+def _event_source(event: Any) -> str:
+    """Name the kind of event that arrived, for the common mistakes."""
+    if isinstance(event, dict):
+        records = event.get("Records")
+        if isinstance(records, list) and records and isinstance(records[0], dict):
+            source = records[0].get("eventSource") or records[0].get("EventSource")
+            return f"an {source} event" if isinstance(source, str) else "a Records event"
+        if "awslogs" in event:
+            return "a CloudWatch Logs subscription event"
+        if "detail-type" in event:
+            return f"an EventBridge event ({str(event['detail-type'])[:60]})"
+        if event.get("version") == "1.0" or "httpMethod" in event:
+            return "an API Gateway REST (payload 1.0) event"
+    return "this event"
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return {list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _too_large(max_bytes: int) -> PayloadTooLargeError:

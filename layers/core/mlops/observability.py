@@ -1,7 +1,8 @@
 """The one place Powertools' logger, tracer and metrics are created.
 
 Configured by the standard ``POWERTOOLS_*`` environment variables set in ``template.yaml``
-(service name, metrics namespace, log level; tracing is disabled off Lambda).
+(service name, metrics namespace, log level; tracing is disabled off Lambda). The namespace
+falls back to ``ServerlessMLOps``, so a function deployed without it still publishes.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import warnings
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from mlops.settings import metrics_namespace
+
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
+metrics = Metrics(namespace=metrics_namespace())
 
 # GET /model and /health publish no metrics by design; an empty flush is not worth a warning.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 from mlops.errors import ConfigError
 
+# The template sets POWERTOOLS_METRICS_NAMESPACE for every function; without it Powertools
+# raises at the first flush, after the answer is computed. The same name, as a fallback.
+DEFAULT_METRICS_NAMESPACE = "ServerlessMLOps"
+
 
 @dataclass(frozen=True)
 class InferenceSettings:
@@ -21,6 +25,8 @@ class InferenceSettings:
     registry_table: str
     model_alias: str = "production"
     alias_refresh_seconds: float = 30.0
+    # Longest a request waits for a due alias re-check before serving the loaded model.
+    alias_refresh_wait_seconds: float = 0.1
     max_instances: int = 1000
     max_body_bytes: int = 1_048_576
 
@@ -32,6 +38,9 @@ class InferenceSettings:
             registry_table=_required(env, "REGISTRY_TABLE"),
             model_alias=env.get("MODEL_ALIAS", cls.model_alias),
             alias_refresh_seconds=_number(env, "ALIAS_REFRESH_SECONDS", cls.alias_refresh_seconds),
+            alias_refresh_wait_seconds=_number(
+                env, "ALIAS_REFRESH_WAIT_SECONDS", cls.alias_refresh_wait_seconds
+            ),
             max_instances=int(_number(env, "MAX_INSTANCES", cls.max_instances)),
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", cls.max_body_bytes)),
         )
@@ -40,6 +49,10 @@ class InferenceSettings:
 @functools.cache
 def inference_settings() -> InferenceSettings:
     return InferenceSettings.from_env(os.environ)
+
+
+def metrics_namespace(env: Mapping[str, str] = os.environ) -> str:
+    return env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

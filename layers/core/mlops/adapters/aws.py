@@ -11,12 +11,15 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-# Short timeouts and few retries: a slow dependency must not hold a request for a minute,
-# and the serving path keeps the loaded model when S3 or DynamoDB fails.
+# Short timeouts and one retry: a hung dependency costs at most 2 attempts x (1 s connect +
+# 3 s read) + backoff ≈ 9 s, inside the functions' 10 s timeout (botocore's defaults, 60 s
+# reads and 3 attempts, held a request for 20 s). A read timeout bounds each socket read, not
+# a whole download, so large model files still arrive. The serving path keeps the loaded
+# model when S3 or DynamoDB fails, and re-checks off the request path (services/inference).
 CLIENT_CONFIG = Config(
-    connect_timeout=2,
-    read_timeout=5,
-    retries={"max_attempts": 3, "mode": "standard"},
+    connect_timeout=1,
+    read_timeout=3,
+    retries={"total_max_attempts": 2, "mode": "standard"},
 )
 
 

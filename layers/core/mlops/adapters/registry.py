@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mlops.domain.versions import parse_version
 from mlops.errors import ConflictError, StorageError
 
 
@@ -34,13 +35,15 @@ def _pk(model: str) -> dict[str, str]:
 
 
 def _version_sk(version: str) -> dict[str, str]:
-    return {"S": f"version#{int(version):010d}"}
+    return {"S": f"version#{int(parse_version(version)):010d}"}
 
 
 class Registry:
-    def __init__(self, table: str, dynamodb: Any) -> None:
+    def __init__(self, table: str, dynamodb: Any, *, page_size: int | None = None) -> None:
+        """``page_size`` caps items per query page (DynamoDB pages at 1 MB by itself)."""
         self.table = table
         self._db = dynamodb
+        self._page_size = page_size
 
     def next_version(self, model: str) -> str:
         """Allocate the next version number atomically (1, 2, 3, ...)."""
@@ -105,6 +108,7 @@ class Registry:
 
     def move_alias(self, model: str, alias: str, version: str, expected: str | None) -> None:
         """Point ``alias`` at ``version`` if it still points at ``expected`` (None: unset)."""
+        version = parse_version(version)
         condition = "attribute_not_exists(version)" if expected is None else "version = :expected"
         values: dict[str, Any] = {
             ":version": {"S": version},
@@ -134,6 +138,8 @@ class Registry:
             "ExpressionAttributeValues": {":pk": _pk(model), ":prefix": {"S": prefix}},
             "ConsistentRead": True,
         }
+        if self._page_size is not None:
+            kwargs["Limit"] = self._page_size
         while True:
             response = self._call("query", **kwargs)
             items.extend(response.get("Items", []))

@@ -26,7 +26,7 @@ class Manifest:
     target: str
     created_at: str
     signature: Signature
-    classes: tuple[str, ...]
+    labels: tuple[str | int, ...]  # classes as trained: integers stay integers
     metrics: Mapping[str, float]
     model_sha256: str
     raw: Mapping[str, Any]
@@ -41,10 +41,31 @@ class Manifest:
                 target=str(raw["target"]),
                 created_at=str(raw["created_at"]),
                 signature=Signature.from_dict(raw["signature"]),
-                classes=tuple(str(c) for c in raw.get("classes", ())),
+                labels=tuple(_label(c) for c in raw.get("classes") or ()),
                 metrics=dict(raw.get("metrics", {})),
                 model_sha256=str(raw["artifacts"]["model.onnx"]["sha256"]),
                 raw=raw,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelUnavailableError(f"manifest is malformed: missing or bad {exc}") from exc
+
+
+def typed_labels(classes: tuple[str, ...]) -> list[str | int]:
+    """Class labels as the data meant them: CSV cells are text, but a target of canonical
+    integers ("0", "1", "-2") is integer-labelled and is served and accepted as integers."""
+    if classes and all(c.lstrip("-").isascii() and c == str(_int(c)) for c in classes):
+        return [int(c) for c in classes]
+    return list(classes)
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _label(value: Any) -> str | int:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"class label {value!r}")
+    return value

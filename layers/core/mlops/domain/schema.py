@@ -7,6 +7,7 @@ collects *every* problem, each naming its field, so a client can fix a request i
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -97,11 +98,13 @@ class Signature:
         values: dict[str, list[Any]] = {f.name: [] for f in self.features}
         for i, instance in enumerate(instances):
             self._check_instance(i, instance, values, problems)
-            if len(problems) >= MAX_PROBLEMS:
-                break
         if problems:
-            noun = "problem" if len(problems) == 1 else "problems"
-            raise InvalidInputError(f"{len(problems)} {noun} in instances", problems[:MAX_PROBLEMS])
+            # Every row is checked (at most max_instances), so the count is exact; only the
+            # list is capped, so a huge bad batch stays a small response.
+            count = len(problems)
+            noun = "problem" if count == 1 else "problems"
+            listed = f" (first {MAX_PROBLEMS} listed)" if count > MAX_PROBLEMS else ""
+            raise InvalidInputError(f"{count} {noun} in instances{listed}", problems[:MAX_PROBLEMS])
         return {
             f.name: np.asarray(
                 values[f.name], dtype=np.float64 if f.type == "numeric" else object
@@ -139,7 +142,10 @@ def _numeric_problem(feature: Feature, value: Any) -> str | None:
     # bool is an int subclass in Python; true/false is never a valid measurement.
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"expected a finite number, got {_show(value)}"
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer literal beyond float64, e.g. 10**400
+        number = math.inf
     if not math.isfinite(number):
         return f"expected a finite number, got {_show(value)}"
     if feature.min is not None and number < feature.min:
@@ -154,7 +160,21 @@ def _categorical_problem(value: Any) -> str | None:
         return f"expected a string, got {_show(value)}"
     if not value.strip():
         return "expected a non-empty string"
+    if not valid_unicode(value):
+        return "expected valid Unicode text, got a lone surrogate (\\ud800-\\udfff)"
     return None
+
+
+def valid_unicode(text: str) -> bool:
+    """False for a string holding a lone surrogate (JSON allows ``"\\ud800"``; UTF-8 does not,
+    so onnxruntime, logs and S3 keys would all choke on it)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _kind(value: Any) -> str:
@@ -164,13 +184,21 @@ def _kind(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
+    """A client's value, short enough to echo back in an error message."""
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
-        return f'"{shown}"'
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return _kind(value) if isinstance(value, dict | list | bool) or value is None else repr(value)
+        return json.dumps(shown)  # escapes quotes, control characters and lone surrogates
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return _num(float(value))
+        except OverflowError:
+            return "an integer too large for a number (over 1e308)"
+    return _kind(value)
 
 
 def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(x)
+    """At most 12 significant digits: ``300``, ``12000``, ``0.25``, ``1e+308``, ``inf``."""
+    x = float(x)
+    if x.is_integer() and abs(x) < 1e12:
+        return str(int(x))
+    return f"{x:.12g}"

@@ -23,13 +23,14 @@ class Scores:
 
     values: list[Any]
     probabilities: npt.NDArray[np.float32] | None = None
-    classes: tuple[str, ...] = ()
+    classes: tuple[str | int, ...] = ()
 
     def probability_dicts(self) -> list[dict[str, float]] | None:
         if self.probabilities is None:
             return None
+        keys = [str(c) for c in self.classes]  # JSON object keys are strings
         return [
-            {c: round(float(p), 6) for c, p in zip(self.classes, row, strict=True)}
+            {c: round(float(p), 6) for c, p in zip(keys, row, strict=True)}
             for row in self.probabilities
         ]
 
@@ -42,8 +43,10 @@ class OnnxModel:
         model_bytes: bytes,
         signature: Signature,
         task: str,
-        classes: tuple[str, ...] = (),
+        classes: tuple[str | int, ...] = (),
     ) -> None:
+        """``classes`` in the model's order, as trained: the graph emits string labels, and a
+        classifier trained on integer labels answers integers."""
         options = ort.SessionOptions()
         # One thread: Lambda gives a fraction of a core at small sizes, and thread pools add
         # wake-up latency that dwarfs a 50 µs tree ensemble.
@@ -55,6 +58,7 @@ class OnnxModel:
         self.signature = signature
         self.task = task
         self.classes = classes
+        self._label_of: dict[str, str | int] = {str(c): c for c in classes}
         inputs = {i.name for i in self._session.get_inputs()}
         if inputs != set(signature.names):
             raise ValueError(f"ONNX inputs {sorted(inputs)} do not match the signature")
@@ -71,7 +75,7 @@ class OnnxModel:
             return Scores(values=[float(v) for v in np.asarray(outputs[0]).ravel()])
         labels, probabilities = outputs[0], outputs[1]
         return Scores(
-            values=[_label(v) for v in np.asarray(labels).ravel()],
+            values=[self._label_of.get(v, v) for v in map(_label, np.asarray(labels).ravel())],
             probabilities=np.asarray(probabilities, dtype=np.float32),
             classes=self.classes,
         )

@@ -39,6 +39,10 @@ class RunningStack:
         prefix = self.target.outputs.get("TrainingDataPrefix", "training-data/")
         return f"s3://{bucket}/{prefix}"
 
+    @property
+    def artifacts_uri(self) -> str:
+        return f"s3://{self.target.outputs.get('ArtifactsBucketName', '')}/"
+
     def stop(self) -> None:
         self.api.stop()
         self.stack.stop()

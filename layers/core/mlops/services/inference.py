@@ -4,6 +4,16 @@
 ``refresh_seconds``: a promotion takes effect without a redeploy, and when the registry or S3
 fails after a model is loaded, the loaded model keeps serving. In-flight requests hold a
 reference to the model they started with, so a swap never fails them.
+
+The registry, not the artifacts bucket, is the trust anchor: a version is loaded only if its
+``model.onnx`` has the sha256 recorded in the registry (and the manifest agrees), so write
+access to the bucket alone cannot change what is served.
+
+Once a model is loaded, a due re-check runs on a background thread and the request that
+triggered it waits at most ``refresh_wait_seconds`` for it: a hung registry or S3 delays no
+request by more than that bound. The thread only does I/O; its outcome is applied (state,
+logs, metrics) on a request thread, because Powertools' logger and metrics are not safe to
+mutate from a second thread while a request flushes them.
 """
 
 from __future__ import annotations
@@ -19,7 +29,9 @@ from typing import Any
 from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import Registry
 from mlops.domain.manifest import Manifest
+from mlops.domain.schema import valid_unicode
 from mlops.domain.scoring import OnnxModel
+from mlops.domain.versions import parse_version
 from mlops.errors import (
     IntegrityError,
     InvalidInputError,
@@ -30,7 +42,10 @@ from mlops.errors import (
 from mlops.observability import MetricUnit, logger, metrics
 
 REQUEST_FIELDS = frozenset({"instances", "request_id"})
+MAX_REQUEST_ID = 128
 KNOWN_ALIASES = ("production", "candidate")
+# Until a model loads, re-check sooner, so a first registration is picked up quickly.
+RETRY_WHILE_UNLOADED_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,30 @@ class LoadedModel:
         return self.manifest.version
 
 
+@dataclass(frozen=True)
+class ServingState:
+    """What an operator needs to see: the version served and the one the alias names."""
+
+    served_version: str | None
+    alias_version: str | None
+    reason: str | None  # why they differ; None when they agree
+
+    @property
+    def consistent(self) -> bool:
+        return self.alias_version is None or self.served_version == self.alias_version
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """The result of one alias re-check, produced off the request thread."""
+
+    aliases: dict[str, str] | None
+    alias_version: str | None
+    loaded: LoadedModel | None = None
+    error: MlopsError | None = None
+    seconds: float = 0.0
+
+
 class ModelProvider:
     def __init__(
         self,
@@ -52,6 +91,7 @@ class ModelProvider:
         registry: Registry,
         store: ModelStore,
         refresh_seconds: float,
+        refresh_wait_seconds: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model_name = model_name
@@ -59,11 +99,16 @@ class ModelProvider:
         self._registry = registry
         self._store = store
         self._refresh_seconds = refresh_seconds
+        self._refresh_wait = refresh_wait_seconds
         self._clock = clock
         self._loaded: LoadedModel | None = None
         self._aliases: dict[str, str] = {}
+        self._alias_version: str | None = None
+        self._reason: str | None = None
         self._next_check = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._worker: threading.Thread | None = None
+        self._outcome: _Outcome | None = None
 
     @property
     def aliases(self) -> dict[str, str]:
@@ -73,61 +118,150 @@ class ModelProvider:
         """Re-check the alias on the next request (e.g. after a SnapStart restore)."""
         self._next_check = 0.0
 
+    def state(self) -> ServingState:
+        served = self._loaded.version if self._loaded else None
+        state = ServingState(served, self._alias_version, None)
+        if state.consistent:
+            return state
+        reason = self._reason or (
+            "loading the new version" if self._refreshing() else "not loaded yet"
+        )
+        return ServingState(served, self._alias_version, reason)
+
     def current(self) -> LoadedModel:
         """The model to serve now; raises ``ModelUnavailableError`` if none can be loaded."""
+        if self._outcome is not None:
+            self._apply()
         if self._clock() >= self._next_check:
-            with self._lock:
-                if self._clock() >= self._next_check:
-                    self._refresh()
-        if self._loaded is None:
-            raise ModelUnavailableError(f"no {self.alias} model of {self.model_name} is loadable")
-        return self._loaded
-
-    def _refresh(self) -> None:
+            self._check_alias()
         loaded = self._loaded
-        # Until a model loads, retry sooner, so a first registration is picked up quickly.
-        self._next_check = self._clock() + min(self._refresh_seconds, 5.0)
+        if loaded is None:
+            raise ModelUnavailableError(
+                f"no {self.alias} model of {self.model_name} is loadable"
+                + (f": {self._reason}" if self._reason else "")
+            )
+        if self._alias_version is not None and loaded.version != self._alias_version:
+            metrics.add_metric(name="ServedVersionMismatch", unit=MetricUnit.Count, value=1)
+        return loaded
+
+    def _refreshing(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def _check_alias(self) -> None:
+        with self._lock:
+            if self._clock() < self._next_check or self._refreshing():
+                return
+            # Claim this check, so concurrent requests neither repeat nor wait for it twice.
+            self._next_check = self._clock() + self._refresh_seconds
+            if self._loaded is None:
+                # Nothing to serve meanwhile: fetch on this thread (bounded by client timeouts).
+                self._outcome = self._fetch(None)
+                self._apply()
+                return
+            worker = threading.Thread(
+                target=self._fetch_in_background, args=(self._loaded,), daemon=True
+            )
+            self._worker = worker
+            worker.start()
+        worker.join(self._refresh_wait)
+        if self._outcome is not None:
+            self._apply()
+
+    def _fetch_in_background(self, loaded: LoadedModel) -> None:
+        self._outcome = self._fetch(loaded)
+
+    def _fetch(self, loaded: LoadedModel | None) -> _Outcome:
+        """Read the aliases and load the version the alias names if it is not ``loaded``.
+        I/O only: no logging, no metrics, no shared state but the returned outcome."""
+        started = time.perf_counter()
+        aliases: dict[str, str] | None = None
+        version: str | None = None
         try:
             aliases = self._registry.aliases(self.model_name)
-            self._aliases = aliases
-            version = aliases.get(self.alias)
-            if version is None:
+            raw = aliases.get(self.alias)
+            if raw is None:
                 raise ModelUnavailableError(f"alias {self.alias} of {self.model_name} is not set")
-            if loaded is None or loaded.version != version:
-                started = time.perf_counter()
-                self._loaded = self._load(version)
-                logger.info(
-                    "model loaded",
-                    model_name=self.model_name,
-                    model_version=version,
-                    previous_version=loaded.version if loaded else None,
-                    load_ms=round((time.perf_counter() - started) * 1000, 1),
-                )
-            self._next_check = self._clock() + self._refresh_seconds
+            try:
+                version = parse_version(raw, field=f"alias {self.alias}")
+            except InvalidInputError as exc:
+                version = raw
+                raise ModelUnavailableError(
+                    f"alias {self.alias} names {raw!r}, which is not a version number"
+                ) from exc
+            new = None if loaded is not None and loaded.version == version else self._load(version)
+            return _Outcome(aliases, version, new, seconds=time.perf_counter() - started)
         except MlopsError as exc:
-            if loaded is None:
-                logger.error("no model loadable", model_name=self.model_name, error=str(exc))
-                raise ModelUnavailableError(f"no model loadable: {exc.message}") from exc
-            self._next_check = self._clock() + self._refresh_seconds
-            logger.warning(
-                "refresh failed; keeping the loaded model",
-                model_version=loaded.version,
-                error=str(exc),
+            return _Outcome(aliases, version, error=exc, seconds=time.perf_counter() - started)
+        except Exception as exc:  # a bug must not kill the refresh silently
+            error = MlopsError(f"unexpected {type(exc).__name__} during refresh: {exc}")
+            return _Outcome(aliases, version, error=error)
+
+    def _apply(self) -> None:
+        """Apply a finished re-check on the request thread: state, logs and metrics."""
+        with self._lock:
+            outcome, self._outcome = self._outcome, None
+        if outcome is None:
+            return
+        previous = self._loaded
+        if outcome.aliases is not None:
+            self._aliases = outcome.aliases
+        if outcome.alias_version is not None or outcome.aliases is not None:
+            self._alias_version = outcome.alias_version
+        if outcome.loaded is not None:
+            self._loaded = outcome.loaded
+            self._reason = None
+            logger.info(
+                "model loaded",
+                model_name=self.model_name,
+                model_version=outcome.loaded.version,
+                previous_version=previous.version if previous else None,
+                load_ms=round(outcome.seconds * 1000, 1),
             )
-            metrics.add_metric(name="ModelRefreshFailures", unit=MetricUnit.Count, value=1)
+        elif outcome.error is None:
+            self._reason = None
+        if outcome.error is None:
+            return
+        self._reason = outcome.error.message
+        if previous is None:
+            self._next_check = self._clock() + min(
+                self._refresh_seconds, RETRY_WHILE_UNLOADED_SECONDS
+            )
+            logger.error("no model loadable", model_name=self.model_name, error=str(outcome.error))
+            return
+        logger.warning(
+            "refresh failed; keeping the loaded model",
+            model_version=previous.version,
+            alias_version=self._alias_version,
+            error=str(outcome.error),
+            refresh_ms=round(outcome.seconds * 1000, 1),
+        )
+        metrics.add_metric(name="ModelRefreshFailures", unit=MetricUnit.Count, value=1)
 
     def _load(self, version: str) -> LoadedModel:
+        record = self._registry.get_version(self.model_name, version)
+        if record is None:
+            raise ModelUnavailableError(f"version {version} of {self.model_name} is not registered")
         prefix = version_prefix(self.model_name, version)
         manifest = Manifest.from_dict(self._store.get_json(prefix + "manifest.json"))
+        if (manifest.model_name, manifest.version) != (self.model_name, version):
+            raise IntegrityError(
+                f"the manifest under {prefix} describes {manifest.model_name} "
+                f"v{manifest.version}; refusing to load it"
+            )
         model_bytes = self._store.get_bytes(prefix + "model.onnx")
         digest = hashlib.sha256(model_bytes).hexdigest()
-        if digest != manifest.model_sha256:
+        if digest != record.model_sha256:
             raise IntegrityError(
                 f"model.onnx of version {version} has sha256 {digest[:12]}…, "
-                f"manifest says {manifest.model_sha256[:12]}…; refusing to load it"
+                f"the registry says {record.model_sha256[:12]}…; refusing to load it"
+            )
+        if manifest.model_sha256 != record.model_sha256:
+            raise IntegrityError(
+                f"the manifest of version {version} says sha256 {manifest.model_sha256[:12]}…, "
+                f"the registry says {record.model_sha256[:12]}…; refusing to load it"
             )
         try:
-            model = OnnxModel(model_bytes, manifest.signature, manifest.task, manifest.classes)
+            model = OnnxModel(model_bytes, manifest.signature, manifest.task, manifest.labels)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelUnavailableError(f"version {version} does not load: {exc}") from exc
         return LoadedModel(manifest=manifest, model=model)
@@ -178,14 +312,27 @@ class InferenceService:
             "target": m.target,
             "created_at": m.created_at,
             "signature": m.signature.as_dict(),
-            "classes": list(m.classes) or None,
+            "classes": list(m.labels) or None,
             "metrics": dict(m.metrics),
             "aliases": aliases,
             "lineage": m.raw.get("lineage"),
-        }
+        } | self._serving_state()
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "model_version": self._provider.current().version}
+        version = self._provider.current().version
+        state = self._serving_state()
+        return {
+            "status": "ok" if "reason" not in state else "degraded",
+            "model_version": version,
+        } | state
+
+    def _serving_state(self) -> dict[str, Any]:
+        """The alias next to the version served and, when they differ, why (still serving)."""
+        state = self._provider.state()
+        out: dict[str, Any] = {"alias": self._provider.alias, "alias_version": state.alias_version}
+        if not state.consistent:
+            out["reason"] = state.reason
+        return out
 
 
 def _parse_request(body: Any) -> tuple[Any, str | None]:
@@ -199,9 +346,13 @@ def _parse_request(body: Any) -> tuple[Any, str | None]:
         problems.append(Problem("instances", "missing required field"))
     request_id = body.get("request_id")
     if request_id is not None and (
-        not isinstance(request_id, str) or not 0 < len(request_id) <= 128
+        not isinstance(request_id, str)
+        or not 0 < len(request_id) <= MAX_REQUEST_ID
+        or not valid_unicode(request_id)
     ):
-        problems.append(Problem("request_id", "expected a string of 1 to 128 characters"))
+        problems.append(
+            Problem("request_id", f"expected a string of 1 to {MAX_REQUEST_ID} Unicode characters")
+        )
     if problems:
         raise InvalidInputError(f"{len(problems)} problem(s) in the request body", problems)
     return body["instances"], request_id

@@ -23,6 +23,7 @@ from mlops.domain.export import to_onnx_bytes
 from mlops.domain.schema import Signature
 from mlops.domain.scoring import OnnxModel
 from mlops.domain.training import TrainedModel, train
+from mlops.domain.versions import parse_version
 from mlops.errors import ConflictError, ParityError, Problem
 
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "protobuf")
@@ -125,6 +126,7 @@ class TrainingService:
 
     def promote(self, model: str, version: str, alias: str = PRODUCTION) -> str | None:
         """Point ``alias`` at an existing ``version``; returns the version it pointed at."""
+        version = parse_version(version)
         if self._registry.get_version(model, version) is None:
             raise ConflictError(f"version {version} of {model} is not registered")
         current = self._registry.get_alias(model, alias)
@@ -153,7 +155,7 @@ class TrainingService:
             "target": config.target,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "signature": signature.as_dict(),
-            "classes": list(trained.classes),
+            "classes": manifest.typed_labels(trained.classes),
             "outputs": ["label", "probabilities"]
             if config.task == "classification"
             else ["variable"],
