@@ -21,6 +21,7 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 import boto3
 import pytest
 from moto import mock_aws
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from mlops.adapters import aws
 from mlops.adapters.model_store import ModelStore
@@ -63,6 +64,14 @@ def http_event(
         event["body"] = base64.b64encode(text.encode()).decode() if base64_body else text
         event["isBase64Encoded"] = base64_body
     return event
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_training_thread() -> Iterator[None]:
+    """Train on one OpenMP thread: on two busy shared cores, OpenMP's spinning threads made
+    the histogram booster take 100+ s instead of 2 s (the model is the same either way)."""
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -21,5 +21,6 @@ def inference_service() -> InferenceService:
         store=ModelStore(settings.model_bucket, client("s3")),
         refresh_seconds=settings.alias_refresh_seconds,
         refresh_wait_seconds=settings.alias_refresh_wait_seconds,
+        load_wait_seconds=settings.model_load_wait_seconds,
     )
     return InferenceService(provider, max_instances=settings.max_instances)

@@ -87,7 +87,11 @@ def read_json_body(event: APIGatewayProxyEventV2, max_bytes: int) -> Any:
         raise _too_large(max_bytes)
     try:
         data = base64.b64decode(raw, validate=True) if event.is_base64_encoded else raw.encode()
-    except binascii.Error as exc:
+    except UnicodeEncodeError as exc:  # a plain body holding a lone surrogate
+        raise InvalidInputError(
+            "the body is not valid Unicode", [Problem("body", "a lone surrogate in the text")]
+        ) from exc
+    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text flagged base64
         raise InvalidInputError(
             "the body is not valid base64", [Problem("body", str(exc))]
         ) from exc
@@ -131,8 +135,14 @@ def check_http_event(event: Any) -> InvalidEventError | None:
         return _bad_event(event, "event", f"expected an object, got {_json_kind(event)}")
     context = event.get("requestContext")
     http = context.get("http") if isinstance(context, dict) else None
-    if not isinstance(http, dict) or not isinstance(http.get("method"), str):
+    if (
+        not isinstance(context, dict)
+        or not isinstance(http, dict)
+        or not isinstance(http.get("method"), str)
+    ):
         return _bad_event(event, "requestContext.http.method", "missing: not an HTTP API event")
+    if not isinstance(context.get("stage"), str):  # the resolver builds the path from it
+        return _bad_event(event, "requestContext.stage", "expected a string")
     if not isinstance(event.get("rawPath"), str):
         return _bad_event(event, "rawPath", "expected a string")
     for name in ("headers", "queryStringParameters", "pathParameters"):

@@ -7,6 +7,7 @@ template); there are no defaults for them, so a missing variable fails fast with
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ class InferenceSettings:
     alias_refresh_seconds: float = 30.0
     # Longest a request waits for a due alias re-check before serving the loaded model.
     alias_refresh_wait_seconds: float = 0.1
+    # Longest a request waits for a model to load when none is loaded yet (then a 503).
+    model_load_wait_seconds: float = 5.0
     max_instances: int = 1000
     max_body_bytes: int = 1_048_576
 
@@ -36,13 +39,16 @@ class InferenceSettings:
             model_name=_required(env, "MODEL_NAME"),
             model_bucket=_required(env, "MODEL_BUCKET"),
             registry_table=_required(env, "REGISTRY_TABLE"),
-            model_alias=env.get("MODEL_ALIAS", cls.model_alias),
+            model_alias=env.get("MODEL_ALIAS", "").strip() or cls.model_alias,
             alias_refresh_seconds=_number(env, "ALIAS_REFRESH_SECONDS", cls.alias_refresh_seconds),
             alias_refresh_wait_seconds=_number(
                 env, "ALIAS_REFRESH_WAIT_SECONDS", cls.alias_refresh_wait_seconds
             ),
-            max_instances=int(_number(env, "MAX_INSTANCES", cls.max_instances)),
-            max_body_bytes=int(_number(env, "MAX_BODY_BYTES", cls.max_body_bytes)),
+            model_load_wait_seconds=_number(
+                env, "MODEL_LOAD_WAIT_SECONDS", cls.model_load_wait_seconds
+            ),
+            max_instances=_count(env, "MAX_INSTANCES", cls.max_instances),
+            max_body_bytes=_count(env, "MAX_BODY_BYTES", cls.max_body_bytes),
         )
 
 
@@ -63,6 +69,7 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive finite number; unset or blank means ``default``."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -70,6 +77,15 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError as exc:
         raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from exc
-    if value <= 0:
-        raise ConfigError(f"environment variable {name} must be positive, got {raw!r}")
+    # "nan" compares false with everything and "inf" disables what it bounds: both refused.
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"environment variable {name} must be positive and finite, got {raw!r}")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A positive whole number: "0.5" would truncate to 0 and refuse every request."""
+    value = float(_number(env, name, default))
+    if not value.is_integer():
+        raise ConfigError(f"environment variable {name} must be a whole number, got {env[name]!r}")
+    return int(value)

@@ -9,11 +9,13 @@ The registry, not the artifacts bucket, is the trust anchor: a version is loaded
 ``model.onnx`` has the sha256 recorded in the registry (and the manifest agrees), so write
 access to the bucket alone cannot change what is served.
 
-Once a model is loaded, a due re-check runs on a background thread and the request that
-triggered it waits at most ``refresh_wait_seconds`` for it: a hung registry or S3 delays no
-request by more than that bound. The thread only does I/O; its outcome is applied (state,
-logs, metrics) on a request thread, because Powertools' logger and metrics are not safe to
-mutate from a second thread while a request flushes them.
+Re-checks run on a background thread. With a model loaded, the request that triggers one
+waits at most ``refresh_wait_seconds`` (default 0.1 s) and the others not at all: a hung
+registry or S3 delays no request by more than that bound. With none loaded (a cold start),
+requests wait at most ``load_wait_seconds`` (default 5 s) for the load, then get a 503 while
+it goes on. The thread only does I/O; its outcome is applied (state, logs, metrics) on a
+request thread, because Powertools' logger and metrics are not safe to mutate from a second
+thread while a request flushes them.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class ModelProvider:
         store: ModelStore,
         refresh_seconds: float,
         refresh_wait_seconds: float = 0.1,
+        load_wait_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model_name = model_name
@@ -100,6 +103,7 @@ class ModelProvider:
         self._store = store
         self._refresh_seconds = refresh_seconds
         self._refresh_wait = refresh_wait_seconds
+        self._load_wait = load_wait_seconds
         self._clock = clock
         self._loaded: LoadedModel | None = None
         self._aliases: dict[str, str] = {}
@@ -132,13 +136,21 @@ class ModelProvider:
         """The model to serve now; raises ``ModelUnavailableError`` if none can be loaded."""
         if self._outcome is not None:
             self._apply()
-        if self._clock() >= self._next_check:
-            self._check_alias()
+        started = self._clock() >= self._next_check and self._start_check()
+        worker = self._worker
+        if worker is not None and worker.is_alive():
+            if self._loaded is None:  # nothing to serve: every request waits for the load
+                worker.join(self._load_wait)
+            elif started:  # a model to serve: only the request that asked waits, briefly
+                worker.join(self._refresh_wait)
+        if self._outcome is not None:  # the re-check may also have finished before the join
+            self._apply()
         loaded = self._loaded
         if loaded is None:
+            why = "still loading" if self._refreshing() else self._reason
             raise ModelUnavailableError(
                 f"no {self.alias} model of {self.model_name} is loadable"
-                + (f": {self._reason}" if self._reason else "")
+                + (f": {why}" if why else "")
             )
         if self._alias_version is not None and loaded.version != self._alias_version:
             metrics.add_metric(name="ServedVersionMismatch", unit=MetricUnit.Count, value=1)
@@ -147,27 +159,20 @@ class ModelProvider:
     def _refreshing(self) -> bool:
         return self._worker is not None and self._worker.is_alive()
 
-    def _check_alias(self) -> None:
+    def _start_check(self) -> bool:
+        """Start a re-check on a background thread unless one is running or not yet due."""
         with self._lock:
             if self._clock() < self._next_check or self._refreshing():
-                return
+                return False
             # Claim this check, so concurrent requests neither repeat nor wait for it twice.
             self._next_check = self._clock() + self._refresh_seconds
-            if self._loaded is None:
-                # Nothing to serve meanwhile: fetch on this thread (bounded by client timeouts).
-                self._outcome = self._fetch(None)
-                self._apply()
-                return
-            worker = threading.Thread(
+            self._worker = threading.Thread(
                 target=self._fetch_in_background, args=(self._loaded,), daemon=True
             )
-            self._worker = worker
-            worker.start()
-        worker.join(self._refresh_wait)
-        if self._outcome is not None:
-            self._apply()
+            self._worker.start()
+            return True
 
-    def _fetch_in_background(self, loaded: LoadedModel) -> None:
+    def _fetch_in_background(self, loaded: LoadedModel | None) -> None:
         self._outcome = self._fetch(loaded)
 
     def _fetch(self, loaded: LoadedModel | None) -> _Outcome:
