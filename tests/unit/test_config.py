@@ -84,4 +84,7 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
 
 def test_the_default_file_is_valid_toml_with_only_known_keys() -> None:
     text = (Path(__file__).parents[2] / "layers/core/mlops/defaults/house_prices.toml").read_text()
-    parse_config(tomllib.loads(text))  # raises on any unknown key
+    config = parse_config(tomllib.loads(text))  # raises on any unknown key
+    assert config == load_config()
+    assert config.name == "house-prices"
+    assert config.feature_names[:2] == ["sqft", "bedrooms"]
