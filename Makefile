@@ -70,7 +70,7 @@ build: venv $(SAM)
 # The retrainer (a later issue) will carry CoreLayer + TrainingLayer: sized now, ahead of it.
 size: venv
 	$(MAKE) -C layers/training build-TrainingLayer ARTIFACTS_DIR=$(CURDIR)/.aws-sam/build/TrainingLayer
-	$(BIN)/python -m mlops.local.buildcheck --planned RetrainerFunction=CoreLayer,TrainingLayer
+	$(BIN)/python -m mlops_cli.buildcheck --planned RetrainerFunction=CoreLayer,TrainingLayer
 
 unit: venv
 	$(BIN)/pytest tests/unit -q

@@ -15,11 +15,11 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from mlops.adapters.registry import Registry, VersionRecord
-from mlops.local.stack import free_port
+from mlops_cli.local.stack import free_port
 from tests.conftest import AWS_TEST_ENV
 
 pytestmark = pytest.mark.e2e
-MLOPS = [sys.executable, "-m", "mlops.cli"]
+MLOPS = [sys.executable, "-m", "mlops_cli"]
 STACK = "prices-prod"
 # A stack with the outputs the CLI reads, as `sam deploy` of template.yaml would have.
 STACK_TEMPLATE = {

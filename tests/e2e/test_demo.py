@@ -21,7 +21,7 @@ def test_demo_serves_months_of_traffic_and_shows_the_model_degrading(tmp_path: P
         [
             sys.executable,
             "-m",
-            "mlops.cli",
+            "mlops_cli",
             "demo",
             "--json",
             "--template",

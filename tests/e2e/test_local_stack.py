@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from mlops.local.stack import free_port
+from mlops_cli.local.stack import free_port
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
-MLOPS = [sys.executable, "-m", "mlops.cli"]
+MLOPS = [sys.executable, "-m", "mlops_cli"]
 HOUSE = {
     "sqft": 2100,
     "bedrooms": 4,

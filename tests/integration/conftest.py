@@ -14,8 +14,8 @@ from mlops.adapters import aws
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.domain.config import ModelConfig
-from mlops.local.stack import LambdaContext
 from mlops.services.training import TrainingResult, TrainingService
+from mlops_cli.local.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, TABLE, moto_resources
 
 APP = ROOT / "functions" / "inference" / "app.py"

@@ -23,11 +23,11 @@ from mlops.adapters.registry import Registry, VersionRecord
 from mlops.domain.config import ModelConfig, parse_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import InvalidInputError, ModelUnavailableError
-from mlops.local.stack import LambdaContext
-from mlops.local.template import load_template
 from mlops.services.inference import ModelProvider
 from mlops.services.training import TrainingService
 from mlops.settings import InferenceSettings
+from mlops_cli.local.stack import LambdaContext
+from mlops_cli.local.template import load_template
 from tests.conftest import BUCKET, ROOT, TABLE, http_event, load_event, predict_instance
 from tests.integration.conftest import Served, invoker, load_handler_module
 

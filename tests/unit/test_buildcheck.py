@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops.local.buildcheck import check, main, render
+from mlops_cli.buildcheck import check, main, render
 
 TEMPLATE = """
 Transform: AWS::Serverless-2016-10-31

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from mlops.domain.synthetic import conditions_for_month, generate
-from mlops.local.runner import start_local
-from mlops.local.stack import free_port
+from mlops_cli.local.runner import start_local
+from mlops_cli.local.stack import free_port
 
 MONTHS = 6
 ROWS_PER_MONTH = 400

@@ -35,7 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=3000, help="HTTP API port (default 3000)")
     p.add_argument("--moto-port", type=int, default=None, help="moto server port (default: any)")
     p.add_argument("--template", type=Path, default=Path("template.yaml"))
-    p.add_argument("--config", type=Path, default=None, help="model config for the first model")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="your model config (its name sets ModelName; default: the shipped house-prices one)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="CSV to train v1 from when the registry is empty (with --config: else 503 until "
+        "`mlops train`)",
+    )
     p.add_argument(
         "--parameter-overrides",
         nargs="*",
@@ -96,8 +108,8 @@ def _stack_option(p: argparse.ArgumentParser) -> None:
 
 
 def _local(args: argparse.Namespace) -> int:
-    from mlops.local.runner import start_local
-    from mlops.local.target import clear_local_state, write_local_state
+    from mlops_cli.local.runner import start_local
+    from mlops_cli.local.target import clear_local_state, write_local_state
 
     overrides = dict(item.split("=", 1) for item in args.parameter_overrides if "=" in item)
     running = start_local(
@@ -105,16 +117,25 @@ def _local(args: argparse.Namespace) -> int:
         port=args.port,
         moto_port=args.moto_port,
         config_path=args.config,
+        data_path=args.data,
         parameters=overrides,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         write_local_state(running.stack.endpoint, running.api.url, running.target.outputs)
+        model = running.target.model_name
         if running.bootstrapped:
+            source = args.data or "the synthetic housing market, month 0"
+            metrics = ", ".join(f"{k} {v:,.4g}" for k, v in running.bootstrapped.metrics.items())
             print(
-                f"Trained and promoted v{running.bootstrapped.version} "
-                f"(holdout RMSE {running.bootstrapped.metrics.get('rmse', float('nan')):,.0f})"
+                f"Trained and promoted {model} v{running.bootstrapped.version} "
+                f"from {source} (holdout {metrics})"
+            )
+        elif running.target.registry().get_alias(model, "production") is None:
+            print(
+                f"No {model} model yet: /predict answers 503 until "
+                f"`mlops train --data FILE{' --config ' + str(args.config) if args.config else ''}`"
             )
         print(f"AWS endpoint: {running.stack.endpoint}")
         print(f"Training data: {running.training_data_uri}")
@@ -134,7 +155,7 @@ def _local(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from mlops.local.demo import run_demo
+    from mlops_cli.local.demo import run_demo
 
     summary = run_demo(args.template, port=args.port, quiet=args.json)
     if args.json:
@@ -155,19 +176,18 @@ def _generate(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from mlops.domain.config import load_config
     from mlops.errors import ConfigError
-    from mlops.local.runner import archive_dataset, training_service
-    from mlops.local.target import resolve_target
+    from mlops_cli.local.runner import archive_dataset, read_data, training_service
+    from mlops_cli.local.target import resolve_target
 
     config = load_config(args.config)
     target = resolve_target(args.stack)
     if config.name != target.model_name:
         raise ConfigError(
-            f"the config trains {config.name!r} but the stack serves {target.model_name!r}"
+            f"the config trains {config.name!r} but the {target.description} serves "
+            f"{target.model_name!r}: pass the config the stack was started with "
+            f"(`--config`), or start the stack with `mlops local --config <this config>`"
         )
-    try:
-        data = args.data.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {args.data}: {exc.strerror}") from exc
+    data = read_data(args.data)
     uri = archive_dataset(target.store(), data, args.data.name)
     result = training_service(target).train_and_register(
         config, data, uri, promote=not args.no_promote
@@ -194,7 +214,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from mlops.local.target import resolve_target
+    from mlops_cli.local.target import resolve_target
 
     target = resolve_target(args.stack)
     registry = target.registry()
@@ -224,8 +244,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from mlops.local.runner import training_service
-    from mlops.local.target import resolve_target
+    from mlops_cli.local.runner import training_service
+    from mlops_cli.local.target import resolve_target
 
     target = resolve_target(args.stack)
     previous = training_service(target).promote(target.model_name, args.version, args.alias)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import urllib.error
 import urllib.request
@@ -15,10 +14,10 @@ from mlops.adapters.model_store import ModelStore
 from mlops.domain.config import ModelConfig, load_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import ConfigError
-from mlops.local.api import LocalApi
-from mlops.local.stack import LocalStack
-from mlops.local.target import Target
 from mlops.services.training import TrainingResult, TrainingService
+from mlops_cli.local.api import LocalApi
+from mlops_cli.local.stack import LocalStack
+from mlops_cli.local.target import Target
 
 # Locally a promotion should show within seconds; on AWS the template's default applies.
 LOCAL_PARAMETERS = {"AliasRefreshSeconds": "2"}
@@ -59,13 +58,38 @@ def training_service(target: Target) -> TrainingService:
     return TrainingService(target.store(), target.registry(), code_version=__version__)
 
 
-def ensure_model(target: Target, config: ModelConfig) -> TrainingResult | None:
-    """Train and promote v1 from month 0 of the synthetic market when nothing is in production."""
+def ensure_model(
+    target: Target, config: ModelConfig, data_path: Path | None = None
+) -> TrainingResult | None:
+    """Train and promote v1 when nothing is in production: from ``data_path`` if given, else
+    (the shipped house-prices config only) from month 0 of the synthetic market."""
     if target.registry().get_alias(target.model_name, "production") is not None:
         return None
-    data = csv_bytes(generate(BOOTSTRAP_ROWS, conditions_for_month(0), seed=BOOTSTRAP_SEED))
-    uri = archive_dataset(target.store(), data, "houses-month-00.csv")
+    if data_path is not None:
+        data, name = read_data(data_path), data_path.name
+    else:
+        data = csv_bytes(generate(BOOTSTRAP_ROWS, conditions_for_month(0), seed=BOOTSTRAP_SEED))
+        name = "houses-month-00.csv"
+    uri = archive_dataset(target.store(), data, name)
     return training_service(target).train_and_register(config, data, uri, promote=True)
+
+
+def read_data(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def model_parameters(config: ModelConfig, parameters: dict[str, str]) -> dict[str, str]:
+    """The stack serves the config's model: its ``name`` is the template's ``ModelName``."""
+    chosen = parameters.get("ModelName", config.name)
+    if chosen != config.name:
+        raise ConfigError(
+            f"--parameter-overrides ModelName={chosen} but the config's model is {config.name!r}: "
+            "drop the override (the config's name sets ModelName) or use a config with that name"
+        )
+    return parameters | {"ModelName": config.name}
 
 
 def start_local(
@@ -74,10 +98,21 @@ def start_local(
     port: int = 3000,
     moto_port: int | None = None,
     config_path: Path | None = None,
+    data_path: Path | None = None,
     quiet_functions: bool = False,
     parameters: dict[str, str] | None = None,
 ) -> RunningStack:
-    """``quiet_functions`` keeps the handlers' INFO logs and EMF metrics off the terminal."""
+    """Start moto, the template's resources and functions, and the HTTP API.
+
+    The model served is the config's (default: the shipped house-prices config), whose
+    ``name`` becomes the template's ``ModelName``. With ``data_path`` an empty registry gets
+    v1 trained from it; with the shipped config and no data, from the synthetic market; with a
+    config of your own and no data, nothing: the API answers 503 until ``mlops train``.
+    ``quiet_functions`` keeps the handlers' INFO logs and EMF metrics off the terminal.
+    """
+    config = load_config(config_path)
+    if data_path is not None:
+        read_data(data_path)  # fail before anything starts
     overrides = (
         {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
         if quiet_functions
@@ -86,37 +121,36 @@ def start_local(
     stack = LocalStack(
         template,
         moto_port=moto_port,
-        parameters=LOCAL_PARAMETERS | (parameters or {}),
+        parameters=model_parameters(config, LOCAL_PARAMETERS | (parameters or {})),
         env_overrides=overrides,
     )
     stack.start()
     try:
         target = Target(stack.outputs, "local stack")
-        config = load_config(config_path)
-        if config.name != target.model_name:
-            raise ConfigError(
-                f"config model {config.name!r} != template ModelName {target.model_name!r}"
-            )
-        result = ensure_model(target, config)
+        bootstrap = data_path is not None or config_path is None
+        result = ensure_model(target, config, data_path) if bootstrap else None
         api = LocalApi(stack, port)
         api.start()
-        wait_until_healthy(api.url)
+        wait_until_healthy(api.url, expect_model=bootstrap)
     except BaseException:
         stack.stop()
         raise
     return RunningStack(stack, api, target, result)
 
 
-def wait_until_healthy(url: str, timeout: float = 60.0) -> dict[str, object]:
+def wait_until_healthy(url: str, timeout: float = 60.0, *, expect_model: bool = True) -> int:
+    """Wait until ``GET /health`` answers: 200, or also 503 when no model is expected yet."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                return dict(json.loads(response.read()))
+                return int(response.status)
         except urllib.error.HTTPError as exc:
+            if exc.code == 503 and not expect_model:
+                return 503
             last = f"HTTP {exc.code}"
         except OSError as exc:
             last = str(exc)
         time.sleep(0.1)
-    raise TimeoutError(f"{url}/health did not answer 200 within {timeout:.0f}s ({last})")
+    raise TimeoutError(f"{url}/health did not answer within {timeout:.0f}s ({last})")

@@ -20,7 +20,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from mlops.errors import ConfigError
-from mlops.local.template import (
+from mlops_cli.local.template import (
     ACCOUNT,
     REGION,
     Resolver,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,7 +20,7 @@ from mlops.adapters.aws import client
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.errors import ConfigError
-from mlops.local.stack import local_aws_environment
+from mlops_cli.local.stack import local_aws_environment
 
 STATE_FILE = Path(".mlops") / "local.json"
 
@@ -47,9 +49,8 @@ class Target:
 
 def write_local_state(endpoint: str, api_url: str, outputs: dict[str, str]) -> Path:
     STATE_FILE.parent.mkdir(exist_ok=True)
-    STATE_FILE.write_text(
-        json.dumps({"endpoint": endpoint, "api_url": api_url, "outputs": outputs}, indent=2)
-    )
+    state = {"pid": os.getpid(), "endpoint": endpoint, "api_url": api_url, "outputs": outputs}
+    STATE_FILE.write_text(json.dumps(state, indent=2))
     return STATE_FILE
 
 
@@ -73,6 +74,36 @@ def resolve_target(stack: str | None) -> Target:
             "no target: start the local stack with `mlops local` (in this folder) "
             "or pass --stack NAME for a deployed stack"
         )
-    state = json.loads(STATE_FILE.read_text())
-    os.environ.update(local_aws_environment(state["endpoint"]))
+    try:
+        state = json.loads(STATE_FILE.read_text())
+        pid, endpoint = int(state["pid"]), str(state["endpoint"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{STATE_FILE} is unreadable ({exc}): restart `mlops local`") from exc
+    if not _alive(pid) or not _listening(endpoint):
+        # A stack killed without its Ctrl-C cleanup leaves the file behind.
+        STATE_FILE.unlink(missing_ok=True)
+        raise ConfigError(
+            f"the local stack is not running (stale {STATE_FILE} from process {pid}, removed): "
+            "start it with `mlops local`, or pass --stack NAME for a deployed stack"
+        )
+    os.environ.update(local_aws_environment(endpoint))
     return Target(state["outputs"], f"local stack at {state['endpoint']}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _listening(endpoint: str) -> bool:
+    url = urlsplit(endpoint)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=1):
+            return True
+    except OSError:
+        return False
