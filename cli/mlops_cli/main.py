@@ -57,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_local)
 
+    p = sub.add_parser(
+        "invoke", help="run one function of the template on an event (sam local invoke, no Docker)"
+    )
+    p.add_argument("function", help="the function's logical id, e.g. InferenceFunction")
+    p.add_argument("--event", "-e", required=True, help="event JSON file, or - for stdin")
+    p.add_argument("--template", type=Path, default=Path("template.yaml"))
+    p.set_defaults(func=_invoke)
+
     p = sub.add_parser("demo", help="the main job on the local stack")
     p.add_argument("--template", type=Path, default=Path("template.yaml"))
     p.add_argument("--port", type=int, default=0, help="HTTP API port (default: any free port)")
@@ -123,7 +131,12 @@ def _local(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        write_local_state(running.stack.endpoint, running.api.url, running.target.outputs)
+        write_local_state(
+            running.stack.endpoint,
+            running.api.url,
+            running.target.outputs,
+            {k: str(v) for k, v in running.stack.resolver.parameters.items()},
+        )
         model = running.target.model_name
         if running.bootstrapped:
             source = args.data or "the synthetic housing market, month 0"
@@ -152,6 +165,43 @@ def _local(args: argparse.Namespace) -> int:
         clear_local_state()
         running.stop()
     return 0
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    """The function in its own environment, against the running ``mlops local`` (same folder)
+    or, if none runs, a fresh stack of the template's resources. The result goes to stdout,
+    the function's logs to stderr; exit code 1 when the function fails."""
+    from mlops.errors import ConfigError
+    from mlops_cli.local.runner import print_function_log
+    from mlops_cli.local.stack import LocalStack
+    from mlops_cli.local.target import running_local_stack
+
+    try:
+        text = sys.stdin.read() if args.event == "-" else Path(args.event).read_text()
+        event = json.loads(text)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.event}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{args.event} is not JSON: {exc}") from exc
+    running = running_local_stack()
+    stack = LocalStack(args.template, parameters=running["parameters"] if running else None)
+    if args.function not in stack.function_names:
+        raise ConfigError(
+            f"{args.template} has no function {args.function!r}; it has "
+            + ", ".join(stack.function_names)
+        )
+    stack.log_listeners.append(print_function_log)
+    try:
+        if running:
+            stack.attach(running["endpoint"])
+        else:
+            stack.start()
+        assert stack.runtime is not None
+        invocation = stack.runtime.invoke(args.function, event)
+    finally:
+        stack.stop()
+    print(json.dumps(invocation.payload, indent=2))
+    return 0 if invocation.ok else 1
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +17,7 @@ from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import ConfigError
 from mlops.services.training import TrainingResult, TrainingService
 from mlops_cli.local.api import LocalApi
+from mlops_cli.local.runtime import LogLine
 from mlops_cli.local.stack import LocalStack
 from mlops_cli.local.target import Target
 
@@ -124,6 +126,8 @@ def start_local(
         parameters=model_parameters(config, LOCAL_PARAMETERS | (parameters or {})),
         env_overrides=overrides,
     )
+    if not quiet_functions:
+        stack.log_listeners.append(print_function_log)
     stack.start()
     try:
         target = Target(stack.outputs, "local stack")
@@ -136,6 +140,12 @@ def start_local(
         stack.stop()
         raise
     return RunningStack(stack, api, target, result)
+
+
+def print_function_log(line: LogLine) -> None:
+    """Function output on stderr, one prefix per line, as ``sam local`` shows container logs."""
+    prefix = f"{line.function} | "
+    sys.stderr.write(prefix + line.message.replace("\n", "\n" + prefix) + "\n")
 
 
 def wait_until_healthy(url: str, timeout: float = 60.0, *, expect_model: bool = True) -> int:

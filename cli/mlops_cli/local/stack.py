@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 import socket
-import sys
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any, cast
+from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
 
-from mlops.errors import ConfigError
+from mlops.errors import MlopsError
+from mlops_cli.local.runtime import FunctionSpec, Invocation, LocalRuntime, LogLine
 from mlops_cli.local.template import (
     ACCOUNT,
     REGION,
@@ -31,7 +28,8 @@ from mlops_cli.local.template import (
 )
 
 STACK = "mlops-local"
-Handler = Callable[[dict[str, Any], Any], Any]
+# Lambda's default is the account's concurrency (1,000); two laptop cores run far fewer.
+DEFAULT_MAX_ENVIRONMENTS = 4
 
 
 def free_port() -> int:
@@ -59,43 +57,39 @@ class LambdaContext:
         return 30_000
 
 
+class FunctionError(MlopsError):
+    """A function's invocation ended in an error (its error object is in ``invocation``)."""
+
+    code = "function_error"
+
+    def __init__(self, invocation: Invocation) -> None:
+        payload = invocation.payload if isinstance(invocation.payload, dict) else {}
+        super().__init__(f"{invocation.error_type}: {payload.get('errorMessage', '')}"[:500])
+        self.invocation = invocation
+
+
 @dataclass
 class LocalFunction:
-    logical_id: str
-    physical_name: str
-    code_dir: Path
-    handler_spec: str
-    environment: dict[str, str]
-    # One request at a time per function, as one Lambda execution environment does; the
-    # handlers (and Powertools' resolvers) keep per-request state on module globals.
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    _module: ModuleType | None = None
+    """A function of the template, run by the local runtime in its own environments."""
 
-    def invoke(self, event: dict[str, Any]) -> Any:
-        with self.lock:
-            return self.handler()(event, LambdaContext(self.physical_name))
+    spec: FunctionSpec
+    runtime: LocalRuntime
 
-    def handler(self) -> Handler:
-        attr = self.handler_spec.rpartition(".")[2]
-        return cast(Handler, getattr(self.module(), attr))
+    @property
+    def logical_id(self) -> str:
+        return self.spec.logical_id
 
-    def module(self) -> ModuleType:
-        """The handler's module, imported on first use as a cold Lambda container would."""
-        if self._module is None:
-            module_name = self.handler_spec.rpartition(".")[0]
-            path = self.code_dir / (module_name.replace(".", "/") + ".py")
-            spec = importlib.util.spec_from_file_location(f"local_{self.logical_id}", path)
-            if spec is None or spec.loader is None:
-                raise ConfigError(f"cannot load handler {self.handler_spec} from {path}")
-            module = importlib.util.module_from_spec(spec)
-            sys.path.insert(0, str(self.code_dir))
-            spec.loader.exec_module(module)
-            self._module = module
-        return self._module
+    def invoke(self, event: Any) -> Any:
+        """The handler's result, as Lambda's synchronous Invoke returns it."""
+        invocation = self.runtime.invoke(self.spec.logical_id, event)
+        if not invocation.ok:
+            raise FunctionError(invocation)
+        return invocation.payload
 
 
 class LocalStack:
-    """The template's resources in a moto server on 127.0.0.1, and its functions in-process."""
+    """The template's resources in a moto server on 127.0.0.1, and its functions in their own
+    execution environments (``runtime.LocalRuntime``)."""
 
     def __init__(
         self,
@@ -113,7 +107,14 @@ class LocalStack:
         self.env_overrides = env_overrides or {}
         self.functions: dict[str, LocalFunction] = {}
         self.outputs: dict[str, str] = {}
+        self.runtime: LocalRuntime | None = None
+        # Called with every line every function writes (on the runtime's thread: keep quick).
+        self.log_listeners: list[Callable[[LogLine], None]] = []
         self._server: ThreadedMotoServer | None = None
+
+    @property
+    def function_names(self) -> list[str]:
+        return [name for name, _ in self._resources("AWS::Serverless::Function")]
 
     @property
     def routes(self) -> list[Route]:
@@ -136,7 +137,17 @@ class LocalStack:
             if "Condition" not in spec or self.resolver.condition(spec["Condition"])
         }
 
+    def attach(self, endpoint: str) -> None:
+        """Run the template's functions against an already running stack's moto server (its
+        resources exist): what ``mlops invoke`` does while ``mlops local`` runs."""
+        self.endpoint = endpoint
+        self._name_resources()
+        self._load_functions()
+
     def stop(self) -> None:
+        if self.runtime is not None:
+            self.runtime.stop()
+            self.runtime = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -178,6 +189,9 @@ class LocalStack:
             r.refs[name] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{name}:1"
         for name, _ in self._resources("AWS::Serverless::HttpApi"):
             r.refs[name] = "local"
+        for name, props in self._resources("AWS::Logs::LogGroup"):
+            r.refs[name] = str(props.get("LogGroupName") or f"/aws/{STACK}/{name}")
+            r.attrs[(name, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{r.refs[name]}"
         for name, _ in self._resources("AWS::SNS::Topic"):
             r.refs[name] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{name}"
 
@@ -221,27 +235,53 @@ class LocalStack:
             )
 
     def _load_functions(self) -> None:
-        globals_env = (
-            self.template.get("Globals", {})
-            .get("Function", {})
-            .get("Environment", {})
-            .get("Variables", {})
-        )
+        """One FunctionSpec per function: exactly the variables the template gives it (Globals
+        + its own, parameters resolved) plus the local endpoint and dummy credentials."""
+        defaults = self.template.get("Globals", {}).get("Function", {})
         base = self.template_path.parent
-        for name, props in self._resources("AWS::Serverless::Function"):
-            env = {**globals_env, **props.get("Environment", {}).get("Variables", {})}
-            environment = {k: str(v) for k, v in self.resolver.resolve(env).items()}
-            environment |= self.env_overrides
-            self.functions[name] = LocalFunction(
+        specs: dict[str, FunctionSpec] = {}
+        for name, raw in self._resources("AWS::Serverless::Function"):
+            props = {**defaults, **raw}
+            variables = {
+                **defaults.get("Environment", {}).get("Variables", {}),
+                **raw.get("Environment", {}).get("Variables", {}),
+            }
+            environment = {k: str(v) for k, v in self.resolver.resolve(variables).items()}
+            environment |= local_aws_environment(self.endpoint) | self.env_overrides
+            logging_config = self.resolver.resolve(props.get("LoggingConfig", {}))
+            reserved = self.resolver.resolve(props.get("ReservedConcurrentExecutions"))
+            specs[name] = FunctionSpec(
                 logical_id=name,
                 physical_name=self.resolver.refs[name],
                 code_dir=(base / props["CodeUri"]).resolve(),
-                handler_spec=props["Handler"],
+                handler=props["Handler"],
                 environment=environment,
+                python_paths=tuple(self._layer_dirs(props.get("Layers", []))),
+                timeout=float(self.resolver.resolve(props.get("Timeout", 3))),
+                memory_mb=int(self.resolver.resolve(props.get("MemorySize", 128))),
+                max_environments=int(reserved) if reserved else DEFAULT_MAX_ENVIRONMENTS,
+                log_group=logging_config.get("LogGroup")
+                or f"/aws/lambda/{self.resolver.refs[name]}",
             )
-            # Functions share this process, so their variables share os.environ; the template
-            # keeps names distinct where values differ (each function's settings read its own).
-            os.environ.update(environment)
+        self.runtime = LocalRuntime(specs, on_log=self._on_log)
+        self.runtime.start()
+        self.functions = {name: LocalFunction(spec, self.runtime) for name, spec in specs.items()}
+
+    def _layer_dirs(self, layers: list[Any]) -> list[Path]:
+        """A layer of this template is its ContentUri, as /opt/python would hold it; its pip
+        dependencies come from this environment's site-packages (see the README)."""
+        dirs = []
+        for layer in layers:
+            if isinstance(layer, dict) and "Ref" in layer:
+                spec = self.template["Resources"].get(layer["Ref"], {})
+                content = spec.get("Properties", {}).get("ContentUri")
+                if content and (self.template_path.parent / content).is_dir():
+                    dirs.append((self.template_path.parent / content).resolve())
+        return dirs
+
+    def _on_log(self, line: LogLine) -> None:
+        for listener in self.log_listeners:
+            listener(line)
 
 
 def local_aws_environment(endpoint: str) -> dict[str, str]:

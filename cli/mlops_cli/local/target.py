@@ -11,6 +11,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -47,15 +48,31 @@ class Target:
         return Registry(self.output("RegistryTableName"), client("dynamodb"))
 
 
-def write_local_state(endpoint: str, api_url: str, outputs: dict[str, str]) -> Path:
+def write_local_state(
+    endpoint: str, api_url: str, outputs: dict[str, str], parameters: dict[str, str]
+) -> Path:
     STATE_FILE.parent.mkdir(exist_ok=True)
-    state = {"pid": os.getpid(), "endpoint": endpoint, "api_url": api_url, "outputs": outputs}
+    state = {
+        "pid": os.getpid(),
+        "endpoint": endpoint,
+        "api_url": api_url,
+        "outputs": outputs,
+        "parameters": parameters,
+    }
     STATE_FILE.write_text(json.dumps(state, indent=2))
     return STATE_FILE
 
 
 def clear_local_state() -> None:
     STATE_FILE.unlink(missing_ok=True)
+
+
+def running_local_stack() -> dict[str, Any] | None:
+    """The running ``mlops local``'s state (endpoint, parameters...), or None if none runs."""
+    if not STATE_FILE.exists():
+        return None
+    resolve_target(None)  # raises, and removes the file, if it is stale
+    return dict(json.loads(STATE_FILE.read_text()))
 
 
 def resolve_target(stack: str | None) -> Target:

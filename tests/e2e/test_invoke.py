@@ -1,0 +1,128 @@
+"""`mlops invoke`: `sam local invoke` without Docker — the template's function in its own
+execution environment, on any event in events/."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlops_cli.local.stack import LocalStack
+from tests.conftest import EVENTS, ROOT
+
+pytestmark = pytest.mark.e2e
+MLOPS = [sys.executable, "-m", "mlops_cli"]
+HTTP_EVENTS = sorted(p.name for p in EVENTS.glob("http_*.json"))
+OTHER_EVENTS = sorted(p.name for p in EVENTS.glob("*.json") if not p.name.startswith("http_"))
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    """A fresh local stack (moto + the template's resources + the runtime), no model yet."""
+    local = LocalStack(ROOT / "template.yaml")
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.mark.parametrize("name", HTTP_EVENTS)
+def test_every_http_event_gets_an_http_answer_from_the_inference_function(
+    stack: LocalStack, name: str
+) -> None:
+    assert stack.runtime is not None
+    invocation = stack.runtime.invoke("InferenceFunction", json.loads((EVENTS / name).read_text()))
+    assert invocation.ok, invocation.payload
+    # No model is registered in this fresh stack: the routes answer 503, as documented
+    assert invocation.payload["statusCode"] == 503
+    assert json.loads(invocation.payload["body"])["error"]["code"] == "model_unavailable"
+
+
+@pytest.mark.parametrize("name", OTHER_EVENTS)
+def test_every_other_event_is_a_clear_invalid_event_answer(stack: LocalStack, name: str) -> None:
+    assert stack.runtime is not None
+    invocation = stack.runtime.invoke("InferenceFunction", json.loads((EVENTS / name).read_text()))
+    assert invocation.ok, invocation.payload
+    assert invocation.payload["statusCode"] == 400
+    assert json.loads(invocation.payload["body"])["error"]["code"] == "invalid_event"
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+
+
+def test_the_cli_invokes_a_function_from_a_file_and_from_stdin(tmp_path: Path) -> None:
+    template = str(ROOT / "template.yaml")
+    from_file = subprocess.run(
+        [
+            *MLOPS,
+            "invoke",
+            "InferenceFunction",
+            "--event",
+            str(EVENTS / "http_health.json"),
+            "--template",
+            template,
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert from_file.returncode == 0, from_file.stderr
+    assert json.loads(from_file.stdout)["statusCode"] == 503
+    # The function's logs, Lambda's START/REPORT lines included, go to stderr
+    assert "InferenceFunction | START RequestId: " in from_file.stderr
+    assert "Init Duration: " in from_file.stderr
+    from_stdin = subprocess.run(
+        [*MLOPS, "invoke", "InferenceFunction", "--event", "-", "--template", template],
+        input=(EVENTS / "http_model.json").read_text(),
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert json.loads(from_stdin.stdout)["statusCode"] == 503
+
+
+def test_an_unknown_function_or_a_bad_event_file_is_an_error_line(tmp_path: Path) -> None:
+    template = str(ROOT / "template.yaml")
+    unknown = subprocess.run(
+        [
+            *MLOPS,
+            "invoke",
+            "NoSuchFunction",
+            "--event",
+            str(EVENTS / "http_health.json"),
+            "--template",
+            template,
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert unknown.returncode == 2
+    assert "has no function 'NoSuchFunction'; it has InferenceFunction" in unknown.stderr
+    (tmp_path / "bad.json").write_text("{not json")
+    bad = subprocess.run(
+        [*MLOPS, "invoke", "InferenceFunction", "--event", "bad.json", "--template", template],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: bad.json is not JSON")
