@@ -140,7 +140,10 @@ def _local(args: argparse.Namespace) -> int:
         model = running.target.model_name
         if running.bootstrapped:
             source = args.data or "the synthetic housing market, month 0"
-            metrics = ", ".join(f"{k} {v:,.4g}" for k, v in running.bootstrapped.metrics.items())
+            metrics = ", ".join(
+                f"{k} {v:,.0f}" if abs(v) >= 1000 else f"{k} {v:.3g}"
+                for k, v in running.bootstrapped.metrics.items()
+            )
             print(
                 f"Trained and promoted {model} v{running.bootstrapped.version} "
                 f"from {source} (holdout {metrics})"
