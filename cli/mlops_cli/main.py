@@ -49,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
         "`mlops train`)",
     )
     p.add_argument(
+        "--schedule-seconds",
+        type=float,
+        default=None,
+        metavar="N",
+        help="fire every schedule of the template every N seconds (default: as declared)",
+    )
+    p.add_argument(
         "--parameter-overrides",
         nargs="*",
         default=[],
@@ -127,6 +134,7 @@ def _local(args: argparse.Namespace) -> int:
         config_path=args.config,
         data_path=args.data,
         parameters=overrides,
+        schedule_seconds=args.schedule_seconds,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -103,6 +103,7 @@ def start_local(
     data_path: Path | None = None,
     quiet_functions: bool = False,
     parameters: dict[str, str] | None = None,
+    schedule_seconds: float | None = None,
 ) -> RunningStack:
     """Start moto, the template's resources and functions, and the HTTP API.
 
@@ -125,6 +126,7 @@ def start_local(
         moto_port=moto_port,
         parameters=model_parameters(config, LOCAL_PARAMETERS | (parameters or {})),
         env_overrides=overrides,
+        schedule_seconds=schedule_seconds,
     )
     if not quiet_functions:
         stack.log_listeners.append(print_function_log)

@@ -17,6 +17,7 @@ from moto.server import ThreadedMotoServer
 
 from mlops.errors import MlopsError
 from mlops_cli.local.runtime import FunctionSpec, Invocation, LocalRuntime, LogLine
+from mlops_cli.local.sources import EventSources
 from mlops_cli.local.template import (
     ACCOUNT,
     REGION,
@@ -97,7 +98,9 @@ class LocalStack:
         moto_port: int | None = None,
         parameters: dict[str, str] | None = None,
         env_overrides: dict[str, str] | None = None,
+        schedule_seconds: float | None = None,
     ) -> None:
+        """``schedule_seconds``: fire every schedule of the template this often instead."""
         self.template_path = template_path.resolve()
         self.template = load_template(self.template_path)
         self.moto_port = moto_port or free_port()
@@ -108,6 +111,8 @@ class LocalStack:
         self.functions: dict[str, LocalFunction] = {}
         self.outputs: dict[str, str] = {}
         self.runtime: LocalRuntime | None = None
+        self.sources: EventSources | None = None
+        self.schedule_seconds = schedule_seconds
         # Called with every line every function writes (on the runtime's thread: keep quick).
         self.log_listeners: list[Callable[[LogLine], None]] = []
         self._server: ThreadedMotoServer | None = None
@@ -131,6 +136,7 @@ class LocalStack:
         self._name_resources()
         self._create_resources()
         self._load_functions()
+        self._start_sources()
         self.outputs = {
             name: str(self.resolver.resolve(spec["Value"]))
             for name, spec in self.template.get("Outputs", {}).items()
@@ -144,7 +150,24 @@ class LocalStack:
         self._name_resources()
         self._load_functions()
 
+    def _start_sources(self) -> None:
+        """Every non-HTTP event source of the template, delivered to the functions' runtime."""
+        assert self.runtime is not None
+        self.sources = EventSources(
+            self.template,
+            self.resolver,
+            self.runtime,
+            self.endpoint,
+            log_groups={name: spec.log_group for name, spec in self.runtime.functions.items()},
+            schedule_seconds=self.schedule_seconds,
+        )
+        self.log_listeners.append(self.sources.on_log)
+        self.sources.start()
+
     def stop(self) -> None:
+        if self.sources is not None:
+            self.sources.stop()
+            self.sources = None
         if self.runtime is not None:
             self.runtime.stop()
             self.runtime = None
