@@ -192,9 +192,15 @@ def _invoke(args: argparse.Namespace) -> int:
         event = json.loads(text)
     except OSError as exc:
         raise ConfigError(f"cannot read {args.event}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{args.event} is not UTF-8 text: {exc.reason}") from exc
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{args.event} is not JSON: {exc}") from exc
-    running = running_local_stack()
+    try:
+        running = running_local_stack()
+    except ConfigError as exc:  # a stale state file (now removed): run on a fresh stack
+        print(f"note: {exc.message}; invoking on a fresh stack", file=sys.stderr)
+        running = None
     stack = LocalStack(args.template, parameters=running["parameters"] if running else None)
     if args.function not in stack.function_names:
         raise ConfigError(
@@ -211,7 +217,10 @@ def _invoke(args: argparse.Namespace) -> int:
         invocation = stack.runtime.invoke(args.function, event)
     finally:
         stack.stop()
-    print(json.dumps(invocation.payload, indent=2))
+    payload = invocation.payload
+    if isinstance(payload, bytes):  # a handler that returned non-JSON bytes
+        payload = payload.decode("utf-8", "replace")
+    print(json.dumps(payload, indent=2))
     return 0 if invocation.ok else 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -126,3 +127,63 @@ def test_an_unknown_function_or_a_bad_event_file_is_an_error_line(tmp_path: Path
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: bad.json is not JSON")
+    (tmp_path / "latin1.json").write_bytes(b'{"name": "caf\xe9"}')
+    latin1 = subprocess.run(
+        [*MLOPS, "invoke", "InferenceFunction", "--event", "latin1.json", "--template", template],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert latin1.returncode == 2
+    assert latin1.stderr.startswith("error: latin1.json is not UTF-8 text")
+
+
+def test_a_stale_state_file_does_not_stop_invoke_from_running_on_a_fresh_stack(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".mlops").mkdir()
+    (tmp_path / ".mlops" / "local.json").write_text(
+        json.dumps({"pid": 2**22 + 7, "endpoint": "http://127.0.0.1:9", "outputs": {}})
+    )
+    result = subprocess.run(
+        [
+            *MLOPS,
+            "invoke",
+            "InferenceFunction",
+            "--event",
+            str(EVENTS / "http_health.json"),
+            "--template",
+            str(ROOT / "template.yaml"),
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "note: the local stack is not running" in result.stderr
+    assert json.loads(result.stdout)["statusCode"] == 503
+
+
+def test_mlops_local_on_a_port_in_use_fails_at_once_with_an_error_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*MLOPS, "local", "--port", str(port), "--template", str(ROOT / "template.yaml")],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert f"error: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Trained" not in result.stdout  # refused before any training

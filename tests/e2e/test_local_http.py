@@ -267,7 +267,13 @@ def test_a_body_shorter_than_its_content_length_is_answered_within_the_timeout(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/nope"), ("POST", "/health"), ("DELETE", "/echo"), ("GET", "/items/1/extra")],
+    [
+        ("GET", "/nope"),
+        ("POST", "/health"),
+        ("DELETE", "/echo"),
+        ("GET", "/items/1/extra"),
+        ("GET", "/%68ealth"),  # matched as sent, as the function routes on rawPath
+    ],
 )
 def test_a_route_the_template_lacks_is_api_gateways_json_404(
     harness: Harness, method: str, path: str

@@ -377,3 +377,10 @@ def test_stop_ends_an_invocation_in_flight() -> None:
         with pytest.raises(RuntimeError, match="stopped"):
             pending.result(timeout=5)
     assert time.monotonic() - started < 3
+
+
+def test_a_large_non_ascii_event_is_sized_by_its_utf8_bytes(runtime: LocalRuntime) -> None:
+    # 2.2 MB of UTF-8 ("é" is 2 bytes); escaped as \u00e9 it would be 6.6 MB, over the limit
+    event = {"seconds": 0, "text": "\u00e9" * 1_100_000}
+    result = runtime.invoke("Sleeper", event)
+    assert result.ok, result.error_type

@@ -123,6 +123,13 @@ def test_a_bare_string_result_is_sent_as_is_with_a_json_content_type() -> None:
     assert sent[1]["body"] == b"hello"
 
 
+def test_a_non_json_bytes_result_is_api_gateways_500() -> None:
+    # awslambdaric posts a handler's bytes as application/unknown; API Gateway answers 500
+    sent, _ = serve(LocalApi(FakeStack(b"\x00raw"), 0), [{"type": "http.request", "body": b""}])
+    assert sent[0]["status"] == 500
+    assert json.loads(sent[1]["body"]) == {"message": "Internal Server Error"}
+
+
 def test_handler_framing_headers_are_replaced_by_the_real_content_length() -> None:
     result = {"statusCode": 200, "headers": {"Content-Length": "999", "Connection": "close"}}
     sent, _ = serve(LocalApi(FakeStack(result | {"body": "ok"}), 0), [{"type": "http.request"}])

@@ -51,6 +51,7 @@ API_GATEWAY_MAX_BODY = 10 * 1024 * 1024  # HTTP API's own payload limit
 TEXT_TYPES = ("application/json", "text/", "application/xml", "+json")
 BODY_TIMEOUT_SECONDS = 10.0  # a client that stops sending mid-body must not hold a request
 KEEP_ALIVE_SECONDS = 30  # long enough for a client's connection pool to reuse a connection
+MAX_CONNECTIONS = 1000
 LISTEN_BACKLOG = 2048
 INVOKE_WORKERS = 16  # threads running handlers; each function still serialises on its own lock
 START_TIMEOUT_SECONDS = 10.0
@@ -208,6 +209,9 @@ class _Response:
         Raises ``ValueError`` (bad status, base64 or header) or ``TypeError`` when the result
         cannot be mapped, which API Gateway answers with 500.
         """
+        if isinstance(result, bytes):
+            # A non-JSON response from the function: API Gateway answers 500.
+            raise TypeError("the function's response is not JSON")
         if not isinstance(result, dict) or "statusCode" not in result:
             # A bare value is the body of a 200 JSON response; a string is sent as is.
             text = result if isinstance(result, str) else json.dumps(result)
@@ -270,6 +274,9 @@ class LocalApi:
                 loop="asyncio",
                 backlog=LISTEN_BACKLOG,
                 timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                # One file-descriptor budget is shared with moto, the Runtime API and the
+                # workers: past this many connections new ones get a 503, not an fd exhaustion.
+                limit_concurrency=MAX_CONNECTIONS,
                 timeout_graceful_shutdown=int(STOP_TIMEOUT_SECONDS),
                 access_log=False,
                 log_level="warning",
@@ -334,7 +341,10 @@ class LocalApi:
         if declared is not None and declared.isdigit() and int(declared) > API_GATEWAY_MAX_BODY:
             # Answered before reading; uvicorn discards the body as it arrives.
             return _Response.gateway(413, "Request Entity Too Large")
-        route = self.match(method, scope["path"])
+        # Routes match the path as sent (percent-encoding kept), which is the rawPath the
+        # function routes on: /%68ealth is not /health here, nor in the function.
+        raw_path: bytes | None = scope.get("raw_path")
+        route = self.match(method, raw_path.decode("latin-1") if raw_path else scope["path"])
         if route is None:
             return _Response.gateway(404, "Not Found")
         try:

@@ -132,10 +132,15 @@ def start_local(
         stack.log_listeners.append(print_function_log)
     stack.start()
     try:
+        try:  # bind the port before minutes of training, so a taken port fails at once
+            api = LocalApi(stack, port)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on 127.0.0.1:{port}: {exc.strerror} (pass another --port)"
+            ) from exc
         target = Target(stack.outputs, "local stack")
         bootstrap = data_path is not None or config_path is None
         result = ensure_model(target, config, data_path) if bootstrap else None
-        api = LocalApi(stack, port)
         api.start()
         wait_until_healthy(api.url, expect_model=bootstrap)
     except BaseException:

@@ -275,7 +275,9 @@ class LocalRuntime:
         if isinstance(event, bytes | bytearray | memoryview):
             body = bytes(event)
         else:
-            body = json.dumps(event).encode()
+            # The bytes a client would send: escaping non-ASCII would inflate the payload up
+            # to 6x and trip the 6 MB limit on events Lambda accepts.
+            body = json.dumps(event, ensure_ascii=False).encode()
         result: concurrent.futures.Future[Invocation] = concurrent.futures.Future()
         loop.call_soon_threadsafe(self._begin, function, body, result)
         return result
