@@ -59,7 +59,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 import uvicorn
 
 from mlops_cli.local.runtime_api import Endpoint, Outcome, Request, RuntimeApi

@@ -14,7 +14,7 @@ from collections.abc import Callable
 def after_snapstart_restore(hook: Callable[[], None]) -> bool:
     """Run ``hook`` after every SnapStart restore; returns whether it was registered."""
     try:
-        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
+        from snapshot_restore_py import register_after_restore
     except ImportError:
         return False
     register_after_restore(hook)
