@@ -4,10 +4,7 @@ execution environment, on any event in events/."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +12,9 @@ import pytest
 
 from mlops_cli.local.stack import LocalStack
 from tests.conftest import EVENTS, ROOT
+from tests.e2e.conftest import mlops
 
 pytestmark = pytest.mark.e2e
-MLOPS = [sys.executable, "-m", "mlops_cli"]
 HTTP_EVENTS = sorted(p.name for p in EVENTS.glob("http_*.json"))
 OTHER_EVENTS = sorted(p.name for p in EVENTS.glob("*.json") if not p.name.startswith("http_"))
 
@@ -52,43 +49,31 @@ def test_every_other_event_is_a_clear_invalid_event_answer(stack: LocalStack, na
     assert json.loads(invocation.payload["body"])["error"]["code"] == "invalid_event"
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
-
-
 def test_the_cli_invokes_a_function_from_a_file_and_from_stdin(tmp_path: Path) -> None:
     template = str(ROOT / "template.yaml")
-    from_file = subprocess.run(
-        [
-            *MLOPS,
-            "invoke",
-            "InferenceFunction",
-            "--event",
-            str(EVENTS / "http_health.json"),
-            "--template",
-            template,
-        ],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    from_file = mlops(
+        tmp_path,
+        "invoke",
+        "InferenceFunction",
+        "--event",
+        str(EVENTS / "http_health.json"),
+        "--template",
+        template,
     )
     assert from_file.returncode == 0, from_file.stderr
     assert json.loads(from_file.stdout)["statusCode"] == 503
     # The function's logs, Lambda's START/REPORT lines included, go to stderr
     assert "InferenceFunction | START RequestId: " in from_file.stderr
     assert "Init Duration: " in from_file.stderr
-    from_stdin = subprocess.run(
-        [*MLOPS, "invoke", "InferenceFunction", "--event", "-", "--template", template],
-        input=(EVENTS / "http_model.json").read_text(),
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    from_stdin = mlops(
+        tmp_path,
+        "invoke",
+        "InferenceFunction",
+        "--event",
+        "-",
+        "--template",
+        template,
+        stdin=(EVENTS / "http_model.json").read_text(),
     )
     assert from_stdin.returncode == 0, from_stdin.stderr
     assert json.loads(from_stdin.stdout)["statusCode"] == 503
@@ -96,46 +81,26 @@ def test_the_cli_invokes_a_function_from_a_file_and_from_stdin(tmp_path: Path) -
 
 def test_an_unknown_function_or_a_bad_event_file_is_an_error_line(tmp_path: Path) -> None:
     template = str(ROOT / "template.yaml")
-    unknown = subprocess.run(
-        [
-            *MLOPS,
-            "invoke",
-            "NoSuchFunction",
-            "--event",
-            str(EVENTS / "http_health.json"),
-            "--template",
-            template,
-        ],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    unknown = mlops(
+        tmp_path,
+        "invoke",
+        "NoSuchFunction",
+        "--event",
+        str(EVENTS / "http_health.json"),
+        "--template",
+        template,
     )
     assert unknown.returncode == 2
     assert "has no function 'NoSuchFunction'; it has InferenceFunction" in unknown.stderr
     (tmp_path / "bad.json").write_text("{not json")
-    bad = subprocess.run(
-        [*MLOPS, "invoke", "InferenceFunction", "--event", "bad.json", "--template", template],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    bad = mlops(
+        tmp_path, "invoke", "InferenceFunction", "--event", "bad.json", "--template", template
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: bad.json is not JSON")
     (tmp_path / "latin1.json").write_bytes(b'{"name": "caf\xe9"}')
-    latin1 = subprocess.run(
-        [*MLOPS, "invoke", "InferenceFunction", "--event", "latin1.json", "--template", template],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    latin1 = mlops(
+        tmp_path, "invoke", "InferenceFunction", "--event", "latin1.json", "--template", template
     )
     assert latin1.returncode == 2
     assert latin1.stderr.startswith("error: latin1.json is not UTF-8 text")
@@ -148,22 +113,14 @@ def test_a_stale_state_file_does_not_stop_invoke_from_running_on_a_fresh_stack(
     (tmp_path / ".mlops" / "local.json").write_text(
         json.dumps({"pid": 2**22 + 7, "endpoint": "http://127.0.0.1:9", "outputs": {}})
     )
-    result = subprocess.run(
-        [
-            *MLOPS,
-            "invoke",
-            "InferenceFunction",
-            "--event",
-            str(EVENTS / "http_health.json"),
-            "--template",
-            str(ROOT / "template.yaml"),
-        ],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = mlops(
+        tmp_path,
+        "invoke",
+        "InferenceFunction",
+        "--event",
+        str(EVENTS / "http_health.json"),
+        "--template",
+        str(ROOT / "template.yaml"),
     )
     assert result.returncode == 0, result.stderr
     assert "note: the local stack is not running" in result.stderr
@@ -175,14 +132,8 @@ def test_mlops_local_on_a_port_in_use_fails_at_once_with_an_error_line(tmp_path:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [*MLOPS, "local", "--port", str(port), "--template", str(ROOT / "template.yaml")],
-            cwd=tmp_path,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        result = mlops(
+            tmp_path, "local", "--port", str(port), "--template", str(ROOT / "template.yaml")
         )
     assert result.returncode == 2
     assert f"error: cannot listen on 127.0.0.1:{port}" in result.stderr

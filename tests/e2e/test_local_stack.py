@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlops_cli.local.stack import free_port
-from tests.conftest import ROOT
+from tests.e2e.conftest import MLOPS, Running, start_local
 
 pytestmark = pytest.mark.e2e
-MLOPS = [sys.executable, "-m", "mlops_cli"]
 HOUSE = {
     "sqft": 2100,
     "bedrooms": 4,
@@ -34,14 +28,6 @@ HOUSE = {
     "location": "suburbs",
     "property_type": "house",
 }
-
-
-@dataclass
-class Running:
-    process: subprocess.Popen[str]
-    url: str
-    lines: list[str]
-    cwd: Path
 
 
 def call(url: str, body: Any = None, content_type: str = "application/json") -> tuple[int, Any]:
@@ -56,34 +42,10 @@ def call(url: str, body: Any = None, content_type: str = "application/json") -> 
 
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    cwd = tmp_path_factory.mktemp("local")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
-    process = subprocess.Popen(
-        [*MLOPS, "local", "--port", str(port), "--template", str(ROOT / "template.yaml")],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith("Listening on "):
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(120):
-        process.kill()
-        pytest.fail("mlops local did not start:\n" + "\n".join(lines[-40:]))
-    yield Running(process, f"http://127.0.0.1:{port}", lines, cwd)
-    if process.poll() is None:
-        process.kill()
+    running = start_local(tmp_path_factory.mktemp("local"))
+    yield running
+    if running.process.poll() is None:
+        running.process.kill()
 
 
 def test_startup_prints_the_contract_lines_with_listening_last(local_stack: Running) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,12 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlops_cli.local.stack import free_port
-from tests.conftest import ROOT
+from tests.e2e.conftest import MLOPS, start_local
 from tests.e2e.test_local_stack import call
 
 pytestmark = pytest.mark.e2e
-MLOPS = [sys.executable, "-m", "mlops_cli"]
 
 BIKES_CONFIG = """
 name = "bike-rentals"
@@ -98,38 +94,15 @@ def churn(path: Path) -> Path:
 
 @contextmanager
 def local_stack(cwd: Path, *args: str) -> Iterator[tuple[str, list[str]]]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
-    process = subprocess.Popen(
-        [*MLOPS, "local", "--port", str(port), "--template", str(ROOT / "template.yaml"), *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith("Listening on "):
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    running = start_local(cwd, *args)
     try:
-        while not ready.wait(0.5):
-            if process.poll() is not None:
-                pytest.fail("mlops local exited:\n" + "\n".join(lines[-40:]))
-        yield f"http://127.0.0.1:{port}", lines
+        yield running.url, running.lines
     finally:
-        process.send_signal(signal.SIGINT)
+        running.process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=30)
+            running.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
+            running.process.kill()
 
 
 def test_a_regression_model_of_your_own_served_from_the_first_start(tmp_path: Path) -> None:

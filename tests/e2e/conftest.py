@@ -1,0 +1,73 @@
+"""Helpers for the e2e tests: the `mlops` command as a user runs it, in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mlops_cli.local.stack import free_port
+from tests.conftest import ROOT
+
+MLOPS = [sys.executable, "-m", "mlops_cli"]
+
+
+def user_env() -> dict[str, str]:
+    """A user's shell: none of the test process's AWS or Powertools settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+
+
+def mlops(
+    cwd: Path, *args: str, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MLOPS, *args],
+        cwd=cwd,
+        env=user_env(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[str]
+    url: str
+    lines: list[str]
+    cwd: Path
+
+
+def start_local(cwd: Path, *args: str) -> Running:
+    """`mlops local` on a free port, once it prints `Listening on` (fails if it exits first)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*MLOPS, "local", "--port", str(port), "--template", str(ROOT / "template.yaml"), *args],
+        cwd=cwd,
+        env=user_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Listening on "):
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    while not ready.wait(0.5):
+        if process.poll() is not None:
+            pytest.fail("mlops local exited:\n" + "\n".join(lines[-40:]))
+    return Running(process, f"http://127.0.0.1:{port}", lines, cwd)
