@@ -40,8 +40,8 @@ name = "season"
 type = "categorical"
 
 [estimator]
-type = "ridge"
-params = {}
+type = "hist_gradient_boosting"
+params = { max_iter = 40 }
 """
 
 CHURN_CONFIG = """

@@ -90,6 +90,8 @@ def train(config: ModelConfig, data: Dataset) -> TrainedModel:
     names = config.feature_names
     target = train_set.target if config.task == "regression" else train_set.target.astype(str)
     pipeline.fit(train_set.matrix(names), target)
+    if config.estimator.type in TREE_ESTIMATORS:
+        floor_thresholds_to_float32(pipeline.steps[-1][1])
     classes = tuple(str(c) for c in getattr(pipeline, "classes_", ()))
     return TrainedModel(
         pipeline=pipeline,
@@ -98,6 +100,38 @@ def train(config: ModelConfig, data: Dataset) -> TrainedModel:
         metrics=evaluate(pipeline, holdout, config),
         classes=classes,
     )
+
+
+def floor_thresholds_to_float32(estimator: Any) -> None:
+    """Round every split threshold down to the nearest float32, in place.
+
+    Trees see float32 inputs (``CastTransformer``), but scikit-learn stores a split threshold
+    as a float64 midpoint between two training values. When those two values are adjacent
+    float32 numbers, the midpoint rounds (to even) onto one of them in ONNX's float32 graph,
+    and that exact value takes the other branch: a user's dataset failed the parity gate by
+    1.6 % this way. No float32 lies between a threshold and its float32 floor, so for every
+    float32 input ``x <= t`` and ``x <= floor32(t)`` agree: scikit-learn's predictions do not
+    change, and ONNX's comparison becomes exact.
+    """
+    if hasattr(estimator, "_predictors"):  # HistGradientBoosting*
+        for predictors in estimator._predictors:
+            for predictor in predictors:
+                nodes = predictor.nodes
+                split = ~nodes["is_leaf"].astype(bool)
+                nodes["num_threshold"][split] = _floor32(nodes["num_threshold"][split])
+        return
+    trees = np.asarray(getattr(estimator, "estimators_", [])).ravel()
+    for tree in trees:  # RandomForest* and GradientBoosting* (DecisionTree* inside)
+        structure = tree.tree_
+        split = structure.children_left != -1
+        structure.threshold[split] = _floor32(structure.threshold[split])
+
+
+def _floor32(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    rounded = values.astype(np.float32)
+    above = rounded.astype(np.float64) > values
+    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
+    return rounded.astype(np.float64)
 
 
 def evaluate(pipeline: Pipeline, data: Dataset, config: ModelConfig) -> dict[str, float]:
