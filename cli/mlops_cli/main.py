@@ -314,11 +314,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from mlops_cli.local.runner import training_service
+    from mlops.services.promotion import promote
     from mlops_cli.local.target import resolve_target
 
     target = resolve_target(args.stack)
-    previous = training_service(target).promote(target.model_name, args.version, args.alias)
+    previous = promote(target.registry(), target.model_name, args.version, args.alias)
     print(f"{args.alias}: v{previous} -> v{args.version}")
     return 0
 

@@ -47,3 +47,18 @@ def test_importing_the_inference_handler_loads_no_training_libraries() -> None:
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert "onnxruntime" in loaded  # the probe really imported the serving path
     assert not loaded & set(FORBIDDEN), sorted(loaded & set(FORBIDDEN))
+
+
+def test_the_cli_promotes_without_importing_the_training_stack() -> None:
+    # `mlops promote` is one conditional write; importing scikit-learn took 4 to 17 s.
+    probe = (
+        "import json, sys\n"
+        "import mlops_cli.main, mlops_cli.local.target, mlops.services.promotion\n"
+        "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=120
+    )
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "mlops_cli" in loaded
+    assert not loaded & set(FORBIDDEN), sorted(loaded & set(FORBIDDEN))

@@ -23,8 +23,8 @@ from mlops.domain.export import to_onnx_bytes
 from mlops.domain.schema import Signature
 from mlops.domain.scoring import OnnxModel
 from mlops.domain.training import TrainedModel, train
-from mlops.domain.versions import parse_version
-from mlops.errors import ConflictError, ParityError, Problem
+from mlops.errors import ParityError, Problem
+from mlops.services import promotion
 
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "protobuf")
 PRODUCTION = "production"
@@ -126,12 +126,7 @@ class TrainingService:
 
     def promote(self, model: str, version: str, alias: str = PRODUCTION) -> str | None:
         """Point ``alias`` at an existing ``version``; returns the version it pointed at."""
-        version = parse_version(version)
-        if self._registry.get_version(model, version) is None:
-            raise ConflictError(f"version {version} of {model} is not registered")
-        current = self._registry.get_alias(model, alias)
-        self._registry.move_alias(model, alias, version, expected=current)
-        return current
+        return promotion.promote(self._registry, model, version, alias)
 
     def _manifest(
         self,
