@@ -141,13 +141,13 @@ class Signature:
 def _numeric_problem(feature: Feature, value: Any) -> str | None:
     # bool is an int subclass in Python; true/false is never a valid measurement.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"expected a finite number, got {_show(value)}"
+        return f"expected a finite number, got {show_value(value)}"
     try:
         number = float(value)
     except OverflowError:  # an integer literal beyond float64, e.g. 10**400
         number = math.inf
     if not math.isfinite(number):
-        return f"expected a finite number, got {_show(value)}"
+        return f"expected a finite number, got {show_value(value)}"
     if feature.min is not None and number < feature.min:
         return f"must be >= {_num(feature.min)}, got {_num(number)}"
     if feature.max is not None and number > feature.max:
@@ -157,7 +157,7 @@ def _numeric_problem(feature: Feature, value: Any) -> str | None:
 
 def _categorical_problem(value: Any) -> str | None:
     if not isinstance(value, str):
-        return f"expected a string, got {_show(value)}"
+        return f"expected a string, got {show_value(value)}"
     if not value.strip():
         return "expected a non-empty string"
     if not valid_unicode(value):
@@ -183,7 +183,7 @@ def _kind(value: Any) -> str:
     )
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     """A client's value, short enough to echo back in an error message."""
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
