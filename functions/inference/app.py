@@ -1,4 +1,5 @@
-"""Inference function: POST /predict, GET /model, GET /health behind an HTTP API."""
+"""Inference function: POST /predict, POST /feedback, GET /model, GET /health behind an
+HTTP API. Predictions and labels are also written as capture log lines (see services)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ after_snapstart_restore(service.expire_model)  # a restored snapshot may hold an
 def predict() -> Response[str]:
     started = time.perf_counter()
     body = read_json_body(app.current_event, inference_settings().max_body_bytes)
-    result = service.predict(body)
+    gateway_request_id = app.current_event.raw_event["requestContext"].get("requestId")
+    result = service.predict(body, gateway_request_id=gateway_request_id)
     metrics.add_metric(
         name="PredictLatency",
         unit=MetricUnit.Milliseconds,
@@ -44,6 +46,14 @@ def predict() -> Response[str]:
         name="PredictedRows", unit=MetricUnit.Count, value=len(result["predictions"])
     )
     return json_response(200, result)
+
+
+@app.post("/feedback")
+def feedback() -> Response[str]:
+    body = read_json_body(app.current_event, inference_settings().max_body_bytes)
+    result = service.feedback(body)
+    metrics.add_metric(name="FeedbackLabels", unit=MetricUnit.Count, value=result["accepted"])
+    return json_response(202, result)
 
 
 @app.get("/model")

@@ -147,3 +147,15 @@ def test_the_clients_worst_case_retries_fit_inside_the_function_timeout() -> Non
         assert attempts * per_attempt < timeout, (
             f"{name}: {attempts} attempts x {per_attempt} s >= Timeout {timeout} s"
         )
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0.0), ("1", 1.0), ("0.25", 0.25)])
+def test_the_capture_sample_rate_is_a_share_from_0_to_1(value: str, expected: float) -> None:
+    settings = InferenceSettings.from_env({**REQUIRED, "CAPTURE_SAMPLE_RATE": value})
+    assert settings.capture_sample_rate == expected
+
+
+@pytest.mark.parametrize("value", ["-0.01", "1.01", "nan", "all"])
+def test_a_capture_sample_rate_outside_0_to_1_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="CAPTURE_SAMPLE_RATE"):
+        InferenceSettings.from_env({**REQUIRED, "CAPTURE_SAMPLE_RATE": value})

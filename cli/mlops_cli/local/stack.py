@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -172,6 +174,13 @@ class LocalStack:
             self.runtime.stop()
             self.runtime = None
         if self._server is not None:
+            # moto's backends are process-wide: without a reset, the next stack started in this
+            # process (tests, the demo) would find this one's tables and buckets.
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(
+                    urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"),
+                    timeout=5,
+                ).close()
             self._server.stop()
             self._server = None
 

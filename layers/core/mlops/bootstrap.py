@@ -23,4 +23,8 @@ def inference_service() -> InferenceService:
         refresh_wait_seconds=settings.alias_refresh_wait_seconds,
         load_wait_seconds=settings.model_load_wait_seconds,
     )
-    return InferenceService(provider, max_instances=settings.max_instances)
+    return InferenceService(
+        provider,
+        max_instances=settings.max_instances,
+        capture_sample_rate=settings.capture_sample_rate,
+    )

@@ -32,6 +32,8 @@ class InferenceSettings:
     model_load_wait_seconds: float = 5.0
     max_instances: int = 1000
     max_body_bytes: int = 1_048_576
+    # Share of /predict requests written as capture log lines (0 to 1).
+    capture_sample_rate: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> InferenceSettings:
@@ -49,6 +51,7 @@ class InferenceSettings:
             ),
             max_instances=_count(env, "MAX_INSTANCES", cls.max_instances),
             max_body_bytes=_count(env, "MAX_BODY_BYTES", cls.max_body_bytes),
+            capture_sample_rate=_fraction(env, "CAPTURE_SAMPLE_RATE", cls.capture_sample_rate),
         )
 
 
@@ -80,6 +83,20 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     # "nan" compares false with everything and "inf" disables what it bounds: both refused.
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"environment variable {name} must be positive and finite, got {raw!r}")
+    return value
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    """A share from 0 to 1 inclusive; unset or blank means ``default``."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from exc
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise ConfigError(f"environment variable {name} must be from 0 to 1, got {raw!r}")
     return value
 
 

@@ -21,6 +21,8 @@ thread while a request flushes them.
 from __future__ import annotations
 
 import hashlib
+import random
+import sys
 import threading
 import time
 import uuid
@@ -30,6 +32,7 @@ from typing import Any
 
 from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import Registry
+from mlops.domain import capture
 from mlops.domain.manifest import Manifest
 from mlops.domain.schema import valid_unicode
 from mlops.domain.scoring import OnnxModel
@@ -272,10 +275,28 @@ class ModelProvider:
         return LoadedModel(manifest=manifest, model=model)
 
 
+def write_stdout(line: str) -> None:
+    """One log event per line: Lambda ships stdout to CloudWatch Logs after the response."""
+    sys.stdout.write(line + "\n")
+
+
 class InferenceService:
-    def __init__(self, provider: ModelProvider, max_instances: int) -> None:
+    def __init__(
+        self,
+        provider: ModelProvider,
+        max_instances: int,
+        *,
+        capture_sample_rate: float = 1.0,
+        emit: Callable[[str], None] = write_stdout,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        """``emit`` writes one capture/feedback log line (a subscription ships them to the
+        prediction logger); ``capture_sample_rate`` is the share of requests captured."""
         self._provider = provider
         self._max_instances = max_instances
+        self._sample_rate = capture_sample_rate
+        self._emit = emit
+        self._clock_ms = clock_ms
 
     def expire_model(self) -> None:
         """Make the next request re-check which version the alias points at."""
@@ -288,7 +309,8 @@ class InferenceService:
         except MlopsError as exc:
             logger.warning("model not loaded at start", error=str(exc))
 
-    def predict(self, body: Any) -> dict[str, Any]:
+    def predict(self, body: Any, *, gateway_request_id: str | None = None) -> dict[str, Any]:
+        started = time.perf_counter()
         instances, request_id = _parse_request(body)
         loaded = self._provider.current()
         columns = loaded.manifest.signature.columns(instances, self._max_instances)
@@ -303,7 +325,57 @@ class InferenceService:
             response["probabilities"] = probabilities
         if request_id is not None:
             response["request_id"] = request_id
+        if self._sample_rate >= 1.0 or random.random() < self._sample_rate:
+            self._capture(
+                loaded,
+                instances,
+                response,
+                request_id or gateway_request_id or str(uuid.uuid4()),
+                (time.perf_counter() - started) * 1000,
+            )
         return response
+
+    def _capture(
+        self,
+        loaded: LoadedModel,
+        instances: list[dict[str, Any]],
+        response: dict[str, Any],
+        request_id: str,
+        latency_ms: float,
+    ) -> None:
+        """Never fails or slows a prediction beyond encoding one line: a capture that cannot
+        be written is counted and logged, and the answer goes out regardless."""
+        try:
+            for line in capture.capture_lines(
+                model=self._provider.model_name,
+                version=loaded.version,
+                alias=self._provider.alias,
+                variant=self._provider.alias,
+                request_id=request_id,
+                timestamp_ms=self._clock_ms(),
+                latency_ms=round(latency_ms, 3),
+                instances=instances,
+                prediction_ids=response["prediction_ids"],
+                predictions=response["predictions"],
+                probabilities=response.get("probabilities"),
+            ):
+                self._emit(line)
+        except Exception as exc:  # capture must never fail a prediction
+            logger.error("capture failed", error=f"{type(exc).__name__}: {exc}")
+            metrics.add_metric(name="CaptureFailures", unit=MetricUnit.Count, value=1)
+
+    def feedback(self, body: Any) -> dict[str, Any]:
+        """Validate late ground-truth labels against the served task and log them; unknown
+        prediction ids are accepted (a label may arrive before its capture is stored)."""
+        manifest = self._provider.current().manifest
+        items = capture.parse_feedback(
+            body, task=manifest.task, labels=manifest.labels, max_items=self._max_instances
+        )
+        for line in capture.feedback_line(
+            model=self._provider.model_name, timestamp_ms=self._clock_ms(), items=items
+        ):
+            self._emit(line)
+        return {"accepted": len(items)}
 
     def describe(self) -> dict[str, Any]:
         loaded = self._provider.current()
