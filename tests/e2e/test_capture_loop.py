@@ -86,3 +86,22 @@ def test_predictions_and_labels_land_in_s3_partitioned_with_a_sketch(
     (sketch,) = [json.loads(blob) for blob in sketches.values()]
     assert sketch["rows"] == 2
     assert not objects(running, "quarantine/")
+
+
+def test_the_glue_tables_over_captures_and_feedback_exist(running: RunningStack) -> None:
+    glue = boto3.client(
+        "glue",
+        endpoint_url=running.stack.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    database = running.target.output("CaptureDatabaseName")
+    tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
+    assert set(tables) == {"captures", "feedback"}
+    template = tables["captures"]["Parameters"]["storage.location.template"]
+    bucket = running.target.output("ArtifactsBucketName")
+    expected = (
+        f"s3://{bucket}/captures/model=${{model}}/version=${{version}}/dt=${{dt}}/hour=${{hour}}/"
+    )
+    assert template == expected

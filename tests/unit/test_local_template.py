@@ -112,3 +112,15 @@ def test_local_events_have_the_http_api_v2_shape() -> None:
     )
     assert binary["isBase64Encoded"] is True
     assert binary["body"] == "AAE="
+
+
+def test_sub_keeps_an_escaped_dollar_brace_literal() -> None:
+    resolver = Resolver({"Bucket": "b"}, {})
+    resolved = resolver.resolve({"Fn::Sub": "s3://${Bucket}/x=${!x}/"})
+    assert resolved == "s3://b/x=${x}/"
+
+
+def test_split_and_join_resolve_like_cloudformation() -> None:
+    resolver = Resolver({"Name": "my-stack"}, {})
+    resolved = resolver.resolve({"Fn::Join": ["_", {"Fn::Split": ["-", {"Ref": "Name"}]}]})
+    assert resolved == "my_stack"

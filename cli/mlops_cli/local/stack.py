@@ -224,6 +224,8 @@ class LocalStack:
         for name, props in self._resources("AWS::Logs::LogGroup"):
             r.refs[name] = str(props.get("LogGroupName") or f"/aws/{STACK}/{name}")
             r.attrs[(name, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{r.refs[name]}"
+        for name, raw in self._resources("AWS::Glue::Database"):
+            r.refs[name] = str(r.resolve(raw["DatabaseInput"]["Name"])).lower()
         for name, _ in self._resources("AWS::SNS::Topic"):
             r.refs[name] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{name}"
 
@@ -245,6 +247,12 @@ class LocalStack:
                 AttributeDefinitions=props["AttributeDefinitions"],
                 BillingMode="PAY_PER_REQUEST",
             )
+        glue = boto3.client("glue", region_name=REGION)
+        for _, raw in self._resources("AWS::Glue::Database"):
+            glue.create_database(DatabaseInput=self.resolver.resolve(raw["DatabaseInput"]))
+        for _, raw in self._resources("AWS::Glue::Table"):
+            props = self.resolver.resolve(raw)
+            glue.create_table(DatabaseName=props["DatabaseName"], TableInput=props["TableInput"])
         sqs = boto3.client("sqs", region_name=REGION)
         queues = self._resources("AWS::SQS::Queue")
         # Dead-letter queues first: a redrive policy must name an existing queue.

@@ -125,6 +125,7 @@ class Resolver:
             "Fn::And": lambda a: all(self.resolve(x) for x in a),
             "Fn::Or": lambda a: any(self.resolve(x) for x in a),
             "Fn::Select": lambda a: self.resolve(a[1])[int(a[0])],
+            "Fn::Split": lambda a: str(self.resolve(a[1])).split(str(a[0])),
             "Condition": self.condition,
         }
 
@@ -139,7 +140,8 @@ class Resolver:
                 return str(self.getatt(*name.split(".", 1)))
             return str(self.ref(name))
 
-        return re.sub(r"\$\{([^}!]+)\}", replace, text)
+        # "${!Name}" is CloudFormation's escape for a literal "${Name}".
+        return re.sub(r"\$\{([^}!]+)\}", replace, text).replace("${!", "${")
 
 
 def parameter_defaults(template: Mapping[str, Any]) -> dict[str, Any]:
