@@ -105,3 +105,48 @@ def test_the_glue_tables_over_captures_and_feedback_exist(running: RunningStack)
         f"s3://{bucket}/captures/model=${{model}}/version=${{version}}/dt=${{dt}}/hour=${{hour}}/"
     )
     assert template == expected
+
+
+def test_a_1000_instance_request_is_split_into_records_and_nothing_is_lost(
+    running: RunningStack,
+) -> None:
+    houses = [{**HOUSE, "sqft": 900 + i} for i in range(1000)]
+    status, answer = call(
+        f"{running.api.url}/predict", {"instances": houses, "request_id": "big-batch"}
+    )
+    assert status == 200
+
+    def stored() -> list[dict[str, Any]]:
+        return [r for r in rows(objects(running, "captures/")) if r["request_id"] == "big-batch"]
+
+    big = eventually(lambda: len(stored()) == 1000 and stored())
+    assert big, f"{len(stored())} of 1000 rows stored"
+    assert sorted(r["prediction_id"] for r in big) == sorted(answer["prediction_ids"])
+    assert sorted(r["inputs"]["sqft"] for r in big) == [h["sqft"] for h in houses]
+
+
+def test_a_delivery_the_logger_cannot_store_is_retried_then_kept_for_replay(
+    running: RunningStack,
+) -> None:
+    # Given a subscription delivery the logger cannot decode, sent as CloudWatch Logs does
+    # (asynchronously), then when every retry fails
+    assert running.stack.sources is not None
+    bad = {"awslogs": {"data": "this is not base64 gzip"}}
+    request_id = running.stack.sources.invoke_async("PredictionLoggerFunction", bad)
+    # Then Lambda's destination record lands in the failure queue, with the event to replay
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=running.stack.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    queue = running.target.output("PredictionLoggerFailuresUrl")
+    messages = eventually(
+        lambda: sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages"), 45
+    )
+    record = json.loads(messages[0]["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestContext"]["requestId"] == request_id
+    assert record["requestPayload"] == bad
