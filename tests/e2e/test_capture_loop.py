@@ -29,14 +29,19 @@ def running() -> Iterator[RunningStack]:
     stack.stop()
 
 
-def objects(running: RunningStack, prefix: str) -> dict[str, bytes]:
-    s3 = boto3.client(
-        "s3",
+def local_client(running: RunningStack, service: str) -> Any:
+    """A boto3 client for the local stack's moto endpoint, as a user would point the CLI."""
+    return boto3.client(
+        service,
         endpoint_url=running.stack.endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def objects(running: RunningStack, prefix: str) -> dict[str, bytes]:
+    s3 = local_client(running, "s3")
     bucket = running.target.output("ArtifactsBucketName")
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
@@ -89,13 +94,7 @@ def test_predictions_and_labels_land_in_s3_partitioned_with_a_sketch(
 
 
 def test_the_glue_tables_over_captures_and_feedback_exist(running: RunningStack) -> None:
-    glue = boto3.client(
-        "glue",
-        endpoint_url=running.stack.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    glue = local_client(running, "glue")
     database = running.target.output("CaptureDatabaseName")
     tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
     assert set(tables) == {"captures", "feedback"}
@@ -134,13 +133,7 @@ def test_a_delivery_the_logger_cannot_store_is_retried_then_kept_for_replay(
     bad = {"awslogs": {"data": "this is not base64 gzip"}}
     request_id = running.stack.sources.invoke_async("PredictionLoggerFunction", bad)
     # Then Lambda's destination record lands in the failure queue, with the event to replay
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=running.stack.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    sqs = local_client(running, "sqs")
     queue = running.target.output("PredictionLoggerFailuresUrl")
     messages = eventually(
         lambda: sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages"), 45

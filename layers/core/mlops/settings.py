@@ -71,32 +71,37 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    """A positive finite number; unset or blank means ``default``."""
+def _float(env: Mapping[str, str], name: str) -> float | None:
+    """The variable as a number; None when unset or blank."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
-        return default
+        return None
     try:
-        value = float(raw)
+        return float(raw)
     except ValueError as exc:
         raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from exc
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive finite number; unset or blank means ``default``."""
+    value = _float(env, name)
+    if value is None:
+        return default
     # "nan" compares false with everything and "inf" disables what it bounds: both refused.
     if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"environment variable {name} must be positive and finite, got {raw!r}")
+        raise ConfigError(
+            f"environment variable {name} must be positive and finite, got {env[name]!r}"
+        )
     return value
 
 
 def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
     """A share from 0 to 1 inclusive; unset or blank means ``default``."""
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
+    value = _float(env, name)
+    if value is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from exc
     if not 0.0 <= value <= 1.0:  # also refuses nan
-        raise ConfigError(f"environment variable {name} must be from 0 to 1, got {raw!r}")
+        raise ConfigError(f"environment variable {name} must be from 0 to 1, got {env[name]!r}")
     return value
 
 
