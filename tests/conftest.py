@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import importlib.util
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 # Powertools reads these when mlops.observability is first imported, as Lambda sets them
@@ -35,6 +37,16 @@ EVENTS = ROOT / "events"
 BUCKET = "test-artifacts"
 TABLE = "test-registry"
 REGION = "us-east-1"
+
+
+def import_fresh(name: str, path: Path) -> ModuleType:
+    """Import a handler file afresh under ``name``, as a new Lambda container would."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -3,7 +3,6 @@ a config of their own, `mlops local --config`, `mlops train` — no house prices
 
 from __future__ import annotations
 
-import csv
 import json
 import signal
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.datasets import bikes, write_csv
 from tests.e2e.conftest import MLOPS, start_local
 from tests.e2e.test_local_stack import call
 
@@ -62,25 +62,6 @@ type = "categorical"
 type = "logistic_regression"
 params = {}
 """
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def bikes(path: Path) -> Path:
-    rng = np.random.default_rng(1)
-    rows: list[list[object]] = []
-    for _ in range(400):
-        temperature, humidity = rng.uniform(-5, 35), rng.uniform(20, 95)
-        season = rng.choice(["winter", "spring", "summer", "autumn"])
-        rentals = 50 + 12 * temperature - 1.5 * humidity + (80 if season == "summer" else 0)
-        rows.append([round(temperature, 1), round(humidity, 1), season, round(rentals, 1)])
-    return write_csv(path, ["temperature", "humidity", "season", "rentals"], rows)
 
 
 def churn(path: Path) -> Path:

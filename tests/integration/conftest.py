@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from mlops.adapters.registry import Registry
 from mlops.domain.config import ModelConfig
 from mlops.services.training import TrainingResult, TrainingService
 from mlops_cli.local.stack import LambdaContext
-from tests.conftest import BUCKET, ROOT, TABLE, moto_resources
+from tests.conftest import BUCKET, ROOT, TABLE, import_fresh, moto_resources
 
 APP = ROOT / "functions" / "inference" / "app.py"
 INFERENCE_ENV = {
@@ -34,12 +33,7 @@ def load_handler_module() -> ModuleType:
     """Import functions/inference/app.py afresh, as a new Lambda container would."""
     bootstrap.inference_service.cache_clear()
     settings.inference_settings.cache_clear()
-    spec = importlib.util.spec_from_file_location("inference_app_under_test", APP)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_fresh("inference_app_under_test", APP)
 
 
 def invoker(module: ModuleType) -> Invoke:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import importlib.util
 import json
 import sys
 import uuid
@@ -31,7 +30,7 @@ from mlops.errors import InvalidEventError, StorageError
 from mlops.services import prediction_logger
 from mlops_cli.local.sources import awslogs_payload, log_event_id
 from mlops_cli.local.stack import LambdaContext
-from tests.conftest import BUCKET, ROOT, moto_resources
+from tests.conftest import BUCKET, ROOT, import_fresh, moto_resources
 
 APP = ROOT / "functions" / "prediction_logger" / "app.py"
 MODEL = "house-prices"
@@ -162,12 +161,7 @@ class Logger:
 def load_handler_module() -> ModuleType:
     """Import functions/prediction_logger/app.py afresh, as a new Lambda container would."""
     prediction_logger.logger_service.cache_clear()
-    spec = importlib.util.spec_from_file_location("prediction_logger_app_under_test", APP)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_fresh("prediction_logger_app_under_test", APP)
 
 
 def start(env: dict[str, str] | None = None, *, baseline: bool = True) -> Iterator[Logger]:

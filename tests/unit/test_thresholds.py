@@ -19,7 +19,7 @@ from mlops.domain.export import to_onnx_bytes
 from mlops.domain.scoring import OnnxModel
 from mlops.domain.training import build_pipeline, floor_thresholds_to_float32, train
 from mlops.services.training import check_parity, signature_from_training
-from tests.e2e.test_own_model import bikes
+from tests.datasets import bikes
 
 CONFIG = """
 name = "bike-rentals"
