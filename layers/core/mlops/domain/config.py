@@ -59,6 +59,77 @@ class ParityConfig:
 
 
 @dataclass(frozen=True)
+class ValidationConfig:
+    """What training data must look like before anything is trained on it.
+
+    ``max_bytes`` bounds the object as stored and its decompressed size (a gzip bomb is
+    refused). A row with an empty cell is dropped and counted while every column's missing
+    rate stays within ``max_missing_rate``; above it the file is rejected. Exact duplicate
+    rows above ``max_duplicate_rate`` reject the file (below, they are reported). A class
+    with fewer than ``min_class_rows`` rows rejects a classification file: it cannot be both
+    learned and measured.
+    """
+
+    max_bytes: int = 256 * 1024 * 1024
+    max_missing_rate: float = 0.05
+    max_duplicate_rate: float = 0.5
+    min_class_rows: int = 5
+
+
+# Metrics where a smaller value is better; every other metric is better when greater.
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape", "log_loss"})
+DEFAULT_METRIC: dict[Task, str] = {"regression": "rmse", "classification": "f1_macro"}
+METRICS: dict[Task, frozenset[str]] = {
+    "regression": frozenset({"rmse", "mae", "r2", "mape"}),
+    "classification": frozenset({"accuracy", "f1_macro", "log_loss", "roc_auc"}),
+}
+
+
+@dataclass(frozen=True)
+class PromotionConfig:
+    """The champion/challenger gate, with MLflow ``MetricThreshold`` semantics.
+
+    Both models are scored on the same holdout, drawn from the new data. With
+    ``greater_is_better`` (from the metric), the challenger passes when
+    ``challenger - champion >= min_absolute_change`` and
+    ``(challenger - champion) / |champion| >= min_relative_change``; for a lower-is-better
+    metric the differences are taken the other way round. ``threshold`` (optional) is an
+    absolute bound every model must meet (``>=`` or ``<=`` by the metric's direction); with no
+    champion (the first model) it and a naive baseline (the mean or the majority class) are
+    the bar. ``mode = "manual"`` registers a passing challenger as a candidate and leaves the
+    promotion to an operator.
+    """
+
+    metric: str = ""
+    min_relative_change: float = 0.01
+    min_absolute_change: float = 0.0
+    threshold: float | None = None
+    mode: Literal["auto", "manual"] = "auto"
+
+    def metric_for(self, task: Task) -> str:
+        return self.metric or DEFAULT_METRIC[task]
+
+    def greater_is_better(self, task: Task) -> bool:
+        return self.metric_for(task) not in LOWER_IS_BETTER
+
+
+@dataclass(frozen=True)
+class RetrainingConfig:
+    """Which rows the retrainer trains on (the holdout always comes from the new data).
+
+    ``training_set``: ``new_object`` (the uploaded object alone) or ``window`` (it and the
+    ``window_objects - 1`` most recent other valid objects under the training prefix).
+    ``include_feedback`` adds labeled production traffic: captures joined with their feedback
+    over the last ``feedback_days`` days.
+    """
+
+    training_set: Literal["new_object", "window"] = "new_object"
+    window_objects: int = 3
+    include_feedback: bool = False
+    feedback_days: int = 30
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     task: Task
@@ -67,6 +138,9 @@ class ModelConfig:
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     parity: ParityConfig = field(default_factory=ParityConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)
+    retraining: RetrainingConfig = field(default_factory=RetrainingConfig)
 
     @property
     def feature_names(self) -> list[str]:
@@ -91,11 +165,23 @@ def load_config(path: str | Path | None = None) -> ModelConfig:
     return parse_config(raw)
 
 
+SECTIONS = {
+    "name",
+    "task",
+    "target",
+    "features",
+    "estimator",
+    "training",
+    "parity",
+    "validation",
+    "promotion",
+    "retraining",
+}
+
+
 def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
     problems: list[Problem] = []
-    _unknown(
-        raw, {"name", "task", "target", "features", "estimator", "training", "parity"}, "", problems
-    )
+    _unknown(raw, SECTIONS, "", problems)
     name = _required(raw, "name", str, problems)
     task = _required(raw, "task", str, problems)
     if task is not None and task not in ESTIMATORS:
@@ -121,6 +207,27 @@ def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
         problems.append(Problem("training.holdout_fraction", "must be between 0.05 and 0.5"))
     if training.baseline_bins < 20:
         problems.append(Problem("training.baseline_bins", "must be at least 20"))
+    validation = _section(raw, "validation", ValidationConfig, problems)
+    for rate in ("max_missing_rate", "max_duplicate_rate"):
+        if not 0.0 <= getattr(validation, rate) <= 1.0:
+            problems.append(Problem(f"validation.{rate}", "must be from 0 to 1"))
+    if validation.max_bytes < 1:
+        problems.append(Problem("validation.max_bytes", "must be positive"))
+    promotion = _section(raw, "promotion", PromotionConfig, problems)
+    if task in METRICS and promotion.metric and promotion.metric not in METRICS[task]:
+        allowed = ", ".join(sorted(METRICS[task]))
+        problems.append(
+            Problem("promotion.metric", f"{promotion.metric!r} is not one of: {allowed}")
+        )
+    if promotion.mode not in ("auto", "manual"):
+        problems.append(Problem("promotion.mode", "must be auto or manual"))
+    retraining = _section(raw, "retraining", RetrainingConfig, problems)
+    if retraining.training_set not in ("new_object", "window"):
+        problems.append(Problem("retraining.training_set", "must be new_object or window"))
+    if retraining.window_objects < 1:
+        problems.append(Problem("retraining.window_objects", "must be at least 1"))
+    if retraining.feedback_days < 1:
+        problems.append(Problem("retraining.feedback_days", "must be at least 1"))
 
     if problems:
         raise ConfigError(f"{len(problems)} problem(s) in the model config", problems)
@@ -132,6 +239,9 @@ def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
         estimator=estimator,
         training=training,
         parity=parity,
+        validation=validation,
+        promotion=promotion,
+        retraining=retraining,
     )
 
 
@@ -190,10 +300,16 @@ def _section(raw: Mapping[str, Any], key: str, cls: type[T], problems: list[Prob
         if name not in table:
             continue
         value = table[name]
-        if isinstance(value, bool) or not isinstance(value, type(default) | int):
-            problems.append(Problem(f"{key}.{name}", f"expected a {type(default).__name__}"))
+        # An optional number (default None) takes any number; str and bool fields their own.
+        kind: type = float if default is None else type(default)
+        if kind in (str, bool):
+            ok = isinstance(value, kind)
+        else:
+            ok = not isinstance(value, bool) and isinstance(value, kind | int)
+        if not ok:
+            problems.append(Problem(f"{key}.{name}", f"expected a {kind.__name__}"))
             continue
-        values[name] = type(default)(value)
+        values[name] = kind(value)
     return cls(**values)
 
 
