@@ -76,35 +76,23 @@ def native_problems(path: Path, architecture: str, runtime: str) -> list[str]:
     return problems
 
 
-def check(
-    template_path: Path, build_dir: Path, planned: dict[str, list[str]] | None = None
-) -> list[FunctionReport]:
-    """One report per function in the template, plus ``planned`` functions (name → the built
-    layers they will use), so a function not yet in the template can be sized ahead."""
+def check(template_path: Path, build_dir: Path) -> list[FunctionReport]:
+    """One report per function in the template."""
     template = load_template(template_path)
     defaults: dict[str, Any] = template.get("Globals", {}).get("Function", {})
-    resources: dict[str, Any] = dict(template["Resources"])
-    for name, layers in (planned or {}).items():
-        resources[name] = {
-            "Type": "AWS::Serverless::Function",
-            "Properties": {"Layers": [{"Ref": layer} for layer in layers]},
-            "Metadata": {"Planned": True},
-        }
     reports = []
-    for name, resource in resources.items():
+    for name, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         props = {**defaults, **resource.get("Properties", {})}
         architecture = (props.get("Architectures") or ["x86_64"])[0]
         runtime = str(props.get("Runtime"))
         budget = float(resource.get("Metadata", {}).get("SizeBudgetMB", LAMBDA_LIMIT_MB))
-        label = f"{name} (planned)" if resource.get("Metadata", {}).get("Planned") else name
-        report = FunctionReport(label, architecture, runtime, min(budget, LAMBDA_LIMIT_MB))
+        report = FunctionReport(name, architecture, runtime, min(budget, LAMBDA_LIMIT_MB))
         layers = [layer["Ref"] for layer in props.get("Layers", []) if isinstance(layer, dict)]
         if len(props.get("Layers", [])) > MAX_LAYERS:
             report.problems.append(f"{len(props['Layers'])} layers, Lambda allows {MAX_LAYERS}")
-        parts = layers if resource.get("Metadata", {}).get("Planned") else [name, *layers]
-        for part in parts:
+        for part in [name, *layers]:
             built = build_dir / part
             if not built.is_dir():
                 report.problems.append(f"{part} was not built ({built} missing)")
@@ -122,15 +110,14 @@ def check(
 
 
 def render(reports: list[FunctionReport]) -> str:
-    lines = [
-        f"{'function':<28} {'arch':<7} {'code + layers (MB, unzipped)':<58} "
-        f"{'total':>7} {'budget':>7}  status"
-    ]
+    parts = {r.name: " + ".join(f"{k} {v:.1f}" for k, v in r.parts.items()) for r in reports}
+    header = "code + layers (MB, unzipped)"
+    width = max([len(header), *(len(p) for p in parts.values())])
+    lines = [f"{'function':<28} {'arch':<7} {header:<{width}} {'total':>7} {'budget':>7}  status"]
     for r in reports:
-        parts = " + ".join(f"{k} {v:.1f}" for k, v in r.parts.items())
         status = "ok" if not r.problems else "FAIL"
         lines.append(
-            f"{r.name:<28} {r.architecture:<7} {parts:<58} {r.total_mb:>7.1f} "
+            f"{r.name:<28} {r.architecture:<7} {parts[r.name]:<{width}} {r.total_mb:>7.1f} "
             f"{r.budget_mb:>7.0f}  {status}"
         )
         lines.extend(f"    - {p}" for p in r.problems[:20])
@@ -143,19 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--template", type=Path, default=Path("template.yaml"))
     parser.add_argument("--build-dir", type=Path, default=Path(".aws-sam/build"))
-    parser.add_argument(
-        "--planned",
-        action="append",
-        default=[],
-        metavar="NAME=LAYER,LAYER",
-        help="size a function the template does not have yet from built layers",
-    )
     args = parser.parse_args(argv)
-    planned = {
-        name: layers.split(",")
-        for name, _, layers in (item.partition("=") for item in args.planned)
-    }
-    reports = check(args.template, args.build_dir, planned)
+    reports = check(args.template, args.build_dir)
     print(render(reports))
     return 1 if any(r.problems for r in reports) else 0
 

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mlops.errors import MlopsError
+
+if TYPE_CHECKING:
+    from mlops.adapters.registry import AliasChange, VersionRecord
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _service_logs_to_stderr()
     try:
         return int(args.func(args) or 0)
     except MlopsError as exc:
@@ -25,6 +33,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _service_logs_to_stderr() -> None:
+    """The services log JSON lines for CloudWatch; run from the CLI, their warnings go to
+    stderr, so stdout holds only what the command prints (``--json`` stays one object)."""
+    from mlops.observability import logger
+
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(sys.stderr)
+    logger.setLevel(os.environ.get("MLOPS_LOG_LEVEL", "WARNING"))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,16 +111,67 @@ def _parser() -> argparse.ArgumentParser:
     _stack_option(p)
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("status", help="versions and aliases in the registry")
+    _lifecycle_commands(sub)
+    return parser
+
+
+def _lifecycle_commands(sub: Any) -> None:
+    """retrain, status, promote, rollback: the model lifecycle on a stack."""
+    p = sub.add_parser(
+        "retrain",
+        help="retrain through the deployed pipeline (upload or retrain request) and follow it",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="FILE|s3://...",
+        help="a CSV to upload under the training prefix, or an object already there "
+        "(default: the newest upload)",
+    )
+    p.add_argument("--reason", default="requested from the command line")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="how long to follow the pipeline for its decision (0: do not wait; default 900)",
+    )
+    _stack_option(p)
+    p.set_defaults(func=_retrain)
+
+    p = sub.add_parser(
+        "status", help="versions (status, metrics, data, reasons), aliases and recent moves"
+    )
+    p.add_argument(
+        "--versions", type=int, default=20, metavar="N", help="newest N versions (default 20)"
+    )
+    p.add_argument(
+        "--history",
+        type=int,
+        default=None,
+        metavar="N",
+        help="latest N alias moves (default 10; with --json, all)",
+    )
     _stack_option(p)
     p.set_defaults(func=_status)
 
     p = sub.add_parser("promote", help="point an alias at a registered version")
     p.add_argument("version", type=_version_arg, help="a registered version number, e.g. 3")
     p.add_argument("--alias", default="production")
+    p.add_argument("--reason", default="", help="why (kept in the alias history)")
+    p.add_argument(
+        "--force", action="store_true", help="promote a version the gate rejected (needs --reason)"
+    )
     _stack_option(p)
     p.set_defaults(func=_promote)
-    return parser
+
+    p = sub.add_parser(
+        "rollback",
+        help="move production back to the version it served before its last promotion",
+    )
+    p.add_argument("--reason", default="", help="why (kept in the alias history)")
+    _stack_option(p)
+    p.set_defaults(func=_rollback)
 
 
 def _version_arg(text: str) -> str:
@@ -246,7 +316,12 @@ def _generate(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from mlops.domain.config import load_config
     from mlops.errors import ConfigError
-    from mlops_cli.local.runner import archive_dataset, read_data, training_service
+    from mlops_cli.local.runner import (
+        archive_dataset,
+        publish_config,
+        read_data,
+        training_service,
+    )
     from mlops_cli.local.target import resolve_target
 
     config = load_config(args.config)
@@ -259,6 +334,8 @@ def _train(args: argparse.Namespace) -> int:
         )
     data = read_data(args.data)
     uri = archive_dataset(target.store(), data, args.data.name)
+    # The retrainer retrains with the config the model was last trained with.
+    publish_config(target, args.config)
     result = training_service(target).train_and_register(
         config, data, uri, promote=not args.no_promote
     )
@@ -267,20 +344,49 @@ def _train(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "version": result.version,
+                    "status": result.status,
                     "promoted": result.promoted,
+                    "reasons": list(result.reasons),
                     "metrics": result.metrics,
+                    "gate": result.gate,
                     "parity": result.parity.as_dict(),
+                    "report_uri": result.report_uri,
                 }
             )
         )
         return 0
-    print(
-        f"Registered {config.name} v{result.version}"
-        + (" and promoted it to production" if result.promoted else " (not promoted)")
-    )
+    outcome = {
+        "production": "and promoted it to production",
+        "candidate": "as a candidate (not promoted)",
+    }.get(result.status, "as rejected (production unchanged)")
+    print(f"Registered {config.name} v{result.version} {outcome}")
+    for reason in result.reasons:
+        print(f"  - {reason}")
     print("Holdout metrics: " + ", ".join(f"{k}={v:,.4g}" for k, v in result.metrics.items()))
     print(f"Parity: passed ({result.parity.summary()})")
+    print(f"Report: {result.report_uri}")
     return 0
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    """Exit 0 when a version was promoted or registered as a candidate, 1 when rejected."""
+    from mlops_cli import retrain
+    from mlops_cli.local.target import resolve_target
+
+    target = resolve_target(args.stack)
+    started = retrain.start(target, args.data, args.reason, _actor(args.stack))
+    if not args.json:
+        print(f"Retraining {target.model_name}: {started.description}", flush=True)
+    if args.wait <= 0:
+        return 0
+    docs = []
+    for doc in retrain.follow(target, started, args.wait):
+        docs.append(doc)
+        if not args.json:
+            print("  " + retrain.describe(doc), flush=True)
+    if args.json:
+        print(retrain.as_json(docs))
+    return 1 if retrain.outcome(docs[-1]) == "rejected" else 0
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -288,39 +394,259 @@ def _status(args: argparse.Namespace) -> int:
 
     target = resolve_target(args.stack)
     registry = target.registry()
-    aliases = registry.aliases(target.model_name)
-    versions = registry.list_versions(target.model_name)
+    model = target.model_name
+    versions = registry.list_versions(model)
+    aliases = registry.aliases(model)
+    default_limit = sys.maxsize if args.json else 10  # --json: the whole history
+    limit = default_limit if args.history is None else max(args.history, 0)
+    history = registry.history(model, limit=limit)
     if args.json:
         print(
             json.dumps(
                 {
-                    "model": target.model_name,
+                    "model": model,
+                    "target": target.description,
                     "aliases": aliases,
-                    "versions": [v.__dict__ | {"metrics": dict(v.metrics)} for v in versions],
+                    "versions": [v.as_dict() for v in versions],
+                    "history": [change.as_dict() for change in history],
                 },
                 default=str,
             )
         )
         return 0
-    print(f"Model {target.model_name} ({target.description})")
-    by_version: dict[str, list[str]] = {}
-    for alias, version in aliases.items():
-        by_version.setdefault(version, []).append(alias)
-    for v in versions:
-        marks = ", ".join(by_version.get(v.version, []))
-        metrics = ", ".join(f"{k}={val:,.4g}" for k, val in v.metrics.items())
-        print(f"  v{v.version:<4} {v.created_at}  {metrics}  {marks}")
+    _print_status(
+        model,
+        target.description,
+        versions,
+        aliases=aliases,
+        history=history,
+        limit=args.versions,
+    )
     return 0
 
 
 def _promote(args: argparse.Namespace) -> int:
+    from mlops.errors import InvalidInputError
     from mlops.services.promotion import promote
     from mlops_cli.local.target import resolve_target
 
+    if args.force and not args.reason.strip():
+        raise InvalidInputError("--force needs --reason: say why a rejected version should serve")
     target = resolve_target(args.stack)
-    previous = promote(target.registry(), target.model_name, args.version, args.alias)
-    print(f"{args.alias}: v{previous} -> v{args.version}")
+    change = promote(
+        target.registry(),
+        target.model_name,
+        args.version,
+        args.alias,
+        actor=_actor(args.stack),
+        reason=args.reason,
+        force=args.force,
+    )
+    _print_change(change, args.json)
     return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from mlops.services.promotion import rollback
+    from mlops_cli.local.target import resolve_target
+
+    target = resolve_target(args.stack)
+    change = rollback(
+        target.registry(), target.model_name, actor=_actor(args.stack), reason=args.reason
+    )
+    _print_change(change, args.json)
+    return 0
+
+
+def _actor(stack: str | None) -> str:
+    """Who moves an alias, for its history: the caller's ARN on AWS, the login locally."""
+    if stack:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from mlops.adapters.aws import client
+        from mlops.errors import ConfigError
+
+        try:
+            return str(client("sts").get_caller_identity()["Arn"])
+        except (ClientError, BotoCoreError) as exc:
+            raise ConfigError(f"cannot tell who you are (sts get-caller-identity: {exc})") from exc
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment nor the password database
+        user = "unknown"
+    return f"{user} (local)"
+
+
+def _print_change(change: AliasChange, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(change.as_dict()))
+        return
+    before = f"v{change.from_version}" if change.from_version else "none"
+    why = f": {json.dumps(change.reason, ensure_ascii=False)}" if change.reason else ""
+    print(
+        f"{change.alias}: {before} -> v{change.to_version} ({change.kind} by {change.actor}{why})"
+    )
+
+
+# Headline metrics, in order of preference: the first two a version has are shown.
+_HEADLINE_METRICS = ("rmse", "r2", "mae", "mape", "accuracy", "f1_macro", "roc_auc", "log_loss")
+_STATUS_STYLES = {"production": "bold green", "candidate": "cyan", "rejected": "red"}
+_WIDE = 110  # below this many columns the table drops its trigger column and times
+
+
+def _print_status(
+    model: str,
+    description: str,
+    versions: list[VersionRecord],
+    *,
+    aliases: dict[str, str],
+    history: list[AliasChange],
+    limit: int,
+) -> None:
+    """The registry as two tables sized to the terminal (80 columns when not a TTY, as in CI).
+
+    Narrower than ``_WIDE`` columns, the trigger and creation time are left out, aliases sit
+    under the version, and multi-part cells stack their parts, so nothing is cut mid-word.
+    """
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, emoji=False)
+    wide = console.width >= _WIDE
+    separator = " " if wide else "\n"  # between the parts of a cell
+    console.print(f"Model {model} ({description})")
+    by_version: dict[str, list[str]] = {}
+    for alias, version in sorted(aliases.items()):
+        by_version.setdefault(version, []).append(alias)
+    newest = sorted(versions, key=lambda v: int(v.version), reverse=True)
+    shown = [v for i, v in enumerate(newest) if i < max(limit, 0) or v.version in by_version]
+    if not versions:
+        console.print("No versions registered yet: `mlops train --data FILE`")
+    else:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("version", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        if wide:
+            table.add_column("created (UTC)", no_wrap=True)
+        table.add_column("metrics", no_wrap=not wide)
+        table.add_column("data", overflow="fold")
+        if wide:
+            table.add_column("trigger")
+        table.add_column("reasons", ratio=1, min_width=16)
+        if wide:
+            table.add_column("aliases")
+        for v in shown:
+            marks = ", ".join(by_version.get(v.version, []))
+            cells = [
+                f"v{v.version}" + (f"\n{marks}" if marks and not wide else ""),
+                v.status,
+                *([_when(v.created_at)] if wide else []),
+                separator.join(_headline(v.metrics)) or "-",
+                separator.join(_data_summary(v.lineage)) or "-",
+                *([_trigger(v.lineage)] if wide else []),
+                _short("; ".join(v.reasons), 160 if wide else 80) or "-",
+                *([marks] if wide else []),
+            ]
+            row = [_escape(cell) for cell in cells]
+            row[1] = f"[{_STATUS_STYLES.get(v.status, 'dim')}]{row[1]}[/]"
+            table.add_row(*row)
+        console.print(table)
+        if len(shown) < len(versions):
+            console.print(
+                f"... and {len(versions) - len(shown)} older versions "
+                "(--versions N, or --json for all)"
+            )
+    console.print("Recent alias changes")
+    if not history:
+        console.print("  none yet")
+        return
+    moves = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    moves.add_column("when (UTC)", no_wrap=True)
+    moves.add_column("alias", no_wrap=True)
+    moves.add_column("change", no_wrap=True)
+    moves.add_column("by", overflow="fold")
+    moves.add_column("reason", ratio=1, min_width=16)
+    for change in history:
+        before = f"v{change.from_version}" if change.from_version else "none"
+        kind = "" if change.kind == "promote" else f"{separator}({change.kind})"
+        moves.add_row(
+            _when(change.at).replace(" ", separator),
+            change.alias,
+            f"{before} -> v{change.to_version}{kind}",
+            _escape(_short_actor(change.actor)),
+            _escape(change.reason or "-"),
+        )
+    console.print(moves)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _when(iso: str) -> str:
+    """``2025-03-01 14:02`` in UTC; the stored text when it is not ISO 8601."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _headline(metrics: Mapping[str, float]) -> list[str]:
+    names = [m for m in _HEADLINE_METRICS if m in metrics] or list(metrics)
+    return [f"{name} {_number(metrics[name])}" for name in names[:2]]
+
+
+def _number(value: float) -> str:
+    try:
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    except (TypeError, ValueError):  # a metric stored as null or text
+        return str(value)
+
+
+def _data_summary(lineage: Mapping[str, Any]) -> list[str]:
+    """Rows, and the name of the object a version was trained on (``+N``: and N others),
+    from its lineage's ``data``: a list of ``{"uri", "rows", "role"}`` or one of them."""
+    data = lineage.get("data")
+    listed = data if isinstance(data, list) else [data]
+    sources = [s for s in listed if isinstance(s, Mapping)]
+    if not sources:
+        return []
+    rows = [s["rows"] for s in sources if isinstance(s.get("rows"), int)]
+    main = next((s for s in sources if s.get("role") == "new"), sources[0])
+    name = str(main.get("uri") or main.get("key") or "").rstrip("/").rsplit("/", 1)[-1]
+    more = f"+{len(sources) - 1}" if len(sources) > 1 else ""
+    parts = [f"{sum(rows):,} rows"] if rows else []
+    return [*parts, " ".join(part for part in (name, more) if part)]
+
+
+def _trigger(lineage: Mapping[str, Any]) -> str:
+    trigger = lineage.get("trigger")
+    if isinstance(trigger, Mapping):
+        trigger = trigger.get("kind")
+    names = {"s3_upload": "upload", "retrain_request": "retrain request"}
+    return names.get(str(trigger), str(trigger)) if trigger else "-"
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def _short_actor(actor: str) -> str:
+    """``Admin/alice`` for an assumed role's ARN, ``alice`` for a user's; else as it is."""
+    if not actor.startswith("arn:"):
+        return actor
+    kind, _, name = actor.rsplit(":", 1)[-1].partition("/")
+    return name if kind in ("assumed-role", "user", "role") and name else actor
 
 
 if __name__ == "__main__":

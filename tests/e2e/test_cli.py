@@ -3,11 +3,16 @@ CloudFormation on a local server stands in for AWS) or with bad arguments."""
 
 from __future__ import annotations
 
+import getpass
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -20,7 +25,7 @@ from tests.conftest import AWS_TEST_ENV
 
 pytestmark = pytest.mark.e2e
 MLOPS = [sys.executable, "-m", "mlops_cli"]
-STACK = "prices-prod"
+_stacks = itertools.count(1)
 # A stack with the outputs the CLI reads, as `sam deploy` of template.yaml would have.
 STACK_TEMPLATE = {
     "Resources": {
@@ -50,79 +55,286 @@ STACK_TEMPLATE = {
 
 @pytest.fixture(scope="module")
 def aws_env() -> Iterator[dict[str, str]]:
-    """A moto server with a deployed stack and two registered versions; the environment a
-    user's shell would have to reach it."""
+    """A moto server standing in for AWS; the environment a user's shell would have to reach
+    it."""
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "POWERTOOLS_")) and k != "COLUMNS"
+    }
     env |= AWS_TEST_ENV | {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    kwargs: dict[str, Any] = {
-        "endpoint_url": env["AWS_ENDPOINT_URL"],
-        "region_name": env["AWS_DEFAULT_REGION"],
-        "aws_access_key_id": "testing",
-        "aws_secret_access_key": "testing",
-    }
-    cloudformation = boto3.client("cloudformation", **kwargs)
-    cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(STACK_TEMPLATE))
-    outputs = {
-        o["OutputKey"]: o["OutputValue"]
-        for o in cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]["Outputs"]
-    }
-    registry = Registry(outputs["RegistryTableName"], boto3.client("dynamodb", **kwargs))
-    for version in ("1", "2"):
-        assert registry.next_version("house-prices") == version
-        registry.put_version(
-            VersionRecord("house-prices", version, "now", "k", "0" * 64, {"rmse": 1.0}, "ok")
-        )
-    registry.move_alias("house-prices", "production", "1", expected=None)
     yield env
     server.stop()
 
 
-def mlops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*MLOPS, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+def client(env: dict[str, str], service: str) -> Any:
+    """A boto3 client for the moto server ``env`` points at."""
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
 
 
-def test_status_and_promote_against_a_deployed_stack(aws_env: dict[str, str]) -> None:
-    # Given production on v1 in the stack named on the command line
-    status = mlops(aws_env, "status", "--stack", STACK, "--json")
-    assert status.returncode == 0, status.stderr
-    assert json.loads(status.stdout)["aliases"] == {"production": "1"}
-    # When v2 is promoted, then rolled back
-    promoted = mlops(aws_env, "promote", "2", "--stack", STACK)
-    assert promoted.returncode == 0, promoted.stderr
-    assert promoted.stdout.strip() == "production: v1 -> v2"
-    assert json.loads(mlops(aws_env, "status", "--stack", STACK, "--json").stdout)["aliases"] == {
-        "production": "2"
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    outputs: dict[str, str]
+    registry: Registry
+
+
+@pytest.fixture
+def stack(aws_env: dict[str, str]) -> Stack:
+    """A freshly deployed stack (its own registry table) with three versions: v1 in
+    production, v2 a candidate trained on month 3, v3 rejected by the gate."""
+    name = f"prices-{next(_stacks)}"
+    cloudformation = client(aws_env, "cloudformation")
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(STACK_TEMPLATE))
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cloudformation.describe_stacks(StackName=name)["Stacks"][0]["Outputs"]
     }
-    rolled_back = mlops(aws_env, "promote", "1", "--stack", STACK)
-    assert rolled_back.stdout.strip() == "production: v2 -> v1"
+    registry = Registry(outputs["RegistryTableName"], client(aws_env, "dynamodb"))
+    lineage = {
+        "trigger": {"kind": "s3_upload", "key": "training-data/month-03.csv"},
+        "data": [{"uri": "s3://data/training-data/month-03.csv", "rows": 4000, "role": "new"}],
+    }
+    registered = {
+        "1": ("candidate", (), {}),
+        "2": ("candidate", ("rmse 3.1% better than v1",), lineage),
+        "3": ("rejected", ("rmse 15.3% worse than champion v1 (41,234); allowed 2%",), lineage),
+    }
+    for version, (status, reasons, data) in registered.items():
+        assert registry.next_version("house-prices") == version
+        registry.put_version(
+            VersionRecord(
+                "house-prices",
+                version,
+                f"2025-0{version}-01T10:00:00+00:00",
+                "k",
+                "0" * 64,
+                {"rmse": 41234.5 - int(version) * 1000, "r2": 0.87},
+                status,
+                reasons,
+                data,
+            )
+        )
+    registry.promote("house-prices", "1", expected=None, actor="ci", reason="first model")
+    return Stack(name, outputs, registry)
+
+
+def mlops(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MLOPS, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def status_json(env: dict[str, str], stack: Stack) -> dict[str, Any]:
+    result = mlops(env, "status", "--stack", stack.name, "--json")
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def test_promote_then_rollback_against_a_deployed_stack(
+    aws_env: dict[str, str], stack: Stack
+) -> None:
+    # Given production on v1 in the stack named on the command line
+    assert status_json(aws_env, stack)["aliases"] == {"production": "1"}
+    # When v2 is promoted, then rolled back, each with a reason
+    promoted = mlops(aws_env, "promote", "2", "--reason", "better rmse", "--stack", stack.name)
+    assert promoted.returncode == 0, promoted.stderr
+    # Then each move names the caller (its ARN, from STS) and the reason
+    assert re.fullmatch(
+        r'production: v1 -> v2 \(promote by arn:aws:\S+: "better rmse"\)', promoted.stdout.strip()
+    ), promoted.stdout
+    rolled_back = mlops(aws_env, "rollback", "--reason", "canary regressed", "--stack", stack.name)
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    assert re.fullmatch(
+        r'production: v2 -> v1 \(rollback by arn:aws:\S+: "canary regressed"\)',
+        rolled_back.stdout.strip(),
+    ), rolled_back.stdout
+    # And the registry has the statuses and the history of both moves
+    status = status_json(aws_env, stack)
+    assert status["aliases"] == {"production": "1"}
+    versions = {v["version"]: v for v in status["versions"]}
+    assert {v: versions[v]["status"] for v in versions} == {
+        "1": "production",
+        "2": "archived",
+        "3": "rejected",
+    }
+    assert versions["2"]["reasons"] == ["rmse 3.1% better than v1", "rolled back: canary regressed"]
+    assert versions["2"]["lineage"]["data"][0]["rows"] == 4000
+    assert [(c["kind"], c["from_version"], c["to_version"]) for c in status["history"]] == [
+        ("rollback", "2", "1"),
+        ("promote", "1", "2"),
+        ("promote", None, "1"),
+    ]
+    assert status["history"][0]["reason"] == "canary regressed"
+
+
+def test_promote_and_rollback_print_json_with_json(aws_env: dict[str, str], stack: Stack) -> None:
+    promoted = mlops(aws_env, "promote", "2", "--stack", stack.name, "--json")
+    assert promoted.returncode == 0, promoted.stderr
+    change = json.loads(promoted.stdout)
+    assert (change["alias"], change["from_version"], change["to_version"]) == (
+        "production",
+        "1",
+        "2",
+    )
+    assert (change["kind"], change["reason"]) == ("promote", "")
+    rolled_back = json.loads(mlops(aws_env, "rollback", "--stack", stack.name, "--json").stdout)
+    assert (rolled_back["kind"], rolled_back["to_version"]) == ("rollback", "1")
+
+
+@pytest.mark.parametrize("columns", [80, 160])
+def test_status_prints_versions_and_recent_alias_changes_as_tables(
+    aws_env: dict[str, str], stack: Stack, columns: int
+) -> None:
+    # Given v2 promoted (its lineage names its data and trigger)
+    promoted = mlops(aws_env, "promote", "2", "--reason", "better rmse", "--stack", stack.name)
+    assert promoted.returncode == 0, promoted.stderr
+    # When status prints to a pipe of the given width (no TTY, as in CI)
+    result = mlops(aws_env | {"COLUMNS": str(columns)}, "status", "--stack", stack.name)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    lines = out.splitlines()
+    # Then it fits the width, with plain text (no colour codes) and nothing cut off
+    assert max(len(line) for line in lines) <= columns
+    assert "\x1b[" not in out
+    assert lines[0] == f"Model house-prices (stack {stack.name})"
+    for expected in (
+        "version",
+        "status",
+        "production",
+        "archived",
+        "rejected",
+        "rmse 38,234",
+        "4,000 rows",
+        "month-03.csv",
+        "Recent alias changes",
+        "v1 -> v2",
+        "better rmse",
+        "first model",
+    ):
+        assert expected in out, expected
+    # The version rows come newest first
+    assert [line.split()[0] for line in lines if re.match(r" v\d+ ", line)] == ["v3", "v2", "v1"]
+    # The wide layout adds creation time, trigger and an aliases column
+    wide = ("created (UTC)", "2025-02-01 10:00", "upload", "aliases")
+    assert all((text in out) == (columns >= 110) for text in wide), out
+
+
+def test_status_json_has_versions_lineage_aliases_and_history(
+    aws_env: dict[str, str], stack: Stack
+) -> None:
+    status = status_json(aws_env, stack)
+    assert status["model"] == "house-prices"
+    assert status["aliases"] == {"production": "1"}
+    assert [v["version"] for v in status["versions"]] == ["1", "2", "3"]
+    v3 = status["versions"][2]
+    assert v3["status"] == "rejected"
+    assert v3["reasons"] == ["rmse 15.3% worse than champion v1 (41,234); allowed 2%"]
+    assert v3["lineage"]["trigger"]["kind"] == "s3_upload"
+    assert status["history"] == [
+        {
+            "alias": "production",
+            "from_version": None,
+            "to_version": "1",
+            "actor": "ci",
+            "reason": "first model",
+            "at": status["history"][0]["at"],
+            "kind": "promote",
+        }
+    ]
+
+
+def test_a_rejected_version_needs_force_and_a_reason(aws_env: dict[str, str], stack: Stack) -> None:
+    refused = mlops(aws_env, "promote", "3", "--stack", stack.name)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: version 3 of house-prices was rejected (rmse 15.3%")
+    no_reason = mlops(aws_env, "promote", "3", "--force", "--stack", stack.name)
+    assert no_reason.returncode == 2
+    assert no_reason.stderr.startswith("error: --force needs --reason")
+    assert status_json(aws_env, stack)["aliases"] == {"production": "1"}
+    forced = mlops(
+        aws_env, "promote", "3", "--force", "--reason", "v1 misprices lofts", "--stack", stack.name
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert status_json(aws_env, stack)["aliases"] == {"production": "3"}
+
+
+def test_rollback_with_nothing_to_roll_back_to_is_an_error_line_and_exit_2(
+    aws_env: dict[str, str], stack: Stack
+) -> None:
+    result = mlops(aws_env, "rollback", "--stack", stack.name)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: nothing to roll back to")
+    assert "Traceback" not in result.stderr
+    assert status_json(aws_env, stack)["aliases"] == {"production": "1"}
+
+
+def test_on_the_local_stack_the_actor_is_the_login(
+    aws_env: dict[str, str], stack: Stack, tmp_path: Path
+) -> None:
+    # Given a running `mlops local` in this folder (its state file; this process is alive and
+    # the moto server listens, as the local stack's would)
+    state = tmp_path / ".mlops" / "local.json"
+    state.parent.mkdir()
+    state.write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "endpoint": aws_env["AWS_ENDPOINT_URL"],
+                "api_url": "http://127.0.0.1:9",
+                "outputs": stack.outputs,
+                "parameters": {},
+            }
+        )
+    )
+    # When v2 is promoted there, without --stack
+    result = mlops(aws_env, "promote", "2", "--reason", "try it", cwd=tmp_path)
+    # Then the history names the user, marked local
+    assert result.returncode == 0, result.stderr
+    who = f"{getpass.getuser()} (local)"
+    assert result.stdout.strip() == f'production: v1 -> v2 (promote by {who}: "try it")'
+    assert stack.registry.history("house-prices", limit=1)[0].actor == who
 
 
 def test_promoting_an_unregistered_version_is_an_error_line_and_exit_2(
-    aws_env: dict[str, str],
+    aws_env: dict[str, str], stack: Stack
 ) -> None:
-    result = mlops(aws_env, "promote", "3", "--stack", STACK)
+    result = mlops(aws_env, "promote", "9", "--stack", stack.name)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: version 3 of house-prices is not registered")
-    assert json.loads(mlops(aws_env, "status", "--stack", STACK, "--json").stdout)["aliases"]
+    assert result.stderr.startswith("error: version 9 of house-prices is not registered")
+    assert status_json(aws_env, stack)["aliases"] == {"production": "1"}
 
 
 def test_an_unknown_stack_is_an_error_line_and_exit_2(aws_env: dict[str, str]) -> None:
-    result = mlops(aws_env, "status", "--stack", "no-such-stack")
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: cannot read stack no-such-stack")
-    assert "Traceback" not in result.stderr
+    for command in ("status", "rollback"):
+        result = mlops(aws_env, command, "--stack", "no-such-stack")
+        assert result.returncode == 2
+        assert result.stderr.startswith("error: cannot read stack no-such-stack")
+        assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("version", ["01", "\u0661", "../1"])
 def test_a_non_canonical_version_is_refused_before_anything_is_touched(
     aws_env: dict[str, str], version: str
 ) -> None:
-    result = mlops(aws_env, "promote", version, "--stack", STACK)
+    result = mlops(aws_env, "promote", version, "--stack", "no-such-stack")
     assert result.returncode == 2
     assert "error: argument version: expected a version number like 3" in result.stderr
     assert "Traceback" not in result.stderr

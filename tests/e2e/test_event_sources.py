@@ -153,3 +153,169 @@ def test_a_failing_async_event_is_retried_then_sent_to_the_dead_letter_queue(
     attributes = dead[0]["MessageAttributes"]
     assert "always fails" in attributes["ErrorMessage"]["StringValue"]
     assert attributes["RequestID"]["StringValue"]
+
+
+# ------------------------------------------------------------------ the retraining pipeline's shape
+
+
+def failure_record(stack: LocalStack, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The record in PipelineFailures that ``wanted`` picks (fails the test if it never comes)."""
+    sqs = client(stack, "sqs")
+    queue = stack.resolver.attrs[("PipelineFailures", "QueueUrl")]
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", []):
+            record: dict[str, Any] = json.loads(message["Body"])
+            if wanted(record):
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+                return record
+    pytest.fail("no such record in PipelineFailures")
+
+
+def test_an_upload_under_the_training_prefix_runs_the_trainer_then_the_gate_with_the_record(
+    stack: LocalStack,
+) -> None:
+    # Given a named, versioned training bucket with the Trainer subscribed to training-data/
+    s3 = client(stack, "s3")
+    bucket = stack.resolver.refs["TrainingBucket"]
+    assert bucket.startswith("fixture-training-")  # the template's BucketName, not ours
+    # When a file is uploaded outside the prefix, then one under it
+    s3.put_object(Bucket=bucket, Key="elsewhere/houses-month-01.csv", Body=b"a\n1\n")
+    version = s3.put_object(
+        Bucket=bucket, Key="training-data/houses-month-01.csv", Body=b"a,b\n1,2\n"
+    )["VersionId"]
+
+    def uploads() -> list[dict[str, Any]]:
+        return [r for r in recorded(stack, "trainer") if "Records" in r["event"]]
+
+    # Then the Trainer gets the S3 event of that upload, with its version id
+    (trained,) = eventually(uploads)
+    (s3_record,) = trained["event"]["Records"]
+    assert s3_record["eventSource"] == "aws:s3"
+    assert s3_record["s3"]["bucket"]["name"] == bucket
+    assert s3_record["s3"]["object"]["key"] == "training-data/houses-month-01.csv"
+    assert s3_record["s3"]["object"]["versionId"] == version
+    # And its success reaches the Gate, asynchronously, as Lambda's destination record
+    (record,) = eventually(
+        lambda: [r for r in recorded(stack, "gate") if r["requestPayload"] == trained["event"]]
+    )
+    assert list(record) == [
+        "version",
+        "timestamp",
+        "requestContext",
+        "requestPayload",
+        "responseContext",
+        "responsePayload",
+    ]
+    assert record["version"] == "1.0"
+    context = record["requestContext"]
+    assert list(context) == ["requestId", "functionArn", "condition", "approximateInvokeCount"]
+    assert context["functionArn"] == stack.resolver.attrs[("Trainer", "Arn")] + ":$LATEST"
+    assert (context["condition"], context["approximateInvokeCount"]) == ("Success", 1)
+    assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST"}
+    assert record["responsePayload"]["verdict"] == "promote"
+    assert record["responsePayload"]["staged"].startswith("trainer/")
+    time.sleep(1)
+    assert len(uploads()) == 1  # the upload outside the prefix never arrives
+
+
+def put_requests(stack: LocalStack, *entries: tuple[str, dict[str, Any]]) -> None:
+    """(bus logical id or "default", detail) as RetrainRequested events from mlops.drift."""
+    response = client(stack, "events").put_events(
+        Entries=[
+            {
+                "Source": "mlops.drift",
+                "DetailType": "RetrainRequested",
+                "Detail": json.dumps(detail),
+                "EventBusName": "default" if bus == "default" else stack.resolver.refs[bus],
+            }
+            for bus, detail in entries
+        ]
+    )
+    assert response["FailedEntryCount"] == 0
+
+
+def test_a_retrain_request_for_the_model_on_the_custom_bus_runs_the_pipeline(
+    stack: LocalStack,
+) -> None:
+    # When requests are put for another model, on the default bus, and for this model
+    put_requests(
+        stack,
+        ("PipelineBus", {"model": "other", "request_id": "r-other"}),
+        ("default", {"model": "houses", "request_id": "r-default"}),
+        ("PipelineBus", {"model": "houses", "request_id": "r-1"}),
+    )
+
+    # Then only the matching one reaches the Trainer, as EventBridge's event, then the Gate
+    def trainer_events() -> list[dict[str, Any]]:
+        return [r["event"] for r in recorded(stack, "trainer") if "detail" in r["event"]]
+
+    (event,) = eventually(trainer_events)
+    assert event["detail"] == {"model": "houses", "request_id": "r-1"}
+    assert (event["source"], event["detail-type"]) == ("mlops.drift", "RetrainRequested")
+    gated = eventually(lambda: [r for r in recorded(stack, "gate") if r["requestPayload"] == event])
+    assert gated[0]["requestContext"]["condition"] == "Success"
+    time.sleep(1)
+    assert len(trainer_events()) == 1
+
+
+def request_id(event: Any) -> Any:
+    return event.get("detail", {}).get("request_id") if isinstance(event, dict) else None
+
+
+def test_a_failing_trainer_is_retried_then_its_record_goes_to_the_queue_not_the_gate(
+    stack: LocalStack,
+) -> None:
+    put_requests(stack, ("PipelineBus", {"model": "houses", "request_id": "r-fail", "fail": True}))
+    record = failure_record(stack, lambda r: request_id(r["requestPayload"]) == "r-fail")
+    context = record["requestContext"]
+    assert context["functionArn"] == stack.resolver.attrs[("Trainer", "Arn")] + ":$LATEST"
+    assert (context["condition"], context["approximateInvokeCount"]) == ("RetriesExhausted", 2)
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    assert "training failed on purpose" in record["responsePayload"]["errorMessage"]
+    gated = [r["requestPayload"] for r in recorded(stack, "gate")]
+    assert "r-fail" not in [request_id(event) for event in gated]
+
+
+def test_a_failing_gate_sends_its_own_record_to_the_queue(stack: LocalStack) -> None:
+    put_requests(
+        stack, ("PipelineBus", {"model": "houses", "request_id": "r-reject", "verdict": "reject"})
+    )
+    gate_arn = stack.resolver.attrs[("Gate", "Arn")] + ":$LATEST"
+    record = failure_record(stack, lambda r: r["requestContext"]["functionArn"] == gate_arn)
+    context = record["requestContext"]
+    assert (context["condition"], context["approximateInvokeCount"]) == ("RetriesExhausted", 1)
+    # What the Gate got, kept whole: the Trainer's destination record
+    trainer_record = record["requestPayload"]
+    assert trainer_record["requestContext"]["condition"] == "Success"
+    assert request_id(trainer_record["requestPayload"]) == "r-reject"
+    assert trainer_record["responsePayload"]["verdict"] == "reject"
+    assert "candidate rejected on purpose" in record["responsePayload"]["errorMessage"]
+
+
+def test_each_function_process_gets_exactly_its_template_environment(stack: LocalStack) -> None:
+    # Given the Trainer ran (an upload or a request of the tests above, or this one)
+    put_requests(stack, ("PipelineBus", {"model": "houses", "request_id": "r-env"}))
+    trained = eventually(lambda: recorded(stack, "trainer"))
+    environment = trained[0]["environment"]
+    # Then its variables are the template's (Globals + its own), resolved to the local names
+    assert {k: environment[k] for k in ("RECORD_BUCKET", "MODEL_NAME", "TRAINING_PREFIX")} == {
+        "RECORD_BUCKET": stack.resolver.refs["RecordBucket"],
+        "MODEL_NAME": "houses",
+        "TRAINING_PREFIX": "training-data/",
+    }
+    assert environment["TRAINING_BUCKET"] == stack.resolver.refs["TrainingBucket"]
+    assert environment["IDEMPOTENCY_TABLE"] == stack.resolver.refs["IdempotencyTable"]
+    assert environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    # And nothing of another function's or of this process's
+    assert "GATE_ONLY" not in environment
+    assert "PYTEST_CURRENT_TEST" not in environment
+
+
+def test_the_idempotency_table_has_its_key_schema_and_ttl(stack: LocalStack) -> None:
+    dynamodb = client(stack, "dynamodb")
+    table = stack.resolver.refs["IdempotencyTable"]
+    description = dynamodb.describe_table(TableName=table)["Table"]
+    assert description["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiration"}

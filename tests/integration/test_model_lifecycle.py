@@ -11,6 +11,7 @@ import threading
 import time
 import types
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -20,7 +21,7 @@ import pytest
 from mlops.adapters import aws
 from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import Registry, VersionRecord
-from mlops.domain.config import ModelConfig, parse_config
+from mlops.domain.config import ModelConfig, PromotionConfig, parse_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import InvalidInputError, ModelUnavailableError
 from mlops.services.inference import ModelProvider
@@ -38,6 +39,15 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.fixture(scope="module")
+def config(config: ModelConfig) -> ModelConfig:
+    """These tests are about serving what was promoted, not about whether it earned it (the
+    gate has its own tests): every version that passes parity is promoted."""
+    return replace(
+        config, promotion=PromotionConfig(min_relative_change=-1.0, min_absolute_change=-1e300)
+    )
 
 
 def provider(

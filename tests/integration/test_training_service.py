@@ -18,8 +18,8 @@ from mlops.services.training import TrainingService
 PREFIX = "models/house-prices/"
 
 
-def keys(store: ModelStore) -> list[str]:
-    listing = store._s3.list_objects_v2(Bucket=store.bucket)
+def keys(store: ModelStore, prefix: str = PREFIX) -> list[str]:
+    listing = store._s3.list_objects_v2(Bucket=store.bucket, Prefix=prefix)
     return sorted(o["Key"] for o in listing.get("Contents", []))
 
 
@@ -52,11 +52,14 @@ def test_a_trained_version_is_stored_registered_and_promoted(
     baseline = store.get_bytes(PREFIX + "1/baseline.json")
     assert manifest["artifacts"]["baseline.json"]["sha256"] == hashlib.sha256(baseline).hexdigest()
     lineage = manifest["lineage"]
-    assert lineage["data"] == {
-        "uri": "s3://data/month0.csv",
-        "sha256": hashlib.sha256(month0_csv).hexdigest(),
-        "rows": 1500,
-    }
+    assert lineage["data"] == [
+        {
+            "uri": "s3://data/month0.csv",
+            "sha256": hashlib.sha256(month0_csv).hexdigest(),
+            "rows": 1500,
+            "role": "new",
+        }
+    ]
     assert lineage["train_rows"] + lineage["holdout_rows"] == 1500
     assert lineage["parent_version"] is None
     assert lineage["code_version"] == "test"
@@ -92,11 +95,11 @@ def test_bad_training_data_is_rejected_and_nothing_is_registered(
     config: ModelConfig,
     month0_csv: bytes,
 ) -> None:
-    broken = month0_csv.replace(b"riverside", b"", 1)
+    broken = month0_csv.replace(b"riverside", b"riverside,extra", 1)
     with pytest.raises(DataValidationError) as caught:
         trainer.train_and_register(config, broken, "s3://data/bad.csv")
-    assert caught.value.details[0].problem == "empty value"
-    assert keys(store) == []
+    assert "cells" in caught.value.details[0].problem
+    assert keys(store, "") == []
     assert registry.aliases("house-prices") == {}
 
 
@@ -121,7 +124,9 @@ def test_promotion_is_a_conditional_write_that_loses_a_race(
     month0_csv: bytes,
 ) -> None:
     trainer.train_and_register(config, month0_csv, "s3://data/a.csv")
-    trainer.train_and_register(config, month0_csv, "s3://data/a.csv", promote=False)
+    month3 = csv_bytes(generate(1200, conditions_for_month(3), seed=3))
+    second = trainer.train_and_register(config, month3, "s3://data/b.csv", promote=False)
+    assert second.status == "candidate"
     # A promoter that read production as "2" (stale) must not overwrite the real state.
     with pytest.raises(ConflictError):
         registry.move_alias("house-prices", "production", "1", expected="2")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -247,6 +249,123 @@ def test_an_on_failure_lambda_destination_gets_the_record_asynchronously(
     assert record["requestContext"]["requestId"] == request_id
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestPayload"] == EVENT
+
+
+def test_an_on_success_lambda_destination_gets_lambdas_invocation_record(
+    aws: Aws, start_sources: Callable[..., Running]
+) -> None:
+    # Given a retrainer whose OnSuccess destination is a gate function (the template's shape)
+    template = stack_template("RetrainFunction", "NoRetryFunction")
+    config = template["Resources"]["RetrainFunction"]["Properties"]["EventInvokeConfig"]
+    config["DestinationConfig"] = {
+        "OnSuccess": {"Type": "Lambda", "Destination": {"Fn::GetAtt": ["NoRetryFunction", "Arn"]}}
+    }
+
+    def script(function: str, event: Any, n: int) -> Invocation:
+        if function == "RetrainFunction":
+            return fail() if n == 1 else succeed({"candidate_id": "c-1"})
+        return succeed({"promoted": True})
+
+    running = start_sources(template=template, script=script)
+    # When the retrainer fails once, then succeeds on its retry
+    request_id = running.sources.invoke_async("RetrainFunction", EVENT)
+    # Then the gate is invoked once with Lambda's record of the successful invocation
+    (record,) = running.invoker.wait_for("NoRetryFunction", 1)
+    _wait_idle(running)
+    assert list(record) == [
+        "version",
+        "timestamp",
+        "requestContext",
+        "requestPayload",
+        "responseContext",
+        "responsePayload",
+    ]
+    assert record["version"] == "1.0"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["timestamp"])
+    assert record["requestContext"] == {
+        "requestId": request_id,
+        "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:"
+        "mlops-local-RetrainFunction:$LATEST",
+        "condition": "Success",
+        "approximateInvokeCount": 2,
+    }
+    assert record["requestPayload"] == EVENT
+    assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST"}
+    assert record["responsePayload"] == {"candidate_id": "c-1"}
+    assert aws.receive_all("FailedEventsQueue", wait=0) == []
+
+
+def test_a_failing_lambda_destination_has_its_own_retries_and_on_failure(
+    aws: Aws, start_sources: Callable[..., Running]
+) -> None:
+    # Given the same chain, with a gate that fails (0 retries, OnFailure to a queue)
+    template = stack_template("RetrainFunction", "NoRetryFunction")
+    config = template["Resources"]["RetrainFunction"]["Properties"]["EventInvokeConfig"]
+    config["DestinationConfig"] = {
+        "OnSuccess": {"Type": "Lambda", "Destination": {"Fn::GetAtt": ["NoRetryFunction", "Arn"]}}
+    }
+
+    def script(function: str, event: Any, n: int) -> Invocation:
+        return succeed({"candidate_id": "c-1"}) if function == "RetrainFunction" else fail("parity")
+
+    running = start_sources(template=template, script=script)
+    retrain_id = running.sources.invoke_async("RetrainFunction", EVENT)
+    running.invoker.wait_for("NoRetryFunction", 1)
+    _wait_idle(running)
+    # Then the gate's failure record carries the retrainer's record whole, under its own id
+    (message,) = aws.receive_all("FailedEventsQueue")
+    record = json.loads(message["Body"])
+    assert record["requestContext"]["functionArn"].endswith(":mlops-local-NoRetryFunction:$LATEST")
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["requestId"] != retrain_id
+    assert record["requestPayload"]["requestContext"]["requestId"] == retrain_id
+    assert record["requestPayload"]["responsePayload"] == {"candidate_id": "c-1"}
+    assert record["responsePayload"]["errorMessage"] == "parity"
+    assert len(running.invoker.events_for("RetrainFunction")) == 1
+
+
+def test_reserved_concurrency_queues_a_burst_without_spending_attempts_or_blocking_others(
+    start_sources: Callable[..., Running],
+) -> None:
+    # Given a slow function limited to one at a time (the gate's shape) and another function
+    template = stack_template("RetrainFunction", "UploadFunction")
+    template["Resources"]["RetrainFunction"]["Properties"]["ReservedConcurrentExecutions"] = 1
+    running_now = 0
+    most = 0
+    lock = threading.Lock()
+
+    def script(function: str, event: Any, n: int) -> Invocation:
+        nonlocal running_now, most
+        if function == "RetrainFunction":
+            with lock:
+                running_now += 1
+                most = max(most, running_now)
+            time.sleep(0.3)
+            with lock:
+                running_now -= 1
+        return succeed()
+
+    running = start_sources(template=template, script=script, async_workers=4)
+    # When a burst of four events arrives, then an event for the other function
+    for month in range(4):
+        running.sources.invoke_async("RetrainFunction", {"month": month})
+    started = time.monotonic()
+    running.sources.invoke_async("UploadFunction", EVENT)
+    # Then the other function runs at once, though the burst holds more events than workers
+    running.invoker.wait_for("UploadFunction", 1, timeout=0.25)
+    assert time.monotonic() - started < 0.25
+    # And the burst runs one at a time, each event once (throttling is not an attempt)
+    events = running.invoker.wait_for("RetrainFunction", 4)
+    _wait_idle(running)
+    assert most == 1
+    assert sorted(e["month"] for e in events) == [0, 1, 2, 3]
+
+
+def test_async_configs_read_reserved_concurrency() -> None:
+    template = stack_template("RetrainFunction")
+    template["Resources"]["RetrainFunction"]["Properties"]["ReservedConcurrentExecutions"] = 2
+    configs = async_configs(template, local_resolver(template, "http://x"))
+    assert configs["RetrainFunction"].reserved_concurrency == 2
 
 
 def test_an_sns_dead_letter_topic_gets_the_event_with_its_attributes(

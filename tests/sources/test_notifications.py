@@ -55,6 +55,49 @@ def test_objects_outside_the_filter_and_the_test_event_trigger_nothing(
     assert all("Records" in e for e in events)
 
 
+def test_an_upload_to_a_versioned_bucket_carries_its_version_id(
+    aws: Aws, start_sources: Callable[..., Running]
+) -> None:
+    # Given a versioned bucket (the training data bucket is one)
+    running = start_sources("UploadFunction")
+    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    # When an object is put twice under the same key
+    versions = [
+        aws.s3.put_object(Bucket=BUCKET, Key="uploads/month.json", Body=body)["VersionId"]
+        for body in (b"{}", b"[]")
+    ]
+    # Then each event names its own version, where S3 puts it
+    events = running.invoker.wait_for("UploadFunction", 2)
+    objects = [e["Records"][0]["s3"]["object"] for e in events]
+    assert sorted(o["versionId"] for o in objects) == sorted(versions)
+    assert list(objects[0]) == ["key", "size", "eTag", "versionId", "sequencer"]
+
+
+def test_an_unversioned_bucket_sends_no_version_id(
+    aws: Aws, start_sources: Callable[..., Running]
+) -> None:
+    running = start_sources("UploadFunction")
+    aws.s3.put_object(Bucket=BUCKET, Key="uploads/month.json", Body=b"{}")
+    (event,) = running.invoker.wait_for("UploadFunction", 1)
+    assert list(event["Records"][0]["s3"]["object"]) == ["key", "size", "eTag", "sequencer"]
+
+
+def test_the_training_upload_fixture_has_the_shape_the_local_stack_delivers(
+    aws: Aws, start_sources: Callable[..., Running]
+) -> None:
+    running = start_sources("UploadFunction")
+    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    aws.s3.put_object(Bucket=BUCKET, Key="uploads/houses-month-01.json", Body=b"{}")
+    (event,) = running.invoker.wait_for("UploadFunction", 1)
+    (record,) = event["Records"]
+    (fixture,) = load_event("s3_training_upload.json")["Records"]
+    assert list(record) == list(fixture)
+    for part in ("s3", "userIdentity", "requestParameters", "responseElements"):
+        assert list(record[part]) == list(fixture[part])
+    for part in ("bucket", "object"):
+        assert list(record["s3"][part]) == list(fixture["s3"][part])
+
+
 @pytest.mark.parametrize(
     ("moto_key", "s3_key"),
     [

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlops_cli.buildcheck import check, main, render
+from mlops_cli.local.template import load_template
+from tests.conftest import ROOT
 
 TEMPLATE = """
 Transform: AWS::Serverless-2016-10-31
@@ -93,11 +95,21 @@ def test_over_budget_and_missing_builds_fail(tmp_path: Path) -> None:
     assert "FAIL" in render(list(reports.values()))
 
 
-def test_planned_functions_are_sized_from_built_layers(tmp_path: Path) -> None:
-    template, out = build(
-        tmp_path, {"Small/app.py": b"", "Other/app.py": b"", "Deps/python/x.py": b"x" * 3000}
-    )
-    reports = check(template, out, planned={"Later": ["Deps"]})
-    later = next(r for r in reports if r.name == "Later (planned)")
-    assert later.parts == {"Deps": 0.003}
-    assert later.budget_mb == 250
+def test_a_budget_above_lambdas_limit_is_capped_at_250_mb(tmp_path: Path) -> None:
+    template, out = build(tmp_path, {"Small/app.py": b"", "Other/app.py": b""})
+    text = template.read_text().replace("SizeBudgetMB: 2}", "SizeBudgetMB: 400}")
+    template.write_text(text)
+    reports = {r.name: r for r in check(template, out)}
+    assert reports["Small"].budget_mb == 250
+    assert reports["Other"].budget_mb == 250  # no budget: Lambda's limit
+
+
+def test_every_function_of_the_project_template_has_a_budget_within_lambdas_limit() -> None:
+    template = load_template(ROOT / "template.yaml")
+    budgets = {
+        name: resource.get("Metadata", {}).get("SizeBudgetMB")
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert budgets
+    assert all(isinstance(b, int) and 0 < b <= 250 for b in budgets.values()), budgets

@@ -1,15 +1,16 @@
-"""Training data validation: a bad file is rejected whole, with a report naming lines and
-columns."""
+"""Training data parsing: a bad file is rejected whole, with a report naming lines and
+columns; the checks one by one, on their bounds, are in test_data_report.py."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 
 import numpy as np
 import pytest
 
 from mlops.domain.config import ModelConfig
-from mlops.domain.dataset import parse_csv
+from mlops.domain.dataset import Dataset, parse_csv
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import DataValidationError
 
@@ -59,7 +60,7 @@ def test_bad_cells_reject_the_file_with_line_and_column(
     lines[7] = lines[7] + ",extra"
     with pytest.raises(DataValidationError) as caught:
         parse_csv("\n".join(lines).encode(), config)
-    assert caught.value.message == "3 of 1500 rows are invalid"
+    assert caught.value.message.startswith("rejected: 3 of 1,500 rows have invalid cells")
     assert [(p.field, p.problem) for p in caught.value.details] == [
         ("line 4.sqft", "expected a number, got 'lots'"),
         ("line 6.bedrooms", "99 is above the declared max 20"),
@@ -74,11 +75,63 @@ def test_too_few_rows_is_rejected(config: ModelConfig) -> None:
 
 
 @pytest.mark.parametrize("data", [b"", b"\x1f\x8bnot gzip", b"\xff\xfe\x00bad"])
-def test_unreadable_files_are_rejected(config: ModelConfig, data: bytes) -> None:
-    with pytest.raises(DataValidationError):
+def test_unreadable_files_are_rejected_by_the_format_check(
+    config: ModelConfig, data: bytes
+) -> None:
+    with pytest.raises(DataValidationError) as caught:
         parse_csv(data, config)
+    assert [p.field for p in caught.value.details] == ["format"]
 
 
 def test_gzip_of_garbage_reports_the_header(config: ModelConfig) -> None:
     with pytest.raises(DataValidationError, match="required column"):
         parse_csv(gzip.compress(b"a,b\n1,2\n"), config)
+
+
+def test_an_empty_cell_drops_its_row_under_the_missing_rate(
+    config: ModelConfig, month0_csv: bytes
+) -> None:
+    # Given one empty location among 1,500 rows (0.07 %, under the 5 % limit)
+    broken = month0_csv.replace(b"riverside", b"", 1)
+    # When parsed
+    data = parse_csv(broken, config)
+    # Then the row is left out rather than the file rejected
+    assert data.rows == 1499
+    assert "" not in set(data.columns["location"])
+
+
+def test_a_rejection_carries_the_full_report(config: ModelConfig) -> None:
+    data = csv_bytes(generate(10, conditions_for_month(0), seed=1))
+    with pytest.raises(DataValidationError) as caught:
+        parse_csv(data, config)
+    report = caught.value.report
+    assert report is not None
+    assert report["passed"] is False
+    assert report["stats"]["rows_used"] == 10
+
+
+def test_concat_joins_parts_in_order_with_a_window_digest(config: ModelConfig) -> None:
+    # Given two parsed months
+    first = parse_csv(csv_bytes(generate(60, conditions_for_month(0), seed=1)), config)
+    second = parse_csv(csv_bytes(generate(70, conditions_for_month(1), seed=2)), config)
+    # When concatenated
+    window = Dataset.concat([first, second])
+    # Then rows follow the parts' order and the digest names both parts in that order
+    assert window.rows == 130
+    np.testing.assert_array_equal(
+        window.columns["sqft"], np.concatenate([first.columns["sqft"], second.columns["sqft"]])
+    )
+    np.testing.assert_array_equal(window.target[60:], second.target)
+    assert list(window.columns) == config.feature_names
+    expected = hashlib.sha256((first.sha256 + second.sha256).encode()).hexdigest()
+    assert window.sha256 == expected
+    assert Dataset.concat([second, first]).sha256 != expected
+
+
+def test_concat_refuses_nothing_and_mismatched_columns(config: ModelConfig) -> None:
+    part = parse_csv(csv_bytes(generate(60, conditions_for_month(0), seed=1)), config)
+    other = Dataset(columns={"a": np.zeros(1)}, target=np.zeros(1), rows=1, sha256=part.sha256)
+    with pytest.raises(ValueError, match="at least one"):
+        Dataset.concat([])
+    with pytest.raises(ValueError, match="columns differ"):
+        Dataset.concat([part, other])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,16 @@ def test_split_and_join_resolve_like_cloudformation() -> None:
     resolver = Resolver({"Name": "my-stack"}, {})
     resolved = resolver.resolve({"Fn::Join": ["_", {"Fn::Split": ["-", {"Ref": "Name"}]}]})
     assert resolved == "my_stack"
+
+
+def test_a_name_derived_from_the_stack_id_resolves_to_the_same_uuid_every_run() -> None:
+    # The training bucket's name: lowercase and unique whatever the stack is called
+    name = {
+        "Fn::Sub": [
+            "bucket-${StackUuid}",
+            {"StackUuid": {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}},
+        ]
+    }
+    first, second = (Resolver({}, {}).resolve(name) for _ in range(2))
+    assert first == second
+    assert re.fullmatch(r"bucket-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", first)

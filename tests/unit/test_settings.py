@@ -127,8 +127,14 @@ def test_the_clients_worst_case_retries_fit_inside_the_function_timeout() -> Non
     # Given the functions' timeout from template.yaml (a function may override Globals)
     template = load_template(ROOT / "template.yaml")
     global_timeout = template["Globals"]["Function"]["Timeout"]
+
+    def seconds(value: object) -> int:  # a number, or a parameter's default
+        if isinstance(value, dict):
+            return int(template["Parameters"][value["Ref"]]["Default"])
+        return int(value)  # type: ignore[call-overload]
+
     functions = {
-        name: resource.get("Properties", {}).get("Timeout", global_timeout)
+        name: seconds(resource.get("Properties", {}).get("Timeout", global_timeout))
         for name, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     }

@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from mlops import __version__
@@ -15,14 +16,17 @@ from mlops.adapters.model_store import ModelStore
 from mlops.domain.config import ModelConfig, load_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import ConfigError
+from mlops.services.retraining import DEFAULT_CONFIG, config_key
 from mlops.services.training import TrainingResult, TrainingService
 from mlops_cli.local.api import LocalApi
 from mlops_cli.local.runtime import LogLine
 from mlops_cli.local.stack import LocalStack
 from mlops_cli.local.target import Target
 
-# Locally a promotion should show within seconds; on AWS the template's default applies.
-LOCAL_PARAMETERS = {"AliasRefreshSeconds": "2"}
+# Locally a promotion should show within seconds, and training shares two cores with
+# everything else (OpenMP threads that outnumber free cores spin instead of working); on AWS
+# the template's defaults apply.
+LOCAL_PARAMETERS = {"AliasRefreshSeconds": "2", "TrainingThreads": "1"}
 BOOTSTRAP_ROWS = 4000
 BOOTSTRAP_SEED = 0
 
@@ -54,6 +58,18 @@ def archive_dataset(store: ModelStore, data: bytes, filename: str) -> str:
     key = f"datasets/{hashlib.sha256(data).hexdigest()}/{Path(filename).name}"
     store.put_bytes(key, data)
     return store.uri(key)
+
+
+def publish_config(target: Target, config_path: Path | None) -> str:
+    """Keep the config the stack serves where the retrainer reads it (``config/<model>.toml``
+    in the artifacts bucket): an upload retrains the model the stack was started with."""
+    if config_path is None:
+        text = resources.files("mlops.defaults").joinpath(DEFAULT_CONFIG).read_bytes()
+    else:
+        text = read_data(config_path)
+    key = config_key(target.model_name)
+    target.store().put_bytes(key, text)
+    return target.store().uri(key)
 
 
 def training_service(target: Target) -> TrainingService:
@@ -139,6 +155,7 @@ def start_local(
                 f"cannot listen on 127.0.0.1:{port}: {exc.strerror} (pass another --port)"
             ) from exc
         target = Target(stack.outputs, "local stack")
+        publish_config(target, config_path)
         bootstrap = data_path is not None or config_path is None
         result = ensure_model(target, config, data_path) if bootstrap else None
         api.start()

@@ -31,12 +31,16 @@ Faithful to AWS:
   payload with 56-digit event ids built like CloudWatch's.
 * **Asynchronous invocation**: up to MaximumRetryAttempts (0-2, default 2) retries,
   MaximumEventAgeInSeconds, then DeadLetterQueue (SQS/SNS, with RequestID, ErrorCode and
-  ErrorMessage attributes) and/or OnFailure; OnSuccess too. Destinations: SQS, SNS, Lambda,
-  EventBridge, in Lambda's invocation-record shape.
+  ErrorMessage attributes) and/or OnFailure; OnSuccess too. Destinations: SQS, SNS, Lambda
+  (invoked asynchronously, under its own retries and destinations), EventBridge, in Lambda's
+  invocation-record shape. A function's ReservedConcurrentExecutions caps how many of its
+  events run at once; the others wait in the queue (throttled, without spending a retry
+  attempt) until one finishes or their maximum age passes, and hold up no other function.
 
 Not faithful, by design (local speed, or what the Invoker interface allows):
 
 * retry delays are ``retry_delays`` (1 s then 2 s by default) instead of about 1 and 2 minutes;
+  a throttled event is looked at again every ``THROTTLE_RETRY_SECONDS``;
   ``schedule_seconds`` makes every schedule fire every N seconds;
 * one poller per SQS mapping (Lambda scales pollers out to many); ScalingConfig is ignored;
 * each attempt of an asynchronous event gets the runtime's request id; the request id returned
@@ -56,7 +60,10 @@ Where moto 5.2.5 differs from AWS, and what this module does about it:
 
 * S3 → SQS notifications encode "/" in keys as %2F: keys are re-encoded with "/" kept, and
   the fields moto leaves out (userIdentity, requestParameters, responseElements, bucket
-  ownerIdentity, object sequencer) are filled in;
+  ownerIdentity, object sequencer) are filled in; the object's ``versionId`` (versioned
+  buckets), which only moto knows, is added by wrapping moto's event builder
+  (``moto_s3_version_ids``: it reaches a moto server running in this process, as the local
+  stack's does);
 * EventBridge's delivered events lack ``account`` and targets' InputPath is ignored: both
   are handled here;
 * ``filter_log_events`` treats a JSON ``filterPattern`` as "match everything" (only plain and
@@ -127,6 +134,7 @@ __all__ = [
     "eventbridge_event",
     "function_log_groups",
     "log_event_id",
+    "moto_s3_version_ids",
     "next_fire_time",
     "parse_schedule",
     "s3_record",
@@ -148,6 +156,7 @@ LOGS_FLUSH_BYTES: Final = 1024 * 1024
 # PutLogEvents counts 26 bytes per event on top of the message.
 LOGS_EVENT_OVERHEAD: Final = 26
 SHIP_FLUSH_SECONDS: Final = 0.2
+THROTTLE_RETRY_SECONDS: Final = 0.2
 POLL_SECONDS: Final = 1
 STOP_JOIN_SECONDS: Final = 2.0
 
@@ -271,6 +280,8 @@ class AsyncConfig:
     dead_letter: Destination | None = None
     on_success: Destination | None = None
     on_failure: Destination | None = None
+    # ReservedConcurrentExecutions: most events of the function running at once.
+    reserved_concurrency: int | None = None
 
 
 # Properties SAM accepts per event type. Listed so a typo fails loudly, as ``sam validate``
@@ -554,12 +565,16 @@ def async_configs(template: Mapping[str, Any], resolver: Resolver) -> dict[str, 
             if dlq.get("Type") not in ("SQS", "SNS") or not isinstance(dlq.get("TargetArn"), str):
                 raise ConfigError(f"{function}.DeadLetterQueue: needs Type SQS|SNS and TargetArn")
             dead_letter = Destination(dlq["Type"], dlq["TargetArn"])
+        reserved = resolver.resolve(merged.get("ReservedConcurrentExecutions"))
         configs[function] = AsyncConfig(
             max_retries=retries,
             max_event_age=float(age),
             dead_letter=dead_letter,
             on_success=_destination(destinations.get("OnSuccess"), stack, function, "OnSuccess"),
             on_failure=_destination(destinations.get("OnFailure"), stack, function, "OnFailure"),
+            reserved_concurrency=None
+            if reserved is None
+            else _int(reserved, f"{function}.ReservedConcurrentExecutions", 0, 1_000_000),
         )
     return configs
 
@@ -837,7 +852,7 @@ class EventSources:
         log_groups: Mapping[str, str] | None = None,
         schedule_seconds: float | None = None,
         retry_delays: tuple[float, float] = (1.0, 2.0),
-        async_workers: int = 4,
+        async_workers: int = 8,
     ) -> None:
         self.resolver = resolver
         self.invoker = invoker
@@ -862,6 +877,7 @@ class EventSources:
         self._timer_cv = threading.Condition()
         self._work: queue.Queue[_AsyncEvent | None] = queue.Queue()
         self._async_workers = async_workers
+        self._running: dict[str, int] = {}  # asynchronous events in a function, by function
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self._log_queue: queue.Queue[LogLineLike | None] = queue.Queue()
@@ -892,6 +908,7 @@ class EventSources:
         if self._started:
             return
         self._started = True
+        moto_s3_version_ids()
         self._thread("timers", self._run_timers)
         for index in range(self._async_workers):
             self._thread(f"async-{index}", self._run_async_worker)
@@ -1251,6 +1268,17 @@ class EventSources:
         if time.monotonic() - job.enqueued > config.max_event_age:
             self._failed(job, "EventAgeExceeded")
             return
+        if not self._claim(job.function, config.reserved_concurrency):
+            # Throttled: back to the queue, not an attempt (Lambda retries throttles for up
+            # to the event's maximum age without counting them).
+            if self._stopping.is_set():
+                log.warning(
+                    "async invocation %s of %s dropped: stopping", job.request_id, job.function
+                )
+                self._done()
+                return
+            self._call_at(time.monotonic() + THROTTLE_RETRY_SECONDS, lambda: self._work.put(job))
+            return
         job.attempts += 1
         try:
             job.last = self.invoker.invoke(job.function, job.event)
@@ -1263,6 +1291,8 @@ class EventSources:
                 0.0,
                 None,
             )
+        finally:
+            self._release(job.function)
         if job.last.error_type is None:
             if config.on_success is not None:
                 self._send_record(job, config.on_success, "Success")
@@ -1281,6 +1311,19 @@ class EventSources:
             self._call_at(time.monotonic() + delay, lambda: self._work.put(job))
             return
         self._failed(job, "RetriesExhausted")
+
+    def _claim(self, function: str, limit: int | None) -> bool:
+        """A slot for one more running event of ``function``, unless it is at ``limit``."""
+        with self._in_flight_lock:
+            running = self._running.get(function, 0)
+            if limit is not None and running >= limit:
+                return False
+            self._running[function] = running + 1
+            return True
+
+    def _release(self, function: str) -> None:
+        with self._in_flight_lock:
+            self._running[function] -= 1
 
     def _failed(self, job: _AsyncEvent, condition: str) -> None:
         config = self.async_config[job.function]
@@ -1604,6 +1647,35 @@ def _filterable(record: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(body, dict):
         out["body"] = body
     return out
+
+
+def moto_s3_version_ids() -> None:
+    """Make moto's S3 notifications carry the object's ``versionId`` in a versioned bucket,
+    as S3's do (moto 5.2.5 leaves it out). Idempotent; affects moto servers in this process."""
+    from moto.s3 import notifications
+
+    build = notifications._get_s3_event
+    if getattr(build, "adds_version_id", False):
+        return
+
+    def with_version_id(
+        event_name: str, bucket: Any, key: Any, notification_id: str
+    ) -> dict[str, list[dict[str, Any]]]:
+        event = build(event_name, bucket, key, notification_id)
+        version = getattr(key, "version_id", None)
+        if version and version != "null":  # moto's "null": an unversioned bucket
+            for record in event.get("Records", []):
+                obj = record["s3"]["object"]
+                # S3's field order: key, size, eTag, versionId, sequencer.
+                record["s3"]["object"] = {
+                    **{k: v for k, v in obj.items() if k != "sequencer"},
+                    "versionId": version,
+                    **({"sequencer": obj["sequencer"]} if "sequencer" in obj else {}),
+                }
+        return event
+
+    with_version_id.adds_version_id = True  # type: ignore[attr-defined]
+    notifications._get_s3_event = with_version_id
 
 
 def s3_record(record: Mapping[str, Any]) -> dict[str, Any]:

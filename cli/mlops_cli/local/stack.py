@@ -23,6 +23,7 @@ from mlops_cli.local.sources import EventSources
 from mlops_cli.local.template import (
     ACCOUNT,
     REGION,
+    STACK_NAME,
     Resolver,
     Route,
     function_routes,
@@ -30,7 +31,7 @@ from mlops_cli.local.template import (
     parameter_defaults,
 )
 
-STACK = "mlops-local"
+STACK = STACK_NAME
 # Lambda's default is the account's concurrency (1,000); two laptop cores run far fewer.
 DEFAULT_MAX_ENVIRONMENTS = 4
 
@@ -196,8 +197,10 @@ class LocalStack:
         """Physical names and attributes, known before anything is created (as CloudFormation
         would report them), so resources can reference each other in any order."""
         r = self.resolver
-        for name, _ in self._resources("AWS::S3::Bucket"):
-            bucket = f"{STACK}-{name.lower()}"
+        for name, props in self._resources("AWS::S3::Bucket"):
+            # A BucketName the template sets (which others may spell out instead of !Ref),
+            # else a name of our own, as CloudFormation would generate one.
+            bucket = str(r.resolve(props.get("BucketName") or f"{STACK}-{name.lower()}"))
             r.refs[name] = bucket
             r.attrs[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
         for name, _ in self._resources("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
@@ -228,6 +231,12 @@ class LocalStack:
             r.refs[name] = str(r.resolve(raw["DatabaseInput"]["Name"])).lower()
         for name, _ in self._resources("AWS::SNS::Topic"):
             r.refs[name] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{name}"
+        for name, props in self._resources("AWS::Events::EventBus"):
+            # Name is required; !Ref and !GetAtt .Name both give it.
+            bus = str(r.resolve(props["Name"]))
+            r.refs[name] = bus
+            r.attrs[(name, "Name")] = bus
+            r.attrs[(name, "Arn")] = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}"
 
     def _create_resources(self) -> None:
         s3 = boto3.client("s3", region_name=REGION)
@@ -247,6 +256,18 @@ class LocalStack:
                 AttributeDefinitions=props["AttributeDefinitions"],
                 BillingMode="PAY_PER_REQUEST",
             )
+            ttl = props.get("TimeToLiveSpecification") or {}
+            if str(ttl.get("Enabled", "")).lower() == "true":
+                dynamodb.update_time_to_live(
+                    TableName=self.resolver.refs[name],
+                    TimeToLiveSpecification={
+                        "AttributeName": ttl["AttributeName"],
+                        "Enabled": True,
+                    },
+                )
+        events = boto3.client("events", region_name=REGION)
+        for name, _ in self._resources("AWS::Events::EventBus"):
+            events.create_event_bus(Name=self.resolver.refs[name])
         glue = boto3.client("glue", region_name=REGION)
         for _, raw in self._resources("AWS::Glue::Database"):
             glue.create_database(DatabaseInput=self.resolver.resolve(raw["DatabaseInput"]))

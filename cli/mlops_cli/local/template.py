@@ -19,6 +19,12 @@ from mlops.errors import ConfigError
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+STACK_NAME = "mlops-local"
+# Fixed, so names derived from the stack id (a bucket's) are the same on every run.
+STACK_ID = (
+    f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/"
+    "2b9c5a4e-7f1d-4c3b-9e8a-6d5f4c3b2a10"
+)
 NO_VALUE = object()
 
 
@@ -74,7 +80,8 @@ class Resolver:
         pseudo = {
             "AWS::Region": REGION,
             "AWS::AccountId": ACCOUNT,
-            "AWS::StackName": "mlops-local",
+            "AWS::StackName": STACK_NAME,
+            "AWS::StackId": STACK_ID,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": NO_VALUE,

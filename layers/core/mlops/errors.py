@@ -7,6 +7,7 @@ status codes in exactly one place (``mlops.http``); everything else lets them pr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,20 @@ class ConfigError(MlopsError):
 
 
 class DataValidationError(MlopsError):
-    """Training data was rejected; ``details`` is the rejection report."""
+    """Training data was rejected; ``details`` lists the problems and ``report`` (when the
+    data was inspected) is the full data report as JSON-ready dict."""
 
     code = "invalid_training_data"
+
+    def __init__(
+        self,
+        message: str,
+        details: list[Problem] | None = None,
+        *,
+        report: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, details)
+        self.report = report
 
 
 class ParityError(MlopsError):

@@ -60,6 +60,59 @@ def inference_settings() -> InferenceSettings:
     return InferenceSettings.from_env(os.environ)
 
 
+@dataclass(frozen=True)
+class RetrainerSettings:
+    model_name: str
+    model_bucket: str  # artifacts: config/, datasets/, staging/, reports/
+    capture_bucket: str
+    training_bucket: str
+    training_prefix: str
+    idempotency_table: str
+    # A trigger's idempotency record outlives any redelivery S3 or EventBridge makes.
+    idempotency_days: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RetrainerSettings:
+        return cls(
+            model_name=_required(env, "MODEL_NAME"),
+            model_bucket=_required(env, "MODEL_BUCKET"),
+            capture_bucket=_required(env, "CAPTURE_BUCKET"),
+            training_bucket=_required(env, "TRAINING_BUCKET"),
+            training_prefix=_required(env, "TRAINING_PREFIX"),
+            idempotency_table=_required(env, "IDEMPOTENCY_TABLE"),
+            idempotency_days=_count(env, "IDEMPOTENCY_DAYS", cls.idempotency_days),
+        )
+
+
+@functools.cache
+def retrainer_settings() -> RetrainerSettings:
+    return RetrainerSettings.from_env(os.environ)
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    model_name: str
+    model_bucket: str
+    registry_table: str
+    idempotency_table: str
+    idempotency_days: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> GateSettings:
+        return cls(
+            model_name=_required(env, "MODEL_NAME"),
+            model_bucket=_required(env, "MODEL_BUCKET"),
+            registry_table=_required(env, "REGISTRY_TABLE"),
+            idempotency_table=_required(env, "IDEMPOTENCY_TABLE"),
+            idempotency_days=_count(env, "IDEMPOTENCY_DAYS", cls.idempotency_days),
+        )
+
+
+@functools.cache
+def gate_settings() -> GateSettings:
+    return GateSettings.from_env(os.environ)
+
+
 def metrics_namespace(env: Mapping[str, str] = os.environ) -> str:
     return env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE
 

@@ -1,22 +1,59 @@
-"""The model registry in DynamoDB: versions, aliases and a version counter per model.
+"""The model registry in DynamoDB: versions with a status and lineage, aliases, alias history.
 
-One table, ``pk = model#<name>``; ``sk`` is ``version#<zero-padded>``, ``alias#<name>`` or
-``counter``. Aliases move only with a conditional write on the version they are expected to
-point at, so two promotions racing cannot both win.
+One table, ``pk = model#<name>``; the sort key says what an item is:
+
+``version#<10-digit version>``
+    A registered version: ``version``, ``created_at``, ``manifest_key``, ``model_sha256``,
+    ``metrics`` (JSON), ``status`` (``candidate`` | ``production`` | ``archived`` |
+    ``rejected``; the legacy ``registered`` reads as ``candidate``), ``reasons`` (a list of
+    strings: why it was rejected, archived or rolled back) and ``lineage`` (JSON: what the gate
+    knew when it registered the version, e.g. ``trigger``, ``data`` ``{"objects": [...],
+    "rows": n}``, challenger and champion metrics on the shared holdout, parity, timings).
+``alias#<alias>``
+    The version the alias points at (``version``), ``updated_at``, ``previous_version`` and
+    ``changes``: how many times it has moved, the sequence number of its latest history item.
+``history#<alias>#<10-digit sequence>``
+    One move of the alias: ``alias``, ``from_version`` (NULL for the first), ``to_version``,
+    ``actor``, ``reason``, ``at`` (ISO UTC), ``kind`` (``promote`` | ``rollback``),
+    ``sequence`` and, for a rollback, ``unwinds`` (how many promotions it undid).
+``counter``
+    The next version number.
+
+An alias moves in one ``TransactWriteItems``: the alias (conditional on the version and change
+count it was read with, so of two racing moves exactly one wins), its history item, and for
+``production`` the statuses of the version it names (``production``) and of the one it leaves
+(``archived``). The history is ordered by the alias's own sequence, not by clocks: a laptop
+whose clock is five minutes off cannot reorder it, and rollback depends on that order.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.domain.versions import parse_version
-from mlops.errors import ConflictError, StorageError
+from mlops.errors import ConflictError, InvalidInputError, Problem, StorageError
+
+CANDIDATE = "candidate"
+PRODUCTION = "production"  # the status, and the alias whose moves keep statuses in step
+ARCHIVED = "archived"
+REJECTED = "rejected"
+STATUSES = (CANDIDATE, PRODUCTION, ARCHIVED, REJECTED)
+# Written before statuses had a lifecycle; read (and accepted on write) as a candidate.
+_LEGACY_STATUSES = {"registered": CANDIDATE}
+# ``production`` comes only from a promotion, which moves the alias in the same transaction.
+_WRITABLE_STATUSES = (CANDIDATE, ARCHIVED, REJECTED)
+
+PROMOTE = "promote"
+ROLLBACK = "rollback"
+_ALIAS_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+_HISTORY_PAGE = 50
 
 
 @dataclass(frozen=True)
@@ -28,6 +65,45 @@ class VersionRecord:
     model_sha256: str
     metrics: Mapping[str, float]
     status: str
+    reasons: tuple[str, ...] = ()
+    lineage: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: plain dicts and lists, whatever mappings the record was built with."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {
+            "metrics": dict(self.metrics),
+            "reasons": list(self.reasons),
+            "lineage": dict(self.lineage),
+        }
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    """One move of an alias, as the history records it."""
+
+    alias: str
+    from_version: str | None
+    to_version: str
+    actor: str
+    reason: str
+    at: str
+    kind: str  # promote | rollback
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _AliasState:
+    version: str | None
+    changes: int | None  # None: no item, or one written before aliases counted their moves
+
+
+@dataclass(frozen=True)
+class _HistoryEntry:
+    change: AliasChange
+    sequence: int
+    unwinds: int
 
 
 def _pk(model: str) -> dict[str, str]:
@@ -38,12 +114,30 @@ def _version_sk(version: str) -> dict[str, str]:
     return {"S": f"version#{int(parse_version(version)):010d}"}
 
 
+def _history_prefix(alias: str) -> str:
+    return f"history#{alias}#"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _optional(value: str | None) -> dict[str, Any]:
+    return {"S": value} if value is not None else {"NULL": True}
+
+
+def _strings(values: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    return {"L": [{"S": v} for v in values]}
+
+
 class Registry:
     def __init__(self, table: str, dynamodb: Any, *, page_size: int | None = None) -> None:
         """``page_size`` caps items per query page (DynamoDB pages at 1 MB by itself)."""
         self.table = table
         self._db = dynamodb
         self._page_size = page_size
+
+    # ------------------------------------------------------------------------------ versions
 
     def next_version(self, model: str) -> str:
         """Allocate the next version number atomically (1, 2, 3, ...)."""
@@ -58,6 +152,8 @@ class Registry:
         return str(response["Attributes"]["next_version"]["N"])
 
     def put_version(self, record: VersionRecord) -> None:
+        """Register a version once; a second registration of it is a ``ConflictError``."""
+        status = _status_to_write(record.status)
         self._call(
             "put_item",
             TableName=self.table,
@@ -69,7 +165,9 @@ class Registry:
                 "manifest_key": {"S": record.manifest_key},
                 "model_sha256": {"S": record.model_sha256},
                 "metrics": {"S": json.dumps(dict(record.metrics))},
-                "status": {"S": record.status},
+                "status": {"S": status},
+                "reasons": _strings(record.reasons),
+                "lineage": {"S": json.dumps(dict(record.lineage), default=str)},
             },
             ConditionExpression="attribute_not_exists(sk)",
             conflict=f"version {record.version} of {record.model} is already registered",
@@ -89,6 +187,50 @@ class Registry:
         items = self._query(model, "version#")
         return [_record(model, item) for item in items]
 
+    def set_status(
+        self, model: str, version: str, status: str, reasons: tuple[str, ...] = ()
+    ) -> None:
+        """Set a registered version's status; ``reasons``, when given, replace its reasons
+        (pass them all: the gate's and the new one).
+
+        ``production`` is refused (only a promotion, which moves the alias in the same
+        transaction, sets it), and so is changing the version production points at: move
+        production off it first (promote another version, or roll back).
+        """
+        version = parse_version(version)
+        if status not in _WRITABLE_STATUSES:
+            raise _status_problem(status)
+        record = self.get_version(model, version)
+        if record is None:
+            raise ConflictError(f"version {version} of {model} is not registered")
+        if record.status == PRODUCTION:
+            raise ConflictError(
+                f"version {version} of {model} is in production: promote another version "
+                "or roll back before changing its status"
+            )
+        expression = "SET #status = :status, updated_at = :now"
+        values: dict[str, Any] = {
+            ":status": {"S": status},
+            ":now": {"S": _now()},
+            ":production": {"S": PRODUCTION},
+        }
+        if reasons:
+            expression += ", reasons = :reasons"
+            values[":reasons"] = _strings(tuple(reasons))
+        self._call(
+            "update_item",
+            TableName=self.table,
+            Key={"pk": _pk(model), "sk": _version_sk(version)},
+            UpdateExpression=expression,
+            # Guards the read above: the version was promoted in between.
+            ConditionExpression="attribute_exists(sk) AND #status <> :production",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=values,
+            conflict=f"version {version} of {model} was promoted while its status was being set",
+        )
+
+    # ------------------------------------------------------------------------------- aliases
+
     def aliases(self, model: str) -> dict[str, str]:
         """Every alias of ``model`` and the version it points at."""
         return {
@@ -97,6 +239,337 @@ class Registry:
         }
 
     def get_alias(self, model: str, alias: str) -> str | None:
+        return self._alias_state(model, alias).version
+
+    def promote(
+        self,
+        model: str,
+        version: str,
+        *,
+        expected: str | None,
+        actor: str,
+        reason: str,
+        alias: str = PRODUCTION,
+        force: bool = False,
+    ) -> AliasChange:
+        """Point ``alias`` at registered ``version`` if it still points at ``expected``.
+
+        One transaction: the alias, a ``promote`` history item and, for ``production``, the
+        version's status (→ ``production``) and the previous version's (→ ``archived``). A
+        ``rejected`` version is refused unless ``force``. Any condition that no longer holds
+        (the alias moved, the version is not registered or was rejected) is a
+        ``ConflictError`` naming it, and nothing is written.
+        """
+        version = parse_version(version)
+        record = self.get_version(model, version)
+        if record is None:
+            raise ConflictError(f"version {version} of {model} is not registered")
+        if record.status == REJECTED and not force:
+            raise ConflictError(
+                f"version {version} of {model} was rejected{_because(record.reasons)}: "
+                "promoting it needs force"
+            )
+        return self._move(
+            model,
+            alias,
+            version,
+            expected,
+            actor=actor,
+            reason=reason,
+            kind=PROMOTE,
+            target_must_exist=True,
+            allow_rejected=force,
+        )
+
+    def rollback(
+        self, model: str, *, actor: str, reason: str, alias: str = PRODUCTION
+    ) -> AliasChange:
+        """Move ``alias`` back to the version it pointed at before its current version was
+        promoted; a second rollback goes one promotion further back (v1 → v2 → v3, rollback:
+        v2, rollback: v1). Rejected or unregistered versions are walked past, never targeted.
+
+        For ``production`` the version rolled back from becomes ``archived`` with
+        ``rolled back: <reason>`` appended to its reasons. Nothing to roll back to is a
+        ``ConflictError``.
+        """
+        _check_alias(alias)
+        current = self._alias_state(model, alias).version
+        if current is None:
+            raise ConflictError(f"alias {alias} of {model} is not set: nothing to roll back")
+        target, unwinds = self._rollback_target(model, alias, current)
+        return self._move(
+            model,
+            alias,
+            target,
+            current,
+            actor=actor,
+            reason=reason,
+            kind=ROLLBACK,
+            target_must_exist=True,
+            allow_rejected=False,
+            unwinds=unwinds,
+            leaving_reason=f"rolled back: {reason}" if reason else f"rolled back by {actor}",
+        )
+
+    def history(self, model: str, alias: str | None = None, limit: int = 20) -> list[AliasChange]:
+        """The latest ``limit`` moves of ``alias`` (or of every alias), newest first."""
+        if limit <= 0:
+            return []
+        names = [alias] if alias is not None else sorted(self.aliases(model))
+        entries: list[_HistoryEntry] = []
+        for name in names:
+            _check_alias(name)
+            for count, entry in enumerate(self._history_entries(model, name)):
+                if count == limit:
+                    break
+                entries.append(entry)
+        entries.sort(key=lambda e: (e.change.at, e.sequence), reverse=True)
+        return [e.change for e in entries[:limit]]
+
+    def move_alias(
+        self,
+        model: str,
+        alias: str,
+        version: str,
+        expected: str | None,
+        *,
+        actor: str = "unknown",
+        reason: str = "",
+    ) -> None:
+        """Point ``alias`` at ``version`` if it still points at ``expected`` (None: unset).
+
+        The unchecked move, kept for callers from before versions had statuses: the version
+        need not be registered and may be rejected. It still writes a history item, and keeps
+        the statuses of registered versions in step when the alias is ``production``. New
+        code promotes with ``promote``.
+        """
+        self._move(
+            model,
+            alias,
+            parse_version(version),
+            expected,
+            actor=actor,
+            reason=reason,
+            kind=PROMOTE,
+            target_must_exist=False,
+            allow_rejected=True,
+        )
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _move(
+        self,
+        model: str,
+        alias: str,
+        to: str,
+        expected: str | None,
+        *,
+        actor: str,
+        reason: str,
+        kind: str,
+        target_must_exist: bool,
+        allow_rejected: bool,
+        unwinds: int | None = None,
+        leaving_reason: str | None = None,
+    ) -> AliasChange:
+        _check_alias(alias)
+        if expected is not None:
+            expected = parse_version(expected, field="expected")
+        state = self._alias_state(model, alias)
+        if state.version != expected:
+            raise ConflictError(_moved(model, alias, expected, state.version))
+        if to == expected:
+            raise ConflictError(f"alias {alias} of {model} already points at v{to}")
+        at = _now()
+        sequence = (state.changes or 0) + 1
+        change = AliasChange(alias, expected, to, actor, reason, at, kind)
+        key = {"pk": _pk(model), "sk": {"S": f"alias#{alias}"}}
+
+        alias_values: dict[str, Any] = {
+            ":to": {"S": to},
+            ":at": {"S": at},
+            ":from": _optional(expected),
+            ":sequence": {"N": str(sequence)},
+        }
+        if expected is None:
+            alias_condition = "attribute_not_exists(#version)"
+        else:
+            alias_values[":expected"] = {"S": expected}
+            alias_condition = "#version = :expected AND " + (
+                "attribute_not_exists(changes)" if state.changes is None else "changes = :changes"
+            )
+            if state.changes is not None:
+                alias_values[":changes"] = {"N": str(state.changes)}
+        history_item: dict[str, Any] = {
+            "pk": _pk(model),
+            "sk": {"S": f"{_history_prefix(alias)}{sequence:010d}"},
+            "alias": {"S": alias},
+            "from_version": _optional(expected),
+            "to_version": {"S": to},
+            "actor": {"S": actor},
+            "reason": {"S": reason},
+            "at": {"S": at},
+            "kind": {"S": kind},
+            "sequence": {"N": str(sequence)},
+        }
+        if unwinds is not None:
+            history_item["unwinds"] = {"N": str(unwinds)}
+        operations: list[tuple[dict[str, Any], str]] = [
+            (
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": key,
+                        "UpdateExpression": "SET #version = :to, updated_at = :at, "
+                        "previous_version = :from, changes = :sequence",
+                        "ConditionExpression": alias_condition,
+                        "ExpressionAttributeNames": {"#version": "version"},
+                        "ExpressionAttributeValues": alias_values,
+                    }
+                },
+                _moved(model, alias, expected, None),
+            ),
+            (
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": history_item,
+                        "ConditionExpression": "attribute_not_exists(sk)",
+                    }
+                },
+                f"history item {sequence} of alias {alias} of {model} already exists "
+                "(a concurrent move)",
+            ),
+        ]
+        target_exists = target_must_exist or self.get_version(model, to) is not None
+        if target_exists:
+            operations.append(
+                self._target_operation(model, alias, to, at, allow_rejected=allow_rejected)
+            )
+        if (
+            alias == PRODUCTION
+            and expected is not None
+            and self.get_version(model, expected) is not None
+        ):
+            operations.append(self._archive_operation(model, expected, at, leaving_reason))
+        self._transact(operations)
+        return change
+
+    def _target_operation(
+        self, model: str, alias: str, version: str, at: str, *, allow_rejected: bool
+    ) -> tuple[dict[str, Any], str]:
+        """The version an alias moves to: registered (and not rejected unless allowed); for
+        production its status becomes production."""
+        condition = "attribute_exists(sk)"
+        values: dict[str, Any] = {}
+        problem = f"version {version} of {model} is not registered"
+        if not allow_rejected:
+            condition += " AND #status <> :rejected"
+            values[":rejected"] = {"S": REJECTED}
+            problem = f"version {version} of {model} is not registered or was rejected"
+        operation: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"pk": _pk(model), "sk": _version_sk(version)},
+            "ConditionExpression": condition,
+        }
+        if alias == PRODUCTION:
+            values |= {":production": {"S": PRODUCTION}, ":at": {"S": at}}
+            operation |= {
+                "UpdateExpression": "SET #status = :production, updated_at = :at",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": values,
+            }
+            return {"Update": operation}, problem
+        if values:
+            operation |= {
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": values,
+            }
+        return {"ConditionCheck": operation}, problem
+
+    def _archive_operation(
+        self, model: str, version: str, at: str, reason: str | None
+    ) -> tuple[dict[str, Any], str]:
+        """The version production leaves: archived, with ``reason`` appended if given."""
+        expression = "SET #status = :archived, updated_at = :at"
+        values: dict[str, Any] = {":archived": {"S": ARCHIVED}, ":at": {"S": at}}
+        if reason:
+            expression += ", reasons = list_append(if_not_exists(reasons, :none), :reason)"
+            values |= {":none": {"L": []}, ":reason": _strings([reason])}
+        return (
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": {"pk": _pk(model), "sk": _version_sk(version)},
+                    "UpdateExpression": expression,
+                    "ConditionExpression": "attribute_exists(sk)",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": values,
+                }
+            },
+            f"version {version} of {model} is no longer registered",
+        )
+
+    def _rollback_target(self, model: str, alias: str, current: str) -> tuple[str, int]:
+        """The version to roll back to, and how many promotions that undoes.
+
+        The history read newest first is a stack: a promotion pushed the version it left, a
+        rollback popped ``unwinds`` promotions. Skipping what rollbacks already undid, the
+        next promotion is the one that made ``current`` current; its ``from_version`` is the
+        target, unless that version is rejected (or unregistered): then the walk goes on to
+        the promotion that made *it* current.
+        """
+        position, skip, unwinds, passed = current, 0, 0, []
+        for entry in self._history_entries(model, alias):
+            if entry.change.kind == ROLLBACK:
+                skip += entry.unwinds
+                continue
+            if skip:
+                skip -= 1
+                continue
+            if entry.change.to_version != position:
+                raise ConflictError(
+                    f"the history of alias {alias} of {model} does not say how it came to "
+                    f"v{position} (it was moved outside the registry): promote the version "
+                    "you want instead"
+                )
+            unwinds += 1
+            previous = entry.change.from_version
+            if previous is None:
+                break
+            record = self.get_version(model, previous)
+            if record is not None and record.status != REJECTED:
+                return previous, unwinds
+            passed.append(f"v{previous}")
+            position = previous
+        skipped = f" (passing {', '.join(passed)}: rejected or unregistered)" if passed else ""
+        raise ConflictError(
+            f"nothing to roll back to: no earlier version of {alias} of {model} than "
+            f"v{current} in its history{skipped}"
+        )
+
+    def _history_entries(self, model: str, alias: str) -> Iterator[_HistoryEntry]:
+        """The alias's history items, newest first, one query page at a time."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {
+                ":pk": _pk(model),
+                ":prefix": {"S": _history_prefix(alias)},
+            },
+            "ConsistentRead": True,
+            "ScanIndexForward": False,
+            "Limit": self._page_size or _HISTORY_PAGE,
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                yield _history_entry(item)
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _alias_state(self, model: str, alias: str) -> _AliasState:
         response = self._call(
             "get_item",
             TableName=self.table,
@@ -104,31 +577,41 @@ class Registry:
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return str(item["version"]["S"]) if item else None
+        if not item:
+            return _AliasState(None, None)
+        changes = item.get("changes", {}).get("N")
+        return _AliasState(str(item["version"]["S"]), int(changes) if changes else None)
 
-    def move_alias(self, model: str, alias: str, version: str, expected: str | None) -> None:
-        """Point ``alias`` at ``version`` if it still points at ``expected`` (None: unset)."""
-        version = parse_version(version)
-        condition = "attribute_not_exists(version)" if expected is None else "version = :expected"
-        values: dict[str, Any] = {
-            ":version": {"S": version},
-            ":now": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
-        }
-        if expected is not None:
-            values[":expected"] = {"S": expected}
-        previous = {"S": expected} if expected is not None else {"NULL": True}
-        values[":previous"] = previous
-        self._call(
-            "update_item",
-            TableName=self.table,
-            Key={"pk": _pk(model), "sk": {"S": f"alias#{alias}"}},
-            UpdateExpression=(
-                "SET version = :version, updated_at = :now, previous_version = :previous"
-            ),
-            ConditionExpression=condition,
-            ExpressionAttributeValues=values,
-            conflict=f"alias {alias} of {model} moved since it was read (expected {expected})",
-        )
+    def _transact(self, operations: list[tuple[dict[str, Any], str]]) -> None:
+        """Write ``operations`` (each with what its condition failing means) atomically.
+
+        botocore gives the call a ClientRequestToken and reuses it on retry, so a retry after
+        a lost response is not mistaken for a conflict.
+        """
+        try:
+            self._db.transact_write_items(TransactItems=[op for op, _ in operations])
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code != "TransactionCanceledException":
+                raise StorageError(f"registry transaction on {self.table} failed: {exc}") from exc
+            codes = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+            failed = [
+                meaning
+                for (_, meaning), reason in zip(operations, codes, strict=False)
+                if reason == "ConditionalCheckFailed"
+            ]
+            if failed:
+                raise ConflictError("; ".join(failed)) from exc
+            if "TransactionConflict" in codes:
+                raise ConflictError(
+                    "another write to the same registry items was in progress: read the "
+                    "registry again and retry"
+                ) from exc
+            raise StorageError(
+                f"registry transaction on {self.table} was cancelled ({', '.join(codes)})"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"registry transaction on {self.table} failed: {exc}") from exc
 
     def _query(self, model: str, prefix: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -159,7 +642,42 @@ class Registry:
             raise StorageError(f"registry {operation} on {self.table} failed: {exc}") from exc
 
 
+def _moved(model: str, alias: str, expected: str | None, actual: str | None) -> str:
+    now = f", it points at {actual}" if actual else ""
+    return f"alias {alias} of {model} moved since it was read (expected {expected}{now})"
+
+
+def _because(reasons: tuple[str, ...]) -> str:
+    return f" ({'; '.join(reasons)})" if reasons else ""
+
+
+def _check_alias(alias: str) -> None:
+    if not _ALIAS_NAME.fullmatch(alias):
+        raise InvalidInputError(
+            f"{alias!r} is not an alias name",
+            [Problem("alias", "expected letters, digits, - or _ (at most 64)")],
+        )
+
+
+def _status_to_write(status: str) -> str:
+    status = _LEGACY_STATUSES.get(status, status)
+    if status not in _WRITABLE_STATUSES:
+        raise _status_problem(status)
+    return status
+
+
+def _status_problem(status: str) -> InvalidInputError:
+    allowed = ", ".join(_WRITABLE_STATUSES)
+    hint = " (a version becomes production only by promotion)" if status == PRODUCTION else ""
+    return InvalidInputError(
+        f"{status!r} cannot be written as a version's status{hint}",
+        [Problem("status", f"expected one of {allowed}, got {status!r}")],
+    )
+
+
 def _record(model: str, item: Mapping[str, Any]) -> VersionRecord:
+    status = item["status"]["S"]
+    lineage = item.get("lineage", {}).get("S")
     return VersionRecord(
         model=model,
         version=item["version"]["S"],
@@ -167,5 +685,22 @@ def _record(model: str, item: Mapping[str, Any]) -> VersionRecord:
         manifest_key=item["manifest_key"]["S"],
         model_sha256=item["model_sha256"]["S"],
         metrics=json.loads(item["metrics"]["S"]),
-        status=item["status"]["S"],
+        status=_LEGACY_STATUSES.get(status, status),
+        reasons=tuple(value["S"] for value in item.get("reasons", {}).get("L", [])),
+        lineage=json.loads(lineage) if lineage else {},
     )
+
+
+def _history_entry(item: Mapping[str, Any]) -> _HistoryEntry:
+    previous = item["from_version"]
+    change = AliasChange(
+        alias=item["alias"]["S"],
+        from_version=None if previous.get("NULL") else previous["S"],
+        to_version=item["to_version"]["S"],
+        actor=item["actor"]["S"],
+        reason=item["reason"]["S"],
+        at=item["at"]["S"],
+        kind=item["kind"]["S"],
+    )
+    unwinds = int(item["unwinds"]["N"]) if "unwinds" in item else 1
+    return _HistoryEntry(change, int(item["sequence"]["N"]), unwinds)

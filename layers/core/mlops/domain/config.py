@@ -65,14 +65,16 @@ class ValidationConfig:
     ``max_bytes`` bounds the object as stored and its decompressed size (a gzip bomb is
     refused). A row with an empty cell is dropped and counted while every column's missing
     rate stays within ``max_missing_rate``; above it the file is rejected. Exact duplicate
-    rows above ``max_duplicate_rate`` reject the file (below, they are reported). A class
+    rows above ``max_duplicate_rate`` reject the file (below, they are reported): by default
+    only reported, because rows of a few discrete features repeat by nature; a config whose
+    rows are unique by nature sets a bar (the shipped one: 0.5, a file pasted twice). A class
     with fewer than ``min_class_rows`` rows rejects a classification file: it cannot be both
     learned and measured.
     """
 
     max_bytes: int = 256 * 1024 * 1024
     max_missing_rate: float = 0.05
-    max_duplicate_rate: float = 0.5
+    max_duplicate_rate: float = 1.0
     min_class_rows: int = 5
 
 
@@ -333,3 +335,29 @@ def _unknown(
     raw: Mapping[str, Any], allowed: set[str], prefix: str, problems: list[Problem]
 ) -> None:
     problems.extend(Problem(f"{prefix}{k}", "unknown key") for k in sorted(raw.keys() - allowed))
+
+
+def to_document(config: ModelConfig) -> dict[str, Any]:
+    """The config as the raw mapping ``parse_config`` reads (JSON-safe): how a staged candidate
+    carries the exact config it was trained with to the gate, and what lineage hashes."""
+
+    def section(obj: Any) -> dict[str, Any]:
+        return {k: v for k, v in vars(obj).items() if v is not None}
+
+    features = []
+    for f in config.features:
+        item: dict[str, Any] = {"name": f.name, "type": f.type}
+        item |= {k: v for k, v in (("min", f.min), ("max", f.max)) if v is not None}
+        features.append(item)
+    return {
+        "name": config.name,
+        "task": config.task,
+        "target": config.target,
+        "features": features,
+        "estimator": {"type": config.estimator.type, "params": dict(config.estimator.params)},
+        "training": section(config.training),
+        "parity": section(config.parity),
+        "validation": section(config.validation),
+        "promotion": section(config.promotion),
+        "retraining": section(config.retraining),
+    }

@@ -83,9 +83,13 @@ def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     return data.take(np.sort(order[cut:])), data.take(np.sort(order[:cut]))
 
 
-def train(config: ModelConfig, data: Dataset) -> TrainedModel:
-    """Fit on a train split and measure on the holdout."""
+def train(config: ModelConfig, data: Dataset, extra: Dataset | None = None) -> TrainedModel:
+    """Fit on a train split of ``data`` (plus all of ``extra``: older files, labeled traffic)
+    and measure on the holdout, which comes from ``data`` alone: the newest rows are the ones
+    the model must do well on, and the champion is scored on the same rows."""
     train_set, holdout = split(data, config.training.holdout_fraction, config.training.seed)
+    if extra is not None and extra.rows:
+        train_set = Dataset.concat([train_set, extra])
     pipeline = build_pipeline(config)
     names = config.feature_names
     target = train_set.target if config.task == "regression" else train_set.target.astype(str)

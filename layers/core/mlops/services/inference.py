@@ -246,33 +246,41 @@ class ModelProvider:
         metrics.add_metric(name="ModelRefreshFailures", unit=MetricUnit.Count, value=1)
 
     def _load(self, version: str) -> LoadedModel:
-        record = self._registry.get_version(self.model_name, version)
-        if record is None:
-            raise ModelUnavailableError(f"version {version} of {self.model_name} is not registered")
-        prefix = version_prefix(self.model_name, version)
-        manifest = Manifest.from_dict(self._store.get_json(prefix + "manifest.json"))
-        if (manifest.model_name, manifest.version) != (self.model_name, version):
-            raise IntegrityError(
-                f"the manifest under {prefix} describes {manifest.model_name} "
-                f"v{manifest.version}; refusing to load it"
-            )
-        model_bytes = self._store.get_bytes(prefix + "model.onnx")
-        digest = hashlib.sha256(model_bytes).hexdigest()
-        if digest != record.model_sha256:
-            raise IntegrityError(
-                f"model.onnx of version {version} has sha256 {digest[:12]}…, "
-                f"the registry says {record.model_sha256[:12]}…; refusing to load it"
-            )
-        if manifest.model_sha256 != record.model_sha256:
-            raise IntegrityError(
-                f"the manifest of version {version} says sha256 {manifest.model_sha256[:12]}…, "
-                f"the registry says {record.model_sha256[:12]}…; refusing to load it"
-            )
-        try:
-            model = OnnxModel(model_bytes, manifest.signature, manifest.task, manifest.labels)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelUnavailableError(f"version {version} does not load: {exc}") from exc
-        return LoadedModel(manifest=manifest, model=model)
+        return load_version(self._store, self._registry, self.model_name, version)
+
+
+def load_version(store: ModelStore, registry: Registry, model: str, version: str) -> LoadedModel:
+    """A registered version, loaded only if its bytes are the ones the registry recorded.
+
+    The registry's sha256 is the trust anchor: a replaced ``model.onnx`` (with or without an
+    edited manifest), or a manifest copied from another version, is refused."""
+    record = registry.get_version(model, version)
+    if record is None:
+        raise ModelUnavailableError(f"version {version} of {model} is not registered")
+    prefix = version_prefix(model, version)
+    manifest = Manifest.from_dict(store.get_json(prefix + "manifest.json"))
+    if (manifest.model_name, manifest.version) != (model, version):
+        raise IntegrityError(
+            f"the manifest under {prefix} describes {manifest.model_name} "
+            f"v{manifest.version}; refusing to load it"
+        )
+    model_bytes = store.get_bytes(prefix + "model.onnx")
+    digest = hashlib.sha256(model_bytes).hexdigest()
+    if digest != record.model_sha256:
+        raise IntegrityError(
+            f"model.onnx of version {version} has sha256 {digest[:12]}…, "
+            f"the registry says {record.model_sha256[:12]}…; refusing to load it"
+        )
+    if manifest.model_sha256 != record.model_sha256:
+        raise IntegrityError(
+            f"the manifest of version {version} says sha256 {manifest.model_sha256[:12]}…, "
+            f"the registry says {record.model_sha256[:12]}…; refusing to load it"
+        )
+    try:
+        onnx_model = OnnxModel(model_bytes, manifest.signature, manifest.task, manifest.labels)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelUnavailableError(f"version {version} does not load: {exc}") from exc
+    return LoadedModel(manifest=manifest, model=onnx_model)
 
 
 def write_stdout(line: str) -> None:

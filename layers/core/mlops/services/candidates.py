@@ -1,0 +1,234 @@
+"""Build a challenger and stage it for the gate: validate, train, export, baseline.
+
+Runs where scikit-learn lives (the retrainer, the CLI) and imports no onnxruntime: the
+retrainer's layers leave no room for it. Everything the gate needs to check the export in the
+serving runtime goes to ``staging/`` (see ``mlops.domain.candidate``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from mlops.adapters.model_store import ModelStore
+from mlops.domain import baseline, candidate, parity
+from mlops.domain.config import ModelConfig, to_document
+from mlops.domain.dataset import Dataset
+from mlops.domain.export import to_onnx_bytes
+from mlops.domain.schema import Signature
+from mlops.domain.training import TrainedModel, train
+
+LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "protobuf")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One object the candidate learned from, for lineage."""
+
+    uri: str
+    sha256: str
+    rows: int
+    role: str  # "new" (holdout drawn from it), "window", "labeled_traffic"
+    version_id: str | None = None
+    etag: str | None = None
+    report_uri: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class StagedCandidate:
+    model: str
+    candidate_id: str
+    prefix: str
+    metrics: dict[str, float]  # scikit-learn's on the holdout (the gate measures ONNX's)
+    train_rows: int
+    holdout_rows: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "candidate_id": self.candidate_id,
+            "prefix": self.prefix,
+            "metrics": self.metrics,
+            "train_rows": self.train_rows,
+            "holdout_rows": self.holdout_rows,
+            "timings": self.timings,
+        }
+
+
+def new_candidate_id(now: datetime) -> str:
+    """Sortable by time, unique without coordination."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+class CandidateBuilder:
+    def __init__(
+        self,
+        store: ModelStore,
+        code_version: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._code_version = code_version
+        self._clock = clock
+
+    def build(
+        self,
+        config: ModelConfig,
+        new_data: Dataset,
+        sources: Sequence[DataSource],
+        *,
+        extra: Dataset | None = None,
+        trigger: Mapping[str, Any] | None = None,
+        timings: Mapping[str, float] | None = None,
+    ) -> StagedCandidate:
+        """Train on ``new_data`` (+ ``extra``), export, and stage everything the gate needs.
+        The holdout is drawn from ``new_data``. ``sources[0]`` describes ``new_data``."""
+        spent = dict(timings or {})
+        started = time.perf_counter()
+        trained = train(config, new_data, extra)
+        spent["fit_s"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        model_bytes = to_onnx_bytes(trained.pipeline, config)
+        spent["export_s"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        signature = signature_from_training(config, trained.train)
+        inputs = parity_inputs(config, trained)
+        baseline_doc = baseline.build_baseline(
+            config.features,
+            trained.train.columns,
+            # scikit-learn's predictions stand for ONNX's here: the gate refuses the export
+            # unless they agree within the parity tolerance.
+            _values(inputs.holdout),
+            task=config.task,
+            metrics=trained.metrics,
+            bins=config.training.baseline_bins,
+        )
+        baseline_bytes = _json_bytes(baseline_doc)
+        inputs_bytes = candidate.encode_parity_inputs(inputs)
+        spent["stage_s"] = time.perf_counter() - started
+
+        now = self._clock()
+        candidate_id = new_candidate_id(now)
+        prefix = candidate.staging_prefix(config.name, candidate_id)
+        doc = {
+            "schema_version": candidate.SCHEMA_VERSION,
+            "candidate_id": candidate_id,
+            "model_name": config.name,
+            "task": config.task,
+            "target": config.target,
+            "created_at": now.isoformat(timespec="seconds"),
+            "config": to_document(config),
+            "signature": signature.as_dict(),
+            "classes": list(trained.classes),
+            "sklearn_metrics": trained.metrics,
+            "estimator": {"type": config.estimator.type, "params": dict(config.estimator.params)},
+            "lineage": {
+                "data": [s.as_dict() for s in sources],
+                "train_rows": trained.train.rows,
+                "holdout_rows": trained.holdout.rows,
+                "trigger": dict(trigger or {}),
+                "code_version": self._code_version,
+                "config_sha256": _sha256(json.dumps(to_document(config), sort_keys=True).encode()),
+                "timings": {k: round(v, 3) for k, v in spent.items()},
+            },
+            "libraries": {"python": platform.python_version()}
+            | {name: _version(name) for name in LIBRARIES},
+            "artifacts": {
+                name: {"sha256": _sha256(body), "bytes": len(body)}
+                for name, body in (
+                    ("model.onnx", model_bytes),
+                    ("baseline.json", baseline_bytes),
+                    ("parity_inputs.json.gz", inputs_bytes),
+                )
+            },
+        }
+        started = time.perf_counter()
+        for name, body in (
+            ("model.onnx", model_bytes),
+            ("baseline.json", baseline_bytes),
+            ("parity_inputs.json.gz", inputs_bytes),
+            ("candidate.json", _json_bytes(doc)),  # last: its presence means complete
+        ):
+            self._store.put_bytes(prefix + name, body, immutable=True)
+        spent["upload_s"] = time.perf_counter() - started
+        return StagedCandidate(
+            model=config.name,
+            candidate_id=candidate_id,
+            prefix=prefix,
+            metrics=trained.metrics,
+            train_rows=trained.train.rows,
+            holdout_rows=trained.holdout.rows,
+            timings={k: round(v, 3) for k, v in spent.items()},
+        )
+
+
+def signature_from_training(config: ModelConfig, train_set: Dataset) -> Signature:
+    """The config's features with the categories actually seen in training."""
+    features = []
+    for feature in config.features:
+        if feature.type == "categorical":
+            seen = tuple(sorted({str(v) for v in train_set.columns[feature.name]}))
+            features.append(replace(feature, categories=seen))
+        else:
+            features.append(feature)
+    return Signature(tuple(features))
+
+
+def parity_inputs(config: ModelConfig, trained: TrainedModel) -> candidate.ParityInputs:
+    """The holdout and the edge cases, with scikit-learn's outputs on every row."""
+    sample_size = min(trained.holdout.rows, 200)
+    sample = {k: v[:sample_size] for k, v in trained.holdout.columns.items()}
+    cases = {"holdout": trained.holdout.columns} | parity.edge_cases(
+        config.features, trained.train.columns, sample
+    )
+    out = {}
+    for name, columns in cases.items():
+        matrix = np.column_stack([columns[n].astype(object) for n in config.feature_names])
+        if config.task == "regression":
+            out[name] = candidate.ParityCaseInput(
+                columns=dict(columns), expected=trained.pipeline.predict(matrix)
+            )
+        else:
+            out[name] = candidate.ParityCaseInput(
+                columns=dict(columns),
+                expected=trained.pipeline.predict_proba(matrix),
+                expected_labels=np.asarray(trained.pipeline.predict(matrix), dtype=object),
+            )
+    return candidate.ParityInputs(out, trained.holdout.target)
+
+
+def _values(case: candidate.ParityCaseInput) -> Any:
+    if case.expected_labels is None:
+        return np.asarray(case.expected)
+    return case.expected_labels
+
+
+def _json_bytes(doc: Any) -> bytes:
+    return json.dumps(doc, indent=2).encode()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

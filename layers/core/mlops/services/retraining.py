@@ -1,0 +1,328 @@
+"""The retrainer's use case: from a trigger to a staged challenger, or a rejection report.
+
+Every outcome is written for a person in ``reports/retrain/``. Bad data, a missing object or
+a bad config are *answers* (returned, recorded, alarmed on through a metric), not failures:
+retrying them would only repeat them. Storage errors propagate, so Lambda retries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import PurePosixPath
+from typing import Any
+
+from mlops import __version__
+from mlops.adapters.aws import client
+from mlops.adapters.model_store import ModelStore
+from mlops.adapters.training_data import DataObject, TrainingDataStore
+from mlops.domain.config import ModelConfig, parse_config
+from mlops.domain.dataset import Dataset, inspect_csv
+from mlops.domain.triggers import Trigger
+from mlops.errors import ConfigError, DataValidationError, MlopsError, NotFoundError
+from mlops.observability import MetricUnit, logger, metrics
+from mlops.services.candidates import CandidateBuilder, DataSource
+from mlops.settings import retrainer_settings
+
+DEFAULT_CONFIG = "house_prices.toml"
+
+
+def config_key(model: str) -> str:
+    """Where the stack keeps the config of the model it serves (``mlops train`` and
+    ``mlops local --config`` write it; the retrainer reads it)."""
+    return f"config/{model}.toml"
+
+
+class RejectionError(MlopsError):
+    """A trigger that cannot produce a candidate; ``report`` says why, for a person."""
+
+    code = "retrain_rejected"
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    status: str  # "staged" | "rejected"
+    trigger: dict[str, Any]
+    reasons: tuple[str, ...] = ()
+    candidate: dict[str, Any] | None = None
+    report_uri: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "trigger": self.trigger}
+        if self.reasons:
+            out["reasons"] = list(self.reasons)
+        if self.candidate:
+            out["candidate"] = self.candidate
+        if self.report_uri:
+            out["report_uri"] = self.report_uri
+        return out
+
+
+class RetrainService:
+    def __init__(
+        self,
+        *,
+        model: str,
+        store: ModelStore,
+        training_data: TrainingDataStore,
+        training_prefix: str,
+        traffic: TrainingDataStore,
+        builder: CandidateBuilder,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._model = model
+        self._store = store
+        self._data = training_data
+        self._prefix = training_prefix
+        self._traffic = traffic
+        self._builder = builder
+        self._clock = clock
+
+    def retrain(self, trigger: Trigger) -> RetrainOutcome:
+        started = time.perf_counter()
+        try:
+            config = self.config()
+            new_object = self._new_object(trigger)
+            new_data, body, data_report_uri = self._validated(
+                config, new_object, trigger, role="new"
+            )
+        except RejectionError as exc:
+            return self._rejected(trigger, exc)
+        self.archive(new_object, new_data, body)
+        sources = [_source(new_object, new_data, "new", data_report_uri)]
+        extras: list[Dataset] = []
+        notes: list[str] = []
+        if config.retraining.training_set == "window":
+            self._window(
+                config, trigger, new_object=new_object, sources=sources, extras=extras, notes=notes
+            )
+        if config.retraining.include_feedback:
+            self._labeled_traffic(config, sources, extras, notes)
+        extra = Dataset.concat(extras) if extras else None
+        staged = self._builder.build(
+            config,
+            new_data,
+            sources,
+            extra=extra,
+            trigger=trigger.as_dict() | ({"notes": notes} if notes else {}),
+            timings={"read_validate_s": time.perf_counter() - started},
+        )
+        metrics.add_metric(name="CandidatesStaged", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="TrainingRows", unit=MetricUnit.Count, value=staged.train_rows)
+        logger.info("candidate staged", **staged.as_dict(), trigger=trigger.as_dict())
+        return RetrainOutcome("staged", trigger.as_dict(), tuple(notes), staged.as_dict())
+
+    def config(self) -> ModelConfig:
+        """The stack's model config from S3; the shipped default if the stack serves it."""
+        try:
+            text = self._store.get_bytes(config_key(self._model)).decode("utf-8")
+            source = self._store.uri(config_key(self._model))
+        except NotFoundError:
+            default = resources.files("mlops.defaults").joinpath(DEFAULT_CONFIG).read_text()
+            text, source = default, "the shipped default config"
+        except UnicodeDecodeError as exc:
+            raise _reject("config", f"the model config is not UTF-8 text: {exc.reason}") from exc
+        try:
+            config = parse_config(tomllib.loads(text))
+        except tomllib.TOMLDecodeError as exc:
+            raise _reject("config", f"{source} is not valid TOML: {exc}") from exc
+        except ConfigError as exc:
+            raise _reject("config", str(exc)) from exc
+        if config.name != self._model:
+            raise _reject(
+                "config",
+                f"{source} describes model {config.name!r}, but this stack serves "
+                f"{self._model!r}: upload its config to "
+                f"{self._store.uri(config_key(self._model))} (`mlops train --config` does)",
+            )
+        return config
+
+    def archive(self, obj: DataObject, data: Dataset, body: bytes) -> str:
+        """Accepted data is kept immutable under its sha256, for lineage (rejected is not)."""
+        key = f"datasets/{data.sha256}/{PurePosixPath(obj.key).name}"
+        # Same name, same content: an overwrite by a retry is harmless.
+        self._store.put_bytes(key, body)
+        return self._store.uri(key)
+
+    def _new_object(self, trigger: Trigger) -> DataObject:
+        if trigger.model is not None and trigger.model != self._model:
+            raise _reject(
+                "trigger", f"the request is for model {trigger.model!r}; this stack serves "
+                f"{self._model!r}"
+            )  # fmt: skip
+        if trigger.key is None:  # a request without data: the newest upload
+            newest = self._data.recent(self._prefix, 1)
+            if not newest:
+                raise _reject("trigger", f"no training data under {self._data.uri(self._prefix)}")
+            return newest[0]
+        if trigger.bucket != self._data.bucket or not trigger.key.startswith(self._prefix):
+            raise _reject(
+                "trigger",
+                f"s3://{trigger.bucket}/{trigger.key} is not under the training prefix "
+                f"{self._data.uri(self._prefix)}",
+            )
+        try:
+            return self._data.head(trigger.key, trigger.version_id)
+        except NotFoundError as exc:
+            raise _reject("trigger", f"{exc.message} (deleted after it was uploaded?)") from exc
+
+    def _validated(
+        self, config: ModelConfig, obj: DataObject, trigger: Trigger, *, role: str
+    ) -> tuple[Dataset, bytes, str]:
+        """Read and check ``obj``; the data report goes to ``reports/retrain/`` either way."""
+        try:
+            body = self._data.read(obj, config.validation.max_bytes)
+        except DataValidationError as exc:  # over the size limit: never downloaded
+            too_large = {"passed": False, "summary": exc.message, "problems": _problems(exc)}
+            raise RejectionError(
+                exc.message, self._data_report(obj, too_large, trigger, role)
+            ) from exc
+        except NotFoundError as exc:
+            raise _reject("trigger", f"{exc.message} (deleted after it was uploaded?)") from exc
+        dataset, report = inspect_csv(body, config)
+        doc = self._data_report(obj, report.as_dict(), trigger, role)
+        if dataset is None:
+            raise RejectionError(report.summary, doc)
+        return dataset, body, doc["uri"]
+
+    def _data_report(
+        self, obj: DataObject, report: dict[str, Any], trigger: Trigger, role: str
+    ) -> dict[str, Any]:
+        now = self._clock()
+        status = "accepted" if report.get("passed") else "rejected"
+        key = (
+            f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-data-{status}-{PurePosixPath(obj.key).name}.json"
+        )
+        doc = {
+            "kind": "training_data",
+            "at": now.isoformat(timespec="seconds"),
+            "model": self._model,
+            "status": status,
+            "role": role,
+            "trigger": trigger.as_dict(),
+            "object": {
+                "uri": obj.uri,
+                "version_id": obj.version_id,
+                "etag": obj.etag,
+                "bytes": obj.size,
+                "last_modified": obj.last_modified,
+            },
+            "report": report,
+        }
+        self._store.put_bytes(key, json.dumps(doc, indent=2, default=str).encode())
+        return doc | {"uri": self._store.uri(key)}
+
+    def _window(
+        self,
+        config: ModelConfig,
+        trigger: Trigger,
+        *,
+        new_object: DataObject,
+        sources: list[DataSource],
+        extras: list[Dataset],
+        notes: list[str],
+    ) -> None:
+        others = self._data.recent(
+            self._prefix, config.retraining.window_objects - 1, exclude_key=new_object.key
+        )
+        for obj in others:
+            try:
+                data, _, report_uri = self._validated(config, obj, trigger, role="window")
+            except RejectionError as exc:
+                notes.append(f"window: skipped {obj.uri}: {exc.message}")
+                continue
+            extras.append(data)
+            sources.append(_source(obj, data, "window", report_uri))
+
+    def _labeled_traffic(
+        self,
+        config: ModelConfig,
+        sources: list[DataSource],
+        extras: list[Dataset],
+        notes: list[str],
+    ) -> None:
+        until = self._clock()
+        since = until - timedelta(days=config.retraining.feedback_days)
+        traffic = self._traffic.labeled_traffic(config.name, since, until, config)
+        counts = traffic.counts()
+        notes.append(
+            f"labeled traffic {since:%Y-%m-%d} to {until:%Y-%m-%d}: {traffic.joined} rows "
+            f"joined from {traffic.captured} captures and {traffic.labels} labels"
+            + (
+                f" ({traffic.corrupt_objects} corrupt objects skipped)"
+                if traffic.corrupt_objects
+                else ""
+            )
+        )
+        if traffic.joined:
+            extras.append(traffic.dataset)
+            sources.append(
+                DataSource(
+                    uri=self._traffic.uri("captures/") + f" + feedback/ ({since:%Y-%m-%d}..)",
+                    sha256=traffic.dataset.sha256,
+                    rows=traffic.joined,
+                    role="labeled_traffic",
+                )
+            )
+        logger.info("labeled traffic joined", counts=counts)
+
+    def _rejected(self, trigger: Trigger, exc: RejectionError) -> RetrainOutcome:
+        metrics.add_metric(name="TrainingDataRejected", unit=MetricUnit.Count, value=1)
+        report = exc.report
+        if "uri" not in report:  # not a data report: record the rejection itself
+            now = self._clock()
+            key = f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-rejected.json"
+            report = report | {
+                "at": now.isoformat(timespec="seconds"),
+                "trigger": trigger.as_dict(),
+            }
+            self._store.put_bytes(key, json.dumps(report, indent=2, default=str).encode())
+            report["uri"] = self._store.uri(key)
+        logger.warning(
+            "retrain rejected", reason=exc.message, report=report["uri"], trigger=trigger.as_dict()
+        )
+        return RetrainOutcome("rejected", trigger.as_dict(), (exc.message,), None, report["uri"])
+
+
+def _reject(where: str, message: str) -> RejectionError:
+    return RejectionError(message, {"kind": "retrain_rejected", "stage": where, "reason": message})
+
+
+def _problems(exc: MlopsError) -> list[dict[str, str]]:
+    return [p.as_dict() for p in exc.details]
+
+
+def _source(obj: DataObject, data: Dataset, role: str, report_uri: str) -> DataSource:
+    return DataSource(
+        uri=obj.uri,
+        sha256=data.sha256,
+        rows=data.rows,
+        role=role,
+        version_id=obj.version_id,
+        etag=obj.etag,
+        report_uri=report_uri,
+    )
+
+
+def retrain_service() -> RetrainService:
+    """Composition root of the retrainer, built once per container."""
+    settings = retrainer_settings()
+    s3 = client("s3")
+    store = ModelStore(settings.model_bucket, s3)
+    return RetrainService(
+        model=settings.model_name,
+        store=store,
+        training_data=TrainingDataStore(settings.training_bucket, s3),
+        training_prefix=settings.training_prefix,
+        traffic=TrainingDataStore(settings.capture_bucket, s3),
+        builder=CandidateBuilder(store, __version__),
+    )

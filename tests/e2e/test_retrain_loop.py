@@ -1,0 +1,156 @@
+"""Retraining end to end on the local stack, as on AWS: a CSV uploaded under the training
+prefix → S3 notification → RetrainerFunction (its own process) → OnSuccess destination →
+CandidateGateFunction (its own process, the serving runtime) → registry → the inference
+function serves the new version. And the operator's commands through the real entry point."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
+from tests.e2e.conftest import Running, mlops, start_local
+
+pytestmark = pytest.mark.e2e
+
+
+def get(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return dict(json.loads(response.read()))
+
+
+def eventually(check: Any, timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := check()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return result
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    cwd = tmp_path_factory.mktemp("retrain")
+    running = start_local(cwd)
+    yield running
+    running.process.send_signal(signal.SIGINT)
+    running.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def state(stack: Running) -> dict[str, Any]:
+    return dict(json.loads((stack.cwd / ".mlops" / "local.json").read_text()))
+
+
+def client(state: dict[str, Any], service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=state["endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def production(state: dict[str, Any]) -> str | None:
+    table = state["outputs"]["RegistryTableName"]
+    item = client(state, "dynamodb").get_item(
+        TableName=table,
+        Key={"pk": {"S": "model#house-prices"}, "sk": {"S": "alias#production"}},
+        ConsistentRead=True,
+    )
+    return item.get("Item", {}).get("version", {}).get("S")
+
+
+def upload(state: dict[str, Any], name: str, body: bytes) -> None:
+    outputs = state["outputs"]
+    client(state, "s3").put_object(
+        Bucket=outputs["TrainingDataBucketName"],
+        Key=outputs["TrainingDataPrefix"] + name,
+        Body=body,
+    )
+
+
+def reports(state: dict[str, Any]) -> list[dict[str, Any]]:
+    s3 = client(state, "s3")
+    bucket = state["outputs"]["ArtifactsBucketName"]
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="reports/retrain/").get("Contents", [])
+    return [json.loads(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()) for o in listed]
+
+
+def test_an_upload_is_retrained_gated_promoted_and_served(
+    stack: Running, state: dict[str, Any]
+) -> None:
+    # Given v1 serving (trained from month 0 when the stack started)
+    assert get(f"{stack.url}/health")["model_version"] == "1"
+    # When month 6 of the market is uploaded under the training prefix
+    upload(state, "houses-month-06.csv", csv_bytes(generate(1500, conditions_for_month(6), seed=6)))
+    # Then the pipeline promotes v2, and the inference function serves it within its
+    # refresh interval (AliasRefreshSeconds = 2 locally)
+    assert eventually(lambda: production(state) == "2"), "\n".join(stack.lines[-40:])
+    assert eventually(lambda: get(f"{stack.url}/model")["model_version"] == "2", 15)
+    decision = next(
+        r for r in reports(state) if r.get("kind") == "retrain_decision" and r["version"] == "2"
+    )
+    assert decision["status"] == "production"
+    assert decision["champion_version"] == "1"
+    assert decision["lineage"]["trigger"]["kind"] == "s3_upload"
+    assert decision["lineage"]["trigger"]["version_id"]
+
+
+def test_bad_data_is_rejected_and_production_keeps_serving(
+    stack: Running, state: dict[str, Any]
+) -> None:
+    before = production(state)
+    upload(state, "broken.csv", b"sqft;bedrooms;price\n1200;3;250000\n")
+
+    def rejection() -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in reports(state)
+                if r.get("kind") == "training_data" and r["object"]["uri"].endswith("broken.csv")
+            ),
+            None,
+        )
+
+    report = eventually(rejection)
+    assert report is not None
+    assert report["status"] == "rejected"
+    assert "semicolon" in json.dumps(report["report"])
+    assert production(state) == before
+    assert get(f"{stack.url}/health")["status"] == "ok"
+
+
+def test_the_operator_retrains_rolls_back_and_sees_it_all_in_status(
+    stack: Running, state: dict[str, Any], tmp_path: Path
+) -> None:
+    eventually(lambda: production(state) == "2")
+    data = tmp_path / "houses-month-09.csv"
+    data.write_bytes(csv_bytes(generate(1500, conditions_for_month(9), seed=9)))
+    # When the operator retrains from a file through the CLI and waits for the decision
+    done = mlops(stack.cwd, "retrain", "--data", str(data), "--json", "--wait", "180", timeout=240)
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["outcome"] == "promoted", outcome
+    version = outcome["version"]
+    assert eventually(lambda: get(f"{stack.url}/model")["model_version"] == version, 15)
+    # When production is rolled back
+    back = mlops(stack.cwd, "rollback", "--reason", "e2e: bad canary")
+    assert back.returncode == 0, back.stderr
+    assert "-> v2" in back.stdout
+    # Then the inference function serves the previous model within its refresh interval
+    assert eventually(lambda: get(f"{stack.url}/model")["model_version"] == "2", 15)
+    # And status shows every version with its status, and the moves with who and why
+    status = json.loads(mlops(stack.cwd, "status", "--json").stdout)
+    statuses = {v["version"]: v["status"] for v in status["versions"]}
+    assert statuses["2"] == "production"
+    assert statuses[version] == "archived"
+    assert status["history"][0]["kind"] == "rollback"
+    assert status["history"][0]["reason"] == "e2e: bad canary"
