@@ -155,3 +155,19 @@ def test_a_label_flip_at_an_exact_probability_tie_is_not_a_mismatch() -> None:
         actual_labels=np.array(["b", "a"]),
     )
     assert case.mismatches == 1  # only the untied second row counts
+
+
+def test_a_prediction_near_zero_is_judged_against_the_typical_magnitude() -> None:
+    # float32 sums err in proportion to the output range: 1e-4 of a 1,211 price is noise
+    # when the typical price is 300,000 (a 1M-row model failed the old per-row rule).
+    tolerance = ParityConfig(rtol=1e-4, atol=0.0)
+    expected = np.array([300_000.0, 300_000.0, 1_210.79])
+    bound = 1e-4 * 300_000.0  # the median magnitude sets the bar for the small row
+    within = compare_case("x", expected, expected + np.array([0.0, 0.0, bound * 0.99]), tolerance)
+    beyond = compare_case("x", expected, expected + np.array([0.0, 0.0, bound * 1.01]), tolerance)
+    assert within.mismatches == 0
+    assert beyond.mismatches == 1
+    # And a row above the median is still judged against its own value
+    big = np.array([1.0, 1.0, 1_000_000.0])
+    assert compare_case("x", big, big + np.array([0, 0, 99.0]), tolerance).mismatches == 0
+    assert compare_case("x", big, big + np.array([0, 0, 101.0]), tolerance).mismatches == 1
