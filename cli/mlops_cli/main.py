@@ -234,7 +234,8 @@ def _local(args: argparse.Namespace) -> int:
         print(f"AWS endpoint: {running.stack.endpoint}")
         print(f"Training data: {running.training_data_uri}")
         print(
-            f"Artifacts: {running.artifacts_uri} (models/, and datasets/ that `mlops train` used)"
+            f"Artifacts: {running.artifacts_uri} "
+            "(models/, reports/retrain/, datasets/, staging/, config/)"
         )
         print(f"Listening on {running.api.url}", flush=True)
         while not stop.wait(0.5):

@@ -82,7 +82,7 @@ def decide(
     if policy.threshold is not None and not meets(value, policy.threshold):
         passed = False
         reasons.append(
-            f"{metric} {value:.6g} does not meet the threshold ({word} {policy.threshold:.6g})"
+            f"{metric} {value:,.6g} does not meet the threshold ({word} {policy.threshold:,.6g})"
         )
 
     champion_value = None if champion is None else champion.get(metric)
@@ -95,14 +95,14 @@ def decide(
         if naive_value is not None and not better(value, naive_value):
             passed = False
             reasons.append(
-                f"{metric} {value:.6g} is no better than a model that ignores its inputs "
-                f"({naive_value:.6g})"
+                f"{metric} {value:,.6g} is no better than a model that ignores its inputs "
+                f"({naive_value:,.6g})"
             )
         elif passed:
             reasons.append(
-                f"first model: {metric} {value:.6g}"
+                f"first model: {metric} {value:,.6g}"
                 + (
-                    f", better than the no-skill baseline {naive_value:.6g}"
+                    f", better than the no-skill baseline {naive_value:,.6g}"
                     if naive_value is not None
                     else ""
                 )
@@ -110,33 +110,34 @@ def decide(
         return GateDecision(passed, metric, higher, value, None, naive_value, tuple(reasons))
 
     improvement = value - champion_value if higher else champion_value - value
+    required: list[str] = []
     if not _reaches(improvement, policy.min_absolute_change, value, champion_value):
-        passed = False
-        reasons.append(
-            f"{metric} improves by {improvement:.6g} over production ({value:.6g} vs "
-            f"{champion_value:.6g}); at least {policy.min_absolute_change:.6g} is required"
-        )
+        required.append(f"an improvement of at least {policy.min_absolute_change:,.6g}")
     if champion_value == 0:
         # The relative change is undefined; MLflow falls back to "strictly better".
         relative = math.copysign(math.inf, improvement) if improvement else 0.0
+        change = f"{improvement:+,.6g}"
         if relative < policy.min_relative_change:
-            passed = False
-            reasons.append(
-                f"{metric} {value:.6g} does not improve on production ({champion_value:.6g}); "
-                "against 0 the relative change is undefined, so it must be strictly better"
-            )
+            required.append("it to be strictly better (against 0 no relative change exists)")
     else:
         relative = improvement / abs(champion_value)
-        bar = policy.min_relative_change * abs(champion_value)
-        if not _reaches(improvement, bar, value, champion_value):
-            passed = False
-            reasons.append(
-                f"{metric} improves by {relative:.2%} over production ({value:.6g} vs "
-                f"{champion_value:.6g}); at least {policy.min_relative_change:.2%} is required"
-            )
-    if passed:
-        change = f"{relative:+.2%}" if math.isfinite(relative) else f"{improvement:+.6g}"
-        reasons.append(f"{metric} {value:.6g} vs production {champion_value:.6g} ({change} better)")
+        change = (
+            f"{abs(relative):.2%} {'better' if improvement > 0 else 'worse'}"
+            if improvement
+            else "no change"
+        )
+        if not _reaches(
+            improvement, policy.min_relative_change * abs(champion_value), value, champion_value
+        ):
+            required.append(f"at least {policy.min_relative_change:.2%} better")
+    if len(required) == 2 and policy.min_absolute_change == 0:
+        required.pop(0)  # "at least 0 better" says nothing the relative bar does not
+    head = f"{metric} {value:,.6g} vs production {champion_value:,.6g} ({change})"
+    if required:
+        passed = False
+        reasons.append(f"{head}: the gate requires {' and '.join(required)}")
+    elif passed:
+        reasons.append(head)
     return GateDecision(passed, metric, higher, value, champion_value, naive_value, tuple(reasons))
 
 
