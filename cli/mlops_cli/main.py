@@ -442,6 +442,7 @@ def _promote(args: argparse.Namespace) -> int:
         actor=_actor(args.stack),
         reason=args.reason,
         force=args.force,
+        store=target.store(),
     )
     _print_change(change, args.json)
     return 0
@@ -453,7 +454,11 @@ def _rollback(args: argparse.Namespace) -> int:
 
     target = resolve_target(args.stack)
     change = rollback(
-        target.registry(), target.model_name, actor=_actor(args.stack), reason=args.reason
+        target.registry(),
+        target.model_name,
+        actor=_actor(args.stack),
+        reason=args.reason,
+        store=target.store(),
     )
     _print_change(change, args.json)
     return 0

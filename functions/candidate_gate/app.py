@@ -30,7 +30,9 @@ idempotency = idempotency_config("[model, candidate_id]", settings.idempotency_d
     config=idempotency,
 )
 def judge_once(staged: dict[str, str]) -> dict[str, Any]:
-    return gate.judge(staged["model"], staged["candidate_id"]).as_dict()
+    return gate.judge(
+        staged["model"], staged["candidate_id"], candidate_sha256=staged.get("candidate_sha256")
+    ).as_dict()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -4,6 +4,7 @@ CloudFormation on a local server stands in for AWS) or with bad arguments."""
 from __future__ import annotations
 
 import getpass
+import hashlib
 import itertools
 import json
 import os
@@ -109,15 +110,23 @@ def stack(aws_env: dict[str, str]) -> Stack:
         "2": ("candidate", ("rmse 3.1% better than v1",), lineage),
         "3": ("rejected", ("rmse 15.3% worse than champion v1 (41,234); allowed 2%",), lineage),
     }
+    s3 = client(aws_env, "s3")
     for version, (status, reasons, data) in registered.items():
         assert registry.next_version("house-prices") == version
+        # Artifacts whose sha256 the registry records: promotions check them before moving.
+        body = f"model {version}".encode()
+        digest = hashlib.sha256(body).hexdigest()
+        prefix = f"models/house-prices/{version}/"
+        manifest = {"artifacts": {"model.onnx": {"sha256": digest}}}
+        for key, content in (("model.onnx", body), ("manifest.json", json.dumps(manifest))):
+            s3.put_object(Bucket=outputs["ArtifactsBucketName"], Key=prefix + key, Body=content)
         registry.put_version(
             VersionRecord(
                 "house-prices",
                 version,
                 f"2025-0{version}-01T10:00:00+00:00",
-                "k",
-                "0" * 64,
+                prefix + "manifest.json",
+                digest,
                 {"rmse": 41234.5 - int(version) * 1000, "r2": 0.87},
                 status,
                 reasons,

@@ -394,11 +394,19 @@ def destination_record(
     } | changes
 
 
+DIGEST = "0123456789abcdef" * 4
+
+
 def staged(candidate_id: str = CANDIDATE_ID, model: str = MODEL) -> dict[str, Any]:
     return {
         "status": "staged",
         "trigger": {"kind": "s3_upload"},
-        "candidate": {"model": model, "candidate_id": candidate_id, "train_rows": 800},
+        "candidate": {
+            "model": model,
+            "candidate_id": candidate_id,
+            "candidate_sha256": DIGEST,
+            "train_rows": 800,
+        },
     }
 
 
@@ -407,11 +415,27 @@ def test_destination_record_gives_the_staged_candidates() -> None:
     other = "20261128T231006Z-ffffffff"
     record = destination_record([staged(), staged(other)])
 
-    # Then both reach the gate, reduced to model and candidate id
+    # Then both reach the gate, reduced to model, candidate id and candidate.json's digest
     assert staged_candidates(record, MODEL) == [
-        {"model": MODEL, "candidate_id": CANDIDATE_ID},
-        {"model": MODEL, "candidate_id": other},
+        {"model": MODEL, "candidate_id": CANDIDATE_ID, "candidate_sha256": DIGEST},
+        {"model": MODEL, "candidate_id": other, "candidate_sha256": DIGEST},
     ]
+
+
+@pytest.mark.parametrize("digest", [None, "", "abc", DIGEST.upper(), DIGEST + "0", 42])
+def test_a_destination_record_needs_candidate_json_s_digest(digest: Any) -> None:
+    # The digest is what anchors the staged files: without a valid one nothing is judged
+    result = staged()
+    result["candidate"]["candidate_sha256"] = digest
+    with pytest.raises(InvalidEventError, match="candidate_sha256"):
+        staged_candidates(destination_record([result]), MODEL)
+
+
+def test_a_direct_invocation_may_leave_the_digest_out_but_not_forge_one() -> None:
+    direct = {"model": MODEL, "candidate_id": CANDIDATE_ID}
+    assert staged_candidates(direct, MODEL) == [direct]
+    with pytest.raises(InvalidEventError, match="candidate_sha256"):
+        staged_candidates(direct | {"candidate_sha256": "x"}, MODEL)
 
 
 def test_only_staged_results_are_picked() -> None:
@@ -420,7 +444,9 @@ def test_only_staged_results_are_picked() -> None:
     record = destination_record([rejected, staged(), {"status": "staged"}])
 
     # Then only the staged candidate is judged
-    assert staged_candidates(record, MODEL) == [{"model": MODEL, "candidate_id": CANDIDATE_ID}]
+    assert staged_candidates(record, MODEL) == [
+        {"model": MODEL, "candidate_id": CANDIDATE_ID, "candidate_sha256": DIGEST}
+    ]
 
 
 def test_run_that_staged_nothing_gives_no_candidates() -> None:

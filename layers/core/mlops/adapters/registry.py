@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -151,27 +151,76 @@ class Registry:
         )
         return str(response["Attributes"]["next_version"]["N"])
 
-    def put_version(self, record: VersionRecord) -> None:
-        """Register a version once; a second registration of it is a ``ConflictError``."""
-        status = _status_to_write(record.status)
-        self._call(
-            "put_item",
-            TableName=self.table,
-            Item={
-                "pk": _pk(record.model),
-                "sk": _version_sk(record.version),
-                "version": {"S": record.version},
-                "created_at": {"S": record.created_at},
-                "manifest_key": {"S": record.manifest_key},
-                "model_sha256": {"S": record.model_sha256},
-                "metrics": {"S": json.dumps(dict(record.metrics))},
-                "status": {"S": status},
-                "reasons": _strings(record.reasons),
-                "lineage": {"S": json.dumps(dict(record.lineage), default=str)},
-            },
-            ConditionExpression="attribute_not_exists(sk)",
-            conflict=f"version {record.version} of {record.model} is already registered",
+    def put_version(self, record: VersionRecord, *, candidate_id: str | None = None) -> None:
+        """Register a version once; a second registration of it is a ``ConflictError``.
+
+        With ``candidate_id`` the version and a ``candidate#<id>`` item naming it are written in
+        one transaction, so a staged candidate is registered at most once: a retried gate finds
+        its version (``version_for_candidate``) instead of registering another."""
+        item = self._version_item(record)
+        if candidate_id is None:
+            self._call(
+                "put_item",
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(sk)",
+                conflict=f"version {record.version} of {record.model} is already registered",
+            )
+            return
+        self._transact(
+            [
+                (
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(sk)",
+                        }
+                    },
+                    f"version {record.version} of {record.model} is already registered",
+                ),
+                (
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                "pk": _pk(record.model),
+                                "sk": {"S": f"candidate#{candidate_id}"},
+                                "version": {"S": record.version},
+                            },
+                            "ConditionExpression": "attribute_not_exists(sk)",
+                        }
+                    },
+                    f"candidate {candidate_id} of {record.model} is already registered",
+                ),
+            ]
         )
+
+    def version_for_candidate(self, model: str, candidate_id: str) -> str | None:
+        """The version a staged candidate was registered as, if it was."""
+        response = self._call(
+            "get_item",
+            TableName=self.table,
+            Key={"pk": _pk(model), "sk": {"S": f"candidate#{candidate_id}"}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return str(item["version"]["S"]) if item else None
+
+    def _version_item(self, record: VersionRecord) -> dict[str, Any]:
+        status = _status_to_write(record.status)
+        return {
+            "pk": _pk(record.model),
+            "sk": _version_sk(record.version),
+            "version": {"S": record.version},
+            "created_at": {"S": record.created_at},
+            "manifest_key": {"S": record.manifest_key},
+            "model_sha256": {"S": record.model_sha256},
+            "metrics": {"S": json.dumps(dict(record.metrics))},
+            "status": {"S": status},
+            "reasons": _strings(record.reasons),
+            "lineage": {"S": json.dumps(dict(record.lineage), default=str)},
+        }
 
     def get_version(self, model: str, version: str) -> VersionRecord | None:
         response = self._call(
@@ -282,7 +331,13 @@ class Registry:
         )
 
     def rollback(
-        self, model: str, *, actor: str, reason: str, alias: str = PRODUCTION
+        self,
+        model: str,
+        *,
+        actor: str,
+        reason: str,
+        alias: str = PRODUCTION,
+        check: Callable[[str], None] | None = None,
     ) -> AliasChange:
         """Move ``alias`` back to the version it pointed at before its current version was
         promoted; a second rollback goes one promotion further back (v1 → v2 → v3, rollback:
@@ -297,6 +352,8 @@ class Registry:
         if current is None:
             raise ConflictError(f"alias {alias} of {model} is not set: nothing to roll back")
         target, unwinds = self._rollback_target(model, alias, current)
+        if check is not None:
+            check(target)  # e.g. the target's artifacts still match the registry
         return self._move(
             model,
             alias,

@@ -90,16 +90,23 @@ class TrainingDataStore:
 
     # --- training-data objects -----------------------------------------------------------
 
-    def head(self, key: str, version_id: str | None = None) -> DataObject:
-        """The object's current (or the given) version; ``NotFoundError`` when absent."""
+    def head(self, key: str, version_id: str | None = None, etag: str | None = None) -> DataObject:
+        """The object's current (or the given) version; ``NotFoundError`` when absent. With
+        ``etag`` (and no version id: an unversioned bucket) the object must still have those
+        bytes: one overwritten since the event named it is ``NotFoundError`` too, so the
+        trigger's idempotency key never covers other bytes than its own."""
         where = self.uri(key) + (f" (version {version_id})" if version_id else "")
-        extra = {"VersionId": version_id} if version_id else {}
+        extra: dict[str, Any] = {"VersionId": version_id} if version_id else {}
+        if etag and not version_id:
+            extra["IfMatch"] = f'"{_unquote(etag)}"'
         try:
             response = self._s3.head_object(Bucket=self.bucket, Key=key, **extra)
         except ClientError as exc:
             # 405: the version is a delete marker, which has no content to train on.
             if _code(exc) in _NOT_FOUND | {"405", "MethodNotAllowed"}:
                 raise NotFoundError(f"{where} does not exist") from exc
+            if _code(exc) in _PRECONDITION:
+                raise NotFoundError(f"{where} was overwritten since this upload") from exc
             raise StorageError(f"cannot read {where}: {exc}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"cannot read {where}: {exc}") from exc

@@ -422,14 +422,14 @@ def _check_required_columns(
     if missing or repeated:
         parts = []
         if missing:
-            parts.append(f"{len(missing)} required column(s) missing: {', '.join(missing)}")
+            parts.append(f"{len(missing)} required column(s) missing: {_listed(missing)}")
         if repeated:
-            parts.append(f"duplicated column name(s) in the header: {', '.join(repeated)}")
+            parts.append(f"duplicated column name(s) in the header: {_listed(repeated)}")
         raise report.stop("required_columns", "; ".join(parts))
     extra = [name or "(unnamed)" for name in header if name not in wanted]
     detail = f"all {len(wanted)} required columns present"
     if extra:
-        detail += f"; {_plural(len(extra), 'extra column')} ignored: {', '.join(extra)}"
+        detail += f"; {_plural(len(extra), 'extra column')} ignored: {_listed(extra)}"
     report.add("required_columns", "pass", detail)
     features = {f.name: f for f in config.features}
     columns = []
@@ -781,3 +781,9 @@ def _plural(n: int, word: str, words: str | None = None) -> str:
 
 def _show(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float | np.floating) else repr(value)
+
+
+def _listed(names: list[str]) -> str:
+    """At most ``MAX_REPORTED`` names: a header of 30,000 columns must not make a 300 KB line."""
+    more = len(names) - MAX_REPORTED
+    return ", ".join(names[:MAX_REPORTED]) + (f" and {more} more" if more > 0 else "")

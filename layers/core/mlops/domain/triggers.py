@@ -28,6 +28,7 @@ from mlops.errors import InvalidEventError, Problem
 DETAIL_TYPE = "RetrainRequested"
 REQUEST_SCHEMA_VERSION = 1
 # What ``new_candidate_id`` makes: it becomes part of S3 keys, so nothing else is accepted.
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _CANDIDATE_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")  # ASCII digits: \d is Unicode
 
 
@@ -85,6 +86,8 @@ def _s3_records(records: Any) -> list[Trigger]:
             if not str(record["eventName"]).startswith("ObjectCreated:"):
                 continue  # a notification for another event type: nothing to train on
             s3 = record["s3"]
+            if str(s3["object"]["key"]).endswith("/"):
+                continue  # a "folder" made in the console: a zero-byte placeholder, not data
             trigger = Trigger(
                 kind="s3_upload",
                 bucket=str(s3["bucket"]["name"]),
@@ -167,8 +170,9 @@ def retrain_request(
 
 def staged_candidates(event: Any, model: str) -> list[dict[str, str]]:
     """The candidates a retrainer run staged, from Lambda's destination invocation record
-    (``responsePayload`` is the retrainer's return value) or a direct
-    ``{"model": ..., "candidate_id": ...}`` invocation (an operator re-running the gate)."""
+    (``responsePayload`` is the retrainer's return value, each candidate with the sha256 of
+    its ``candidate.json``) or a direct ``{"model": ..., "candidate_id": ...}`` invocation (an
+    operator re-running the gate; the digest is then optional)."""
     if not isinstance(event, Mapping):
         raise InvalidEventError("expected a destination invocation record or a candidate")
     if "candidate_id" in event:
@@ -198,5 +202,15 @@ def staged_candidates(event: Any, model: str) -> list[dict[str, str]]:
             raise InvalidEventError(f"candidate {i}: candidate_id {cid!r} is not a candidate id")
         if name != model:
             raise InvalidEventError(f"candidate {i}: model {name!r}; this stack serves {model!r}")
-        out.append({"model": model, "candidate_id": cid})
+        staged = {"model": model, "candidate_id": cid}
+        # The digest of candidate.json travels in Lambda's own record, out of reach of anyone
+        # who can write to staging/: the gate refuses a candidate.json that does not match.
+        digest = item.get("candidate_sha256")
+        if digest is not None or "responsePayload" in event:
+            if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+                raise InvalidEventError(
+                    f"candidate {i}: candidate_sha256 {digest!r} is not a sha256"
+                )
+            staged["candidate_sha256"] = digest
+        out.append(staged)
     return out

@@ -55,12 +55,14 @@ class StagedCandidate:
     metrics: dict[str, float]  # scikit-learn's on the holdout (the gate measures ONNX's)
     train_rows: int
     holdout_rows: int
+    candidate_sha256: str = ""  # of candidate.json, which names every other file's sha256
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "candidate_id": self.candidate_id,
+            "candidate_sha256": self.candidate_sha256,
             "prefix": self.prefix,
             "metrics": self.metrics,
             "train_rows": self.train_rows,
@@ -159,11 +161,12 @@ class CandidateBuilder:
             },
         }
         started = time.perf_counter()
+        candidate_bytes = _json_bytes(doc)
         for name, body in (
             ("model.onnx", model_bytes),
             ("baseline.json", baseline_bytes),
             ("parity_inputs.json.gz", inputs_bytes),
-            ("candidate.json", _json_bytes(doc)),  # last: its presence means complete
+            ("candidate.json", candidate_bytes),  # last: its presence means complete
         ):
             self._store.put_bytes(prefix + name, body, immutable=True)
         spent["upload_s"] = time.perf_counter() - started
@@ -174,6 +177,7 @@ class CandidateBuilder:
             metrics=trained.metrics,
             train_rows=trained.train.rows,
             holdout_rows=trained.holdout.rows,
+            candidate_sha256=_sha256(candidate_bytes),
             timings={k: round(v, 3) for k, v in spent.items()},
         )
 

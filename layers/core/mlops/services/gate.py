@@ -32,6 +32,7 @@ from mlops.errors import (
     IntegrityError,
     ModelUnavailableError,
     NotFoundError,
+    StorageError,
 )
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.inference import load_version
@@ -98,15 +99,41 @@ class CandidateGate:
         self._actor = actor
         self._clock = clock
 
-    def judge(self, model: str, candidate_id: str, *, promote: bool | None = None) -> GateResult:
+    def judge(
+        self,
+        model: str,
+        candidate_id: str,
+        *,
+        promote: bool | None = None,
+        candidate_sha256: str | None = None,
+    ) -> GateResult:
         """Check, compare, register and (per the config's promotion mode, or ``promote``)
-        promote the staged candidate. Raises ``StorageError`` for what a retry can fix."""
+        promote the staged candidate. Raises ``StorageError`` for what a retry can fix.
+
+        ``candidate_sha256`` (from the retrainer's result, delivered by Lambda) anchors the
+        staged files: ``candidate.json`` must match it, and names every other file's sha256.
+        A candidate judged before (a retried invocation) is resumed, never registered twice.
+        """
         started = time.perf_counter()
         prefix = candidate.staging_prefix(model, candidate_id)
-        doc = self._store.get_json(prefix + "candidate.json")
+        raw = self._store.get_bytes(prefix + "candidate.json")
+        stub = {"model_name": model, "candidate_id": candidate_id}
+        if candidate_sha256 is not None and hashlib.sha256(raw).hexdigest() != candidate_sha256:
+            reason = (
+                "staged candidate.json changed after the retrainer wrote it (its sha256 is not "
+                "the one the retrainer returned); nothing was registered"
+            )
+            return self._unregistered(stub, (reason,), None, started)
+        try:
+            doc = json.loads(raw)
+        except ValueError as exc:
+            return self._unregistered(stub, (f"candidate.json is not JSON: {exc}",), None, started)
         if doc.get("model_name") != model or doc.get("candidate_id") != candidate_id:
             raise IntegrityError(f"{self._store.uri(prefix)}candidate.json describes another model")
         config = parse_config(doc["config"])
+        existing = self._registry.version_for_candidate(model, candidate_id)
+        if existing is not None:
+            return self._resume(config, doc, existing, promote, started)
         try:
             files = self._staged_files(prefix, doc)
         except IntegrityError as exc:
@@ -158,7 +185,8 @@ class CandidateGate:
                 status="candidate" if decision.passed else "rejected",
                 reasons=reasons,
                 lineage=_lineage_summary(doc, evaluation),
-            )
+            ),
+            candidate_id=candidate_id,
         )
         status, reasons = self._promote(
             config,
@@ -179,6 +207,61 @@ class CandidateGate:
             decision=decision,
             parity=report,
             manifest=manifest_doc,
+        )
+        return self._report(result, doc, started)
+
+    def _resume(
+        self,
+        config: ModelConfig,
+        doc: Mapping[str, Any],
+        version: str,
+        promote: bool | None,
+        started: float,
+    ) -> GateResult:
+        """A retried judgement of a candidate already registered as ``version``: finish what
+        the first attempt left (its promotion), then report, without judging it again (its
+        champion may now be itself)."""
+        record = self._registry.get_version(config.name, version)
+        if record is None:
+            raise StorageError(f"candidate {doc['candidate_id']} names v{version}, not registered")
+        manifest_doc = self._store.get_json(record.manifest_key)
+        lineage = dict(record.lineage)
+        gate = lineage.get("gate") or {}
+        champion = (lineage.get("champion") or {}).get("version")
+        status, reasons = record.status, tuple(record.reasons)
+        settled = any(r.startswith(("not promoted:", "registered as a candidate")) for r in reasons)
+        if status == "candidate" and gate.get("passed") and not settled:
+            evaluation = _Evaluation(
+                dict(record.metrics),
+                champion,
+                None,
+                GateDecision(True, str(gate.get("metric")), True, 0.0, None, None, reasons[-1:]),
+                (),
+            )
+            status, reasons = self._promote(
+                config,
+                version=version,
+                candidate_id=str(doc["candidate_id"]),
+                evaluation=evaluation,
+                reasons=reasons,
+                promote=promote,
+            )
+        logger.info("candidate already registered: resumed", version=version, status=status)
+        report = manifest_doc.get("parity") or {}
+        result = GateResult(
+            model=config.name,
+            candidate_id=str(doc["candidate_id"]),
+            status=status,
+            version=version,
+            reasons=reasons,
+            metrics=dict(record.metrics),
+            champion_version=champion,
+            parity=parity.ParityReport(
+                passed=bool(report.get("passed")),
+                tolerance=dict(report.get("tolerance") or {}),
+                cases=tuple(parity.ParityCase(**c) for c in report.get("cases") or ()),
+            ),
+            manifest=dict(manifest_doc),
         )
         return self._report(result, doc, started)
 

@@ -8,9 +8,12 @@ loaded laptop, for what is one conditional write.
 
 from __future__ import annotations
 
+import hashlib
+
+from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import PRODUCTION, REJECTED, AliasChange, Registry
 from mlops.domain.versions import parse_version
-from mlops.errors import ConflictError, InvalidInputError, Problem
+from mlops.errors import ConflictError, IntegrityError, InvalidInputError, Problem
 
 
 def promote(
@@ -22,8 +25,13 @@ def promote(
     actor: str,
     reason: str,
     force: bool = False,
+    store: ModelStore | None = None,
 ) -> AliasChange:
     """Point ``alias`` at registered ``version``, from whatever it points at now.
+
+    With ``store`` the version's ``model.onnx`` and manifest are checked against the
+    registry's sha256 first: an alias never moves to a version the inference function would
+    refuse to load.
 
     A version the gate rejected is refused unless ``force``, and forcing needs a reason (it
     is kept in the alias history). Raises ``ConflictError`` when the version is not
@@ -44,6 +52,8 @@ def promote(
             f"version {version} of {model} was rejected{why}: promote it with force "
             "(`mlops promote --force --reason ...`) if it must serve anyway"
         )
+    if store is not None:
+        verify_artifacts(store, registry, model, version)
     current = registry.get_alias(model, alias)
     return registry.promote(
         model, version, expected=current, actor=actor, reason=reason, alias=alias, force=force
@@ -51,8 +61,41 @@ def promote(
 
 
 def rollback(
-    registry: Registry, model: str, *, actor: str, reason: str, alias: str = PRODUCTION
+    registry: Registry,
+    model: str,
+    *,
+    actor: str,
+    reason: str,
+    alias: str = PRODUCTION,
+    store: ModelStore | None = None,
 ) -> AliasChange:
     """Move ``alias`` back to the version it pointed at before its current one was promoted
-    (repeated rollbacks walk further back; rejected versions are never a target)."""
-    return registry.rollback(model, actor=actor, reason=reason, alias=alias)
+    (repeated rollbacks walk further back; rejected versions are never a target). With
+    ``store`` a target whose artifacts no longer match the registry is refused."""
+
+    def check(target: str) -> None:
+        if store is not None:
+            verify_artifacts(store, registry, model, target)
+
+    return registry.rollback(model, actor=actor, reason=reason, alias=alias, check=check)
+
+
+def verify_artifacts(store: ModelStore, registry: Registry, model: str, version: str) -> None:
+    """``model.onnx`` and the manifest of ``version`` are the ones registered (sha256), or
+    ``IntegrityError``: the same trust anchor the inference function loads by."""
+    record = registry.get_version(model, version)
+    if record is None:
+        raise ConflictError(f"version {version} of {model} is not registered")
+    prefix = version_prefix(model, version)
+    digest = hashlib.sha256(store.get_bytes(prefix + "model.onnx")).hexdigest()
+    manifest = store.get_json(prefix + "manifest.json")
+    try:
+        listed = manifest["artifacts"]["model.onnx"]["sha256"]
+    except (KeyError, TypeError):
+        listed = None
+    if digest != record.model_sha256 or listed != record.model_sha256:
+        raise IntegrityError(
+            f"v{version} of {model} cannot be served: its model.onnx or manifest no longer "
+            f"matches the sha256 registered for it ({record.model_sha256[:12]}…); the alias "
+            "was not moved"
+        )

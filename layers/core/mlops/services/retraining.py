@@ -7,6 +7,7 @@ retrying them would only repeat them. Storage errors propagate, so Lambda retrie
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import tomllib
@@ -171,7 +172,7 @@ class RetrainService:
                 f"{self._data.uri(self._prefix)}",
             )
         try:
-            return self._data.head(trigger.key, trigger.version_id)
+            return self._data.head(trigger.key, trigger.version_id, trigger.etag)
         except NotFoundError as exc:
             raise _reject("trigger", f"{exc.message} (deleted after it was uploaded?)") from exc
 
@@ -200,7 +201,9 @@ class RetrainService:
         now = self._clock()
         status = "accepted" if report.get("passed") else "rejected"
         key = (
-            f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-data-{status}-{PurePosixPath(obj.key).name}.json"
+            f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-data-{status}-{PurePosixPath(obj.key).name}"
+            # the name for a person, a digest of the URI and version for uniqueness
+            f"-{_digest(f'{obj.uri}#{obj.version_id or obj.etag}')}.json"
         )
         doc = {
             "kind": "training_data",
@@ -238,7 +241,7 @@ class RetrainService:
             try:
                 data, _, report_uri = self._validated(config, obj, trigger, role="window")
             except RejectionError as exc:
-                notes.append(f"window: skipped {obj.uri}: {exc.message}")
+                notes.append(_short(f"window: skipped {obj.uri}: {exc.message}"))
                 continue
             extras.append(data)
             sources.append(_source(obj, data, "window", report_uri))
@@ -280,7 +283,8 @@ class RetrainService:
         report = exc.report
         if "uri" not in report:  # not a data report: record the rejection itself
             now = self._clock()
-            key = f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-rejected.json"
+            tag = _digest(trigger.idempotency_key)
+            key = f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-rejected-{tag}.json"
             report = report | {
                 "at": now.isoformat(timespec="seconds"),
                 "trigger": trigger.as_dict(),
@@ -290,11 +294,22 @@ class RetrainService:
         logger.warning(
             "retrain rejected", reason=exc.message, report=report["uri"], trigger=trigger.as_dict()
         )
-        return RetrainOutcome("rejected", trigger.as_dict(), (exc.message,), None, report["uri"])
+        # The result is stored for idempotency (a DynamoDB item, 400 KB): a reason naming
+        # 30,000 columns would not fit, and the answer would become a retry. The report has it all.
+        reason = _short(exc.message)
+        return RetrainOutcome("rejected", trigger.as_dict(), (reason,), None, report["uri"])
 
 
 def _reject(where: str, message: str) -> RejectionError:
     return RejectionError(message, {"kind": "retrain_rejected", "stage": where, "reason": message})
+
+
+def _short(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def _problems(exc: MlopsError) -> list[dict[str, str]]:

@@ -50,6 +50,7 @@ class TrainingService:
         self, store: ModelStore, registry: Registry, code_version: str, actor: str = "mlops train"
     ) -> None:
         self._registry = registry
+        self._store = store
         self._builder = CandidateBuilder(store, code_version)
         self._gate = CandidateGate(store, registry, actor=actor)
 
@@ -97,7 +98,13 @@ class TrainingService:
     def promote(self, model: str, version: str, alias: str = PRODUCTION) -> str | None:
         """Point ``alias`` at an existing ``version``; returns the version it pointed at."""
         change = promotion.promote(
-            self._registry, model, version, alias, actor="mlops train", reason="promoted by hand"
+            self._registry,
+            model,
+            version,
+            alias,
+            actor="mlops train",
+            reason="promoted by hand",
+            store=self._store,
         )
         return change.from_version
 
