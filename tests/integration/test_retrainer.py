@@ -246,7 +246,10 @@ def test_a_worse_challenger_is_registered_rejected_and_production_is_unchanged(
     verdict = decision(judged)
     # Then v2 is registered as rejected, with the comparison as its reason
     assert (verdict["status"], verdict["version"], verdict["promoted"]) == ("rejected", "2", False)
-    assert any("vs production" in r and "worse" in r and "requires" in r for r in verdict["reasons"])
+    reasons = " ".join(verdict["reasons"])
+    assert "vs production" in reasons
+    assert "worse" in reasons
+    assert "requires" in reasons
     record = pipeline.registry.get_version(MODEL, "2")
     assert record is not None
     assert record.status == "rejected"
