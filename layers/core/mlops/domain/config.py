@@ -134,6 +134,39 @@ class RetrainingConfig:
 
 
 @dataclass(frozen=True)
+class DriftConfig:
+    """When live traffic has moved away from the training data (DESIGN §5; Evidently's rules).
+
+    Numeric features: PSI on the baseline's bins (``psi_warn`` / ``psi_threshold``) and the
+    Wasserstein distance normalised by the training standard deviation
+    (``wasserstein_threshold``); when the window has at most ``small_sample_rows`` rows the
+    size-aware test is KS instead (drift when its p-value is under ``ks_pvalue``).
+    Categorical features: Jensen-Shannon distance (``js_threshold``) or a share of categories
+    never seen in training above ``unseen_threshold``. Any feature: a missing-rate increase
+    above ``missing_rate_threshold``. The dataset drifts when at least ``drift_share`` of the
+    features drift. Below ``min_rows`` rows a window is not judged; after a retrain request
+    another waits ``cooldown_hours``. Live quality breaches when the gate metric is worse than
+    the version's holdout value by more than ``quality_tolerance`` (relative), over at least
+    ``min_labels`` labels joined within ``label_delay_hours`` of their prediction.
+    """
+
+    psi_warn: float = 0.1
+    psi_threshold: float = 0.25
+    wasserstein_threshold: float = 0.1
+    ks_pvalue: float = 0.05
+    small_sample_rows: int = 1000
+    js_threshold: float = 0.1
+    unseen_threshold: float = 0.05
+    missing_rate_threshold: float = 0.05
+    drift_share: float = 0.5
+    min_rows: int = 200
+    cooldown_hours: float = 6.0
+    quality_tolerance: float = 0.2
+    min_labels: int = 50
+    label_delay_hours: float = 72.0
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     task: Task
@@ -145,6 +178,7 @@ class ModelConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
     retraining: RetrainingConfig = field(default_factory=RetrainingConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
 
     @property
     def feature_names(self) -> list[str]:
@@ -180,6 +214,7 @@ SECTIONS = {
     "validation",
     "promotion",
     "retraining",
+    "drift",
 }
 
 
@@ -211,6 +246,29 @@ def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
         problems.append(Problem("training.holdout_fraction", "must be between 0.05 and 0.5"))
     if training.baseline_bins < 20:
         problems.append(Problem("training.baseline_bins", "must be at least 20"))
+    validation, promotion, retraining, drift = _policies(raw, task, problems)
+
+    if problems:
+        raise ConfigError(f"{len(problems)} problem(s) in the model config", problems)
+    return ModelConfig(
+        name=str(name),
+        task=task,
+        target=str(target),
+        features=features,
+        estimator=estimator,
+        training=training,
+        parity=parity,
+        validation=validation,
+        promotion=promotion,
+        retraining=retraining,
+        drift=drift,
+    )
+
+
+def _policies(
+    raw: Mapping[str, Any], task: Any, problems: list[Problem]
+) -> tuple[ValidationConfig, PromotionConfig, RetrainingConfig, DriftConfig]:
+    """The lifecycle sections: data validation, promotion gate, training set, drift."""
     validation = _section(raw, "validation", ValidationConfig, problems)
     for rate in ("max_missing_rate", "max_duplicate_rate"):
         if not 0.0 <= getattr(validation, rate) <= 1.0:
@@ -232,21 +290,23 @@ def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
         problems.append(Problem("retraining.window_objects", "must be at least 1"))
     if retraining.feedback_days < 1:
         problems.append(Problem("retraining.feedback_days", "must be at least 1"))
-
-    if problems:
-        raise ConfigError(f"{len(problems)} problem(s) in the model config", problems)
-    return ModelConfig(
-        name=str(name),
-        task=task,
-        target=str(target),
-        features=features,
-        estimator=estimator,
-        training=training,
-        parity=parity,
-        validation=validation,
-        promotion=promotion,
-        retraining=retraining,
-    )
+    drift = _section(raw, "drift", DriftConfig, problems)
+    for share in ("ks_pvalue", "js_threshold", "unseen_threshold", "missing_rate_threshold"):
+        if not 0.0 < getattr(drift, share) <= 1.0:
+            problems.append(Problem(f"drift.{share}", "must be above 0 and at most 1"))
+    if not 0.0 < drift.drift_share <= 1.0:
+        problems.append(Problem("drift.drift_share", "must be above 0 and at most 1"))
+    if not 0 < drift.psi_warn <= drift.psi_threshold:
+        problems.append(Problem("drift.psi_warn", "must be positive and at most psi_threshold"))
+    for positive in ("wasserstein_threshold", "quality_tolerance", "label_delay_hours"):
+        if getattr(drift, positive) <= 0:
+            problems.append(Problem(f"drift.{positive}", "must be positive"))
+    for count in ("small_sample_rows", "min_rows", "min_labels"):
+        if getattr(drift, count) < 1:
+            problems.append(Problem(f"drift.{count}", "must be at least 1"))
+    if drift.cooldown_hours < 0:
+        problems.append(Problem("drift.cooldown_hours", "must not be negative"))
+    return validation, promotion, retraining, drift
 
 
 def _features(raw: Any, problems: list[Problem]) -> tuple[Feature, ...]:
@@ -362,4 +422,5 @@ def to_document(config: ModelConfig) -> dict[str, Any]:
         "validation": section(config.validation),
         "promotion": section(config.promotion),
         "retraining": section(config.retraining),
+        "drift": section(config.drift),
     }
