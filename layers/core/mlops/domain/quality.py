@@ -1,0 +1,213 @@
+"""Live quality: predictions joined with the ground truth that arrived for them.
+
+Labels arrive late (a house sells weeks after its price was predicted), so a prediction is
+joined with a label that came within ``label_delay`` of it; the last label for a prediction
+wins (feedback can be corrected). Quality is measured with the metrics the gate uses
+(``domain.metrics``) and compared with the version's holdout value: concept drift, where the
+inputs stay put but their relation to the target moves, shows here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from mlops.domain.metrics import classification_metrics, regression_metrics
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Labeled predictions, in capture time order."""
+
+    ts: list[int]  # capture time, ms
+    predictions: list[Any]
+    actuals: list[Any]
+    probabilities: list[Mapping[str, float] | None]
+    captured: int
+    labels: int
+    unmatched_labels: int  # labels for predictions not in the window (or never captured)
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    metric: str
+    greater_is_better: bool
+    labels: int  # joined labels the metrics are computed on
+    value: float | None
+    holdout: float | None
+    tolerance: float
+    breach: bool
+    enough_labels: bool
+    metrics: dict[str, float] = field(default_factory=dict)
+    over_time: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "greater_is_better": self.greater_is_better,
+            "labels": self.labels,
+            "value": self.value,
+            "holdout": self.holdout,
+            "tolerance": self.tolerance,
+            "breach": self.breach,
+            "enough_labels": self.enough_labels,
+            "metrics": self.metrics,
+            "over_time": self.over_time,
+            "reason": self.reason,
+        }
+
+
+def join(
+    captures: Iterable[Mapping[str, Any]],
+    feedback: Iterable[Mapping[str, Any]],
+    *,
+    version: str | None = None,
+    label_delay_ms: int,
+) -> Joined:
+    """Captured rows (``capture.capture_rows``) of ``version`` (all when None) joined with
+    feedback rows (``capture.feedback_rows``) that arrived within ``label_delay_ms``."""
+    labels: dict[str, tuple[int, Any]] = {}
+    label_rows = 0
+    for row in feedback:
+        pid, ts = row.get("prediction_id"), row.get("ts")
+        if not isinstance(pid, str) or not isinstance(ts, int):
+            continue
+        label_rows += 1
+        if pid not in labels or ts >= labels[pid][0]:  # the last label wins
+            labels[pid] = (ts, row.get("actual"))
+    joined: list[tuple[int, Any, Any, Any]] = []
+    seen: set[str] = set()
+    captured = 0
+    for row in captures:
+        if version is not None and str(row.get("version")) != version:
+            continue
+        captured += 1
+        pid, ts = row.get("prediction_id"), row.get("ts")
+        if not isinstance(pid, str) or not isinstance(ts, int) or pid in seen:
+            continue
+        label = labels.get(pid)
+        if label is None or not 0 <= label[0] - ts <= label_delay_ms:
+            continue
+        seen.add(pid)
+        joined.append((ts, row.get("prediction"), label[1], row.get("probabilities")))
+    joined.sort(key=lambda item: item[0])
+    return Joined(
+        ts=[j[0] for j in joined],
+        predictions=[j[1] for j in joined],
+        actuals=[j[2] for j in joined],
+        probabilities=[j[3] for j in joined],
+        captured=captured,
+        labels=label_rows,
+        unmatched_labels=len(labels.keys() - seen),
+    )
+
+
+def measure(
+    joined: Joined,
+    *,
+    task: str,
+    classes: Sequence[Any],
+    metric: str,
+    greater_is_better: bool,
+    holdout: float | None,
+    tolerance: float,
+    min_labels: int,
+    period_ms: int = 3_600_000,
+) -> QualityResult:
+    """Live metrics over the joined labels, per period too, and whether ``metric`` is worse
+    than ``holdout`` by more than ``tolerance`` (relative): a breach, judged only with at least
+    ``min_labels`` labels."""
+    count = len(joined.actuals)
+    enough = count >= min_labels
+    base = QualityResult(
+        metric=metric,
+        greater_is_better=greater_is_better,
+        labels=count,
+        value=None,
+        holdout=holdout,
+        tolerance=tolerance,
+        breach=False,
+        enough_labels=enough,
+    )
+    if count == 0:
+        return replace(base, reason="no labeled predictions in the window")
+    metrics = _metrics(task, classes, joined.predictions, joined.actuals, joined.probabilities)
+    value = metrics.get(metric)
+    over_time = []
+    buckets: dict[int, list[int]] = {}
+    for i, ts in enumerate(joined.ts):
+        buckets.setdefault(ts // period_ms, []).append(i)
+    for bucket, index in sorted(buckets.items()):
+        part = _metrics(
+            task,
+            classes,
+            [joined.predictions[i] for i in index],
+            [joined.actuals[i] for i in index],
+            [joined.probabilities[i] for i in index],
+        )
+        over_time.append(
+            {
+                "start": _iso(bucket * period_ms),
+                "end": _iso((bucket + 1) * period_ms),
+                "labels": len(index),
+                "value": part.get(metric),
+            }
+        )
+    if not enough:
+        reason = f"{count} labels, fewer than the {min_labels} needed to judge live quality"
+        return replace(base, value=value, metrics=metrics, over_time=over_time, reason=reason)
+    if value is None or holdout is None or math.isnan(value):
+        return replace(
+            base,
+            value=value,
+            metrics=metrics,
+            over_time=over_time,
+            reason=f"no {metric} to compare with the holdout",
+        )
+    worse = (holdout - value) if greater_is_better else (value - holdout)
+    relative = worse / abs(holdout) if holdout else (math.inf if worse > 0 else 0.0)
+    breach = relative > tolerance
+    direction = "worse" if worse > 0 else "better"
+    reason = (
+        f"live {metric} {value:,.6g} vs holdout {holdout:,.6g} "
+        f"({abs(relative):.1%} {direction}; breach above {tolerance:.0%} worse)"
+    )
+    return replace(
+        base, value=value, breach=breach, metrics=metrics, over_time=over_time, reason=reason
+    )
+
+
+def _metrics(
+    task: str,
+    classes: Sequence[Any],
+    predictions: list[Any],
+    actuals: list[Any],
+    probabilities: list[Mapping[str, float] | None],
+) -> dict[str, float]:
+    if task == "regression":
+        pairs = [(p, a) for p, a in zip(predictions, actuals, strict=True) if _number(p, a)]
+        if not pairs:
+            return {}
+        return regression_metrics([a for _, a in pairs], [p for p, _ in pairs])
+    keys = [str(c) for c in classes]
+    matrix = np.asarray(
+        [[float((row or {}).get(k, 0.0)) for k in keys] for row in probabilities],
+        dtype=np.float64,
+    )
+    return classification_metrics(actuals, predictions, matrix, classes)
+
+
+def _number(*values: Any) -> bool:
+    return all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    )
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
