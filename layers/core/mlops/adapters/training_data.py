@@ -218,6 +218,39 @@ class TrainingDataStore:
             problems=(*stats.problems, *traffic.problems)[:MAX_REPORTED],
         )
 
+    def traffic(
+        self, model: str, since: datetime, until: datetime, *, version: str | None = None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+        """Capture rows (of ``version``, or every version) and feedback rows of ``model`` in
+        the hour partitions overlapping ``[since, until]``, with read counts: what live
+        quality joins. Corrupt objects are skipped and counted."""
+        hours = _hour_partitions(since, until)
+        days = sorted({hour.split("/")[0] for hour in hours})
+        stats = _ReadStats()
+        feedback = [
+            row
+            for key, size in self._partition_objects("feedback/", days, hours)
+            for row in self._traffic_rows(key, size, stats)
+            if row.get("model") == model
+        ]
+        prefixes = (
+            [f"captures/model={model}/version={version}/"]
+            if version is not None
+            else self._version_prefixes(model)
+        )
+        captures = [
+            row
+            for prefix in prefixes
+            for key, size in self._partition_objects(prefix, days, hours)
+            for row in self._traffic_rows(key, size, stats)
+        ]
+        counts = {
+            "objects_read": stats.objects_read,
+            "corrupt_objects": stats.corrupt_objects,
+            "problems": [p.as_dict() for p in stats.problems[:MAX_REPORTED]],
+        }
+        return captures, feedback, counts
+
     def _version_prefixes(self, model: str) -> list[str]:
         """``captures/model=<m>/version=<v>/`` for every version that has captures."""
         return sorted(
