@@ -16,7 +16,7 @@ from mlops.adapters.model_store import ModelStore
 from mlops.domain.config import ModelConfig, load_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import ConfigError
-from mlops.services.retraining import DEFAULT_CONFIG, config_key
+from mlops.services.stack_config import DEFAULT_CONFIG, config_key
 from mlops.services.training import TrainingResult, TrainingService
 from mlops_cli.local.api import LocalApi
 from mlops_cli.local.runtime import LogLine

@@ -10,11 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -22,21 +20,14 @@ from mlops import __version__
 from mlops.adapters.aws import client
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.training_data import DataObject, TrainingDataStore
-from mlops.domain.config import ModelConfig, parse_config
+from mlops.domain.config import ModelConfig
 from mlops.domain.dataset import Dataset, inspect_csv
 from mlops.domain.triggers import Trigger
 from mlops.errors import ConfigError, DataValidationError, MlopsError, NotFoundError
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.candidates import CandidateBuilder, DataSource
+from mlops.services.stack_config import stack_config
 from mlops.settings import retrainer_settings
-
-DEFAULT_CONFIG = "house_prices.toml"
-
-
-def config_key(model: str) -> str:
-    """Where the stack keeps the config of the model it serves (``mlops train`` and
-    ``mlops local --config`` write it; the retrainer reads it)."""
-    return f"config/{model}.toml"
 
 
 class RejectionError(MlopsError):
@@ -123,29 +114,11 @@ class RetrainService:
         return RetrainOutcome("staged", trigger.as_dict(), tuple(notes), staged.as_dict())
 
     def config(self) -> ModelConfig:
-        """The stack's model config from S3; the shipped default if the stack serves it."""
+        """The stack's model config (``services.stack_config``); a bad one is a rejection."""
         try:
-            text = self._store.get_bytes(config_key(self._model)).decode("utf-8")
-            source = self._store.uri(config_key(self._model))
-        except NotFoundError:
-            default = resources.files("mlops.defaults").joinpath(DEFAULT_CONFIG).read_text()
-            text, source = default, "the shipped default config"
-        except UnicodeDecodeError as exc:
-            raise _reject("config", f"the model config is not UTF-8 text: {exc.reason}") from exc
-        try:
-            config = parse_config(tomllib.loads(text))
-        except tomllib.TOMLDecodeError as exc:
-            raise _reject("config", f"{source} is not valid TOML: {exc}") from exc
+            return stack_config(self._store, self._model)
         except ConfigError as exc:
             raise _reject("config", str(exc)) from exc
-        if config.name != self._model:
-            raise _reject(
-                "config",
-                f"{source} describes model {config.name!r}, but this stack serves "
-                f"{self._model!r}: upload its config to "
-                f"{self._store.uri(config_key(self._model))} (`mlops train --config` does)",
-            )
-        return config
 
     def archive(self, obj: DataObject, data: Dataset, body: bytes) -> str:
         """Accepted data is kept immutable under its sha256, for lineage (rejected is not)."""
