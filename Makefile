@@ -11,7 +11,7 @@ CHECKOV_VERSION := 3.3.30
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv demo local test unit lint format typecheck validate build size bench clean
+.PHONY: help venv demo local test unit lint format typecheck validate build size bench clean chromium
 
 help:
 	@echo "make demo       run the main job on the embedded local stack (moto, no AWS, no Docker)"
@@ -73,7 +73,12 @@ size: venv
 unit: venv
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck validate build
+# Headless Chromium for the tests that look at the drift report as a person would (Debian's
+# package, installed when missing and we are root; otherwise those tests skip, saying why).
+chromium:
+	@bash scripts/ensure_chromium.sh || echo "chromium unavailable: the browser tests will skip"
+
+test: lint typecheck validate build chromium
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
 bench: venv
