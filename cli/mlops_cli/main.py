@@ -140,6 +140,21 @@ def _lifecycle_commands(sub: Any) -> None:
     p.set_defaults(func=_retrain)
 
     p = sub.add_parser(
+        "drift", help="evaluate drift and live quality of production now, and write the reports"
+    )
+    p.add_argument(
+        "--window",
+        type=_hours_arg,
+        default=24.0,
+        metavar="HOURS",
+        help="traffic to evaluate, e.g. 24h, 7d or 36 (hours; default 24h)",
+    )
+    p.add_argument("--no-act", action="store_true", help="report only: never request retraining")
+    p.add_argument("--open", action="store_true", help="open the HTML report in a browser")
+    _stack_option(p)
+    p.set_defaults(func=_drift)
+
+    p = sub.add_parser(
         "status", help="versions (status, metrics, data, reasons), aliases and recent moves"
     )
     p.add_argument(
@@ -388,6 +403,63 @@ def _retrain(args: argparse.Namespace) -> int:
     if args.json:
         print(retrain.as_json(docs))
     return 1 if retrain.outcome(docs[-1]) == "rejected" else 0
+
+
+def _hours_arg(text: str) -> float:
+    units = {"h": 1.0, "d": 24.0}
+    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1.0)
+    try:
+        hours = float(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 24h or 7d") from None
+    if not 1 <= hours <= 2160:
+        raise argparse.ArgumentTypeError("the window is from 1 hour to 90 days")
+    return hours
+
+
+def _drift(args: argparse.Namespace) -> int:
+    """The drift evaluator's service, run here against the stack's resources (the same code
+    the scheduled function runs). Exit 0; the verdict is in the output and the reports."""
+    import tempfile
+    import webbrowser
+
+    from mlops.adapters.aws import client
+    from mlops.adapters.events import EventBus
+    from mlops.adapters.sketch_store import SketchStore
+    from mlops.adapters.training_data import TrainingDataStore
+    from mlops.services.drift import DriftService
+    from mlops_cli.local.target import resolve_target
+
+    target = resolve_target(args.stack)
+    store = target.store()
+    service = DriftService(
+        model=target.model_name,
+        store=store,
+        registry=target.registry(),
+        sketches=SketchStore(store.bucket, client("s3")),
+        traffic=TrainingDataStore(store.bucket, client("s3")),
+        bus=EventBus(target.output("RetrainBusName"), client("events")),
+    )
+    outcome = service.evaluate(args.window, act=not args.no_act)
+    if args.json:
+        print(json.dumps(outcome.as_dict()))
+    else:
+        verdict = outcome.report["verdict"]
+        print(
+            f"{target.model_name} v{outcome.report['version']}: {verdict['status']} "
+            f"({outcome.report['rows']:,} rows, {outcome.report['window']['hours']} h)"
+        )
+        for reason in verdict["reasons"]:
+            print(f"  - {reason}")
+        print(f"Report: {outcome.json_uri}")
+        print(f"        {outcome.html_uri}")
+    if args.open:
+        html = store.get_bytes(outcome.html_uri.removeprefix(f"s3://{store.bucket}/"))
+        with tempfile.NamedTemporaryFile("wb", suffix=".html", delete=False) as out:
+            out.write(html)
+        webbrowser.open(f"file://{out.name}")
+        print(f"Opened {out.name}", file=sys.stderr)
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:

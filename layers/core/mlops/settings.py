@@ -113,6 +113,32 @@ def gate_settings() -> GateSettings:
     return GateSettings.from_env(os.environ)
 
 
+@dataclass(frozen=True)
+class DriftSettings:
+    model_name: str
+    model_bucket: str  # models/, config/, sketches/ (+ roll-ups), reports/drift/
+    capture_bucket: str  # captures/, feedback/
+    registry_table: str
+    retrain_bus: str
+    window_hours: float = 24.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DriftSettings:
+        return cls(
+            model_name=_required(env, "MODEL_NAME"),
+            model_bucket=_required(env, "MODEL_BUCKET"),
+            capture_bucket=_required(env, "CAPTURE_BUCKET"),
+            registry_table=_required(env, "REGISTRY_TABLE"),
+            retrain_bus=_required(env, "RETRAIN_BUS"),
+            window_hours=_number(env, "DRIFT_WINDOW_HOURS", cls.window_hours),
+        )
+
+
+@functools.cache
+def drift_settings() -> DriftSettings:
+    return DriftSettings.from_env(os.environ)
+
+
 def metrics_namespace(env: Mapping[str, str] = os.environ) -> str:
     return env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE
 

@@ -214,3 +214,22 @@ def staged_candidates(event: Any, model: str) -> list[dict[str, str]]:
             staged["candidate_sha256"] = digest
         out.append(staged)
     return out
+
+
+def drift_request(event: Any, default_window_hours: float) -> tuple[float, bool]:
+    """``(window_hours, act)`` from a scheduled event (the defaults) or an on-demand
+    ``{"window_hours": N, "act": bool}`` invocation; anything else is ``InvalidEventError``."""
+    if not isinstance(event, Mapping):
+        raise InvalidEventError('expected a scheduled event or {"window_hours": N}')
+    if event.get("detail-type") == "Scheduled Event" or event.get("source") == "aws.events":
+        return default_window_hours, True
+    unknown = set(event) - {"window_hours", "act"}
+    if unknown:
+        raise InvalidEventError(f"unknown keys {sorted(unknown)}: expected window_hours, act")
+    hours = event.get("window_hours", default_window_hours)
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not 1 <= hours <= 24 * 90:
+        raise InvalidEventError("window_hours: a number of hours from 1 to 2160")
+    act = event.get("act", True)
+    if not isinstance(act, bool):
+        raise InvalidEventError("act: expected true or false")
+    return float(hours), act

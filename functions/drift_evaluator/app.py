@@ -1,0 +1,29 @@
+"""Drift evaluator: on its schedule (or on demand), is production still fit for the world?
+
+Compares the window's traffic with the version's baseline (sketches, or raw captures for small
+windows), measures live quality from late labels, writes a JSON and an HTML report, publishes
+metrics and, on dataset drift or a quality breach outside the cool-down, requests retraining.
+A failure raises, so Lambda retries the invocation; the next schedule evaluates again anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops.domain.triggers import drift_request
+from mlops.observability import logger, metrics, tracer
+from mlops.services.drift import drift_service
+from mlops.settings import drift_settings
+
+settings = drift_settings()
+service = drift_service()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    window_hours, act = drift_request(event, settings.window_hours)
+    return service.evaluate(window_hours, act=act).as_dict()

@@ -1,0 +1,314 @@
+"""The drift evaluator's use case: has the world moved away from the served model?
+
+For the production version, over a window: merge the hour roll-ups of the logger's sketches
+(cost O(hours), not O(traffic)), or read the raw captures when the window is small (exact
+mode, where the size-aware test is KS on the values themselves); compare with the version's
+``baseline.json``; join late labels for live quality; write a JSON and an HTML report to
+``reports/drift/``; publish metrics; and on dataset drift or a quality breach, outside the
+cool-down, put a ``RetrainRequested`` event on the retrain bus.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mlops.adapters.aws import client
+from mlops.adapters.events import EventBus
+from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.registry import Registry
+from mlops.adapters.sketch_store import SketchStore
+from mlops.adapters.training_data import TrainingDataStore
+from mlops.domain import drift as statistics
+from mlops.domain import quality
+from mlops.domain.config import ModelConfig
+from mlops.domain.drift_report import render_html
+from mlops.domain.sketch import baseline_fingerprint
+from mlops.domain.triggers import retrain_request
+from mlops.errors import NotFoundError
+from mlops.observability import MetricUnit, logger, metrics
+from mlops.services.stack_config import stack_config
+from mlops.settings import drift_settings
+
+PRODUCTION = "production"
+REPORTS = "reports/drift/"
+
+
+@dataclass(frozen=True)
+class DriftOutcome:
+    report: dict[str, Any]
+    json_uri: str
+    html_uri: str
+
+    def as_dict(self) -> dict[str, Any]:
+        verdict = self.report["verdict"]
+        return {
+            "model": self.report["model"],
+            "version": self.report["version"],
+            "status": verdict["status"],
+            "dataset_drift": verdict["dataset_drift"],
+            "drift_share": verdict["drift_share"],
+            "quality_breach": verdict["quality_breach"],
+            "retrain_requested": verdict["retrain_requested"],
+            "report": self.json_uri,
+            "html": self.html_uri,
+        }
+
+
+class DriftService:
+    def __init__(
+        self,
+        *,
+        model: str,
+        store: ModelStore,
+        registry: Registry,
+        sketches: SketchStore,
+        traffic: TrainingDataStore,
+        bus: EventBus | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._model = model
+        self._store = store
+        self._registry = registry
+        self._sketches = sketches
+        self._traffic = traffic
+        self._bus = bus
+        self._clock = clock
+
+    def evaluate(self, window_hours: float = 24.0, *, act: bool = True) -> DriftOutcome:
+        """Evaluate production over the last ``window_hours`` (whole hours, ending at the
+        current hour); with ``act``, request retraining when the verdict calls for it."""
+        now = self._clock()
+        until = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        since = until - timedelta(hours=max(1, round(window_hours)))
+        config = stack_config(self._store, self._model)
+        version = self._registry.get_alias(self._model, PRODUCTION)
+        report = self._skeleton(config, version, since, until, now)
+        if version is None:
+            return self._finish(report, ["no production version to evaluate"], config, act)
+        prefix = version_prefix(self._model, version)
+        try:
+            baseline = self._store.get_json(prefix + "baseline.json")
+        except NotFoundError:
+            return self._finish(report, [f"v{version} has no baseline.json"], config, act)
+        manifest = self._store.get_json(prefix + "manifest.json")
+        window = self._sketches.window(
+            self._model, version, since, until, baseline_fingerprint(baseline)
+        )
+        report["sources"] = window.as_dict()
+        rows = window.sketch.rows if window.sketch else 0
+        captures, feedback, read = self._traffic.traffic(
+            self._model,
+            since - timedelta(hours=config.drift.label_delay_hours),
+            until,
+            version=version,
+        )
+        report["sources"]["traffic"] = read
+        if window.sketch is None:
+            result = None
+        elif rows <= config.drift.small_sample_rows:
+            in_window = [
+                r
+                for r in captures
+                if since.timestamp() * 1000 <= int(r.get("ts", 0)) < until.timestamp() * 1000
+            ]
+            report["mode"] = "exact"
+            result = statistics.evaluate_rows(baseline, in_window, config.features, config.drift)
+        else:
+            result = statistics.evaluate_sketch(baseline, window.sketch, config.drift)
+        if result is not None:
+            report |= result.as_dict()
+        report["rows"] = rows
+        report["quality"] = self._quality(config, manifest, captures, feedback).as_dict()
+        reasons: list[str] = []
+        return self._finish(report, reasons, config, act)
+
+    def _quality(
+        self,
+        config: ModelConfig,
+        manifest: dict[str, Any],
+        captures: list[dict[str, Any]],
+        feedback: list[dict[str, Any]],
+    ) -> quality.QualityResult:
+        metric = config.promotion.metric_for(config.task)
+        joined = quality.join(
+            captures,
+            feedback,
+            label_delay_ms=int(config.drift.label_delay_hours * 3_600_000),
+        )
+        return quality.measure(
+            joined,
+            task=config.task,
+            classes=tuple(manifest.get("classes") or ()),
+            metric=metric,
+            greater_is_better=config.promotion.greater_is_better(config.task),
+            holdout=(manifest.get("metrics") or {}).get(metric),
+            tolerance=config.drift.quality_tolerance,
+            min_labels=config.drift.min_labels,
+        )
+
+    def _skeleton(
+        self,
+        config: ModelConfig,
+        version: str | None,
+        since: datetime,
+        until: datetime,
+        now: datetime,
+    ) -> dict[str, Any]:
+        return {
+            "kind": "drift_report",
+            "schema_version": 1,
+            "model": self._model,
+            "version": version,
+            "alias": PRODUCTION,
+            "window": {
+                "start": since.isoformat(timespec="seconds"),
+                "end": until.isoformat(timespec="seconds"),
+                "hours": round((until - since).total_seconds() / 3600),
+            },
+            "generated_at": now.isoformat(timespec="seconds"),
+            "mode": "sketch",
+            "rows": 0,
+            "reference_rows": 0,
+            "features": [],
+            "prediction": None,
+            "drift_share": 0.0,
+            "dataset_drift": False,
+            "enough_data": False,
+            "quality": None,
+            "thresholds": {
+                "drift_share": config.drift.drift_share,
+                "min_rows": config.drift.min_rows,
+            },
+        }
+
+    def _finish(
+        self, report: dict[str, Any], reasons: list[str], config: ModelConfig, act: bool
+    ) -> DriftOutcome:
+        drift = config.drift
+        enough = bool(report.get("enough_data"))
+        drifted = [f["name"] for f in report["features"] if f.get("drifted")]
+        total = len(report["features"])
+        share = float(report.get("drift_share") or 0.0)
+        dataset_drift = bool(report.get("dataset_drift")) and enough
+        quality_doc = report.get("quality") or {}
+        breach = bool(quality_doc.get("breach"))
+        if not enough and not reasons:
+            reasons.append(
+                f"not enough traffic: {report['rows']:,} rows in the window, "
+                f"{drift.min_rows:,} needed"
+            )
+        if dataset_drift:
+            reasons.append(
+                f"dataset drift: {len(drifted)} of {total} features drifted "
+                f"({share:.0%} >= {drift.drift_share:.0%}): {', '.join(drifted)}"
+            )
+        elif enough:
+            reasons.append(f"no dataset drift: {len(drifted)} of {total} features drifted")
+        if quality_doc.get("reason"):
+            reasons.append(str(quality_doc["reason"]))
+        status = "drift" if dataset_drift else ("ok" if enough else "insufficient_data")
+        now = self._clock()
+        cooldown = self._cooldown(now, drift.cooldown_hours)
+        requested = False
+        if (dataset_drift or breach) and act and self._bus is not None and report["version"]:
+            if cooldown["active"]:
+                reasons.append(
+                    f"retraining not requested: cool-down until {cooldown['until']} "
+                    f"(last request {cooldown['last_request_at']})"
+                )
+            else:
+                requested = True
+        report["verdict"] = {
+            "status": status,
+            "dataset_drift": dataset_drift,
+            "drift_share": share,
+            "drift_share_threshold": drift.drift_share,
+            "drifted": drifted,
+            "quality_breach": breach,
+            "retrain_requested": requested,
+            "reasons": reasons,
+        }
+        report["cooldown"] = cooldown
+        stamp = f"{now:%Y%m%dT%H%M%SZ}-v{report['version'] or 'none'}"
+        json_key, html_key = f"{REPORTS}{stamp}.json", f"{REPORTS}{stamp}.html"
+        if requested:
+            self._request(report, now, self._store.uri(json_key))
+        self._store.put_bytes(json_key, json.dumps(report, indent=2, default=str).encode())
+        self._store.put_bytes(html_key, render_html(report).encode())
+        self._publish(report)
+        logger.info(
+            "drift evaluated",
+            version=report["version"],
+            status=status,
+            drift_share=share,
+            quality_breach=breach,
+            retrain_requested=requested,
+            report=self._store.uri(json_key),
+        )
+        return DriftOutcome(report, self._store.uri(json_key), self._store.uri(html_key))
+
+    def _cooldown(self, now: datetime, hours: float) -> dict[str, Any]:
+        try:
+            state = self._store.get_json(f"{REPORTS}state/{self._model}.json")
+            last = datetime.fromisoformat(str(state["last_request_at"]))
+        except (NotFoundError, KeyError, TypeError, ValueError):
+            return {"active": False, "last_request_at": None, "until": None, "hours": hours}
+        until = last + timedelta(hours=hours)
+        return {
+            "active": now < until,
+            "last_request_at": last.isoformat(timespec="seconds"),
+            "until": until.isoformat(timespec="seconds"),
+            "hours": hours,
+        }
+
+    def _request(self, report: dict[str, Any], now: datetime, report_uri: str) -> None:
+        assert self._bus is not None
+        # One request per version and hour: two evaluations of the same hour (the schedule and
+        # `mlops drift`) put the same request id, which the retrainer trains once.
+        request_id = f"drift-{self._model}-v{report['version']}-{now:%Y%m%dT%H}"
+        reasons = [r for r in report["verdict"]["reasons"] if not r.startswith("no ")]
+        self._bus.put(
+            retrain_request(
+                self._model,
+                request_id,
+                "; ".join(reasons)[:1000] or "drift",
+                source="mlops.drift",
+                report_uri=report_uri,
+                requested_by="drift evaluator",
+            )
+        )
+        state = {"last_request_at": now.isoformat(timespec="seconds"), "request_id": request_id}
+        self._store.put_bytes(f"{REPORTS}state/{self._model}.json", json.dumps(state).encode())
+        metrics.add_metric(name="RetrainRequested", unit=MetricUnit.Count, value=1)
+
+    def _publish(self, report: dict[str, Any]) -> None:
+        verdict = report["verdict"]
+        metrics.add_metric(name="DriftShare", unit=MetricUnit.Count, value=verdict["drift_share"])
+        metrics.add_metric(
+            name="DatasetDrift", unit=MetricUnit.Count, value=int(verdict["dataset_drift"])
+        )
+        metrics.add_metric(
+            name="QualityBreach", unit=MetricUnit.Count, value=int(verdict["quality_breach"])
+        )
+        value = (report.get("quality") or {}).get("value")
+        if isinstance(value, int | float):
+            metrics.add_metric(name="LiveQuality", unit=MetricUnit.Count, value=float(value))
+        metrics.add_metric(name="EvaluatedRows", unit=MetricUnit.Count, value=report["rows"])
+
+
+def drift_service() -> DriftService:
+    """Composition root of the drift evaluator, built once per container."""
+    settings = drift_settings()
+    s3 = client("s3")
+    return DriftService(
+        model=settings.model_name,
+        store=ModelStore(settings.model_bucket, s3),
+        registry=Registry(settings.registry_table, client("dynamodb")),
+        sketches=SketchStore(settings.model_bucket, s3),
+        traffic=TrainingDataStore(settings.capture_bucket, s3),
+        bus=EventBus(settings.retrain_bus, client("events")),
+    )

@@ -1,0 +1,240 @@
+"""The drift evaluator through its real handler, against moto: traffic written by the real
+prediction logger (captures, feedback, sketches), a v1 trained by the real pipeline, the retrain
+request caught on the bus through a rule with a queue target."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+
+from mlops import settings
+from mlops.adapters import aws
+from mlops.adapters.capture_store import CaptureStore
+from mlops.adapters.model_store import ModelStore
+from mlops.adapters.registry import Registry
+from mlops.domain import capture
+from mlops.domain.config import ModelConfig
+from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
+from mlops.services.inference import load_version
+from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
+from mlops.services.training import TrainingService
+from mlops_cli.local.stack import LambdaContext
+from tests.conftest import BUCKET, ROOT, TABLE, import_fresh, moto_resources
+
+MODEL = "house-prices"
+BUS = "test-retrain-bus"
+NOW = datetime.now(UTC)
+ENV = {
+    "MODEL_NAME": MODEL,
+    "MODEL_BUCKET": BUCKET,
+    "CAPTURE_BUCKET": BUCKET,
+    "REGISTRY_TABLE": TABLE,
+    "RETRAIN_BUS": BUS,
+    "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMLOps",
+}
+FEATURES = [
+    "sqft",
+    "bedrooms",
+    "bathrooms",
+    "year_built",
+    "lot_size",
+    "distance_to_center",
+    "interest_rate",
+    "location",
+    "property_type",
+]
+
+
+@dataclass
+class Evaluator:
+    handler: ModuleType
+    store: ModelStore
+    logger: PredictionLoggerService
+    queue_url: str
+    config: ModelConfig
+
+    def run(self, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        payload = event if event is not None else {"window_hours": 24}
+        return dict(self.handler.lambda_handler(payload, LambdaContext("DriftEvaluatorFunction")))
+
+    def serve(
+        self, month: int, rows: int, *, seed: int, price_factor: float = 1.0, labels: bool = True
+    ) -> None:
+        """``rows`` predictions of production on ``month`` of the market, captured and (with
+        ``labels``) labeled, stored by the real logger as its subscription would."""
+        columns = generate(rows, conditions_for_month(month), seed=seed)
+        loaded = load_version(self.store, Registry(TABLE, aws.client("dynamodb")), MODEL, "1")
+        inputs = {n: np.asarray(columns[n]) for n in FEATURES}
+        predictions = loaded.model.score(inputs).values
+        ts = int((NOW - timedelta(hours=2)).timestamp() * 1000)
+        events = []
+        ids = [str(uuid.uuid4()) for _ in range(rows)]
+        for start in range(0, rows, 200):
+            stop = min(rows, start + 200)
+            instances = [{n: _plain(columns[n][i]) for n in FEATURES} for i in range(start, stop)]
+            for line in capture.capture_lines(
+                model=MODEL, version="1", alias="production", variant=None,
+                request_id=f"r{start}", timestamp_ms=ts + start, latency_ms=0.3,
+                instances=instances, prediction_ids=ids[start:stop],
+                predictions=list(predictions[start:stop]), probabilities=None,
+            ):  # fmt: skip
+                events.append(LogEvent(f"{len(events):056d}", ts + start, line))
+        if labels:
+            items = [
+                {"prediction_id": ids[i], "actual": float(columns["price"][i]) * price_factor}
+                for i in range(rows)
+            ]
+            for line in capture.feedback_line(model=MODEL, timestamp_ms=ts + rows, items=items):
+                events.append(LogEvent(f"{len(events):056d}", ts + rows, line))
+        self.logger.store_batch(events)
+
+    def requests(self) -> list[dict[str, Any]]:
+        sqs = boto3.client("sqs")
+        out = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            if not got.get("Messages"):
+                return out
+            for message in got["Messages"]:
+                out.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@pytest.fixture
+def evaluator(config: ModelConfig) -> Iterator[Evaluator]:
+    with moto_resources(ENV):
+        events, sqs = boto3.client("events"), boto3.client("sqs")
+        events.create_event_bus(Name=BUS)
+        queue_url = sqs.create_queue(QueueName="requests")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        events.put_rule(
+            Name="retrain",
+            EventBusName=BUS,
+            EventPattern=json.dumps({"detail-type": ["RetrainRequested"]}),
+        )
+        events.put_targets(Rule="retrain", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
+        store = ModelStore(BUCKET, aws.client("s3"))
+        trainer = TrainingService(store, Registry(TABLE, aws.client("dynamodb")), "test")
+        trainer.train_and_register(
+            config, csv_bytes(generate(3000, conditions_for_month(0), seed=0)), "s3://d/m0.csv"
+        )
+        settings.drift_settings.cache_clear()
+        handler = import_fresh("drift_app_under_test", ROOT / "functions/drift_evaluator/app.py")
+        logger = PredictionLoggerService(
+            CaptureStore(BUCKET, aws.client("s3")), store, model_name=MODEL
+        )
+        yield Evaluator(handler, store, logger, queue_url, config)
+
+
+def report(evaluator: Evaluator, result: dict[str, Any]) -> dict[str, Any]:
+    return dict(evaluator.store.get_json(result["report"].removeprefix(f"s3://{BUCKET}/")))
+
+
+def test_same_market_traffic_is_no_drift_and_requests_nothing(evaluator: Evaluator) -> None:
+    evaluator.serve(0, 2000, seed=101)
+    result = evaluator.run()
+    assert result["status"] == "ok", report(evaluator, result)["verdict"]
+    assert not result["dataset_drift"]
+    assert not result["quality_breach"]
+    assert not result["retrain_requested"]
+    assert evaluator.requests() == []
+    doc = report(evaluator, result)
+    assert doc["rows"] == 2000
+    assert doc["quality"]["labels"] == 2000
+    assert doc["mode"] == "sketch"
+
+
+def test_a_moved_market_drifts_and_requests_retraining_with_its_report(
+    evaluator: Evaluator,
+) -> None:
+    # Month 6: rates up, a new district, bigger homes (the generator's knobs)
+    evaluator.serve(6, 2000, seed=106)
+    result = evaluator.run()
+    doc = report(evaluator, result)
+    assert result["status"] == "drift", doc["verdict"]
+    assert result["retrain_requested"]
+    drifted = set(doc["verdict"]["drifted"])
+    assert {"interest_rate", "location"} <= drifted
+    # The HTML report sits next to the JSON one
+    html = evaluator.store.get_bytes(result["html"].removeprefix(f"s3://{BUCKET}/")).decode()
+    assert "Dataset drift" in html
+    # And the retrain request reached the bus, pointing at the report
+    [request] = evaluator.requests()
+    assert request["detail-type"] == "RetrainRequested"
+    assert request["source"] == "mlops.drift"
+    assert request["detail"]["report_uri"] == result["report"]
+    assert request["detail"]["model"] == MODEL
+    # A second evaluation within the cool-down reports but does not request again
+    again = evaluator.run()
+    assert again["status"] == "drift"
+    assert not again["retrain_requested"]
+    assert any("cool-down" in r for r in report(evaluator, again)["verdict"]["reasons"])
+    assert evaluator.requests() == []
+
+
+def test_concept_drift_is_caught_by_live_quality_not_by_feature_tests(
+    evaluator: Evaluator,
+) -> None:
+    # The same inputs as training, but every sale now closes 40 % higher
+    evaluator.serve(0, 2000, seed=102, price_factor=1.4)
+    result = evaluator.run()
+    doc = report(evaluator, result)
+    assert not result["dataset_drift"], doc["verdict"]
+    assert result["quality_breach"]
+    assert result["retrain_requested"]
+    assert doc["quality"]["value"] > doc["quality"]["holdout"] * 1.2
+
+
+def test_an_empty_window_is_insufficient_data(evaluator: Evaluator) -> None:
+    result = evaluator.run()
+    assert result["status"] == "insufficient_data"
+    assert not result["retrain_requested"]
+    assert evaluator.requests() == []
+
+
+def test_a_small_window_is_evaluated_exactly_from_the_captures(evaluator: Evaluator) -> None:
+    evaluator.serve(6, 400, seed=7, labels=False)
+    result = evaluator.run({"window_hours": 24, "act": False})
+    doc = report(evaluator, result)
+    assert doc["mode"] == "exact"
+    assert result["status"] == "drift"
+    assert not result["retrain_requested"]  # act: false reports only
+    assert doc["quality"]["labels"] == 0
+
+
+def test_a_corrupt_sketch_is_skipped_and_reported(evaluator: Evaluator) -> None:
+    evaluator.serve(0, 1500, seed=103, labels=False)
+    hour = NOW - timedelta(hours=2)
+    key = f"sketches/model={MODEL}/version=1/dt={hour:%Y-%m-%d}/hour={hour:%H}/corrupt.json"
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"{broken")
+    result = evaluator.run()
+    doc = report(evaluator, result)
+    assert result["status"] == "ok"
+    assert [s["key"] for s in doc["sources"]["skipped"]] == [key]
+
+
+def test_a_version_without_baseline_is_reported(evaluator: Evaluator) -> None:
+    boto3.client("s3").delete_object(Bucket=BUCKET, Key=f"models/{MODEL}/1/baseline.json")
+    result = evaluator.run()
+    assert result["status"] == "insufficient_data"
+    assert any("no baseline.json" in r for r in report(evaluator, result)["verdict"]["reasons"])
+
+
+def test_an_event_that_is_not_a_schedule_or_a_request_is_refused(evaluator: Evaluator) -> None:
+    with pytest.raises(Exception, match="window_hours"):
+        evaluator.run({"window_hours": 0})

@@ -1,0 +1,61 @@
+"""The drift evaluator's contract in template.yaml: schedule, environment, permissions and
+alarms that watch the metrics the service emits."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mlops.settings import DriftSettings
+from mlops_cli.local.template import load_template
+from tests.conftest import ROOT
+
+TEMPLATE = load_template(ROOT / "template.yaml")
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+DRIFT = RESOURCES["DriftEvaluatorFunction"]["Properties"]
+SERVICE_CODE = (ROOT / "layers/core/mlops/services/drift.py").read_text()
+
+
+def test_the_evaluator_runs_on_the_schedule_parameter() -> None:
+    event = DRIFT["Events"]["Evaluate"]
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "DriftSchedule"}
+    assert TEMPLATE["Parameters"]["DriftSchedule"]["Default"] == "rate(1 hour)"
+
+
+def test_every_setting_the_evaluator_reads_is_in_its_environment() -> None:
+    env = DRIFT["Environment"]["Variables"]
+    settings = DriftSettings.from_env(dict.fromkeys(env, "x") | {"DRIFT_WINDOW_HOURS": "24"})
+    assert settings.model_name == "x"
+    assert env["RETRAIN_BUS"] == {"Ref": "RetrainBus"}
+    assert env["DRIFT_WINDOW_HOURS"] == {"Ref": "DriftWindowHours"}
+    assert env["POWERTOOLS_SERVICE_NAME"] == "drift-evaluator"
+
+
+def test_it_may_request_retraining_on_the_bus_and_write_only_roll_ups_and_reports() -> None:
+    statements = DRIFT["Policies"][0]["Statement"]
+    by_sid = {s["Sid"]: s for s in statements}
+    assert by_sid["RequestRetraining"]["Action"] == "events:PutEvents"
+    assert by_sid["RequestRetraining"]["Resource"] == {"Fn::GetAtt": ["RetrainBus", "Arn"]}
+    writes = [r["Fn::Sub"] for r in by_sid["WriteRollupsAndReports"]["Resource"]]
+    assert writes == [
+        "${ArtifactsBucket.Arn}/sketches/model=${ModelName}/version=*/rollup/*",
+        "${ArtifactsBucket.Arn}/reports/drift/*",
+    ]
+
+
+def test_the_alarms_watch_metrics_the_service_emits_under_its_service_name() -> None:
+    for name, metric in (
+        ("DatasetDriftAlarm", "DatasetDrift"),
+        ("QualityBreachAlarm", "QualityBreach"),
+    ):
+        alarm = RESOURCES[name]["Properties"]
+        assert alarm["MetricName"] == metric
+        assert re.search(rf'name="{metric}"', SERVICE_CODE), metric
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": "drift-evaluator"}]
+        assert (
+            alarm["Namespace"]
+            == TEMPLATE["Globals"]["Function"]["Environment"]["Variables"][
+                "POWERTOOLS_METRICS_NAMESPACE"
+            ]
+        )
