@@ -23,7 +23,7 @@ from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.domain import capture
 from mlops.domain.config import ModelConfig
-from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
+from mlops.domain.synthetic import MarketConditions, conditions_for_month, csv_bytes, generate
 from mlops.services.inference import load_version
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
 from mlops.services.training import TrainingService
@@ -67,11 +67,19 @@ class Evaluator:
         return dict(self.handler.lambda_handler(payload, LambdaContext("DriftEvaluatorFunction")))
 
     def serve(
-        self, month: int, rows: int, *, seed: int, price_factor: float = 1.0, labels: bool = True
+        self,
+        month: int | MarketConditions,
+        rows: int,
+        *,
+        seed: int,
+        price_factor: float = 1.0,
+        labels: bool = True,
     ) -> None:
-        """``rows`` predictions of production on ``month`` of the market, captured and (with
-        ``labels``) labeled, stored by the real logger as its subscription would."""
-        columns = generate(rows, conditions_for_month(month), seed=seed)
+        """``rows`` predictions of production on ``month`` of the market (or on explicit
+        conditions), captured and (with ``labels``) labeled, stored by the real logger as its
+        subscription would."""
+        conditions = conditions_for_month(month) if isinstance(month, int) else month
+        columns = generate(rows, conditions, seed=seed)
         loaded = load_version(self.store, Registry(TABLE, aws.client("dynamodb")), MODEL, "1")
         inputs = {n: np.asarray(columns[n]) for n in FEATURES}
         predictions = loaded.model.score(inputs).values
@@ -198,6 +206,30 @@ def test_concept_drift_is_caught_by_live_quality_not_by_feature_tests(
     assert result["quality_breach"]
     assert result["retrain_requested"]
     assert doc["quality"]["value"] > doc["quality"]["holdout"] * 1.2
+
+
+@pytest.mark.parametrize(
+    ("knob", "feature"),
+    [
+        (MarketConditions(size_shift=0.3), "sqft"),  # buyers go for bigger homes
+        (MarketConditions(new_location_share=0.15), "location"),  # a new district
+        (MarketConditions(interest_rate=6.5), "interest_rate"),  # economic conditions
+    ],
+)
+def test_each_feature_knob_of_the_market_is_detected_on_its_feature(
+    evaluator: Evaluator, knob: MarketConditions, feature: str
+) -> None:
+    evaluator.serve(knob, 2000, seed=104, labels=False)
+    doc = report(evaluator, evaluator.run({"window_hours": 24, "act": False}))
+    drifted = {f["name"] for f in doc["features"] if f["drifted"]}
+    assert feature in drifted, {f["name"]: f["statistics"] for f in doc["features"]}
+
+
+def test_the_price_level_knob_is_caught_by_live_quality(evaluator: Evaluator) -> None:
+    evaluator.serve(MarketConditions(price_level=1.35), 2000, seed=105)
+    doc = report(evaluator, evaluator.run({"window_hours": 24, "act": False}))
+    assert doc["verdict"]["quality_breach"]
+    assert not doc["verdict"]["dataset_drift"]
 
 
 def test_an_empty_window_is_insufficient_data(evaluator: Evaluator) -> None:
