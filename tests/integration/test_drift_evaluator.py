@@ -270,3 +270,57 @@ def test_a_version_without_baseline_is_reported(evaluator: Evaluator) -> None:
 def test_an_event_that_is_not_a_schedule_or_a_request_is_refused(evaluator: Evaluator) -> None:
     with pytest.raises(Exception, match="window_hours"):
         evaluator.run({"window_hours": 0})
+
+
+def test_a_per_feature_threshold_in_the_stack_config_changes_that_feature_s_verdict(
+    evaluator: Evaluator,
+) -> None:
+    text = (ROOT / "layers/core/mlops/defaults/house_prices.toml").read_text()
+    lenient = text + (
+        "\n[drift.features.interest_rate]\n"
+        "psi_threshold = 1000\npsi_warn = 999\nwasserstein_threshold = 1000\n"
+    )
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"config/{MODEL}.toml", Body=lenient.encode())
+    evaluator.serve(MarketConditions(interest_rate=6.5), 2000, seed=104, labels=False)
+    doc = report(evaluator, evaluator.run({"window_hours": 24, "act": False}))
+    rate = next(f for f in doc["features"] if f["name"] == "interest_rate")
+    assert not rate["drifted"], rate["statistics"]
+    assert rate["thresholds"]["psi"] == 1000
+
+
+def test_operators_get_a_drift_score_per_feature_and_the_alarmed_metrics(
+    evaluator: Evaluator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evaluator.serve(6, 2000, seed=106, labels=False)
+    capsys.readouterr()
+    evaluator.run({"window_hours": 24, "act": False})
+    blobs = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and "_aws" in line
+    ]
+    scores = {
+        b["feature"]: np.ravel(b["FeatureDriftScore"])[0] for b in blobs if "FeatureDriftScore" in b
+    }
+    assert set(scores) == set(FEATURES)
+    assert scores["interest_rate"] > 0.25  # its PSI
+    score_blob = next(b for b in blobs if "FeatureDriftScore" in b)
+    assert score_blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0] == [
+        "service",
+        "model",
+        "feature",
+    ]
+    main = next(b for b in blobs if "DatasetDrift" in b)
+    assert np.ravel(main["DatasetDrift"])[0] == 1
+    namespaces = {b["_aws"]["CloudWatchMetrics"][0]["Namespace"] for b in blobs}
+    assert len(namespaces) == 1  # the per-feature scores go where the alarmed metrics go
+
+
+def test_a_tiny_window_is_reported_but_never_judged(evaluator: Evaluator) -> None:
+    evaluator.serve(6, 150, seed=9, labels=False)  # drifted, but fewer rows than min_rows
+    result = evaluator.run()
+    doc = report(evaluator, result)
+    assert result["status"] == "insufficient_data"
+    assert not result["dataset_drift"]
+    assert not result["retrain_requested"]
+    assert any("150 rows" in r for r in doc["verdict"]["reasons"])

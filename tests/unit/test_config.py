@@ -88,3 +88,40 @@ def test_the_default_file_is_valid_toml_with_only_known_keys() -> None:
     assert config == load_config()
     assert config.name == "house-prices"
     assert config.feature_names[:2] == ["sqft", "bedrooms"]
+
+
+def test_drift_thresholds_can_be_set_per_feature() -> None:
+    raw = {
+        "name": "m",
+        "task": "regression",
+        "target": "y",
+        "features": [{"name": "a", "type": "numeric"}, {"name": "b", "type": "categorical"}],
+        "drift": {"psi_threshold": 0.3, "features": {"a": {"psi_threshold": 0.5}}},
+    }
+    drift = parse_config(raw).drift
+    assert drift.for_feature("a").psi_threshold == 0.5
+    assert drift.for_feature("b").psi_threshold == 0.3  # the model-wide value
+    assert drift.for_feature("a").js_threshold == drift.js_threshold
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"zzz": {"psi_threshold": 0.5}}, "drift.features.zzz"),
+        ({"a": {"min_rows": 10}}, "drift.features.a.min_rows"),
+        ({"a": {"psi_threshold": 0}}, "drift.features.a.psi_threshold"),
+        ({"a": {"psi_threshold": True}}, "drift.features.a.psi_threshold"),
+        ({"a": 0.5}, "drift.features.a"),
+    ],
+)
+def test_a_bad_per_feature_drift_override_is_named(overrides: dict[str, Any], field: str) -> None:
+    raw = {
+        "name": "m",
+        "task": "regression",
+        "target": "y",
+        "features": [{"name": "a", "type": "numeric"}],
+        "drift": {"features": overrides},
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    assert field in [p.field for p in caught.value.details]

@@ -121,6 +121,7 @@ class DriftSettings:
     registry_table: str
     retrain_bus: str
     window_hours: float = 24.0
+    service_name: str = "drift-evaluator"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DriftSettings:
@@ -131,6 +132,7 @@ class DriftSettings:
             registry_table=_required(env, "REGISTRY_TABLE"),
             retrain_bus=_required(env, "RETRAIN_BUS"),
             window_hours=_number(env, "DRIFT_WINDOW_HOURS", cls.window_hours),
+            service_name=env.get("POWERTOOLS_SERVICE_NAME", "").strip() or cls.service_name,
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -164,6 +164,13 @@ class DriftConfig:
     quality_tolerance: float = 0.2
     min_labels: int = 50
     label_delay_hours: float = 72.0
+    # Per-feature thresholds: ``[drift.features.sqft] psi_threshold = 0.4`` (TOML).
+    features: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def for_feature(self, name: str) -> DriftConfig:
+        """The thresholds that judge ``name``: the defaults with its overrides."""
+        changes: dict[str, Any] = dict(self.features.get(name) or {})
+        return replace(self, **changes) if changes else self
 
 
 @dataclass(frozen=True)
@@ -247,6 +254,8 @@ def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
     if training.baseline_bins < 20:
         problems.append(Problem("training.baseline_bins", "must be at least 20"))
     validation, promotion, retraining, drift = _policies(raw, task, problems)
+    for name in sorted(set(drift.features) - {f.name for f in features}):
+        problems.append(Problem(f"drift.features.{name}", "not a feature of this model"))
 
     if problems:
         raise ConfigError(f"{len(problems)} problem(s) in the model config", problems)
@@ -290,7 +299,10 @@ def _policies(
         problems.append(Problem("retraining.window_objects", "must be at least 1"))
     if retraining.feedback_days < 1:
         problems.append(Problem("retraining.feedback_days", "must be at least 1"))
-    drift = _section(raw, "drift", DriftConfig, problems)
+    drift_raw = dict(_table(raw, "drift", problems))
+    per_feature = drift_raw.pop("features", {})
+    drift = _section({"drift": drift_raw}, "drift", DriftConfig, problems)
+    drift = replace(drift, features=_drift_overrides(per_feature, drift, problems))
     for share in ("ks_pvalue", "js_threshold", "unseen_threshold", "missing_rate_threshold"):
         if not 0.0 < getattr(drift, share) <= 1.0:
             problems.append(Problem(f"drift.{share}", "must be above 0 and at most 1"))
@@ -307,6 +319,37 @@ def _policies(
     if drift.cooldown_hours < 0:
         problems.append(Problem("drift.cooldown_hours", "must not be negative"))
     return validation, promotion, retraining, drift
+
+
+def _drift_overrides(
+    raw: Any, defaults: DriftConfig, problems: list[Problem]
+) -> dict[str, dict[str, float]]:
+    """``[drift.features.<name>]`` tables: per-feature thresholds (the per-feature ones only;
+    window, cool-down and quality settings are for the whole model)."""
+    per_feature = {
+        "psi_warn", "psi_threshold", "wasserstein_threshold", "ks_pvalue", "js_threshold",
+        "unseen_threshold", "missing_rate_threshold",
+    }  # fmt: skip
+    if not isinstance(raw, dict):
+        problems.append(Problem("drift.features", "expected a table of tables"))
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for name, table in raw.items():
+        where = f"drift.features.{name}"
+        if not isinstance(table, dict):
+            problems.append(Problem(where, "expected a table"))
+            continue
+        _unknown(table, per_feature, f"{where}.", problems)
+        values = {}
+        for key, value in table.items():
+            if key not in per_feature:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                problems.append(Problem(f"{where}.{key}", "expected a positive number"))
+                continue
+            values[key] = float(value)
+        out[str(name)] = values
+    return out
 
 
 def _features(raw: Any, problems: list[Problem]) -> tuple[Feature, ...]:
@@ -357,7 +400,11 @@ def _features(raw: Any, problems: list[Problem]) -> tuple[Feature, ...]:
 def _section(raw: Mapping[str, Any], key: str, cls: type[T], problems: list[Problem]) -> T:
     table = _table(raw, key, problems)
     defaults = cls()
-    fields = {name: getattr(defaults, name) for name in vars(defaults)}
+    fields = {
+        name: getattr(defaults, name)
+        for name in vars(defaults)
+        if not isinstance(getattr(defaults, name), Mapping)  # tables are parsed by their owner
+    }
     _unknown(table, set(fields), f"{key}.", problems)
     values: dict[str, Any] = {}
     for name, default in fields.items():
@@ -422,5 +469,6 @@ def to_document(config: ModelConfig) -> dict[str, Any]:
         "validation": section(config.validation),
         "promotion": section(config.promotion),
         "retraining": section(config.retraining),
-        "drift": section(config.drift),
+        "drift": section(config.drift)
+        | {"features": {k: dict(v) for k, v in config.drift.features.items()}},
     }

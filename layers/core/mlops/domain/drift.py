@@ -448,13 +448,21 @@ def _evaluate(
             values = None if raw is None else raw.get(name)
             judged.append(
                 _numeric_drift(
-                    name, baseline["numeric"][name], column, values=values, bins=bins, config=config
+                    name,
+                    baseline["numeric"][name],
+                    column,
+                    values=values,
+                    bins=bins,
+                    config=config.for_feature(name),
                 )
             )
         else:
             judged.append(
                 _categorical_drift(
-                    name, baseline["categorical"][name], sketch.categorical[name], config
+                    name,
+                    baseline["categorical"][name],
+                    sketch.categorical[name],
+                    config.for_feature(name),
                 )
             )
     prediction = None

@@ -11,10 +11,13 @@ cool-down, put a ``RetrainRequested`` event on the retrain bus.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from aws_lambda_powertools.metrics import single_metric
 
 from mlops.adapters.aws import client
 from mlops.adapters.events import EventBus
@@ -69,7 +72,9 @@ class DriftService:
         traffic: TrainingDataStore,
         bus: EventBus | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        service: str = "drift-evaluator",
     ) -> None:
+        self._service = service  # the metrics' service dimension, as Powertools sets it
         self._model = model
         self._store = store
         self._registry = registry
@@ -298,6 +303,21 @@ class DriftService:
         if isinstance(value, int | float):
             metrics.add_metric(name="LiveQuality", unit=MetricUnit.Count, value=float(value))
         metrics.add_metric(name="EvaluatedRows", unit=MetricUnit.Count, value=report["rows"])
+        # One score per feature, with the feature as a dimension (its own EMF document: the
+        # batch above shares one dimension set). PSI for numeric, Jensen-Shannon otherwise.
+        for feature in report["features"]:
+            stats = feature.get("statistics") or {}
+            score = stats.get("psi", stats.get("js_distance"))
+            if not isinstance(score, int | float) or math.isnan(score):
+                continue
+            with single_metric(
+                name="FeatureDriftScore",
+                unit=MetricUnit.Count,
+                value=float(score),
+                namespace=metrics.namespace,
+                default_dimensions={"service": self._service, "model": self._model},
+            ) as metric:
+                metric.add_dimension(name="feature", value=str(feature["name"]))
 
 
 def drift_service() -> DriftService:
@@ -311,4 +331,5 @@ def drift_service() -> DriftService:
         sketches=SketchStore(settings.model_bucket, s3),
         traffic=TrainingDataStore(settings.capture_bucket, s3),
         bus=EventBus(settings.retrain_bus, client("events")),
+        service=settings.service_name,
     )
