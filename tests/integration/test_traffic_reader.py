@@ -52,3 +52,14 @@ def test_a_window_reads_its_hours_captures_of_each_version_and_the_model_s_feedb
     # And one version alone when asked
     only, _, _ = store.traffic("m", T0, T0 + timedelta(hours=4), version="2")
     assert [r["prediction_id"] for r in only] == ["b"]
+
+
+def test_labeled_only_keeps_just_the_captures_live_quality_can_join(
+    store: TrainingDataStore,
+) -> None:
+    hour = "dt=2026-11-28/hour=22"
+    rows = [{"prediction_id": f"p{i}", "version": "1"} for i in range(100)]
+    put(f"captures/model=m/version=1/{hour}/a.jsonl.gz", rows)
+    put(f"feedback/{hour}/f.jsonl.gz", [{"prediction_id": "p7", "model": "m"}])
+    captures, _, _ = store.traffic("m", T0, T0 + timedelta(hours=1), labeled_only=True)
+    assert captures == [{"prediction_id": "p7", "version": "1"}]

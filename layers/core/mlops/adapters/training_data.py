@@ -219,11 +219,19 @@ class TrainingDataStore:
         )
 
     def traffic(
-        self, model: str, since: datetime, until: datetime, *, version: str | None = None
+        self,
+        model: str,
+        since: datetime,
+        until: datetime,
+        *,
+        version: str | None = None,
+        labeled_only: bool = False,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
         """Capture rows (of ``version``, or every version) and feedback rows of ``model`` in
         the hour partitions overlapping ``[since, until]``, with read counts: what live
-        quality joins. Corrupt objects are skipped and counted."""
+        quality joins. With ``labeled_only`` only captures that have a label are kept, as
+        they are read: memory follows the labels, not the traffic. Corrupt objects are
+        skipped and counted."""
         hours = _hour_partitions(since, until)
         days = sorted({hour.split("/")[0] for hour in hours})
         stats = _ReadStats()
@@ -238,11 +246,13 @@ class TrainingDataStore:
             if version is not None
             else self._version_prefixes(model)
         )
+        labeled = {row.get("prediction_id") for row in feedback}
         captures = [
             row
             for prefix in prefixes
             for key, size in self._partition_objects(prefix, days, hours)
             for row in self._traffic_rows(key, size, stats)
+            if not labeled_only or row.get("prediction_id") in labeled
         ]
         counts = {
             "objects_read": stats.objects_read,

@@ -105,19 +105,24 @@ class DriftService:
         )
         report["sources"] = window.as_dict()
         rows = window.sketch.rows if window.sketch else 0
+        # Live quality needs only labeled predictions: kept as they are read, so memory
+        # follows the labels, not the traffic (a day of 1M predictions is gigabytes of rows).
         captures, feedback, read = self._traffic.traffic(
             self._model,
             since - timedelta(hours=config.drift.label_delay_hours),
             until,
             version=version,
+            labeled_only=True,
         )
         report["sources"]["traffic"] = read
         if window.sketch is None:
             result = None
         elif rows <= config.drift.small_sample_rows:
+            # A small window (the sketch says how small) is read whole, for the exact tests.
+            window_rows, _, _ = self._traffic.traffic(self._model, since, until, version=version)
             in_window = [
                 r
-                for r in captures
+                for r in window_rows
                 if since.timestamp() * 1000 <= int(r.get("ts", 0)) < until.timestamp() * 1000
             ]
             report["mode"] = "exact"
