@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from mlops.adapters import aws
 from mlops.errors import MlopsError
 from mlops_cli.local.runtime import FunctionSpec, Invocation, LocalRuntime, LogLine
 from mlops_cli.local.sources import EventSources
@@ -136,6 +137,10 @@ class LocalStack:
         )
         self._server.start()
         os.environ.update(local_aws_environment(self.endpoint))
+        # Clients are cached per process: one made for an earlier stack (another endpoint)
+        # must not be handed to this one.
+        aws.client.cache_clear()
+        aws.session.cache_clear()
         self._name_resources()
         self._create_resources()
         self._load_functions()
