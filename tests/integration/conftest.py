@@ -16,6 +16,7 @@ from mlops.domain.config import ModelConfig
 from mlops.services.training import TrainingResult, TrainingService
 from mlops_cli.local.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, TABLE, import_fresh, moto_resources
+from tests.integration.retrain_pipeline import Pipeline, pipeline_in_moto
 
 APP = ROOT / "functions" / "inference" / "app.py"
 INFERENCE_ENV = {
@@ -83,3 +84,10 @@ def _serve(config: ModelConfig, month0_csv: bytes) -> Served:
     v1 = trainer.train_and_register(config, month0_csv, "s3://data/month0.csv")
     module = load_handler_module()
     return Served(invoker(module), module, v1, trainer, store, registry)
+
+
+@pytest.fixture
+def pipeline() -> Iterator[Pipeline]:
+    """The retraining handlers against moto (see tests/integration/retrain_pipeline.py)."""
+    with pipeline_in_moto() as line:
+        yield line
