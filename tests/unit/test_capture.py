@@ -357,9 +357,18 @@ def test_captured_lines_parse_into_one_flat_row_per_prediction() -> None:
         "variant": "champion",
         "inputs": {**INSTANCE, "sqft": 900},
         "prediction": "unsold",
+        "latency_ms": 0.21,
         "probabilities": {"sold": 0.2, "unsold": 0.8},
     }
     assert "probabilities" not in capture_rows(parse_capture_line(capture()[0]))[0]
+    assert "candidate_error" not in rows[0]
+
+
+def test_a_failed_candidate_is_carried_on_the_rows_production_answered() -> None:
+    record = parse_capture_line(capture()[0]) | {"candidate_error": "RuntimeError: boom"}
+    assert [row["candidate_error"] for row in capture_rows(record)] == ["RuntimeError: boom"]
+    record["candidate_error"] = 7  # not a message: ignored rather than stored
+    assert "candidate_error" not in capture_rows(record)[0]
 
 
 GOOD_LINE = strict_json(capture()[0])

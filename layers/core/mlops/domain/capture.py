@@ -551,7 +551,11 @@ def capture_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             "variant": record["variant"],
             "inputs": instances[i],
             "prediction": record["predictions"][i],
+            "latency_ms": record.get("latency_ms"),
         }
+        if isinstance(record.get("candidate_error"), str):
+            # This request's candidate (shadow or canary) failed; production answered.
+            row["candidate_error"] = record["candidate_error"]
         if probabilities is not None:
             row["probabilities"] = probabilities[i]
         if truncated:

@@ -174,6 +174,43 @@ class DriftConfig:
 
 
 @dataclass(frozen=True)
+class RolloutConfig:
+    """How a promoted challenger reaches production (DESIGN §6).
+
+    ``direct``: the gate moves production at once. ``shadow``: the candidate scores every
+    request, its answers are captured, never returned. ``canary``: it answers
+    ``canary_percent`` of requests (sticky per ``request_id``). While a rollout bakes, the
+    evaluator compares candidate with production on live traffic and promotes or rolls back:
+
+    - breach (roll back at once): candidate scoring error rate above ``max_error_rate``;
+      p95 latency above ``max_latency_ratio`` x production's and ``latency_slack_ms`` more;
+      live quality worse than production by more than ``max_quality_degradation`` (relative)
+      with confidence ``confidence`` (bootstrap interval, at least ``min_labels`` labeled
+      predictions per variant); optionally prediction disagreement (shadow) above
+      ``max_disagreement`` or prediction PSI between the variants above ``max_prediction_psi``.
+    - promote: no breach after ``min_bake_minutes`` and ``min_requests`` candidate requests,
+      and live quality shown not worse than the tolerance (unless ``require_labels = false``).
+    - after ``max_bake_hours`` without a verdict: ``on_inconclusive`` (rollback or promote).
+    """
+
+    mode: Literal["direct", "shadow", "canary"] = "direct"
+    canary_percent: float = 10.0
+    min_bake_minutes: float = 60.0
+    max_bake_hours: float = 24.0
+    min_requests: int = 200
+    min_labels: int = 30
+    require_labels: bool = True
+    confidence: float = 0.95
+    max_quality_degradation: float = 0.05
+    max_error_rate: float = 0.01
+    max_latency_ratio: float = 2.0
+    latency_slack_ms: float = 5.0
+    max_disagreement: float | None = None
+    max_prediction_psi: float | None = None
+    on_inconclusive: Literal["rollback", "promote"] = "rollback"
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     task: Task
@@ -186,6 +223,7 @@ class ModelConfig:
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
     retraining: RetrainingConfig = field(default_factory=RetrainingConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
 
     @property
     def feature_names(self) -> list[str]:
@@ -222,6 +260,7 @@ SECTIONS = {
     "promotion",
     "retraining",
     "drift",
+    "rollout",
 }
 
 
@@ -256,6 +295,7 @@ def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
     validation, promotion, retraining, drift = _policies(raw, task, problems)
     for name in sorted(set(drift.features) - {f.name for f in features}):
         problems.append(Problem(f"drift.features.{name}", "not a feature of this model"))
+    rollout = _rollout(raw, problems)
 
     if problems:
         raise ConfigError(f"{len(problems)} problem(s) in the model config", problems)
@@ -271,7 +311,39 @@ def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
         promotion=promotion,
         retraining=retraining,
         drift=drift,
+        rollout=rollout,
     )
+
+
+def _rollout(raw: Mapping[str, Any], problems: list[Problem]) -> RolloutConfig:
+    rollout = _section(raw, "rollout", RolloutConfig, problems)
+    if rollout.mode not in ("direct", "shadow", "canary"):
+        problems.append(Problem("rollout.mode", "must be direct, shadow or canary"))
+    if not 0.0 < rollout.canary_percent <= 100.0:
+        problems.append(Problem("rollout.canary_percent", "must be above 0 and at most 100"))
+    if rollout.on_inconclusive not in ("rollback", "promote"):
+        problems.append(Problem("rollout.on_inconclusive", "must be rollback or promote"))
+    if not 0.5 <= rollout.confidence < 1.0:
+        problems.append(Problem("rollout.confidence", "must be from 0.5 to below 1"))
+    if not 0.0 <= rollout.max_error_rate <= 1.0:
+        problems.append(Problem("rollout.max_error_rate", "must be from 0 to 1"))
+    if rollout.max_latency_ratio < 1.0:
+        problems.append(Problem("rollout.max_latency_ratio", "must be at least 1"))
+    for name in ("min_bake_minutes", "latency_slack_ms", "max_quality_degradation"):
+        if getattr(rollout, name) < 0:
+            problems.append(Problem(f"rollout.{name}", "must not be negative"))
+    if rollout.max_bake_hours * 60 < rollout.min_bake_minutes or rollout.max_bake_hours <= 0:
+        problems.append(
+            Problem("rollout.max_bake_hours", "must be positive and at least min_bake_minutes")
+        )
+    for name in ("min_requests", "min_labels"):
+        if getattr(rollout, name) < 1:
+            problems.append(Problem(f"rollout.{name}", "must be at least 1"))
+    for name in ("max_disagreement", "max_prediction_psi"):
+        value = getattr(rollout, name)
+        if value is not None and value < 0:
+            problems.append(Problem(f"rollout.{name}", "must not be negative"))
+    return rollout
 
 
 def _policies(
@@ -471,4 +543,5 @@ def to_document(config: ModelConfig) -> dict[str, Any]:
         "retraining": section(config.retraining),
         "drift": section(config.drift)
         | {"features": {k: dict(v) for k, v in config.drift.features.items()}},
+        "rollout": section(config.rollout),
     }
