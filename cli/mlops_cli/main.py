@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mlops.errors import MlopsError
 
 if TYPE_CHECKING:
-    from mlops.adapters.registry import AliasChange, VersionRecord
+    from mlops.adapters.registry import AliasChange, Rollout, VersionRecord
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,10 +171,20 @@ def _lifecycle_commands(sub: Any) -> None:
     _stack_option(p)
     p.set_defaults(func=_status)
 
-    p = sub.add_parser("promote", help="point an alias at a registered version")
+    p = sub.add_parser(
+        "promote", help="point an alias at a registered version, or start its shadow/canary"
+    )
     p.add_argument("version", type=_version_arg, help="a registered version number, e.g. 3")
     p.add_argument("--alias", default="production")
     p.add_argument("--reason", default="", help="why (kept in the alias history)")
+    p.add_argument(
+        "--rollout",
+        type=_rollout_arg,
+        default=None,
+        metavar="MODE",
+        help="direct, shadow or canary[:PCT] (e.g. canary:20): prove the version on live "
+        "traffic first; the drift evaluator's schedule promotes or rolls it back",
+    )
     p.add_argument(
         "--force", action="store_true", help="promote a version the gate rejected (needs --reason)"
     )
@@ -182,11 +193,32 @@ def _lifecycle_commands(sub: Any) -> None:
 
     p = sub.add_parser(
         "rollback",
-        help="move production back to the version it served before its last promotion",
+        help="end the active shadow/canary (candidate off traffic), else move production "
+        "back to the version it served before its last promotion",
     )
     p.add_argument("--reason", default="", help="why (kept in the alias history)")
     _stack_option(p)
     p.set_defaults(func=_rollback)
+
+
+def _rollout_arg(text: str) -> tuple[str, float]:
+    """``direct``, ``shadow``, ``canary`` or ``canary:PCT`` as (mode, percent)."""
+    mode, _, share = text.partition(":")
+    if mode not in ("direct", "shadow", "canary") or (share and mode != "canary"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected direct, shadow, canary or canary:PCT (e.g. canary:20)"
+        )
+    if not share:
+        return mode, 10.0
+    try:
+        percent = float(share)
+    except ValueError:
+        percent = math.nan
+    if not 0 < percent <= 100:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the canary share must be above 0 and at most 100"
+        )
+    return mode, percent
 
 
 def _version_arg(text: str) -> str:
@@ -469,7 +501,7 @@ def _status(args: argparse.Namespace) -> int:
     registry = target.registry()
     model = target.model_name
     versions = registry.list_versions(model)
-    aliases = registry.aliases(model)
+    aliases, rollout = registry.serving(model)
     default_limit = sys.maxsize if args.json else 10  # --json: the whole history
     limit = default_limit if args.history is None else max(args.history, 0)
     history = registry.history(model, limit=limit)
@@ -480,6 +512,7 @@ def _status(args: argparse.Namespace) -> int:
                     "model": model,
                     "target": target.description,
                     "aliases": aliases,
+                    "rollout": rollout.as_dict() if rollout else None,
                     "versions": [v.as_dict() for v in versions],
                     "history": [change.as_dict() for change in history],
                 },
@@ -494,6 +527,7 @@ def _status(args: argparse.Namespace) -> int:
         aliases=aliases,
         history=history,
         limit=args.versions,
+        rollout=rollout,
     )
     return 0
 
@@ -506,6 +540,27 @@ def _promote(args: argparse.Namespace) -> int:
     if args.force and not args.reason.strip():
         raise InvalidInputError("--force needs --reason: say why a rejected version should serve")
     target = resolve_target(args.stack)
+    if args.rollout is not None and args.rollout[0] != "direct":
+        from mlops.services.rollout import RolloutService
+
+        if args.alias != "production":
+            raise InvalidInputError("--rollout proves a version against production only")
+        mode, percent = args.rollout
+        rollout = RolloutService(
+            model=target.model_name,
+            store=target.store(),
+            registry=target.registry(),
+            actor=_actor(args.stack),
+        ).start(args.version, mode=mode, percent=percent, reason=args.reason or "by hand")
+        if args.json:
+            print(json.dumps(rollout.as_dict()))
+        else:
+            print(
+                f"rollout started: {rollout.describe}; the drift evaluator's schedule "
+                "promotes or rolls it back (`mlops status` shows its verdicts, "
+                "`mlops rollback` ends it now)"
+            )
+        return 0
     change = promote(
         target.registry(),
         target.model_name,
@@ -525,8 +580,26 @@ def _rollback(args: argparse.Namespace) -> int:
     from mlops_cli.local.target import resolve_target
 
     target = resolve_target(args.stack)
+    registry = target.registry()
+    if registry.get_rollout(target.model_name) is not None:
+        from mlops.services.rollout import RolloutService
+
+        ended = RolloutService(
+            model=target.model_name,
+            store=target.store(),
+            registry=registry,
+            actor=_actor(args.stack),
+        ).abort(reason=args.reason or "rolled back by hand")
+        if args.json:
+            print(json.dumps({"rolled_back": ended.as_dict()}))
+        else:
+            print(
+                f"rollout ended: v{ended.version} ({ended.mode}) is off traffic and rejected; "
+                f"production stays v{ended.production_version}"
+            )
+        return 0
     change = rollback(
-        target.registry(),
+        registry,
         target.model_name,
         actor=_actor(args.stack),
         reason=args.reason,
@@ -582,6 +655,7 @@ def _print_status(
     aliases: dict[str, str],
     history: list[AliasChange],
     limit: int,
+    rollout: Rollout | None = None,
 ) -> None:
     """The registry as two tables sized to the terminal (80 columns when not a TTY, as in CI).
 
@@ -637,6 +711,8 @@ def _print_status(
                 f"... and {len(versions) - len(shown)} older versions "
                 "(--versions N, or --json for all)"
             )
+    if rollout is not None:
+        console.print(_escape(_rollout_line(rollout)))
     console.print("Recent alias changes")
     if not history:
         console.print("  none yet")
@@ -658,6 +734,20 @@ def _print_status(
             _escape(change.reason or "-"),
         )
     console.print(moves)
+
+
+def _rollout_line(rollout: Rollout) -> str:
+    check = rollout.last_check or {}
+    verdict = (
+        f"{check.get('decision', '?')} at {_when(str(check.get('at', '')))}: "
+        + "; ".join(str(r) for r in check.get("reasons", [])[:3])
+        if check
+        else "not evaluated yet"
+    )
+    return (
+        f"Rollout: {rollout.describe}, since {_when(rollout.started_at)} UTC "
+        f"({rollout.rollout_id}); latest verdict: {verdict}"
+    )
 
 
 def _escape(text: str) -> str:

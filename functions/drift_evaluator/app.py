@@ -1,9 +1,11 @@
-"""Drift evaluator: on its schedule (or on demand), is production still fit for the world?
+"""Drift evaluator: on its schedule (or on demand), is production still fit for the world, and
+is the candidate of an active rollout (shadow or canary) fit to replace it?
 
 Compares the window's traffic with the version's baseline (sketches, or raw captures for small
 windows), measures live quality from late labels, writes a JSON and an HTML report, publishes
 metrics and, on dataset drift or a quality breach outside the cool-down, requests retraining.
-A failure raises, so Lambda retries the invocation; the next schedule evaluates again anyway.
+Then the active rollout, if any, is judged on live traffic: promoted, rolled back, or left to
+bake. A failure raises, so Lambda retries the invocation; the next schedule evaluates again.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlops.domain.triggers import drift_request
 from mlops.observability import logger, metrics, tracer
 from mlops.services.drift import drift_service
+from mlops.services.rollout import rollout_service
 from mlops.settings import drift_settings
 
 settings = drift_settings()
 service = drift_service()
+rollouts = rollout_service()
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -26,4 +30,7 @@ service = drift_service()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     window_hours, act = drift_request(event, settings.window_hours)
-    return service.evaluate(window_hours, act=act).as_dict()
+    result = service.evaluate(window_hours, act=act).as_dict()
+    outcome = rollouts.evaluate(act=act)
+    result["rollout"] = outcome.as_dict() if outcome else None
+    return result

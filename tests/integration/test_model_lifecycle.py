@@ -413,9 +413,10 @@ def test_a_promotion_to_a_broken_version_is_visible_while_the_old_one_serves(
     assert "ServedVersionMismatch" not in capsys.readouterr().out
 
 
-def test_the_alarm_watches_the_metric_the_service_emits() -> None:
+@pytest.mark.parametrize("name", ["ServedVersionMismatchAlarm", "CandidateLoadFailuresAlarm"])
+def test_the_alarm_watches_the_metric_the_service_emits(name: str) -> None:
     template = load_template(ROOT / "template.yaml")
-    alarm = template["Resources"]["ServedVersionMismatchAlarm"]["Properties"]
+    alarm = template["Resources"][name]["Properties"]
     source = (ROOT / "layers/core/mlops/services/inference.py").read_text()
     assert f'name="{alarm["MetricName"]}"' in source
     assert (

@@ -41,17 +41,33 @@ def test_it_may_request_retraining_on_the_bus_and_write_only_roll_ups_and_report
     assert writes == [
         "${ArtifactsBucket.Arn}/sketches/model=${ModelName}/version=*/rollup/*",
         "${ArtifactsBucket.Arn}/reports/drift/*",
+        "${ArtifactsBucket.Arn}/reports/rollout/*",
     ]
 
 
+def test_it_ends_rollouts_with_the_actions_a_registry_transaction_carries() -> None:
+    by_sid = {s["Sid"]: s for s in DRIFT["Policies"][0]["Statement"]}
+    ends = by_sid["EndRollouts"]
+    assert ends["Resource"] == {"Fn::GetAtt": ["RegistryTable", "Arn"]}
+    # promote: Update (alias, statuses) + Put (history) + Delete (rollout); record_check: Update
+    assert set(ends["Action"]) == {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+    }
+
+
 def test_the_alarms_watch_metrics_the_service_emits_under_its_service_name() -> None:
+    rollout_code = (ROOT / "layers/core/mlops/services/rollout.py").read_text()
     for name, metric in (
         ("DatasetDriftAlarm", "DatasetDrift"),
         ("QualityBreachAlarm", "QualityBreach"),
+        ("RolloutRolledBackAlarm", "RolloutRolledBack"),
     ):
         alarm = RESOURCES[name]["Properties"]
         assert alarm["MetricName"] == metric
-        assert re.search(rf'name="{metric}"', SERVICE_CODE), metric
+        assert re.search(rf'name="{metric}"', SERVICE_CODE + rollout_code), metric
         assert alarm["Dimensions"] == [{"Name": "service", "Value": "drift-evaluator"}]
         assert (
             alarm["Namespace"]

@@ -18,6 +18,13 @@ One table, ``pk = model#<name>``; the sort key says what an item is:
     ``sequence`` and, for a rollback, ``unwinds`` (how many promotions it undid).
 ``counter``
     The next version number.
+``alias#candidate`` with ``mode``
+    An active rollout (DESIGN §6): the candidate ``version``, ``mode`` (``shadow`` |
+    ``canary``), ``percent`` (the canary's share of requests), ``rollout_id``,
+    ``production_version`` (the champion it is compared with), ``started_at``, ``actor``,
+    ``reason`` and ``last_check`` (JSON: the evaluator's latest verdict). The inference
+    function reads it with the aliases, in the same query. Ending the rollout deletes it in
+    the transaction that promotes the candidate, or that rejects it (a rollback).
 
 An alias moves in one ``TransactWriteItems``: the alias (conditional on the version and change
 count it was read with, so of two racing moves exactly one wins), its history item, and for
@@ -52,6 +59,8 @@ _WRITABLE_STATUSES = (CANDIDATE, ARCHIVED, REJECTED)
 
 PROMOTE = "promote"
 ROLLBACK = "rollback"
+ROLLOUT_ALIAS = "candidate"
+ROLLOUT_MODES = ("shadow", "canary")
 _ALIAS_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _HISTORY_PAGE = 50
 
@@ -91,6 +100,32 @@ class AliasChange:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A candidate being proven on live traffic before it takes production."""
+
+    model: str
+    version: str
+    production_version: str
+    mode: str  # shadow | canary
+    percent: float  # the canary's share of requests (0 for a shadow)
+    rollout_id: str
+    started_at: str
+    actor: str
+    reason: str
+    last_check: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {
+            "last_check": dict(self.last_check)
+        }
+
+    @property
+    def describe(self) -> str:
+        share = f" {self.percent:g}%" if self.mode == "canary" else ""
+        return f"{self.mode}{share} of v{self.version} against v{self.production_version}"
 
 
 @dataclass(frozen=True)
@@ -282,10 +317,227 @@ class Registry:
 
     def aliases(self, model: str) -> dict[str, str]:
         """Every alias of ``model`` and the version it points at."""
-        return {
-            item["sk"]["S"].removeprefix("alias#"): item["version"]["S"]
-            for item in self._query(model, "alias#")
+        return self.serving(model)[0]
+
+    def serving(self, model: str) -> tuple[dict[str, str], Rollout | None]:
+        """The aliases and the active rollout, if any, in one query: what inference serves."""
+        aliases: dict[str, str] = {}
+        rollout = None
+        for item in self._query(model, "alias#"):
+            name = item["sk"]["S"].removeprefix("alias#")
+            aliases[name] = item["version"]["S"]
+            if name == ROLLOUT_ALIAS and "mode" in item:
+                rollout = _rollout(model, item)
+        return aliases, rollout
+
+    def get_rollout(self, model: str) -> Rollout | None:
+        response = self._call(
+            "get_item",
+            TableName=self.table,
+            Key={"pk": _pk(model), "sk": {"S": f"alias#{ROLLOUT_ALIAS}"}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return _rollout(model, item) if item and "mode" in item else None
+
+    def start_rollout(
+        self,
+        model: str,
+        version: str,
+        *,
+        mode: str,
+        percent: float,
+        rollout_id: str,
+        actor: str,
+        reason: str,
+    ) -> Rollout:
+        """Start proving registered ``version`` against the current production version.
+
+        One transaction: the rollout item (only if no rollout is active), a check that
+        production still points where it was read and that ``version`` is registered and
+        neither rejected nor in production. ``ConflictError`` names what failed."""
+        version = parse_version(version)
+        if mode not in ROLLOUT_MODES:
+            raise InvalidInputError(
+                f"{mode!r} is not a rollout mode",
+                [Problem("mode", f"expected one of {', '.join(ROLLOUT_MODES)}")],
+            )
+        if mode == "canary" and not 0 < percent <= 100:
+            raise InvalidInputError(
+                f"a canary's share must be above 0 and at most 100, got {percent}",
+                [Problem("percent", "expected a number in (0, 100]")],
+            )
+        production = self._alias_state(model, PRODUCTION).version
+        if production is None:
+            raise ConflictError(f"{model} has no production version to roll out against")
+        if production == version:
+            raise ConflictError(f"v{version} of {model} is already in production")
+        record = self.get_version(model, version)
+        if record is None:
+            raise ConflictError(f"version {version} of {model} is not registered")
+        if record.status == REJECTED:
+            raise ConflictError(
+                f"version {version} of {model} was rejected{_because(record.reasons)}"
+            )
+        rollout = Rollout(
+            model=model,
+            version=version,
+            production_version=production,
+            mode=mode,
+            percent=float(percent) if mode == "canary" else 0.0,
+            rollout_id=rollout_id,
+            started_at=_now(),
+            actor=actor,
+            reason=reason,
+        )
+        item = {
+            "pk": _pk(model),
+            "sk": {"S": f"alias#{ROLLOUT_ALIAS}"},
+            "version": {"S": version},
+            "production_version": {"S": production},
+            "mode": {"S": mode},
+            "percent": {"N": repr(rollout.percent)},
+            "rollout_id": {"S": rollout_id},
+            "started_at": {"S": rollout.started_at},
+            "updated_at": {"S": rollout.started_at},
+            "actor": {"S": actor},
+            "reason": {"S": reason},
+            "last_check": {"S": "{}"},
         }
+        self._transact(
+            [
+                (
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": item,
+                            # A plain candidate alias (set by hand, before rollouts) is replaced.
+                            "ConditionExpression": "attribute_not_exists(sk) OR "
+                            "attribute_not_exists(#mode)",
+                            "ExpressionAttributeNames": {"#mode": "mode"},
+                        }
+                    },
+                    f"a rollout of {model} is already in progress: it must end "
+                    "(promoted or rolled back) before another starts",
+                ),
+                (
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table,
+                            "Key": {"pk": _pk(model), "sk": {"S": f"alias#{PRODUCTION}"}},
+                            "ConditionExpression": "#version = :production",
+                            "ExpressionAttributeNames": {"#version": "version"},
+                            "ExpressionAttributeValues": {":production": {"S": production}},
+                        }
+                    },
+                    _moved(model, PRODUCTION, production, None),
+                ),
+                (
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table,
+                            "Key": {"pk": _pk(model), "sk": _version_sk(version)},
+                            "ConditionExpression": "attribute_exists(sk) AND "
+                            "#status <> :rejected AND #status <> :production",
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": {
+                                ":rejected": {"S": REJECTED},
+                                ":production": {"S": PRODUCTION},
+                            },
+                        }
+                    },
+                    f"version {version} of {model} was rejected or promoted meanwhile",
+                ),
+            ]
+        )
+        return rollout
+
+    def record_check(self, model: str, rollout_id: str, check: Mapping[str, Any]) -> None:
+        """Keep the evaluator's latest verdict on the rollout (what ``mlops status`` shows);
+        ``ConflictError`` if that rollout has ended."""
+        self._call(
+            "update_item",
+            TableName=self.table,
+            Key={"pk": _pk(model), "sk": {"S": f"alias#{ROLLOUT_ALIAS}"}},
+            UpdateExpression="SET last_check = :check, updated_at = :now",
+            ConditionExpression="rollout_id = :id",
+            ExpressionAttributeValues={
+                ":check": {"S": json.dumps(dict(check), default=str)},
+                ":now": {"S": _now()},
+                ":id": {"S": rollout_id},
+            },
+            conflict=f"rollout {rollout_id} of {model} is no longer active",
+        )
+
+    def finish_rollout(
+        self,
+        rollout: Rollout,
+        *,
+        promote: bool,
+        actor: str,
+        reason: str,
+        status: str = REJECTED,
+    ) -> AliasChange | None:
+        """End ``rollout`` in one transaction, conditioned on it still being the active one.
+
+        ``promote``: production moves to the candidate (if it still points at the version the
+        rollout compared with), history item and statuses as for any promotion. Otherwise
+        the candidate is taken off traffic and gets ``status`` (``rejected`` after a failed
+        rollout, ``archived`` when superseded) with ``rolled back: <reason>`` in its reasons;
+        production is untouched."""
+        end = (
+            {
+                "Delete": {
+                    "TableName": self.table,
+                    "Key": {"pk": _pk(rollout.model), "sk": {"S": f"alias#{ROLLOUT_ALIAS}"}},
+                    "ConditionExpression": "rollout_id = :id",
+                    "ExpressionAttributeValues": {":id": {"S": rollout.rollout_id}},
+                }
+            },
+            f"rollout {rollout.rollout_id} of {rollout.model} is no longer active",
+        )
+        if promote:
+            return self._move(
+                rollout.model,
+                PRODUCTION,
+                rollout.version,
+                rollout.production_version,
+                actor=actor,
+                reason=reason,
+                kind=PROMOTE,
+                target_must_exist=True,
+                allow_rejected=False,
+                extra=[end],
+            )
+        if status not in (REJECTED, ARCHIVED):
+            raise _status_problem(status)
+        self._transact(
+            [
+                end,
+                (
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {"pk": _pk(rollout.model), "sk": _version_sk(rollout.version)},
+                            "UpdateExpression": "SET #status = :status, updated_at = :now, "
+                            "reasons = list_append(if_not_exists(reasons, :none), :reason)",
+                            "ConditionExpression": "attribute_exists(sk) AND "
+                            "#status <> :production",
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": {
+                                ":status": {"S": status},
+                                ":now": {"S": _now()},
+                                ":none": {"L": []},
+                                ":reason": _strings([f"rolled back: {reason}"]),
+                                ":production": {"S": PRODUCTION},
+                            },
+                        }
+                    },
+                    f"version {rollout.version} of {rollout.model} is in production",
+                ),
+            ]
+        )
+        return None
 
     def get_alias(self, model: str, alias: str) -> str | None:
         return self._alias_state(model, alias).version
@@ -428,6 +680,7 @@ class Registry:
         allow_rejected: bool,
         unwinds: int | None = None,
         leaving_reason: str | None = None,
+        extra: list[tuple[dict[str, Any], str]] | None = None,
     ) -> AliasChange:
         _check_alias(alias)
         if expected is not None:
@@ -509,7 +762,7 @@ class Registry:
             and self.get_version(model, expected) is not None
         ):
             operations.append(self._archive_operation(model, expected, at, leaving_reason))
-        self._transact(operations)
+        self._transact(operations + (extra or []))
         return change
 
     def _target_operation(
@@ -745,6 +998,22 @@ def _record(model: str, item: Mapping[str, Any]) -> VersionRecord:
         status=_LEGACY_STATUSES.get(status, status),
         reasons=tuple(value["S"] for value in item.get("reasons", {}).get("L", [])),
         lineage=json.loads(lineage) if lineage else {},
+    )
+
+
+def _rollout(model: str, item: Mapping[str, Any]) -> Rollout:
+    check = item.get("last_check", {}).get("S")
+    return Rollout(
+        model=model,
+        version=item["version"]["S"],
+        production_version=item["production_version"]["S"],
+        mode=item["mode"]["S"],
+        percent=float(item["percent"]["N"]),
+        rollout_id=item["rollout_id"]["S"],
+        started_at=item["started_at"]["S"],
+        actor=item.get("actor", {}).get("S", ""),
+        reason=item.get("reason", {}).get("S", ""),
+        last_check=json.loads(check) if check else {},
     )
 
 

@@ -88,8 +88,12 @@ def capture_lines(
     predictions: list[Any],
     probabilities: list[dict[str, float]] | None,
     max_bytes: int = MAX_LINE_BYTES,
+    candidate_error: str | None = None,
 ) -> list[str]:
     """The capture line(s) for one request, each at most ``max_bytes`` bytes.
+
+    ``candidate_error`` says that a rollout's candidate was asked for this request (shadow or
+    canary) and failed, so production answered: the rollout's evaluator counts it.
 
     One line unless it would be too big; then parts ``1..n`` sharing ``request_id``, each
     holding whole instances with their outputs. An instance too big for a line on its own is
@@ -120,6 +124,8 @@ def capture_lines(
     }
     if probabilities is not None:
         tail["probabilities"] = probabilities
+    if candidate_error is not None:
+        tail["candidate_error"] = candidate_error
     head = _capture_head(model, version, alias, variant)
     try:
         line = head + _encode(tail)[1:]

@@ -225,10 +225,17 @@ class DriftService:
         cooldown = self._cooldown(now, drift.cooldown_hours)
         requested = False
         if (dataset_drift or breach) and act and self._bus is not None and report["version"]:
+            rollout = self._registry.get_rollout(self._model)
             if cooldown["active"]:
                 reasons.append(
                     f"retraining not requested: cool-down until {cooldown['until']} "
                     f"(last request {cooldown['last_request_at']})"
+                )
+            elif rollout is not None:
+                # A candidate is already being proven on this traffic: a new one trained on
+                # the same data would supersede it and start the proof over.
+                reasons.append(
+                    f"retraining not requested: a rollout is in progress ({rollout.describe})"
                 )
             else:
                 requested = True

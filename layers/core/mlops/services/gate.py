@@ -36,6 +36,7 @@ from mlops.errors import (
 )
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.inference import load_version
+from mlops.services.rollout import RolloutService
 from mlops.settings import gate_settings
 
 PRODUCTION = "production"
@@ -229,7 +230,10 @@ class CandidateGate:
         gate = lineage.get("gate") or {}
         champion = (lineage.get("champion") or {}).get("version")
         status, reasons = record.status, tuple(record.reasons)
-        settled = any(r.startswith(("not promoted:", "registered as a candidate")) for r in reasons)
+        settled = any(
+            r.startswith(("not promoted:", "registered as a candidate", "rollout started:"))
+            for r in reasons
+        )
         if status == "candidate" and gate.get("passed") and not settled:
             evaluation = _Evaluation(
                 dict(record.metrics),
@@ -310,6 +314,8 @@ class CandidateGate:
             reasons = (*reasons, "registered as a candidate: promotion is manual")
             self._registry.set_status(config.name, version, "candidate", reasons)
             return "candidate", reasons
+        if config.rollout.mode != "direct" and evaluation.champion_version is not None:
+            return self._roll_out(config, version, candidate_id, evaluation, reasons)
         try:
             self._registry.promote(
                 config.name,
@@ -332,6 +338,38 @@ class CandidateGate:
             return "candidate", reasons
         metrics.add_metric(name="CandidatePromoted", unit=MetricUnit.Count, value=1)
         return "production", reasons
+
+    def _roll_out(
+        self,
+        config: ModelConfig,
+        version: str,
+        candidate_id: str,
+        evaluation: _Evaluation,
+        reasons: tuple[str, ...],
+    ) -> tuple[str, tuple[str, ...]]:
+        """Start a shadow or canary instead of promoting: live traffic decides (DESIGN §6)."""
+        rollouts = RolloutService(
+            model=config.name,
+            store=self._store,
+            registry=self._registry,
+            actor=f"{self._actor} (candidate {candidate_id})",
+        )
+        why = evaluation.decision.reasons[-1] if evaluation.decision.reasons else "passed the gate"
+        try:
+            rollout = rollouts.start(
+                version,
+                mode=config.rollout.mode,
+                percent=config.rollout.canary_percent,
+                reason=why,
+            )
+        except ConflictError as exc:
+            reasons = (*reasons, f"not promoted: its rollout could not start ({exc.message})")
+            self._registry.set_status(config.name, version, "candidate", reasons)
+            metrics.add_metric(name="PromotionConflicts", unit=MetricUnit.Count, value=1)
+            return "candidate", reasons
+        reasons = (*reasons, f"rollout started: {rollout.describe}")
+        self._registry.set_status(config.name, version, "candidate", reasons)
+        return "candidate", reasons
 
     def _staged_files(self, prefix: str, doc: Mapping[str, Any]) -> dict[str, bytes]:
         files = {}

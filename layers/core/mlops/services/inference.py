@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops.adapters.model_store import ModelStore, version_prefix
-from mlops.adapters.registry import Registry
+from mlops.adapters.registry import PRODUCTION, Registry, Rollout
 from mlops.domain import capture
 from mlops.domain.manifest import Manifest
 from mlops.domain.schema import valid_unicode
@@ -77,6 +77,24 @@ class ServingState:
 
 
 @dataclass(frozen=True)
+class LiveRollout:
+    """A rollout whose candidate is loaded: what a request may be routed to."""
+
+    rollout: Rollout
+    candidate: LoadedModel
+
+    def routes_to_candidate(self, key: str) -> bool:
+        """Whether a canary answers the request keyed ``key``: a stable hash of the rollout
+        and the key, so one ``request_id`` always meets the same variant in a rollout."""
+        if self.rollout.mode != "canary":
+            return False
+        digest = hashlib.blake2b(
+            f"{self.rollout.rollout_id}:{key}".encode(), digest_size=8
+        ).digest()
+        return int.from_bytes(digest) * 100.0 < self.rollout.percent * 2**64
+
+
+@dataclass(frozen=True)
 class _Outcome:
     """The result of one alias re-check, produced off the request thread."""
 
@@ -85,6 +103,9 @@ class _Outcome:
     loaded: LoadedModel | None = None
     error: MlopsError | None = None
     seconds: float = 0.0
+    rollout: Rollout | None = None
+    candidate: LoadedModel | None = None
+    candidate_error: MlopsError | None = None
 
 
 class ModelProvider:
@@ -116,6 +137,9 @@ class ModelProvider:
         self._lock = threading.RLock()
         self._worker: threading.Thread | None = None
         self._outcome: _Outcome | None = None
+        self._rollout: Rollout | None = None
+        self._live: LiveRollout | None = None  # one attribute: read atomically by requests
+        self._candidate_reason: str | None = None
 
     @property
     def aliases(self) -> dict[str, str]:
@@ -124,6 +148,29 @@ class ModelProvider:
     def expire(self) -> None:
         """Re-check the alias on the next request (e.g. after a SnapStart restore)."""
         self._next_check = 0.0
+
+    def live_rollout(self) -> LiveRollout | None:
+        """The active rollout, when its candidate is loaded (call after ``current``)."""
+        return self._live
+
+    def rollout_state(self) -> dict[str, Any] | None:
+        """The active rollout as /health and /model show it: whether its candidate serves."""
+        rollout = self._rollout
+        if rollout is None:
+            return None
+        live = self._live
+        state: dict[str, Any] = {
+            "version": rollout.version,
+            "mode": rollout.mode,
+            "percent": rollout.percent,
+            "started_at": rollout.started_at,
+            "loaded": live is not None and live.rollout.rollout_id == rollout.rollout_id,
+        }
+        if not state["loaded"]:
+            state["reason"] = self._candidate_reason or (
+                "loading the candidate" if self._refreshing() else "not loaded yet"
+            )
+        return state
 
     def state(self) -> ServingState:
         served = self._loaded.version if self._loaded else None
@@ -169,23 +216,30 @@ class ModelProvider:
                 return False
             # Claim this check, so concurrent requests neither repeat nor wait for it twice.
             self._next_check = self._clock() + self._refresh_seconds
+            live = self._live
             self._worker = threading.Thread(
-                target=self._fetch_in_background, args=(self._loaded,), daemon=True
+                target=self._fetch_in_background,
+                args=(self._loaded, live.candidate if live else None),
+                daemon=True,
             )
             self._worker.start()
             return True
 
-    def _fetch_in_background(self, loaded: LoadedModel | None) -> None:
-        self._outcome = self._fetch(loaded)
+    def _fetch_in_background(
+        self, loaded: LoadedModel | None, candidate: LoadedModel | None = None
+    ) -> None:
+        self._outcome = self._fetch(loaded, candidate)
 
-    def _fetch(self, loaded: LoadedModel | None) -> _Outcome:
+    def _fetch(self, loaded: LoadedModel | None, candidate: LoadedModel | None = None) -> _Outcome:
         """Read the aliases and load the version the alias names if it is not ``loaded``.
         I/O only: no logging, no metrics, no shared state but the returned outcome."""
         started = time.perf_counter()
         aliases: dict[str, str] | None = None
         version: str | None = None
         try:
-            aliases = self._registry.aliases(self.model_name)
+            aliases, rollout = self._registry.serving(self.model_name)
+            if self.alias != PRODUCTION:
+                rollout = None  # a rollout is proven against production only
             raw = aliases.get(self.alias)
             if raw is None:
                 raise ModelUnavailableError(f"alias {self.alias} of {self.model_name} is not set")
@@ -197,7 +251,26 @@ class ModelProvider:
                     f"alias {self.alias} names {raw!r}, which is not a version number"
                 ) from exc
             new = None if loaded is not None and loaded.version == version else self._load(version)
-            return _Outcome(aliases, version, new, seconds=time.perf_counter() - started)
+            challenger, challenger_error = None, None
+            if rollout is not None:
+                if candidate is not None and candidate.version == rollout.version:
+                    challenger = candidate
+                else:
+                    # A candidate that cannot be loaded (a sha256 mismatch, a broken file) is
+                    # never served: production answers every request, and the error is shown.
+                    try:
+                        challenger = self._load(rollout.version)
+                    except MlopsError as exc:
+                        challenger_error = exc
+            return _Outcome(
+                aliases,
+                version,
+                new,
+                seconds=time.perf_counter() - started,
+                rollout=rollout,
+                candidate=challenger,
+                candidate_error=challenger_error,
+            )
         except MlopsError as exc:
             return _Outcome(aliases, version, error=exc, seconds=time.perf_counter() - started)
         except Exception as exc:  # a bug must not kill the refresh silently
@@ -213,6 +286,7 @@ class ModelProvider:
         previous = self._loaded
         if outcome.aliases is not None:
             self._aliases = outcome.aliases
+            self._apply_rollout(outcome)
         if outcome.alias_version is not None or outcome.aliases is not None:
             self._alias_version = outcome.alias_version
         if outcome.loaded is not None:
@@ -244,6 +318,39 @@ class ModelProvider:
             refresh_ms=round(outcome.seconds * 1000, 1),
         )
         metrics.add_metric(name="ModelRefreshFailures", unit=MetricUnit.Count, value=1)
+
+    def _apply_rollout(self, outcome: _Outcome) -> None:
+        rollout = outcome.rollout
+        if rollout is None or outcome.error is not None:
+            if self._rollout is not None and outcome.error is None:
+                logger.info("rollout ended", candidate_version=self._rollout.version)
+            # A failed re-check keeps what was known only for production: with the registry
+            # unreachable, the candidate stops answering until the rollout can be read again.
+            self._rollout = rollout if outcome.error is None else None
+            self._live = None
+            return
+        previous = self._live
+        self._rollout = rollout
+        if outcome.candidate is not None:
+            self._live = LiveRollout(rollout, outcome.candidate)
+            self._candidate_reason = None
+            if previous is None or previous.rollout.rollout_id != rollout.rollout_id:
+                logger.info(
+                    "rollout serving",
+                    candidate_version=rollout.version,
+                    mode=rollout.mode,
+                    percent=rollout.percent,
+                )
+            return
+        self._live = None
+        error = outcome.candidate_error
+        self._candidate_reason = error.message if error else None
+        logger.error(
+            "candidate not loaded; production answers every request",
+            candidate_version=rollout.version,
+            error=str(error),
+        )
+        metrics.add_metric(name="CandidateLoadFailures", unit=MetricUnit.Count, value=1)
 
     def _load(self, version: str) -> LoadedModel:
         return load_version(self._store, self._registry, self.model_name, version)
@@ -321,12 +428,24 @@ class InferenceService:
         started = time.perf_counter()
         instances, request_id = _parse_request(body)
         loaded = self._provider.current()
+        live = self._provider.live_rollout()
+        # Production's signature is the API's contract: a request it accepts is never refused.
         columns = loaded.manifest.signature.columns(instances, self._max_instances)
-        scores = loaded.model.score(columns)
+        prediction_ids = [str(uuid.uuid4()) for _ in instances]
+        serving, variant, candidate_error = loaded, PRODUCTION, None
+        scores = None
+        if live is not None and live.routes_to_candidate(
+            request_id or gateway_request_id or prediction_ids[0]
+        ):
+            scores, candidate_error = _score_candidate(live, instances, self._max_instances)
+            if scores is not None:
+                serving, variant = live.candidate, "canary"
+        if scores is None:
+            scores = loaded.model.score(columns)
         response: dict[str, Any] = {
-            "model_version": loaded.version,
+            "model_version": serving.version,
             "predictions": scores.values,
-            "prediction_ids": [str(uuid.uuid4()) for _ in scores.values],
+            "prediction_ids": prediction_ids,
         }
         probabilities = scores.probability_dicts()
         if probabilities is not None:
@@ -334,22 +453,69 @@ class InferenceService:
         if request_id is not None:
             response["request_id"] = request_id
         if self._sample_rate >= 1.0 or random.random() < self._sample_rate:
+            latency_ms = (time.perf_counter() - started) * 1000
+            key = request_id or gateway_request_id or str(uuid.uuid4())
+            shadow: list[str] = []
+            if live is not None and live.rollout.mode == "shadow":
+                # After the answer is final, and only for captured requests: what the shadow
+                # says is worth nothing unless it is captured. One ONNX run, never returned.
+                shadow, candidate_error = self._shadow(live, instances, response, key)
             self._capture(
-                loaded,
-                instances,
-                response,
-                request_id or gateway_request_id or str(uuid.uuid4()),
-                (time.perf_counter() - started) * 1000,
+                serving,
+                variant,
+                instances=instances,
+                response=response,
+                request_id=key,
+                latency_ms=latency_ms,
+                candidate_error=candidate_error,
             )
+            for line in shadow:
+                self._emit(line)
         return response
+
+    def _shadow(
+        self,
+        live: LiveRollout,
+        instances: list[dict[str, Any]],
+        response: dict[str, Any],
+        request_id: str,
+    ) -> tuple[list[str], str | None]:
+        """The shadow's capture lines for this request (sharing its prediction ids, so labels
+        join both variants), or why the candidate failed."""
+        started = time.perf_counter()
+        scores, error = _score_candidate(live, instances, self._max_instances)
+        if scores is None:
+            return [], error
+        try:
+            lines = capture.capture_lines(
+                model=self._provider.model_name,
+                version=live.candidate.version,
+                alias=self._provider.alias,
+                variant="shadow",
+                request_id=request_id,
+                timestamp_ms=self._clock_ms(),
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                instances=instances,
+                prediction_ids=response["prediction_ids"],
+                predictions=scores.values,
+                probabilities=scores.probability_dicts(),
+            )
+        except Exception as exc:  # capture must never fail a prediction
+            logger.error("shadow capture failed", error=f"{type(exc).__name__}: {exc}")
+            metrics.add_metric(name="CaptureFailures", unit=MetricUnit.Count, value=1)
+            return [], None
+        return lines, None
 
     def _capture(
         self,
         loaded: LoadedModel,
+        variant: str,
+        *,
         instances: list[dict[str, Any]],
         response: dict[str, Any],
         request_id: str,
         latency_ms: float,
+        candidate_error: str | None = None,
     ) -> None:
         """Never fails or slows a prediction beyond encoding one line: a capture that cannot
         be written is counted and logged, and the answer goes out regardless."""
@@ -358,7 +524,7 @@ class InferenceService:
                 model=self._provider.model_name,
                 version=loaded.version,
                 alias=self._provider.alias,
-                variant=self._provider.alias,
+                variant=variant,
                 request_id=request_id,
                 timestamp_ms=self._clock_ms(),
                 latency_ms=round(latency_ms, 3),
@@ -366,6 +532,7 @@ class InferenceService:
                 prediction_ids=response["prediction_ids"],
                 predictions=response["predictions"],
                 probabilities=response.get("probabilities"),
+                candidate_error=candidate_error,
             ):
                 self._emit(line)
         except Exception as exc:  # capture must never fail a prediction
@@ -417,7 +584,32 @@ class InferenceService:
         out: dict[str, Any] = {"alias": self._provider.alias, "alias_version": state.alias_version}
         if not state.consistent:
             out["reason"] = state.reason
+        rollout = self._provider.rollout_state()
+        if rollout is not None:
+            out["rollout"] = rollout
         return out
+
+
+def _score_candidate(
+    live: LiveRollout, instances: list[dict[str, Any]], max_instances: int
+) -> tuple[Any, str | None]:
+    """The candidate's scores, or None and why it failed: a failing candidate is counted and
+    logged, and production answers (the rollout's evaluator sees the error rate)."""
+    candidate = live.candidate
+    try:
+        return candidate.model.score(
+            candidate.manifest.signature.columns(instances, max_instances)
+        ), None
+    except Exception as exc:  # onnxruntime raises its own types; any failure is the candidate's
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        logger.warning(
+            "candidate failed; production answered",
+            candidate_version=candidate.version,
+            mode=live.rollout.mode,
+            error=error,
+        )
+        metrics.add_metric(name="CandidateErrors", unit=MetricUnit.Count, value=1)
+        return None, error
 
 
 def _parse_request(body: Any) -> tuple[Any, str | None]:

@@ -34,8 +34,9 @@ def promote(
     refuse to load.
 
     A version the gate rejected is refused unless ``force``, and forcing needs a reason (it
-    is kept in the alias history). Raises ``ConflictError`` when the version is not
-    registered, was rejected, or the alias moved while this ran.
+    is kept in the alias history). While a rollout is in progress, promoting its candidate
+    ends it early; promoting another version is refused. Raises ``ConflictError`` when the
+    version is not registered, was rejected, or the alias moved while this ran.
     """
     version = parse_version(version)
     if force and not reason.strip():
@@ -54,6 +55,19 @@ def promote(
         )
     if store is not None:
         verify_artifacts(store, registry, model, version)
+    rollout = registry.get_rollout(model) if alias == PRODUCTION else None
+    if rollout is not None:
+        if rollout.version != version:
+            raise ConflictError(
+                f"a rollout ({rollout.describe}) is in progress: end it first "
+                "(`mlops rollback`), or promote its candidate"
+            )
+        # Promoting the candidate by hand ends its rollout early, in the same transaction.
+        change = registry.finish_rollout(
+            rollout, promote=True, actor=actor, reason=reason or "promoted by hand"
+        )
+        assert change is not None
+        return change
     current = registry.get_alias(model, alias)
     return registry.promote(
         model, version, expected=current, actor=actor, reason=reason, alias=alias, force=force

@@ -1,0 +1,283 @@
+"""Safe rollouts (DESIGN §6): start a shadow or canary, judge it on live traffic, end it.
+
+The gate (or ``mlops promote --rollout``) starts a rollout; the inference function reads it with
+the aliases and routes traffic; the drift evaluator's schedule calls ``evaluate``, which reads
+both versions' captures since the rollout began and the labels that arrived, asks
+``domain.rollout.judge_rollout`` and promotes or rolls back in one registry transaction
+conditioned on the rollout still being the active one. Every evaluation writes a JSON report
+under ``reports/rollout/`` and keeps its verdict on the rollout item (``mlops status``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mlops.adapters.aws import client
+from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.registry import ARCHIVED, REJECTED, AliasChange, Registry, Rollout
+from mlops.adapters.training_data import TrainingDataStore
+from mlops.domain.config import ModelConfig
+from mlops.domain.rollout import judge_rollout
+from mlops.errors import ConflictError, IntegrityError
+from mlops.observability import MetricUnit, logger, metrics
+from mlops.services.promotion import verify_artifacts
+from mlops.services.stack_config import stack_config
+from mlops.settings import drift_settings
+
+REPORTS = "reports/rollout/"
+
+
+@dataclass(frozen=True)
+class RolloutOutcome:
+    """One evaluation of the active rollout: the verdict, what was done, where it is reported."""
+
+    rollout: Rollout
+    decision: str  # wait | promote | rollback
+    acted: bool
+    reasons: list[str]
+    report_uri: str
+    verdict: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.rollout.version,
+            "production_version": self.rollout.production_version,
+            "mode": self.rollout.mode,
+            "percent": self.rollout.percent,
+            "decision": self.decision,
+            "acted": self.acted,
+            "reasons": self.reasons,
+            "report": self.report_uri,
+        }
+
+
+class RolloutService:
+    def __init__(
+        self,
+        *,
+        model: str,
+        store: ModelStore,
+        registry: Registry,
+        actor: str,
+        traffic: TrainingDataStore | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._model = model
+        self._store = store
+        self._registry = registry
+        self._traffic = traffic
+        self._actor = actor
+        self._clock = clock
+
+    def start(
+        self, version: str, *, mode: str, percent: float, reason: str, actor: str | None = None
+    ) -> Rollout:
+        """Put registered ``version`` in front of live traffic as a shadow or canary.
+
+        Its artifacts are checked against the registry first (inference would refuse them).
+        A rollout of another version still running is superseded (that candidate is
+        archived: it was trained on older data); one of the same version is returned as is,
+        so a retried start is harmless."""
+        actor = actor or self._actor
+        verify_artifacts(self._store, self._registry, self._model, version)
+        active = self._registry.get_rollout(self._model)
+        if active is not None:
+            if active.version == version:
+                return active
+            self._registry.finish_rollout(
+                active,
+                promote=False,
+                actor=actor,
+                reason=f"superseded by v{version} before its rollout ended",
+                status=ARCHIVED,
+            )
+            logger.info("rollout superseded", version=active.version, by_version=version)
+        rollout = self._registry.start_rollout(
+            self._model,
+            version,
+            mode=mode,
+            percent=percent,
+            rollout_id=f"r{version}-{uuid.uuid4().hex[:8]}",
+            actor=actor,
+            reason=reason,
+        )
+        metrics.add_metric(name="RolloutStarted", unit=MetricUnit.Count, value=1)
+        logger.info("rollout started", **rollout.as_dict())
+        return rollout
+
+    def abort(self, *, reason: str, actor: str | None = None) -> Rollout:
+        """Take the active rollout's candidate off traffic now (``mlops rollback``): it is
+        rejected with the reason; production is untouched. ``ConflictError`` if none."""
+        rollout = self._registry.get_rollout(self._model)
+        if rollout is None:
+            raise ConflictError(f"no rollout of {self._model} is in progress")
+        self._registry.finish_rollout(
+            rollout, promote=False, actor=actor or self._actor, reason=reason, status=REJECTED
+        )
+        metrics.add_metric(name="RolloutRolledBack", unit=MetricUnit.Count, value=1)
+        logger.warning("rollout rolled back", version=rollout.version, reason=reason)
+        return rollout
+
+    def evaluate(self, *, act: bool = True) -> RolloutOutcome | None:
+        """Judge the active rollout on the traffic since it began (None when there is none);
+        with ``act``, promote or roll back as the verdict says."""
+        rollout = self._registry.get_rollout(self._model)
+        if rollout is None:
+            return None
+        if self._traffic is None:
+            raise ValueError("evaluating a rollout needs the capture bucket (traffic=)")
+        config = stack_config(self._store, self._model)
+        now = self._clock()
+        started = datetime.fromisoformat(rollout.started_at)
+        verdict = self._judge(rollout, config, started, now)
+        decision = str(verdict["decision"])
+        reasons = [str(r) for r in verdict.get("reasons", [])]
+        stamp = f"{now:%Y%m%dT%H%M%S}-{now.microsecond // 1000:03d}Z-v{rollout.version}"
+        key = f"{REPORTS}{stamp}.json"
+        uri = self._store.uri(key)
+        acted = False
+        if act and decision in ("promote", "rollback"):
+            decision, reasons, acted = self._act(rollout, decision, reasons, uri)
+        report = {
+            "schema": 1,
+            "kind": "rollout",
+            "model": self._model,
+            "evaluated_at": now.isoformat(timespec="seconds"),
+            "rollout": rollout.as_dict() | {"last_check": None},
+            "decision": decision,
+            "acted": acted,
+            "reasons": reasons,
+            "verdict": verdict,
+        }
+        self._store.put_bytes(key, json.dumps(report, indent=2, default=str).encode())
+        if not acted:
+            summary = {
+                "at": report["evaluated_at"],
+                "decision": decision,
+                "reasons": reasons[:5],
+                "report": uri,
+            }
+            # The rollout may have ended meanwhile (an operator): the report still stands.
+            with contextlib.suppress(ConflictError):
+                self._registry.record_check(self._model, rollout.rollout_id, summary)
+        self._publish(rollout, decision, acted, verdict)
+        logger.info(
+            "rollout evaluated",
+            version=rollout.version,
+            mode=rollout.mode,
+            decision=decision,
+            acted=acted,
+            report=uri,
+        )
+        return RolloutOutcome(rollout, decision, acted, reasons, uri, verdict)
+
+    def _judge(
+        self, rollout: Rollout, config: ModelConfig, started: datetime, now: datetime
+    ) -> dict[str, Any]:
+        assert self._traffic is not None
+        since_ms = int(started.timestamp() * 1000)
+        # Labels arrive after their predictions: read feedback up to now, captures since start.
+        candidate, feedback, read = self._traffic.traffic(
+            self._model, started, now, version=rollout.version
+        )
+        production, _, read_production = self._traffic.traffic(
+            self._model, started, now, version=rollout.production_version
+        )
+        manifest = self._store.get_json(
+            version_prefix(self._model, rollout.version) + "manifest.json"
+        )
+        verdict = judge_rollout(
+            mode=rollout.mode,
+            task=config.task,
+            classes=tuple(manifest.get("classes") or ()),
+            metric=config.promotion.metric_for(config.task),
+            greater_is_better=config.promotion.greater_is_better(config.task),
+            production_rows=[r for r in production if int(r.get("ts", 0)) >= since_ms],
+            candidate_rows=[r for r in candidate if int(r.get("ts", 0)) >= since_ms],
+            feedback_rows=feedback,
+            label_delay_ms=int(config.drift.label_delay_hours * 3_600_000),
+            elapsed_seconds=max(0.0, (now - started).total_seconds()),
+            config=config.rollout,
+        )
+        doc = verdict.as_dict()
+        doc["sources"] = {"candidate": read, "production": read_production}
+        return doc
+
+    def _act(
+        self, rollout: Rollout, decision: str, reasons: list[str], report_uri: str
+    ) -> tuple[str, list[str], bool]:
+        """Promote or roll back; what was done and why. A candidate whose artifacts no longer
+        match the registry is rolled back instead of promoted; a production that moved
+        during the rollout (an operator) ends it as archived, not promoted."""
+        actor = f"{self._actor} (rollout {rollout.rollout_id})"
+        summary = "; ".join(reasons)[:900] or decision
+        if decision == "promote":
+            try:
+                verify_artifacts(self._store, self._registry, self._model, rollout.version)
+                change: AliasChange | None = self._registry.finish_rollout(
+                    rollout,
+                    promote=True,
+                    actor=actor,
+                    reason=f"{rollout.mode} passed: {summary} ({report_uri})",
+                )
+            except IntegrityError as exc:
+                decision, reasons = "rollback", [*reasons, f"not promoted: {exc.message}"]
+            except ConflictError as exc:
+                if self._registry.get_rollout(self._model) is None:
+                    return decision, [*reasons, f"not acted: {exc.message}"], False
+                self._registry.finish_rollout(
+                    rollout,
+                    promote=False,
+                    actor=actor,
+                    reason=f"production moved during the rollout ({exc.message})",
+                    status=ARCHIVED,
+                )
+                return "rollback", [*reasons, f"not promoted: {exc.message}"], True
+            else:
+                assert change is not None
+                metrics.add_metric(name="RolloutPromoted", unit=MetricUnit.Count, value=1)
+                logger.info("rollout promoted", version=rollout.version, report=report_uri)
+                return decision, reasons, True
+        try:
+            self._registry.finish_rollout(
+                rollout,
+                promote=False,
+                actor=actor,
+                reason=f"{rollout.mode} failed: {summary} ({report_uri})",
+                status=REJECTED,
+            )
+        except ConflictError as exc:
+            return decision, [*reasons, f"not acted: {exc.message}"], False
+        metrics.add_metric(name="RolloutRolledBack", unit=MetricUnit.Count, value=1)
+        logger.warning("rollout rolled back", version=rollout.version, report=report_uri)
+        return "rollback", reasons, True
+
+    def _publish(
+        self, rollout: Rollout, decision: str, acted: bool, verdict: dict[str, Any]
+    ) -> None:
+        metrics.add_metric(name="RolloutEvaluated", unit=MetricUnit.Count, value=1)
+        candidate = (verdict.get("variants") or {}).get("candidate") or {}
+        rate = candidate.get("error_rate")
+        if isinstance(rate, int | float):
+            metrics.add_metric(name="CandidateErrorRate", unit=MetricUnit.Count, value=rate)
+        if not acted and decision == "wait":
+            metrics.add_metric(name="RolloutWaiting", unit=MetricUnit.Count, value=1)
+
+
+def rollout_service() -> RolloutService:
+    """Composition root for the drift evaluator, which judges rollouts on its schedule."""
+    settings = drift_settings()
+    s3 = client("s3")
+    return RolloutService(
+        model=settings.model_name,
+        store=ModelStore(settings.model_bucket, s3),
+        registry=Registry(settings.registry_table, client("dynamodb")),
+        traffic=TrainingDataStore(settings.capture_bucket, s3),
+        actor=settings.service_name,
+    )

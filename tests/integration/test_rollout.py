@@ -1,0 +1,461 @@
+"""Safe rollouts through the real handlers against moto: the inference function routing a
+shadow or canary, the real prediction logger storing what it printed, the drift evaluator's
+handler judging the rollout on live labels and promoting or rolling back in the registry."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tomllib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from importlib import resources
+from types import ModuleType
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+
+from mlops import settings
+from mlops.adapters import aws
+from mlops.adapters.capture_store import CaptureStore
+from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.registry import Registry, Rollout
+from mlops.domain.config import ModelConfig, PromotionConfig
+from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
+from mlops.errors import ConflictError, IntegrityError
+from mlops.services import promotion
+from mlops.services.inference import load_version
+from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
+from mlops.services.rollout import RolloutService
+from mlops.services.stack_config import config_key
+from mlops.services.training import TrainingService
+from mlops_cli.local.stack import LambdaContext
+from tests.conftest import BUCKET, ROOT, TABLE, http_event, import_fresh, moto_resources
+from tests.integration.conftest import INFERENCE_ENV, invoker, load_handler_module
+
+MODEL = "house-prices"
+ENV = INFERENCE_ENV | {
+    "CAPTURE_BUCKET": BUCKET,
+    "RETRAIN_BUS": "test-retrain-bus",
+    "ALIAS_REFRESH_WAIT_SECONDS": "30",  # a request sees the re-check it triggers
+    "MAX_INSTANCES": "200",
+    "MAX_BODY_BYTES": "400000",
+}
+FEATURES = [
+    "sqft",
+    "bedrooms",
+    "bathrooms",
+    "year_built",
+    "lot_size",
+    "distance_to_center",
+    "interest_rate",
+    "location",
+    "property_type",
+]
+# Judged within seconds, on a few hundred labels: what a demo or a test can afford.
+FAST_ROLLOUT = """
+[rollout]
+mode = "canary"
+canary_percent = 50.0
+min_bake_minutes = 0
+min_requests = 100
+min_labels = 30
+"""
+
+
+@dataclass
+class Stack:
+    store: ModelStore
+    registry: Registry
+    rollouts: RolloutService
+    logger: PredictionLoggerService
+    config: ModelConfig
+
+    def handler(self) -> ModuleType:
+        return load_handler_module()
+
+    def start(self, mode: str, percent: float = 50.0) -> Rollout:
+        return self.rollouts.start("2", mode=mode, percent=percent, reason="test")
+
+
+@pytest.fixture(scope="module")
+def config(config: ModelConfig) -> ModelConfig:
+    # Any version that passes parity registers as a candidate: the gate has its own tests.
+    return replace(
+        config, promotion=PromotionConfig(min_relative_change=-1.0, min_absolute_change=-1e300)
+    )
+
+
+@pytest.fixture
+def stack(config: ModelConfig) -> Iterator[Stack]:
+    """v1 (month 0 of the market) in production and v2 (month 4) a registered candidate."""
+    with moto_resources(ENV):
+        boto3.client("events").create_event_bus(Name=ENV["RETRAIN_BUS"])
+        store = ModelStore(BUCKET, aws.client("s3"))
+        registry = Registry(TABLE, aws.client("dynamodb"))
+        trainer = TrainingService(store, registry, code_version="test")
+        trainer.train_and_register(config, _csv(0, 1500, seed=7), "s3://d/m0.csv")
+        v2 = trainer.train_and_register(
+            config, _csv(4, 1500, seed=8), "s3://d/m4.csv", promote=False
+        )
+        assert v2.version == "2"
+        shipped = resources.files("mlops.defaults").joinpath("house_prices.toml").read_text()
+        store.put_bytes(
+            config_key(MODEL), (shipped.split("\n[rollout]")[0] + FAST_ROLLOUT).encode()
+        )
+        rollouts = RolloutService(
+            model=MODEL,
+            store=store,
+            registry=registry,
+            actor="test",
+            traffic=_traffic_store(),
+        )
+        logger = PredictionLoggerService(
+            CaptureStore(BUCKET, aws.client("s3")), store, model_name=MODEL
+        )
+        yield Stack(store, registry, rollouts, logger, config)
+    sys.modules.pop("inference_app_under_test", None)
+    sys.modules.pop("drift_app_under_test", None)
+
+
+def _traffic_store() -> Any:
+    from mlops.adapters.training_data import TrainingDataStore
+
+    return TrainingDataStore(BUCKET, aws.client("s3"))
+
+
+def _csv(month: int, rows: int, *, seed: int) -> bytes:
+    return csv_bytes(generate(rows, conditions_for_month(month), seed=seed))
+
+
+def _instances(month: int, rows: int, *, seed: int) -> tuple[list[dict[str, Any]], np.ndarray]:
+    columns = generate(rows, conditions_for_month(month), seed=seed)
+    instances = [
+        {n: (v.item() if isinstance(v := columns[n][i], np.generic) else v) for n in FEATURES}
+        for i in range(rows)
+    ]
+    return instances, np.asarray(columns["price"], dtype=float)
+
+
+def _predict(invoke: Any, body: dict[str, Any]) -> dict[str, Any]:
+    event = http_event("http_predict.json", body)
+    event["requestContext"]["requestId"] = str(uuid.uuid4())  # unique per request, as on AWS
+    response = invoke(event)
+    assert response["statusCode"] == 200, response["body"]
+    return dict(json.loads(response["body"]))
+
+
+def _lines(out: str, kind: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for line in out.splitlines()
+        if line.startswith("{") and f'"type":"{kind}"' in line
+    ]
+
+
+def _direct(stack: Stack, version: str, instances: list[dict[str, Any]]) -> list[float]:
+    loaded = load_version(stack.store, stack.registry, MODEL, version)
+    return list(loaded.model.score(loaded.manifest.signature.columns(instances, 10_000)).values)
+
+
+# --- routing --------------------------------------------------------------------------------
+
+
+def test_a_shadow_never_changes_an_answer_and_is_captured_beside_it(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    instances, _ = _instances(4, 60, seed=31)
+    stack.start("shadow")
+    invoke = invoker(stack.handler())
+    capsys.readouterr()
+    answers = [_predict(invoke, {"instances": instances[i : i + 3]}) for i in range(0, 60, 3)]
+    out = capsys.readouterr().out
+    # Every answer is production's, value for value
+    assert {a["model_version"] for a in answers} == {"1"}
+    assert [p for a in answers for p in a["predictions"]] == _direct(stack, "1", instances)
+    # The shadow scored the same rows under the same prediction ids, captured, never returned
+    captures = _lines(out, "capture")
+    production = [c for c in captures if c["variant"] == "production"]
+    shadow = [c for c in captures if c["variant"] == "shadow"]
+    assert len(production) == len(shadow) == 20
+    assert {c["version"] for c in shadow} == {"2"}
+    assert [c["prediction_ids"] for c in shadow] == [a["prediction_ids"] for a in answers]
+    assert [p for c in shadow for p in c["predictions"]] == pytest.approx(
+        _direct(stack, "2", instances)
+    )
+    assert not any("candidate_error" in c for c in production)
+    health = json.loads(invoke(http_event("http_health.json"))["body"])
+    assert health["rollout"] | {"started_at": None} == {
+        "version": "2", "mode": "shadow", "percent": 0.0, "started_at": None, "loaded": True,
+    }  # fmt: skip
+
+
+def test_a_canary_answers_its_share_of_requests_sticky_per_request_id(stack: Stack) -> None:
+    instances, _ = _instances(0, 1, seed=3)
+    stack.start("canary", percent=30.0)
+    invoke = invoker(stack.handler())
+    n = 1200
+    served = [
+        _predict(invoke, {"instances": instances, "request_id": f"user-{i}"})["model_version"]
+        for i in range(n)
+    ]
+    share = served.count("2") / n
+    # Binomial: 30 % of 1,200 has a standard deviation of 1.3 points; 4 of them is 5.3.
+    assert abs(share - 0.30) < 4 * math.sqrt(0.3 * 0.7 / n), share
+    # The same request id meets the same model every time
+    again = [
+        _predict(invoke, {"instances": instances, "request_id": f"user-{i}"})["model_version"]
+        for i in range(100)
+    ]
+    assert again == served[:100]
+    # Without a request id each request is routed by API Gateway's own id: the share holds
+    anonymous = [_predict(invoke, {"instances": instances})["model_version"] for _ in range(600)]
+    assert abs(anonymous.count("2") / 600 - 0.30) < 4 * math.sqrt(0.3 * 0.7 / 600)
+
+
+def test_a_canary_answer_names_the_candidate_and_its_capture_says_canary(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    instances, _ = _instances(4, 5, seed=5)
+    stack.start("canary", percent=100.0)
+    invoke = invoker(stack.handler())
+    capsys.readouterr()
+    answer = _predict(invoke, {"instances": instances, "request_id": "r-1"})
+    assert answer["model_version"] == "2"
+    assert answer["predictions"] == pytest.approx(_direct(stack, "2", instances))
+    [line] = _lines(capsys.readouterr().out, "capture")
+    assert (line["version"], line["variant"]) == ("2", "canary")
+    assert line["prediction_ids"] == answer["prediction_ids"]
+
+
+def test_a_candidate_whose_artifact_was_replaced_is_never_loaded(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given v2's model.onnx replaced in the bucket after registration
+    v1 = stack.store.get_bytes(version_prefix(MODEL, "1") + "model.onnx")
+    boto3.client("s3").put_object(
+        Bucket=BUCKET, Key=version_prefix(MODEL, "2") + "model.onnx", Body=v1
+    )
+    # Then a rollout of it does not start
+    with pytest.raises(IntegrityError, match="sha256"):
+        stack.start("canary", percent=100.0)
+    assert stack.registry.get_rollout(MODEL) is None
+    # And one started behind the check's back (straight in the registry) serves nothing
+    stack.registry.start_rollout(
+        MODEL, "2", mode="canary", percent=100.0, rollout_id="r-forced", actor="t", reason="t"
+    )
+    invoke = invoker(stack.handler())
+    instances, _ = _instances(0, 2, seed=9)
+    capsys.readouterr()
+    versions = {_predict(invoke, {"instances": instances})["model_version"] for _ in range(50)}
+    assert versions == {"1"}
+    out = capsys.readouterr().out
+    health = json.loads(invoke(http_event("http_health.json"))["body"])
+    assert health["status"] == "ok"  # production serves as it should
+    assert health["rollout"]["loaded"] is False
+    assert "sha256" in health["rollout"]["reason"]
+    assert '"CandidateLoadFailures"' in out or "candidate not loaded" in out
+
+
+def test_a_candidate_that_fails_on_a_request_leaves_production_to_answer_it(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.start("canary", percent=100.0)
+    module = stack.handler()
+    invoke = invoker(module)
+    _predict(invoke, {"instances": _instances(0, 1, seed=1)[0]})  # loads the candidate
+    live = module.service._provider.live_rollout()
+    assert live is not None
+
+    class Broken:
+        def score(self, columns: Any) -> Any:
+            raise RuntimeError("onnxruntime: out of memory")
+
+    # A model that fails at run time (what no real ONNX file does on demand)
+    module.service._provider._live = replace(
+        live, candidate=replace(live.candidate, model=Broken())
+    )
+    capsys.readouterr()
+    answer = _predict(invoke, {"instances": _instances(0, 2, seed=2)[0]})
+    assert answer["model_version"] == "1"
+    [line] = _lines(capsys.readouterr().out, "capture")
+    assert line["version"] == "1"
+    assert line["candidate_error"] == "RuntimeError: onnxruntime: out of memory"
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+
+def test_one_rollout_at_a_time_and_only_against_the_production_it_read(stack: Stack) -> None:
+    first = stack.registry.start_rollout(
+        MODEL, "2", mode="shadow", percent=0, rollout_id="a", actor="t", reason="t"
+    )
+    with pytest.raises(ConflictError, match="already in progress"):
+        stack.registry.start_rollout(
+            MODEL, "2", mode="canary", percent=5, rollout_id="b", actor="t", reason="t"
+        )
+    # A started rollout is returned as is when started again (a retried gate)
+    assert stack.start("shadow").rollout_id == "a"
+    # A verdict on an ended rollout is refused
+    stack.registry.finish_rollout(first, promote=False, actor="t", reason="test")
+    with pytest.raises(ConflictError, match="no longer active"):
+        stack.registry.record_check(MODEL, "a", {"decision": "wait"})
+    # v2 was rejected by that rollback: it cannot be rolled out again
+    assert stack.registry.get_version(MODEL, "2").status == "rejected"
+    assert stack.registry.get_version(MODEL, "2").reasons[-1] == "rolled back: test"
+    with pytest.raises(ConflictError, match="rejected"):
+        stack.start("canary")
+
+
+def test_a_manual_promotion_of_another_version_waits_for_the_rollout(stack: Stack) -> None:
+    rollout = stack.start("canary", percent=10)
+    with pytest.raises(ConflictError, match="in progress"):
+        promotion.promote(stack.registry, MODEL, "1", actor="t", reason="t")
+    # Promoting the candidate itself ends the rollout early, in one transaction
+    change = promotion.promote(stack.registry, MODEL, "2", actor="ops", reason="looks good")
+    assert (change.from_version, change.to_version) == ("1", "2")
+    assert stack.registry.get_rollout(MODEL) is None
+    assert stack.registry.get_version(MODEL, "1").status == "archived"
+    with pytest.raises(ConflictError, match="no longer active"):
+        stack.registry.finish_rollout(rollout, promote=False, actor="t", reason="late")
+
+
+def test_a_new_candidate_supersedes_a_rollout_still_running(
+    stack: Stack, config: ModelConfig
+) -> None:
+    stack.start("canary", percent=10)
+    trainer = TrainingService(stack.store, stack.registry, code_version="test")
+    trainer.train_and_register(config, _csv(5, 1500, seed=9), "s3://d/m5.csv", promote=False)
+    rollout = stack.rollouts.start("3", mode="shadow", percent=0, reason="newer data")
+    assert rollout.version == "3"
+    v2 = stack.registry.get_version(MODEL, "2")
+    assert v2.status == "archived"
+    assert "superseded by v3" in v2.reasons[-1]
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+def _serve_and_label(
+    stack: Stack,
+    invoke: Any,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    month: int,
+    rows: int,
+    seed: int,
+) -> None:
+    """``rows`` predictions of ``month``'s market through the handler, each labeled with its
+    true price through /feedback, and what the function printed stored by the real logger."""
+    instances, prices = _instances(month, rows, seed=seed)
+    capsys.readouterr()
+    for start in range(0, rows, 10):
+        answer = _predict(
+            invoke, {"instances": instances[start : start + 10], "request_id": f"q{seed}-{start}"}
+        )
+        items = [
+            {"prediction_id": pid, "actual": float(prices[start + i])}
+            for i, pid in enumerate(answer["prediction_ids"])
+        ]
+        response = invoke(http_event("http_feedback.json", {"feedback": items}))
+        assert response["statusCode"] == 202, response["body"]
+    out = capsys.readouterr().out
+    lines = [
+        line
+        for line in out.splitlines()
+        if '"type":"capture"' in line or '"type":"feedback"' in line
+    ]
+    events = [LogEvent(uuid.uuid4().hex + f"{i:024d}", 0, line) for i, line in enumerate(lines)]
+    stack.logger.store_batch([replace(e, timestamp=json.loads(e.message)["ts"]) for e in events])
+
+
+def _evaluate(stack: Stack, drift: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The drift evaluator's handler, as its schedule invokes it: the rollout's outcome (and,
+    into ``drift``, the drift evaluation it made first)."""
+    settings.drift_settings.cache_clear()
+    aws.client.cache_clear()
+    handler = import_fresh("drift_app_under_test", ROOT / "functions/drift_evaluator/app.py")
+    result = dict(
+        handler.lambda_handler({"window_hours": 24}, LambdaContext("DriftEvaluatorFunction"))
+    )
+    if drift is not None:
+        drift.update(result)
+    return dict(result["rollout"])
+
+
+def test_a_canary_better_on_live_labels_is_promoted_by_the_evaluator(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The market moved to month 4: v2 was trained on it, v1 was not
+    stack.start("canary", percent=50.0)
+    module = stack.handler()
+    invoke = invoker(module)
+    _serve_and_label(stack, invoke, capsys, month=4, rows=400, seed=41)
+    drift: dict[str, Any] = {}
+    outcome = _evaluate(stack, drift)
+    assert outcome["decision"] == "promote", outcome["reasons"]
+    assert outcome["acted"] is True
+    # v1's traffic drifted, but a candidate was already being proven on it: no second retrain
+    assert drift["dataset_drift"] or drift["quality_breach"]
+    assert not drift["retrain_requested"]
+    verdict = stack.store.get_json(drift["report"].removeprefix(f"s3://{BUCKET}/"))["verdict"]
+    assert any("a rollout is in progress" in r for r in verdict["reasons"])
+    assert stack.registry.get_alias(MODEL, "production") == "2"
+    assert stack.registry.get_rollout(MODEL) is None
+    [change] = [c for c in stack.registry.history(MODEL, "production") if c.to_version == "2"]
+    assert change.reason.startswith("canary passed")
+    report = stack.store.get_json(outcome["report"].removeprefix(f"s3://{BUCKET}/"))
+    assert report["decision"] == "promote"
+    assert report["verdict"]["quality"]["candidate"] < report["verdict"]["quality"]["production"]
+    # The inference function follows: every answer is v2's after its next re-check
+    module.service.expire_model()
+    assert _predict(invoke, {"instances": _instances(4, 1, seed=1)[0]})["model_version"] == "2"
+    health = json.loads(invoke(http_event("http_health.json"))["body"])
+    assert "rollout" not in health
+
+
+def test_a_canary_worse_on_live_labels_is_rolled_back_by_the_evaluator(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # v2 learned month 4's market, but live traffic is still month 0's: a bad upload
+    stack.start("canary", percent=50.0)
+    module = stack.handler()
+    invoke = invoker(module)
+    _serve_and_label(stack, invoke, capsys, month=0, rows=400, seed=42)
+    outcome = _evaluate(stack)
+    assert outcome["decision"] == "rollback", outcome["reasons"]
+    assert stack.registry.get_alias(MODEL, "production") == "1"
+    assert stack.registry.get_rollout(MODEL) is None
+    v2 = stack.registry.get_version(MODEL, "2")
+    assert v2.status == "rejected"
+    assert v2.reasons[-1].startswith("rolled back: canary failed")
+    module.service.expire_model()
+    versions = {
+        _predict(invoke, {"instances": _instances(0, 1, seed=i)[0]})["model_version"]
+        for i in range(30)
+    }
+    assert versions == {"1"}
+
+
+def test_a_rollout_without_enough_evidence_waits_and_says_why(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.start("shadow")
+    invoke = invoker(stack.handler())
+    _serve_and_label(stack, invoke, capsys, month=4, rows=20, seed=43)
+    outcome = _evaluate(stack)
+    assert outcome["decision"] == "wait"
+    assert outcome["acted"] is False
+    rollout = stack.registry.get_rollout(MODEL)
+    assert rollout is not None
+    assert rollout.last_check["decision"] == "wait"
+    assert stack.registry.get_alias(MODEL, "production") == "1"
+
+
+def test_the_shipped_config_parses_with_its_rollout_section() -> None:
+    shipped = resources.files("mlops.defaults").joinpath("house_prices.toml").read_text()
+    assert tomllib.loads(shipped)["rollout"]["mode"] == "direct"
