@@ -214,9 +214,9 @@ def _rollout_arg(text: str) -> tuple[str, float]:
         percent = float(share)
     except ValueError:
         percent = math.nan
-    if not 0 < percent <= 100:  # also refuses nan
+    if not 0.01 <= percent <= 100:  # also refuses nan; below 0.01 % a canary never answers
         raise argparse.ArgumentTypeError(
-            f"{text!r}: the canary share must be above 0 and at most 100"
+            f"{text!r}: the canary share must be from 0.01 to 100 (percent)"
         )
     return mode, percent
 

@@ -30,7 +30,21 @@ rollouts = rollout_service()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     window_hours, act = drift_request(event, settings.window_hours)
-    result = service.evaluate(window_hours, act=act).as_dict()
-    outcome = rollouts.evaluate(act=act)
-    result["rollout"] = outcome.as_dict() if outcome else None
+    # Independent: a drift evaluation that fails must not keep a failing canary in front of
+    # users, nor the other way round. Either failure still fails the invocation (retried).
+    failures: list[Exception] = []
+    result: dict[str, Any] = {}
+    try:
+        result = service.evaluate(window_hours, act=act).as_dict()
+    except Exception as exc:
+        logger.exception("drift evaluation failed")
+        failures.append(exc)
+    try:
+        outcome = rollouts.evaluate(act=act)
+        result["rollout"] = outcome.as_dict() if outcome else None
+    except Exception as exc:
+        logger.exception("rollout evaluation failed")
+        failures.append(exc)
+    if failures:
+        raise failures[0]
     return result

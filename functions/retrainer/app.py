@@ -40,5 +40,5 @@ def retrain_once(trigger: dict[str, Any]) -> dict[str, Any]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
-    results = [retrain_once(trigger=t.as_dict()) for t in parse_triggers(event)]
+    results = [retrain_once(trigger=service.resolve(t).as_dict()) for t in parse_triggers(event)]
     return {"model": settings.model_name, "results": results}

@@ -144,7 +144,10 @@ def test_a_retrained_model_goes_through_a_canary_to_production(
             ]
             assert post(f"{stack.url}/feedback", {"feedback": labels})[0] == 202
         # Then the evaluator's schedule promotes v2 on the live labels, and it serves
-        assert eventually(lambda: production(state) == "2", 120), "\n".join(stack.lines[-40:])
+        assert eventually(lambda: production(state) == "2", 120), (
+            rollout_item(state),
+            "\n".join(stack.lines[-40:]),
+        )
         assert rollout_item(state) is None
         assert eventually(
             lambda: (

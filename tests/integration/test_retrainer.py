@@ -408,6 +408,26 @@ def test_a_retrain_request_without_data_trains_on_the_newest_upload(pipeline: Pi
     assert pipeline.retrain(copy.deepcopy(event)) == response
 
 
+def test_a_request_for_data_already_trained_returns_that_run_instead_of_training_again(
+    pipeline: Pipeline,
+) -> None:
+    # Given the newest upload trained (the upload's own trigger)
+    upload = pipeline.upload("m6.csv", month(6))
+    first = pipeline.retrain(upload)
+    # When drift asks for a retrain without data (the newest upload is the training set)
+    event = load_event("retrain_request.json")
+    again = pipeline.retrain(event)
+    # Then the same object version is not trained twice: the first run's result answers
+    assert only(again)["candidate"] == only(first)["candidate"]
+    assert only(again)["trigger"]["kind"] == "s3_upload"  # the stored first run's trigger
+    staged = {key.split("/")[2] for key in pipeline.keys(f"staging/{MODEL}/")}
+    assert len(staged) == 1
+    # But with labeled traffic in the training set the request is its own run
+    pipeline.config(FAST_CONFIG.replace("include_feedback = false", "include_feedback = true"))
+    event["detail"]["request_id"] = "with-feedback"
+    assert only(pipeline.retrain(event))["trigger"].get("data_only") is None
+
+
 def test_a_retrain_request_for_data_outside_the_training_prefix_is_refused(
     pipeline: Pipeline,
 ) -> None:

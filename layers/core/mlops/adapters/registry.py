@@ -61,6 +61,7 @@ PROMOTE = "promote"
 ROLLBACK = "rollback"
 ROLLOUT_ALIAS = "candidate"
 ROLLOUT_MODES = ("shadow", "canary")
+MIN_CANARY_PERCENT = 0.01  # one request in 10,000: below it a canary never answers
 _ALIAS_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _HISTORY_PAGE = 50
 
@@ -362,10 +363,10 @@ class Registry:
                 f"{mode!r} is not a rollout mode",
                 [Problem("mode", f"expected one of {', '.join(ROLLOUT_MODES)}")],
             )
-        if mode == "canary" and not 0 < percent <= 100:
+        if mode == "canary" and not MIN_CANARY_PERCENT <= percent <= 100:
             raise InvalidInputError(
-                f"a canary's share must be above 0 and at most 100, got {percent}",
-                [Problem("percent", "expected a number in (0, 100]")],
+                f"a canary's share must be from {MIN_CANARY_PERCENT} to 100 percent, got {percent}",
+                [Problem("percent", f"expected a number from {MIN_CANARY_PERCENT} to 100")],
             )
         production = self._alias_state(model, PRODUCTION).version
         if production is None:
@@ -386,7 +387,8 @@ class Registry:
             mode=mode,
             percent=float(percent) if mode == "canary" else 0.0,
             rollout_id=rollout_id,
-            started_at=_now(),
+            # Milliseconds: captures are, and the evaluator reads traffic from this instant.
+            started_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
             actor=actor,
             reason=reason,
         )
@@ -690,6 +692,11 @@ class Registry:
             raise ConflictError(_moved(model, alias, expected, state.version))
         if to == expected:
             raise ConflictError(f"alias {alias} of {model} already points at v{to}")
+        if alias == ROLLOUT_ALIAS and self.get_rollout(model) is not None:
+            raise ConflictError(
+                f"alias {alias} of {model} names an active rollout: end it (`mlops rollback`) "
+                "or start another with `mlops promote VERSION --rollout ...`"
+            )
         at = _now()
         sequence = (state.changes or 0) + 1
         change = AliasChange(alias, expected, to, actor, reason, at, kind)
@@ -701,6 +708,7 @@ class Registry:
             ":from": _optional(expected),
             ":sequence": {"N": str(sequence)},
         }
+        names = {"#version": "version"}
         if expected is None:
             alias_condition = "attribute_not_exists(#version)"
         else:
@@ -710,6 +718,9 @@ class Registry:
             )
             if state.changes is not None:
                 alias_values[":changes"] = {"N": str(state.changes)}
+        if alias == ROLLOUT_ALIAS:  # a rollout started since the check above
+            alias_condition = f"({alias_condition}) AND attribute_not_exists(#mode)"
+            names["#mode"] = "mode"
         history_item: dict[str, Any] = {
             "pk": _pk(model),
             "sk": {"S": f"{_history_prefix(alias)}{sequence:010d}"},
@@ -733,7 +744,7 @@ class Registry:
                         "UpdateExpression": "SET #version = :to, updated_at = :at, "
                         "previous_version = :from, changes = :sequence",
                         "ConditionExpression": alias_condition,
-                        "ExpressionAttributeNames": {"#version": "version"},
+                        "ExpressionAttributeNames": names,
                         "ExpressionAttributeValues": alias_values,
                     }
                 },

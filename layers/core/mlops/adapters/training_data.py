@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import random
 import re
 import zlib
 from collections.abc import Iterator
@@ -226,12 +227,17 @@ class TrainingDataStore:
         *,
         version: str | None = None,
         labeled_only: bool = False,
+        fields: frozenset[str] | None = None,
+        sample: int | None = None,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
         """Capture rows (of ``version``, or every version) and feedback rows of ``model`` in
         the hour partitions overlapping ``[since, until]``, with read counts: what live
         quality joins. With ``labeled_only`` only captures that have a label are kept, as
-        they are read: memory follows the labels, not the traffic. Corrupt objects are
-        skipped and counted."""
+        they are read: memory follows the labels, not the traffic; with ``fields`` only those keys
+        of each capture row are kept (its inputs are most of its size); with ``sample`` every
+        labeled capture is kept but at most that many unlabeled ones, a uniform reservoir
+        sample (seeded: the same objects give the same sample; ``captures_seen`` counts all).
+        Corrupt objects are skipped and counted."""
         hours = _hour_partitions(since, until)
         days = sorted({hour.split("/")[0] for hour in hours})
         stats = _ReadStats()
@@ -247,14 +253,30 @@ class TrainingDataStore:
             else self._version_prefixes(model)
         )
         labeled = {row.get("prediction_id") for row in feedback}
-        captures = [
-            row
-            for prefix in prefixes
-            for key, size in self._partition_objects(prefix, days, hours)
-            for row in self._traffic_rows(key, size, stats)
-            if not labeled_only or row.get("prediction_id") in labeled
-        ]
+        captures: list[dict[str, Any]] = []
+        reservoir: list[dict[str, Any]] = []
+        unlabeled = seen = 0
+        rng = random.Random(0)
+        for prefix in prefixes:
+            for key, size in self._partition_objects(prefix, days, hours):
+                for row in self._traffic_rows(key, size, stats):
+                    seen += 1
+                    is_labeled = row.get("prediction_id") in labeled
+                    if labeled_only and not is_labeled:
+                        continue
+                    kept = row if fields is None else {k: row[k] for k in fields if k in row}
+                    if sample is None or is_labeled:
+                        captures.append(kept)
+                        continue
+                    unlabeled += 1  # Algorithm R: each unlabeled row kept with equal chance
+                    if len(reservoir) < sample:
+                        reservoir.append(kept)
+                    elif (slot := rng.randrange(unlabeled)) < sample:
+                        reservoir[slot] = kept
+        captures.extend(reservoir)
         counts = {
+            "captures_seen": seen,
+            "captures_kept": len(captures),
             "objects_read": stats.objects_read,
             "corrupt_objects": stats.corrupt_objects,
             "problems": [p.as_dict() for p in stats.problems[:MAX_REPORTED]],

@@ -89,6 +89,7 @@ def capture_lines(
     probabilities: list[dict[str, float]] | None,
     max_bytes: int = MAX_LINE_BYTES,
     candidate_error: str | None = None,
+    candidate_version: str | None = None,
 ) -> list[str]:
     """The capture line(s) for one request, each at most ``max_bytes`` bytes.
 
@@ -126,6 +127,8 @@ def capture_lines(
         tail["probabilities"] = probabilities
     if candidate_error is not None:
         tail["candidate_error"] = candidate_error
+        if candidate_version is not None:
+            tail["candidate_version"] = candidate_version
     head = _capture_head(model, version, alias, variant)
     try:
         line = head + _encode(tail)[1:]
@@ -562,6 +565,8 @@ def capture_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         if isinstance(record.get("candidate_error"), str):
             # This request's candidate (shadow or canary) failed; production answered.
             row["candidate_error"] = record["candidate_error"]
+            if isinstance(record.get("candidate_version"), str):
+                row["candidate_version"] = record["candidate_version"]
         if probabilities is not None:
             row["probabilities"] = probabilities[i]
         if truncated:

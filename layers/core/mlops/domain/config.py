@@ -6,6 +6,7 @@ typo in a config silently falling back to a default is how models get trained wr
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -319,8 +320,8 @@ def _rollout(raw: Mapping[str, Any], problems: list[Problem]) -> RolloutConfig:
     rollout = _section(raw, "rollout", RolloutConfig, problems)
     if rollout.mode not in ("direct", "shadow", "canary"):
         problems.append(Problem("rollout.mode", "must be direct, shadow or canary"))
-    if not 0.0 < rollout.canary_percent <= 100.0:
-        problems.append(Problem("rollout.canary_percent", "must be above 0 and at most 100"))
+    if not 0.01 <= rollout.canary_percent <= 100.0:  # below one request in 10,000: none
+        problems.append(Problem("rollout.canary_percent", "must be from 0.01 to 100"))
     if rollout.on_inconclusive not in ("rollback", "promote"):
         problems.append(Problem("rollout.on_inconclusive", "must be rollback or promote"))
     if not 0.5 <= rollout.confidence < 1.0:
@@ -488,9 +489,15 @@ def _section(raw: Mapping[str, Any], key: str, cls: type[T], problems: list[Prob
         if kind in (str, bool):
             ok = isinstance(value, kind)
         else:
-            ok = not isinstance(value, bool) and isinstance(value, kind | int)
+            # TOML has nan and inf: a threshold of nan silently disables its check.
+            ok = (
+                not isinstance(value, bool)
+                and isinstance(value, kind | int)
+                and math.isfinite(value)
+            )
         if not ok:
-            problems.append(Problem(f"{key}.{name}", f"expected a {kind.__name__}"))
+            what = "a finite number" if kind in (int, float) else f"a {kind.__name__}"
+            problems.append(Problem(f"{key}.{name}", f"expected {what}"))
             continue
         values[name] = kind(value)
     return cls(**values)

@@ -45,16 +45,19 @@ class Trigger:
     requested_by: str | None = None
     report_uri: str | None = None
     event_time: str | None = None
+    # The object alone is the training set (a request resolved to one object version, with no
+    # window and no feedback): the object, not the request, identifies the run.
+    data_only: bool = False
 
     @property
     def idempotency_key(self) -> str:
         """One object version, or one request, trains at most once."""
-        if self.kind == "s3_upload":
+        if self.kind == "s3_upload" or self.data_only:
             return f"s3://{self.bucket}/{self.key}#{self.version_id or self.etag}"
         return f"request:{self.model}:{self.request_id}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if v is not None} | {
+        return {k: v for k, v in vars(self).items() if v is not None and v is not False} | {
             "idempotency_key": self.idempotency_key
         }
 

@@ -21,6 +21,7 @@ thread while a request flushes them.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import sys
 import threading
@@ -324,8 +325,9 @@ class ModelProvider:
         if rollout is None or outcome.error is not None:
             if self._rollout is not None and outcome.error is None:
                 logger.info("rollout ended", candidate_version=self._rollout.version)
-            # A failed re-check keeps what was known only for production: with the registry
-            # unreachable, the candidate stops answering until the rollout can be read again.
+            # A production version that cannot be loaded ends the candidate's traffic too: a
+            # rollout is proven against the production it names. (An unreachable registry
+            # gives no outcome with aliases: both keep serving what they loaded.)
             self._rollout = rollout if outcome.error is None else None
             self._live = None
             return
@@ -468,9 +470,14 @@ class InferenceService:
                 request_id=key,
                 latency_ms=latency_ms,
                 candidate_error=candidate_error,
+                candidate_version=live.candidate.version if live is not None else None,
             )
-            for line in shadow:
-                self._emit(line)
+            try:
+                for line in shadow:
+                    self._emit(line)
+            except Exception as exc:  # capture must never fail a prediction
+                logger.error("shadow capture failed", error=f"{type(exc).__name__}: {exc}")
+                metrics.add_metric(name="CaptureFailures", unit=MetricUnit.Count, value=1)
         return response
 
     def _shadow(
@@ -516,6 +523,7 @@ class InferenceService:
         request_id: str,
         latency_ms: float,
         candidate_error: str | None = None,
+        candidate_version: str | None = None,
     ) -> None:
         """Never fails or slows a prediction beyond encoding one line: a capture that cannot
         be written is counted and logged, and the answer goes out regardless."""
@@ -533,6 +541,9 @@ class InferenceService:
                 predictions=response["predictions"],
                 probabilities=response.get("probabilities"),
                 candidate_error=candidate_error,
+                # Which candidate failed: a superseded one may still answer in a container
+                # that has not re-read the registry, and its errors are not its successor's.
+                candidate_version=candidate_version if candidate_error else None,
             ):
                 self._emit(line)
         except Exception as exc:  # capture must never fail a prediction
@@ -597,9 +608,13 @@ def _score_candidate(
     logged, and production answers (the rollout's evaluator sees the error rate)."""
     candidate = live.candidate
     try:
-        return candidate.model.score(
+        scores = candidate.model.score(
             candidate.manifest.signature.columns(instances, max_instances)
-        ), None
+        )
+        if any(isinstance(v, float) and not math.isfinite(v) for v in scores.values):
+            # An answer no client can use (and the capture would store as null): a failure.
+            raise ValueError("the candidate predicted a non-finite value")
+        return scores, None
     except Exception as exc:  # onnxruntime raises its own types; any failure is the candidate's
         error = f"{type(exc).__name__}: {exc}"[:500]
         logger.warning(

@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
@@ -112,6 +112,32 @@ class RetrainService:
         metrics.add_metric(name="TrainingRows", unit=MetricUnit.Count, value=staged.train_rows)
         logger.info("candidate staged", **staged.as_dict(), trigger=trigger.as_dict())
         return RetrainOutcome("staged", trigger.as_dict(), tuple(notes), staged.as_dict())
+
+    def resolve(self, trigger: Trigger) -> Trigger:
+        """A retrain request whose training set is one object (``new_object``, no feedback)
+        names that object version, so it shares the upload's idempotency key: the same data is
+        trained once, whether its upload or a drift request (the newest object) asks, even
+        while the first run is still training. Anything else is returned as it came."""
+        if trigger.kind != "retrain_request":
+            return trigger
+        try:
+            config = self.config()
+            policy = config.retraining
+            if policy.training_set != "new_object" or policy.include_feedback:
+                return trigger
+            obj = self._new_object(trigger)
+            if obj.version_id is None:  # a listing has no version ids: name the one it saw
+                obj = self._data.head(obj.key, etag=obj.etag)
+        except (RejectionError, NotFoundError):
+            return trigger  # retrain() reports it
+        return replace(
+            trigger,
+            bucket=obj.bucket,
+            key=obj.key,
+            version_id=obj.version_id,
+            etag=obj.etag,
+            data_only=True,
+        )
 
     def config(self) -> ModelConfig:
         """The stack's model config (``services.stack_config``); a bad one is a rejection."""

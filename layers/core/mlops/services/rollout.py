@@ -13,24 +13,42 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from mlops.adapters.aws import client
 from mlops.adapters.model_store import ModelStore, version_prefix
-from mlops.adapters.registry import ARCHIVED, REJECTED, AliasChange, Registry, Rollout
+from mlops.adapters.registry import ARCHIVED, PRODUCTION, REJECTED, Registry, Rollout
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain.config import ModelConfig
 from mlops.domain.rollout import judge_rollout
-from mlops.errors import ConflictError, IntegrityError
+from mlops.errors import ConflictError, IntegrityError, NotFoundError
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.promotion import verify_artifacts
 from mlops.services.stack_config import stack_config
 from mlops.settings import drift_settings
 
 REPORTS = "reports/rollout/"
+# Per variant: every labeled row is kept (live quality), unlabeled ones up to this many, a
+# uniform sample (error rate, latency, disagreement, PSI): memory stays bounded however long
+# the bake and however busy the endpoint (~0.5 KB per kept row).
+MAX_UNLABELED_ROWS = 100_000
+_JUDGED_FIELDS = frozenset(
+    {
+        "prediction_id",
+        "request_id",
+        "ts",
+        "version",
+        "variant",
+        "prediction",
+        "probabilities",
+        "latency_ms",
+        "candidate_error",
+        "candidate_version",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -80,16 +98,30 @@ class RolloutService:
     ) -> Rollout:
         """Put registered ``version`` in front of live traffic as a shadow or canary.
 
-        Its artifacts are checked against the registry first (inference would refuse them).
-        A rollout of another version still running is superseded (that candidate is
-        archived: it was trained on older data); one of the same version is returned as is,
-        so a retried start is harmless."""
+        Everything that could refuse it is checked first (its artifacts against the registry,
+        its status, production), so a refused start leaves a running rollout alone. A rollout
+        of another version still running is then superseded (that candidate is archived: it
+        was trained on older data); one of the same version is returned as is, so a retried
+        start is harmless."""
         actor = actor or self._actor
-        verify_artifacts(self._store, self._registry, self._model, version)
         active = self._registry.get_rollout(self._model)
+        if active is not None and active.version == version:
+            return active
+        verify_artifacts(self._store, self._registry, self._model, version)
+        record = self._registry.get_version(self._model, version)
+        production = self._registry.get_alias(self._model, PRODUCTION)
+        refused = None
+        if record is None:
+            refused = "it is not registered"
+        elif record.status == REJECTED:
+            refused = f"it was rejected ({'; '.join(record.reasons)})"
+        elif production is None:
+            refused = "there is no production version to prove it against"
+        elif version == production or record.status == PRODUCTION:
+            refused = "it is already in production"
+        if refused:
+            raise ConflictError(f"v{version} of {self._model} cannot be rolled out: {refused}")
         if active is not None:
-            if active.version == version:
-                return active
             self._registry.finish_rollout(
                 active,
                 promote=False,
@@ -126,7 +158,8 @@ class RolloutService:
 
     def evaluate(self, *, act: bool = True) -> RolloutOutcome | None:
         """Judge the active rollout on the traffic since it began (None when there is none);
-        with ``act``, promote or roll back as the verdict says."""
+        with ``act``, promote or roll back as the verdict says. The report is written before
+        anything is done, so the registry never cites a report that does not exist."""
         rollout = self._registry.get_rollout(self._model)
         if rollout is None:
             return None
@@ -134,16 +167,20 @@ class RolloutService:
             raise ValueError("evaluating a rollout needs the capture bucket (traffic=)")
         config = stack_config(self._store, self._model)
         now = self._clock()
-        started = datetime.fromisoformat(rollout.started_at)
-        verdict = self._judge(rollout, config, started, now)
+        # Whoever started the rollout wrote started_at with their clock (a laptop's, for
+        # `mlops promote --rollout`): never read traffic from the future.
+        started = min(datetime.fromisoformat(rollout.started_at), now)
+        try:
+            verify_artifacts(self._store, self._registry, self._model, rollout.version)
+            verdict = self._judge(rollout, config, started, now)
+        except (NotFoundError, IntegrityError) as exc:
+            # A candidate whose artifacts vanished or changed can never be promoted.
+            verdict = {"decision": "rollback", "reasons": [f"candidate unusable: {exc.message}"]}
         decision = str(verdict["decision"])
         reasons = [str(r) for r in verdict.get("reasons", [])]
         stamp = f"{now:%Y%m%dT%H%M%S}-{now.microsecond // 1000:03d}Z-v{rollout.version}"
         key = f"{REPORTS}{stamp}.json"
         uri = self._store.uri(key)
-        acted = False
-        if act and decision in ("promote", "rollback"):
-            decision, reasons, acted = self._act(rollout, decision, reasons, uri)
         report = {
             "schema": 1,
             "kind": "rollout",
@@ -151,11 +188,16 @@ class RolloutService:
             "evaluated_at": now.isoformat(timespec="seconds"),
             "rollout": rollout.as_dict() | {"last_check": None},
             "decision": decision,
-            "acted": acted,
+            "acted": False,
             "reasons": reasons,
             "verdict": verdict,
         }
         self._store.put_bytes(key, json.dumps(report, indent=2, default=str).encode())
+        acted = False
+        if act and decision in ("promote", "rollback"):
+            decision, reasons, acted = self._act(rollout, decision, reasons, uri)
+            report |= {"decision": decision, "acted": acted, "reasons": reasons}
+            self._store.put_bytes(key, json.dumps(report, indent=2, default=str).encode())
         if not acted:
             summary = {
                 "at": report["evaluated_at"],
@@ -182,13 +224,35 @@ class RolloutService:
     ) -> dict[str, Any]:
         assert self._traffic is not None
         since_ms = int(started.timestamp() * 1000)
-        # Labels arrive after their predictions: read feedback up to now, captures since start.
+        # Only what the verdict reads is kept of each row, as it is read (the inputs are most
+        # of a capture's size), and a bounded sample of the unlabeled rows.
         candidate, feedback, read = self._traffic.traffic(
-            self._model, started, now, version=rollout.version
+            self._model,
+            started,
+            now,
+            version=rollout.version,
+            fields=_JUDGED_FIELDS,
+            sample=MAX_UNLABELED_ROWS,
         )
         production, _, read_production = self._traffic.traffic(
-            self._model, started, now, version=rollout.production_version
+            self._model,
+            started,
+            now,
+            version=rollout.production_version,
+            fields=_JUDGED_FIELDS,
+            sample=MAX_UNLABELED_ROWS,
         )
+        candidate = [r for r in candidate if _ts(r) >= since_ms]
+        production = [_attributed(r, rollout.version) for r in production if _ts(r) >= since_ms]
+        # The bake counts from the candidate's first answer, stamped by the inference
+        # function's clock: a rollout started from a laptop whose clock is behind cannot skip
+        # it, and a candidate that took a while to load is not credited with the wait.
+        served = [_ts(r) for r in candidate] + [
+            _ts(r) for r in production if "candidate_error" in r
+        ]
+        # (A candidate that never answers is timed from the start: max_bake_hours ends it.)
+        first = min(served) / 1000 if served else started.timestamp()
+        elapsed = max(0.0, now.timestamp() - first)
         manifest = self._store.get_json(
             version_prefix(self._model, rollout.version) + "manifest.json"
         )
@@ -198,11 +262,11 @@ class RolloutService:
             classes=tuple(manifest.get("classes") or ()),
             metric=config.promotion.metric_for(config.task),
             greater_is_better=config.promotion.greater_is_better(config.task),
-            production_rows=[r for r in production if int(r.get("ts", 0)) >= since_ms],
-            candidate_rows=[r for r in candidate if int(r.get("ts", 0)) >= since_ms],
+            production_rows=production,
+            candidate_rows=candidate,
             feedback_rows=feedback,
             label_delay_ms=int(config.drift.label_delay_hours * 3_600_000),
-            elapsed_seconds=max(0.0, (now - started).total_seconds()),
+            elapsed_seconds=elapsed,
             config=config.rollout,
         )
         doc = verdict.as_dict()
@@ -212,38 +276,38 @@ class RolloutService:
     def _act(
         self, rollout: Rollout, decision: str, reasons: list[str], report_uri: str
     ) -> tuple[str, list[str], bool]:
-        """Promote or roll back; what was done and why. A candidate whose artifacts no longer
-        match the registry is rolled back instead of promoted; a production that moved
-        during the rollout (an operator) ends it as archived, not promoted."""
+        """Promote or roll back; what was done and why. A production that moved during the
+        rollout (an operator) ends it as archived, not promoted; any other failed write leaves
+        it for the next evaluation."""
         actor = f"{self._actor} (rollout {rollout.rollout_id})"
         summary = "; ".join(reasons)[:900] or decision
         if decision == "promote":
             try:
-                verify_artifacts(self._store, self._registry, self._model, rollout.version)
-                change: AliasChange | None = self._registry.finish_rollout(
+                self._registry.finish_rollout(
                     rollout,
                     promote=True,
                     actor=actor,
                     reason=f"{rollout.mode} passed: {summary} ({report_uri})",
                 )
-            except IntegrityError as exc:
-                decision, reasons = "rollback", [*reasons, f"not promoted: {exc.message}"]
             except ConflictError as exc:
-                if self._registry.get_rollout(self._model) is None:
+                now = self._registry.get_alias(self._model, PRODUCTION)
+                if now == rollout.production_version:  # a transient conflict, or it ended
                     return decision, [*reasons, f"not acted: {exc.message}"], False
-                self._registry.finish_rollout(
-                    rollout,
-                    promote=False,
-                    actor=actor,
-                    reason=f"production moved during the rollout ({exc.message})",
-                    status=ARCHIVED,
-                )
-                return "rollback", [*reasons, f"not promoted: {exc.message}"], True
-            else:
-                assert change is not None
-                metrics.add_metric(name="RolloutPromoted", unit=MetricUnit.Count, value=1)
-                logger.info("rollout promoted", version=rollout.version, report=report_uri)
-                return decision, reasons, True
+                try:
+                    self._registry.finish_rollout(
+                        rollout,
+                        promote=False,
+                        actor=actor,
+                        reason=f"production moved to v{now} during the rollout",
+                        status=ARCHIVED,
+                    )
+                except ConflictError as again:  # it ended meanwhile (superseded, an operator)
+                    return decision, [*reasons, f"not acted: {again.message}"], False
+                moved = f"not promoted: production moved to v{now} during the rollout"
+                return "rollback", [*reasons, moved], True
+            metrics.add_metric(name="RolloutPromoted", unit=MetricUnit.Count, value=1)
+            logger.info("rollout promoted", version=rollout.version, report=report_uri)
+            return decision, reasons, True
         try:
             self._registry.finish_rollout(
                 rollout,
@@ -268,6 +332,22 @@ class RolloutService:
             metrics.add_metric(name="CandidateErrorRate", unit=MetricUnit.Count, value=rate)
         if not acted and decision == "wait":
             metrics.add_metric(name="RolloutWaiting", unit=MetricUnit.Count, value=1)
+
+
+def _ts(row: Mapping[str, Any]) -> int:
+    ts = row.get("ts")
+    return ts if isinstance(ts, int) and not isinstance(ts, bool) else 0
+
+
+def _attributed(row: dict[str, Any], version: str) -> dict[str, Any]:
+    """A production row's ``candidate_error`` counts against this rollout only if it names this
+    candidate: a superseded candidate may fail in a container that has not re-read the
+    registry yet, and its errors are not its successor's. (Rows written before captures named
+    the candidate are counted.)"""
+    named = row.get("candidate_version")
+    if "candidate_error" in row and named is not None and named != version:
+        return {k: v for k, v in row.items() if k not in ("candidate_error", "candidate_version")}
+    return row
 
 
 def rollout_service() -> RolloutService:
