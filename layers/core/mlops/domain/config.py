@@ -492,7 +492,8 @@ def _section(raw: Mapping[str, Any], key: str, cls: type[T], problems: list[Prob
             # TOML has nan and inf: a threshold of nan silently disables its check.
             ok = (
                 not isinstance(value, bool)
-                and isinstance(value, kind | int)
+                and isinstance(value, int | float)
+                and (kind is float or isinstance(value, kind))
                 and math.isfinite(value)
             )
         if not ok:

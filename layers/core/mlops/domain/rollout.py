@@ -31,10 +31,11 @@ true/false positive and false negative indicators for macro F1, and the target's
 moments for R²), so a resample is a vector of draw counts and its means one matrix product
 (2,000 resamples). Over ``MAX_BOOTSTRAP_UNITS`` labels, rows are summed into that many random
 groups first and the groups resampled: every label still counts, the interval is that of the
-mean of iid groups, and the cost is bounded (100k labels per variant: ~0.2-0.3 s on one
-core). ROC-AUC needs ranks: rows are sorted by score once and each resample's Mann-Whitney U
-is sums over runs of equal scores; its resamples are drawn from a random ``RANKED_MAX_ROWS``
-labels per variant (the point value uses all), which the verdict says (~0.5 s).
+mean of iid groups, and the cost is bounded (100k labels per variant: 0.2-0.35 s of one core;
+the whole call, reading 200k capture rows and their labels, 0.7-1.2 s). ROC-AUC needs ranks:
+rows are sorted by score once and each resample's Mann-Whitney U is sums over runs of equal
+scores; its resamples are drawn from a random ``RANKED_MAX_ROWS`` labels per variant (the
+point value uses all), which the verdict says (0.6-0.8 s).
 
 A small window never decides by noise: no rule is judged before its minimum evidence, and a
 breach or a promotion needs the whole interval on one side of the tolerance. Measured on
