@@ -88,6 +88,7 @@ bench: venv
 	$(BIN)/python benchmarks/capture.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/retrain.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/rollout.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .mypy_cache .ruff_cache .pytest_cache .coverage .mlops

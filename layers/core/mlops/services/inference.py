@@ -20,6 +20,7 @@ thread while a request flushes them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -62,6 +63,12 @@ class LoadedModel:
     @property
     def version(self) -> str:
         return self.manifest.version
+
+    @functools.cached_property
+    def input_contract(self) -> tuple[tuple[Any, ...], ...]:
+        """What request validation checks (names, types, order, bounds): two models with the
+        same contract build the same columns from a request, so one set serves both."""
+        return tuple((f.name, f.type, f.min, f.max) for f in self.manifest.signature.features)
 
 
 @dataclass(frozen=True)
@@ -439,7 +446,9 @@ class InferenceService:
         if live is not None and live.routes_to_candidate(
             request_id or gateway_request_id or prediction_ids[0]
         ):
-            scores, candidate_error = _score_candidate(live, instances, self._max_instances)
+            scores, candidate_error = _score_candidate(
+                live, instances, self._max_instances, _shared(loaded, live, columns)
+            )
             if scores is not None:
                 serving, variant = live.candidate, "canary"
         if scores is None:
@@ -461,7 +470,9 @@ class InferenceService:
             if live is not None and live.rollout.mode == "shadow":
                 # After the answer is final, and only for captured requests: what the shadow
                 # says is worth nothing unless it is captured. One ONNX run, never returned.
-                shadow, candidate_error = self._shadow(live, instances, response, key)
+                shadow, candidate_error = self._shadow(
+                    live, instances, response, key, _shared(loaded, live, columns)
+                )
             self._capture(
                 serving,
                 variant,
@@ -486,11 +497,12 @@ class InferenceService:
         instances: list[dict[str, Any]],
         response: dict[str, Any],
         request_id: str,
+        columns: dict[str, Any] | None,
     ) -> tuple[list[str], str | None]:
         """The shadow's capture lines for this request (sharing its prediction ids, so labels
         join both variants), or why the candidate failed."""
         started = time.perf_counter()
-        scores, error = _score_candidate(live, instances, self._max_instances)
+        scores, error = _score_candidate(live, instances, self._max_instances, columns)
         if scores is None:
             return [], error
         try:
@@ -601,16 +613,27 @@ class InferenceService:
         return out
 
 
+def _shared(
+    loaded: LoadedModel, live: LiveRollout, columns: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Production's validated columns when the candidate would build the same ones."""
+    return columns if live.candidate.input_contract == loaded.input_contract else None
+
+
 def _score_candidate(
-    live: LiveRollout, instances: list[dict[str, Any]], max_instances: int
+    live: LiveRollout,
+    instances: list[dict[str, Any]],
+    max_instances: int,
+    columns: dict[str, Any] | None = None,
 ) -> tuple[Any, str | None]:
     """The candidate's scores, or None and why it failed: a failing candidate is counted and
-    logged, and production answers (the rollout's evaluator sees the error rate)."""
+    logged, and production answers (the rollout's evaluator sees the error rate). ``columns``:
+    production's, when the candidate's input contract is the same (validated once)."""
     candidate = live.candidate
     try:
-        scores = candidate.model.score(
-            candidate.manifest.signature.columns(instances, max_instances)
-        )
+        if columns is None:
+            columns = candidate.manifest.signature.columns(instances, max_instances)
+        scores = candidate.model.score(columns)
         if any(isinstance(v, float) and not math.isfinite(v) for v in scores.values):
             # An answer no client can use (and the capture would store as null): a failure.
             raise ValueError("the candidate predicted a non-finite value")
