@@ -92,9 +92,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--template", type=Path, default=Path("template.yaml"))
     p.set_defaults(func=_invoke)
 
-    p = sub.add_parser("demo", help="the main job on the local stack")
+    p = sub.add_parser(
+        "demo",
+        help="the main job on the local stack: the market moves, the system keeps up",
+    )
     p.add_argument("--template", type=Path, default=Path("template.yaml"))
     p.add_argument("--port", type=int, default=0, help="HTTP API port (default: any free port)")
+    p.add_argument("--seed", type=int, default=0, help="the synthetic market's seed (default 0)")
+    p.add_argument(
+        "--months", type=int, default=11, help="months of the market, month 0 included (11)"
+    )
+    p.add_argument(
+        "--traffic", type=int, default=1500, help="houses priced per month (default 1500)"
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=Path("demo-output"),
+        help="where the HTML report, the drift reports and the data go (default demo-output/)",
+    )
+    p.add_argument(
+        "--config", type=Path, default=None, help="model config (default: the demo's own)"
+    )
     p.add_argument("--json", action="store_true", help="end with one JSON summary object")
     p.set_defaults(func=_demo)
 
@@ -343,11 +362,25 @@ def _invoke(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from mlops_cli.local.demo import run_demo
+    from mlops.errors import ConfigError
+    from mlops_cli.local.demo import DemoOptions, json_summary, run_demo
 
-    summary = run_demo(args.template, port=args.port, quiet=args.json)
+    if args.months < 2 or args.traffic < 100:
+        raise ConfigError("--months must be at least 2 and --traffic at least 100")
+    summary = run_demo(
+        DemoOptions(
+            template=args.template,
+            seed=args.seed,
+            months=args.months,
+            traffic=args.traffic,
+            output=args.output,
+            port=args.port,
+            config=args.config,
+            json_mode=args.json,
+        )
+    )
     if args.json:
-        print(json.dumps(summary))
+        print(json_summary(summary))
     return 0
 
 

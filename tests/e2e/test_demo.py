@@ -1,47 +1,123 @@
-"""`mlops demo --json`: the main job end to end on the local stack."""
+"""`mlops demo --json`: the main job end to end on the local stack, through the real entry point.
+
+Five months of the demo's market: v1 is trained on month 0, rates jump in month 3. The loop must
+close on its own: the scheduled evaluator sees the quality loss, retraining is requested, the
+month's sales are uploaded, the challenger passes the gate and reaches production (directly, or
+after a canary judged on live traffic), and serves month 4 far better than the twin that was
+never retrained.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
+CONTRACT = {
+    "months",
+    "versions_promoted",
+    "rollbacks",
+    "drift_detected_months",
+    "rmse_system_last_month",
+    "rmse_static_last_month",
+    "rmse_v1_month0",
+    "report_path",
+    "seconds",
+}
 
 
-def test_demo_serves_months_of_traffic_and_shows_the_model_degrading(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
+    cwd = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlops_cli",
-            "demo",
-            "--json",
-            "--template",
-            str(ROOT / "template.yaml"),
-        ],
-        cwd=tmp_path,
+    command = [sys.executable, "-m", "mlops_cli", "demo", "--json", "--months", "5"]
+    command += ["--traffic", "600", "--template", str(ROOT / "template.yaml")]
+    done = subprocess.run(
+        command,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=240,
         check=False,
     )
-    assert run.returncode == 0, run.stderr[-3000:]
-    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    return summary, cwd, done.stderr
+
+
+def test_the_json_summary_keeps_its_contract(run: tuple[dict[str, Any], Path, str]) -> None:
+    summary, _, _ = run
+    assert set(summary) >= CONTRACT
+    assert [m["month"] for m in summary["months"]] == [0, 1, 2, 3, 4]
+    assert all(m["rows"] == 600 for m in summary["months"])
+    assert summary["seconds"] > 0
+
+
+def test_drift_is_detected_after_the_shift_and_not_before(
+    run: tuple[dict[str, Any], Path, str],
+) -> None:
+    summary, _, _ = run
+    # Calm months 0-2 raise nothing; the rate jump of month 3 is caught at its month end.
+    assert 3 in summary["drift_detected_months"]
+    assert not {0, 1, 2} & set(summary["drift_detected_months"])
+    assert 3 in summary["retrain_requested_months"]
+
+
+def test_the_loop_closes_a_retrained_version_serves_far_better_than_the_static_twin(
+    run: tuple[dict[str, Any], Path, str],
+) -> None:
+    summary, _, _ = run
     months = summary["months"]
-    assert [m["month"] for m in months] == list(range(6))
-    assert all(m["serving_version"] == "1" for m in months)
-    # Month 0 is the training market: live error close to the holdout error.
-    assert months[0]["live_rmse"] < 1.3 * summary["holdout_rmse"]
-    # The moved market (rates, a new district, bigger homes) is predicted much worse.
-    assert summary["rmse_growth"] > 1.5
-    assert months[-1]["unseen_location_share"] > 0.05
-    assert summary["bad_request_status"] == 400
+    assert summary["versions_promoted"] >= 1
+    assert summary["production_version"] != "1"
+    # The month-0 error of v1 is the baseline both models start from.
+    assert months[0]["rmse_system"] == months[0]["rmse_static"] == summary["rmse_v1_month0"]
+    # After the shift, the never-retrained twin stays wrong; the system recovers.
+    assert months[3]["rmse_static"] > 1.5 * summary["rmse_v1_month0"]
+    assert summary["rmse_system_last_month"] < 0.8 * summary["rmse_static_last_month"]
+    assert any(v != "1" for v in months[4]["answered_by"])
+
+
+def test_the_report_and_the_drift_reports_it_links_are_on_disk(
+    run: tuple[dict[str, Any], Path, str],
+) -> None:
+    summary, cwd, stderr = run
+    report = Path(summary["report_path"])
+    assert report.is_relative_to(cwd)
+    page = report.read_text()
+    assert page.count("<svg") == 3  # error over time, drift share, feature scores
+    drift = sorted((report.parent / "drift").glob("*.html"))
+    assert len(drift) == 2 * len(summary["months"])  # mid-month and month end
+    assert all(f'href="drift/{p.name}"' in page for p in drift)
+    assert (report.parent / "summary.json").exists()
+    # The person watching saw the loop as it happened.
+    assert "quality loss" in stderr
+    assert "promoted to production" in stderr
+
+
+def test_the_real_report_opens_in_headless_chromium(
+    run: tuple[dict[str, Any], Path, str], tmp_path: Path
+) -> None:
+    summary, _, _ = run
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no headless Chromium (make chromium installs it)")
+    report = Path(summary["report_path"])
+    dom = subprocess.run(
+        [chromium, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
+         f"--user-data-dir={tmp_path}", "--dump-dom", report.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    ).stdout  # fmt: skip
+    assert dom.count("<svg") == 3
+    assert dom.count('<th scope="row">') == len(summary["months"])
+    assert "never-retrained model" in dom

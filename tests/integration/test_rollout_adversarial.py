@@ -244,7 +244,7 @@ def _break_candidate(module: ModuleType) -> None:
 def test_errors_of_a_superseded_candidate_are_not_charged_to_its_successor(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Was a defect (fixed): a capture row's ``candidate_error`` does not say WHICH candidate failed, and the
+    # Fixed: a capture row's ``candidate_error`` does not say WHICH candidate failed, and the
     # evaluator charges every production row carrying one to the active rollout. A container
     # that has not re-read the registry yet (up to ALIAS_REFRESH_SECONDS, 30 s by default)
     # still routes to the previous, broken candidate; its failures after the new rollout
@@ -275,7 +275,7 @@ def test_errors_of_a_superseded_candidate_are_not_charged_to_its_successor(
 def test_a_rollout_started_by_a_clock_ahead_does_not_break_the_evaluator(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Was a defect (fixed): ``started_at`` is the starter's clock (``mlops promote --rollout`` runs on an
+    # Fixed: ``started_at`` is the starter's clock (``mlops promote --rollout`` runs on an
     # operator's laptop). Five minutes ahead, the evaluator's ``traffic(since=started_at,
     # until=now)`` raises ValueError("since ... is after until"), so every scheduled drift
     # evaluation (which judges rollouts after drift) fails until the clock catches up; a
@@ -294,7 +294,7 @@ def test_a_rollout_started_by_a_clock_ahead_does_not_break_the_evaluator(
 def test_a_rollout_started_by_a_clock_behind_still_bakes_for_the_bake_period(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Was a defect (fixed): the bake period is measured from the starter's clock. A laptop two hours behind
+    # Fixed: the bake period is measured from the starter's clock. A laptop two hours behind
     # starts a rollout that has "baked" two hours at once: min_bake_minutes = 60 is skipped
     # and the candidate is promoted on its first few minutes of traffic. Fix: measure the
     # bake from a server-side time (the evaluator's first sighting of the rollout, or the
@@ -313,7 +313,7 @@ def test_a_rollout_started_by_a_clock_behind_still_bakes_for_the_bake_period(
 
 
 def test_an_alias_named_candidate_cannot_rewrite_an_active_rollout(stack: Stack) -> None:
-    # Was a defect (fixed): the rollout lives on the ``alias#candidate`` item, and ``candidate`` is also an
+    # Fixed: the rollout lives on the ``alias#candidate`` item, and ``candidate`` is also an
     # ordinary alias name (KNOWN_ALIASES; `mlops promote 3 --alias candidate`). Moving that
     # alias during a rollout rewrites the rollout item's ``version`` in place and keeps its
     # rollout_id, started_at (bake already done) and mode: v3 is then canaried and judged
@@ -331,7 +331,7 @@ def test_an_alias_named_candidate_cannot_rewrite_an_active_rollout(stack: Stack)
 
 
 def test_a_mistyped_rollout_start_does_not_end_the_running_rollout(stack: Stack) -> None:
-    # Was a defect (fixed): RolloutService.start supersedes (archives) the active rollout BEFORE it checks
+    # Fixed: RolloutService.start supersedes (archives) the active rollout BEFORE it checks
     # that the new one can start. `mlops promote 1 --rollout canary` (1 is production: a
     # typo), or a rejected version, or any StorageError from start_rollout, ends the running
     # canary of v2 (archived, its bake lost) and starts nothing. Fix: check first, and
@@ -360,7 +360,7 @@ def _promotable(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_supersede_racing_the_evaluators_promotion_does_not_crash_it(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Was a defect (fixed): when the promotion transaction fails, _act assumes "production moved" unless no
+    # Fixed: when the promotion transaction fails, _act assumes "production moved" unless no
     # rollout is active, and archives the rollout it judged. If the gate superseded it
     # meanwhile (a retrain finished), that second finish_rollout fails its rollout_id
     # condition and the ConflictError escapes: the evaluator invocation fails (DLQ, alarm,
@@ -389,7 +389,7 @@ def test_a_supersede_racing_the_evaluators_promotion_does_not_crash_it(
 def test_a_transient_transaction_conflict_does_not_archive_a_passing_candidate(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Was a defect (fixed): any ConflictError from the promotion is read as "production moved during the
+    # Fixed: any ConflictError from the promotion is read as "production moved during the
     # rollout": a TransactionConflict (Registry._transact's "another write to the same
     # registry items was in progress: read the registry again and retry") archives a
     # candidate that passed, although production did not move and retrying would promote.
@@ -429,7 +429,7 @@ def _evaluate_with_handler(stack: Stack) -> ModuleType:
 def test_a_drift_failure_does_not_keep_a_failing_canary_in_front_of_users(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Was a defect (fixed): the evaluator's handler judges the rollout only after the drift evaluation
+    # Fixed: the evaluator's handler judges the rollout only after the drift evaluation
     # succeeded. Anything that makes drift raise (S3 throttling on roll-ups, a corrupt
     # baseline.json of production, a sketch-store bug) also keeps a candidate that fails
     # every request on its canary share: it is never rolled back until drift is repaired.
@@ -491,7 +491,7 @@ def test_a_promotion_is_never_recorded_with_a_report_that_was_not_written(
 def test_a_candidate_whose_artifacts_disappeared_does_not_wedge_the_evaluator(
     stack: Stack,
 ) -> None:
-    # Was a defect (fixed): _judge reads the candidate's manifest.json (only for its classes) before any
+    # Fixed: _judge reads the candidate's manifest.json (only for its classes) before any
     # decision; if the candidate's artifacts are gone (a lifecycle rule, a cleanup script)
     # NotFoundError escapes on every schedule: the rollout is never rolled back or ended by
     # max_bake_hours, and the drift half of each invocation is reported as failed too.
@@ -510,7 +510,7 @@ def test_a_candidate_whose_artifacts_disappeared_does_not_wedge_the_evaluator(
 def test_a_shadow_whose_capture_line_cannot_be_written_never_fails_the_request(
     stack: Stack,
 ) -> None:
-    # Was a defect (fixed): InferenceService.predict guards the production capture's emit ("capture must
+    # Fixed: InferenceService.predict guards the production capture's emit ("capture must
     # never fail a prediction") but emits the shadow's lines outside any try: an emit that
     # raises on the shadow line (stdout closed/broken pipe, an encoding error) turns the
     # answer production already computed into a 500. The shadow changed the answer.

@@ -156,7 +156,9 @@ def test_incompressible_lines_are_split_into_payloads_under_the_async_limit(
         assert time.monotonic() < deadline, "not every line was delivered"
         time.sleep(0.1)
         delivered = running.invoker.events_for("CaptureFunction")
-    assert len(delivered) >= 3
+    # Over one batch's worth: split (how many payloads depends on how well the noise
+    # compresses, and on how the flushes fall on a busy machine), each under the limit
+    assert len(delivered) >= 2
     assert all(len(json.dumps(p)) <= 1024 * 1024 for p in delivered)
     numbers = [json.loads(e["message"])["n"] for p in delivered for e in _decode(p)["logEvents"]]
     assert sorted(numbers) == list(range(12))

@@ -92,7 +92,7 @@ def _judge(
 
 
 def test_a_candidate_answering_null_to_half_the_requests_is_not_promoted() -> None:
-    # Was a defect (fixed): a candidate whose ONNX output is NaN/inf for some inputs answers clients
+    # Fixed: a candidate whose ONNX output is NaN/inf for some inputs answers clients
     # `NaN` (json.dumps allows it: invalid JSON for strict parsers) and is captured as
     # `"prediction": null`. The verdict counts such rows as requests but neither as errors
     # (only `candidate_error` is) nor in the labeled sample, so with require_labels = false
@@ -107,7 +107,7 @@ def test_a_candidate_answering_null_to_half_the_requests_is_not_promoted() -> No
 
 
 def test_nulls_on_the_hard_half_do_not_make_a_candidate_look_better() -> None:
-    # Was a defect (fixed): the same survivorship with labels required: live quality is measured only on
+    # Fixed: the same survivorship with labels required: live quality is measured only on
     # the rows the candidate answered with a number. A candidate that answers null on every
     # hard (large-error) request looks far better than production and is promoted.
     rng = np.random.default_rng(0)
@@ -131,7 +131,7 @@ def test_nulls_on_the_hard_half_do_not_make_a_candidate_look_better() -> None:
 
 
 def test_a_candidate_that_never_served_a_request_is_not_promoted_on_inconclusive() -> None:
-    # Was a defect (fixed): with on_inconclusive = "promote", max_bake_hours with no evidence at all
+    # Fixed: with on_inconclusive = "promote", max_bake_hours with no evidence at all
     # promotes. A candidate that never loads in any container (onnxruntime refuses its
     # opset, an S3 policy hides it: inference logs CandidateLoadFailures and serves
     # production) has 0 candidate rows while production served thousands; after 24 h it
@@ -157,7 +157,7 @@ def test_a_candidate_that_never_served_a_request_is_not_promoted_on_inconclusive
     ],
 )
 def test_a_rollout_config_with_nan_is_refused(name: str) -> None:
-    # Was a defect (fixed): parse_config refuses NaN only where its check happens to be written as
+    # Fixed: parse_config refuses NaN only where its check happens to be written as
     # `not lo <= x <= hi`; `x < 0` checks accept NaN (TOML `nan`). settings.py already
     # refuses nan/inf for the same reason ("nan compares false with everything").
     # Fix: refuse non-finite floats in every [rollout] field (and [drift]/[promotion]).
@@ -169,7 +169,7 @@ def test_a_rollout_config_with_nan_is_refused(name: str) -> None:
 
 
 def test_a_nan_latency_ratio_silently_disables_the_latency_breach() -> None:
-    # Was a defect (fixed): the consequence of the above: a candidate 50x slower than production passes.
+    # Fixed: the consequence of the above: a candidate 50x slower than production passes.
     production = _rows("1", [1.0] * 300, variant="production", latency=4.0)
     candidate = _rows("2", [1.0] * 300, variant="canary", latency=200.0)
     verdict = _judge(production, candidate, config=replace(FAST, max_latency_ratio=math.nan))
@@ -177,7 +177,7 @@ def test_a_nan_latency_ratio_silently_disables_the_latency_breach() -> None:
 
 
 def test_a_nan_tolerance_never_reaches_the_json_report_as_nan() -> None:
-    # Was a defect (fixed): LiveQuality.as_dict copies `tolerance` (and `confidence`) unfiltered, so the
+    # Fixed: LiveQuality.as_dict copies `tolerance` (and `confidence`) unfiltered, so the
     # report written with json.dumps holds a bare NaN (invalid JSON: browsers' JSON.parse,
     # jq, Athena's JSON SerDe refuse it).
     production = _rows("1", [1.0] * 50, variant="production")

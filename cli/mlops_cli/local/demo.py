@@ -1,41 +1,203 @@
-"""``mlops demo``: the main job on the local stack.
+"""``mlops demo``: the main job on the local stack. The market moves; the system keeps up.
 
-For now: start the stack (training v1 on month 0 of the synthetic market), then serve months of
-traffic through the HTTP API and measure live error against the true prices, showing how the
-model degrades as the market moves. Retraining, drift and canaries join as they are built.
+Month 0 of the synthetic housing market trains v1 (an upload, like every later version). Then,
+month after month, only through the stack's own triggers, as on AWS:
+
+1. the month's houses are priced through ``POST /predict`` (the HTTP API) and the twin that is
+   never retrained (v1, loaded here with onnxruntime from the registry's artifacts) prices the
+   same houses; the sale prices come back through ``POST /feedback``; the capture log lines
+   reach the prediction logger through the logs subscription (captures, labels, sketches in S3);
+2. twice a month (mid-month and at month end) the drift evaluator's schedule fires (the
+   template's ``DriftSchedule``, run now rather than hourly: a demo month lasts seconds). It
+   compares the serving version's traffic with its training data, measures live quality from
+   the labels, writes its report, judges an active canary (promote or roll back) and, on drift
+   or quality loss, puts a ``RetrainRequested`` event on the bus;
+3. when the month-end evaluation requested retraining, the month's labeled sales (closed now)
+   are uploaded under the training prefix: the S3 notification starts the retrainer, its
+   destination the candidate gate, which registers the challenger and promotes it or starts a
+   canary (``[rollout]`` of ``demo_config.toml``);
+4. what happened is read back from the registry and the reports, as ``mlops status`` would.
+
+The market is ``demo_market``'s schedule (a shock every other month). The stack runs with
+``demo_config.toml``: the shipped config with the lifecycle's clocks scaled to months of
+seconds, and MAPE as the metric that judges (see the file).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import shutil
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
 
-from mlops.domain.synthetic import conditions_for_month, generate
-from mlops_cli.local.runner import start_local
+from mlops.adapters.aws import client
+from mlops.adapters.registry import Rollout
+from mlops.domain.scoring import OnnxModel
+from mlops.domain.synthetic import csv_bytes, generate
+from mlops_cli.local.demo_market import conditions_dict, demo_conditions, describe_month
+from mlops_cli.local.demo_report import render_demo_html
+from mlops_cli.local.demo_watch import (
+    ROLLOUT_REPORTS,
+    EvaluatorReports,
+    Event,
+    RegistryWatch,
+    RetrainAnswers,
+    TrafficLedger,
+    describe_answer,
+    trigger_of,
+)
+from mlops_cli.local.runner import RunningStack, start_local
 from mlops_cli.local.stack import free_port
 
-MONTHS = 6
-ROWS_PER_MONTH = 400
-BATCH = 100
+DEFAULT_MONTHS = 11
+DEFAULT_TRAFFIC = 1500  # houses priced per month
+TRAINING_ROWS = 4000  # month 0, v1's data
+SALES_ROWS = 3000  # a month's labeled sales, uploaded when retraining is requested
+REQUEST_ROWS = 20  # houses per /predict request: a canary is sticky per request
+FEEDBACK_ROWS = 500
+DRIFT_FUNCTION = "DriftEvaluatorFunction"
+WAIT_CAPTURE_S = 60.0
+WAIT_REPORT_S = 60.0
+WAIT_RETRAIN_S = 180.0
+CONFIG_FILE = "demo_config.toml"
+STYLE = {
+    "market": "cyan",
+    "drift": "bold red",
+    "quality": "bold red",
+    "calm": "green",
+    "request": "yellow",
+    "upload": "blue",
+    "answer": "dim",
+    "trained": "magenta",
+    "rejected": "dim red",
+    "canary": "bold yellow",
+    "promoted": "bold green",
+    "rolled_back": "bold red",
+    "note": "dim",
+}
 
 
-def post(url: str, body: Any, content_type: str = "application/json") -> tuple[int, Any]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+@dataclass(frozen=True)
+class DemoOptions:
+    template: Path
+    seed: int = 0
+    months: int = DEFAULT_MONTHS
+    traffic: int = DEFAULT_TRAFFIC
+    output: Path = Path("demo-output")
+    port: int = 0
+    config: Path | None = None  # default: demo_config.toml next to this module
+    json_mode: bool = False
+
+
+@dataclass
+class MonthRecord:
+    month: int
+    market: str
+    conditions: dict[str, float]
+    rows: int = 0
+    serving: str = ""
+    answered_by: dict[str, int] = field(default_factory=dict)
+    rmse_system: float = math.nan
+    rmse_static: float = math.nan
+    mape_system: float = math.nan
+    mape_static: float = math.nan
+    drift: dict[str, Any] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+    # what changed in serving, and when: {"label": "v3", "kind": "promoted", "at": "mid"|"end"}
+    production_changes: list[dict[str, str]] = field(default_factory=list)
+    production_after: str | None = None
+    mid_month: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "month": self.month,
+            "market": self.market,
+            "conditions": self.conditions,
+            "rows": self.rows,
+            "serving": self.serving,
+            "answered_by": self.answered_by,
+            "rmse_system": _round(self.rmse_system),
+            "rmse_static": _round(self.rmse_static),
+            "mape_system": _round(self.mape_system, 4),
+            "mape_static": _round(self.mape_static, 4),
+            "drift": self.drift,
+            "mid_month_drift": self.mid_month,
+            "events": self.events,
+            "production_changes": self.production_changes,
+            "production_after": self.production_after,
+        }
+
+
+def metric_text(metric: str, value: float) -> str:
+    """``MAPE 7.1%``, ``RMSE 26,424``."""
+    if metric in ("mape", "accuracy", "f1_macro", "roc_auc"):
+        return f"{metric.upper() if metric == 'mape' else metric} {value:.1%}"
+    return f"{metric.upper() if metric in ('rmse', 'mae') else metric} {value:,.0f}"
+
+
+def serving_label(versions: list[str], production: str | None) -> str:
+    """Who answered: ``v3``, or ``v3 + canary v4 31%`` while a rollout bakes."""
+    counts: dict[str, int] = {}
+    for version in versions:
+        counts[version] = counts.get(version, 0) + 1
+    total = sum(counts.values()) or 1
+    parts = [f"v{production}"] if production in counts else []
+    parts += [
+        f"canary v{version} {count / total:.0%}"
+        for version, count in sorted(counts.items(), key=lambda kv: -kv[1])
+        if version != production
+    ]
+    return " + ".join(parts)
+
+
+def _round(value: float, digits: int = 1) -> float | None:
+    return None if math.isnan(value) else round(value, digits)
+
+
+def demo_config_path() -> Path:
+    return Path(str(resources.files("mlops_cli.local").joinpath(CONFIG_FILE)))
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+def post(url: str, body: Any) -> tuple[int, Any]:
     request = urllib.request.Request(
-        url, data=data, method="POST", headers={"content-type": content_type}
-    )
+        url, data=json.dumps(body).encode(), method="POST",
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        return exc.code, json.loads(exc.read() or b"null")
 
 
 def get(url: str) -> tuple[int, Any]:
@@ -43,11 +205,11 @@ def get(url: str) -> tuple[int, Any]:
         with urllib.request.urlopen(url, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        return exc.code, json.loads(exc.read() or b"null")
 
 
 def instances(
-    columns: dict[str, Any], features: list[str], start: int, stop: int
+    columns: Mapping[str, npt.NDArray[Any]], features: list[str], start: int, stop: int
 ) -> list[dict[str, Any]]:
     """Rows as a client sends them, with the features the served model's signature names."""
     return [
@@ -61,83 +223,591 @@ def instances(
     ]
 
 
-def run_demo(template: Path, port: int = 0, quiet: bool = False) -> dict[str, Any]:
-    say = (lambda *_: None) if quiet else print
-    started = time.monotonic()
-    say("Starting the local stack (moto on 127.0.0.1, resources from template.yaml)...")
-    running = start_local(template, port=port or free_port(), quiet_functions=True)
-    url = running.api.url
-    try:
-        _, model = get(f"{url}/model")
-        say(
-            f"Serving {model['model_name']} v{model['model_version']} at {url} "
-            f"(holdout RMSE {model['metrics']['rmse']:,.0f}, "
-            f"{len(model['signature']['features'])} features)"
+def rmse(predictions: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]) -> float:
+    return float(math.sqrt(np.mean((predictions - actual) ** 2)))
+
+
+def mape(predictions: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]) -> float:
+    return float(np.mean(np.abs(predictions - actual) / actual))
+
+
+# --- drift report digest ---------------------------------------------------------------------
+
+
+def feature_scores(report: Mapping[str, Any]) -> dict[str, float]:
+    """Each feature's strongest statistic as a multiple of its threshold (1 = at the bar)."""
+    out: dict[str, float] = {}
+    for feature in report.get("features") or []:
+        stats = feature.get("statistics") or {}
+        bars = feature.get("thresholds") or {}
+        best = 0.0
+        for name, bar in bars.items():
+            value = stats.get(name)
+            if not isinstance(value, int | float) or not isinstance(bar, int | float) or bar <= 0:
+                continue
+            if math.isnan(value):
+                continue
+            ratio = bar / max(value, 1e-12) if "pvalue" in name else value / bar
+            best = max(best, min(ratio, 10.0))
+        out[str(feature.get("name"))] = round(best, 2)
+    return out
+
+
+def drift_digest(report: Mapping[str, Any], key: str) -> dict[str, Any]:
+    verdict = report.get("verdict") or {}
+    quality = report.get("quality") or {}
+    name = Path(key).stem
+    return {
+        "report": name,
+        "report_html": f"drift/{name}.html",
+        "version": report.get("version"),
+        "status": verdict.get("status"),
+        "rows": report.get("rows"),
+        "mode": report.get("mode"),
+        "dataset_drift": bool(verdict.get("dataset_drift")),
+        "drift_share": verdict.get("drift_share"),
+        "drift_share_threshold": verdict.get("drift_share_threshold"),
+        "drifted": list(verdict.get("drifted") or []),
+        "quality_breach": bool(verdict.get("quality_breach")),
+        "quality_metric": quality.get("metric"),
+        "live_quality": quality.get("value"),
+        "holdout_quality": quality.get("holdout"),
+        "labels": quality.get("labels"),
+        "retrain_requested": bool(verdict.get("retrain_requested")),
+        "reasons": list(verdict.get("reasons") or []),
+        "feature_scores": feature_scores(report),
+    }
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+class CountColumn(ProgressColumn):
+    """``450/1500`` for counted steps; nothing for a wait of unknown length."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text("")
+        return Text(f"{int(task.completed):,}/{int(task.total):,}", style="progress.download")
+
+
+class Demo:
+    def __init__(self, options: DemoOptions, console: Console) -> None:
+        self.options = options
+        self.console = console
+        self.started = time.monotonic()
+        self.output = options.output
+        self.events: list[dict[str, Any]] = []
+        self.months: list[MonthRecord] = []
+        self.timings: dict[str, float] = {}
+        # Set once the stack runs (``_run``).
+        self.running: RunningStack
+        self.watch: RegistryWatch
+        self.reports: EvaluatorReports
+        self.rollouts: EvaluatorReports
+        self.answers: RetrainAnswers
+        self.ledger: TrafficLedger
+        self.predicted = self.labeled = 0  # sent so far: what the logger must have stored
+        self.phase = "end"  # of the month: "mid" after its first half, "end" after the second
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            CountColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
         )
-        features = [f["name"] for f in model["signature"]["features"]]
-        months = []
-        say(
-            f"\n{'month':>5}  {'rows':>5}  {'live RMSE':>10}  {'MAPE':>6}  {'unseen cat.':>11}  "
-            "example"
+
+    # ---- output
+
+    def say(self, month: int | None, kind: str, text: str, short: str | None = None) -> None:
+        """An event line on the console; ``short`` (if any) goes in the month's table row."""
+        style = STYLE.get(kind, "")
+        where = f"[dim]month {month:>2}[/] " if month is not None else "[dim]setup[/]    "
+        body = f"[{style}]{escape(text)}[/]" if style else escape(text)
+        self.progress.console.print(f"{where}{body}", highlight=False)
+        self.events.append({"month": month, "kind": kind, "text": text})
+        if month is not None and short:
+            self.months[-1].events.append(short)
+
+    @contextmanager
+    def step(self, phase: str, description: str, total: int | None = None) -> Iterator[TaskID]:
+        """A transient progress line for one phase; its wall time is added to ``timings``."""
+        task = self.progress.add_task(description, total=total)
+        began = time.monotonic()
+        try:
+            yield task
+        finally:
+            self.progress.remove_task(task)
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.monotonic() - began
+
+    # ---- the loop
+
+    def run(self) -> dict[str, Any]:
+        options = self.options
+        (self.output / "data").mkdir(parents=True, exist_ok=True)
+        with self.progress:
+            with self.step("start", "starting the local stack (moto, template.yaml)"):
+                running = start_local(
+                    options.template,
+                    port=options.port or free_port(),
+                    config_path=options.config or demo_config_path(),
+                    quiet_functions=True,
+                )
+            try:
+                return self._run(running)
+            finally:
+                # Log lines still in flight at the end (the functions' REPORT lines) are not
+                # worth a warning after the demo's table.
+                logging.getLogger("mlops_cli.local.sources").setLevel(logging.ERROR)
+                with self.step("stop", "stopping the local stack"):
+                    running.stop()
+
+    def _seed(self, purpose: str, month: int) -> int:
+        offset = {"train": 0, "traffic": 1000, "sales": 2000}[purpose]
+        return self.options.seed * 10_000 + offset + month
+
+    def _run(self, running: RunningStack) -> dict[str, Any]:
+        from mlops.services.inference import load_version
+
+        target = running.target
+        model = target.model_name
+        store, registry, s3 = target.store(), target.registry(), client("s3")
+        url = running.api.url
+        self.running, self.watch = running, RegistryWatch(registry, model)
+        self.reports, self.answers = EvaluatorReports(store, s3), RetrainAnswers(store, s3)
+        self.rollouts = EvaluatorReports(store, s3, ROLLOUT_REPORTS)
+        self.reports.mark_seen()
+        self.rollouts.mark_seen()
+        watch = self.watch
+        # Month 0 trains v1 the way every later version is trained: an upload.
+        self._upload(None, TRAINING_ROWS, "train")
+        v1 = watch.production
+        if v1 is None:
+            raise RuntimeError("v1 was not promoted: see reports/retrain/ in the artifacts bucket")
+        self._wait_serving(url)
+        twin = load_version(store, registry, model, v1).model
+        _, served = get(f"{url}/model")
+        features = [f["name"] for f in served["signature"]["features"]]
+        self.say(
+            None,
+            "note",
+            f"v{v1} serves at {url}; the twin that is never retrained is v{v1}, loaded here "
+            "with onnxruntime from the registry's artifacts",
         )
-        for month in range(MONTHS):
-            columns = generate(ROWS_PER_MONTH, conditions_for_month(month), seed=1000 + month)
-            predictions: list[float] = []
-            for start in range(0, ROWS_PER_MONTH, BATCH):
-                status, body = post(
-                    f"{url}/predict",
-                    {"instances": instances(columns, features, start, start + BATCH)},
-                )
-                if status != 200:
-                    raise RuntimeError(f"/predict answered {status}: {body}")
-                predictions.extend(body["predictions"])
-            actual = columns["price"]
-            errors = np.asarray(predictions) - actual
-            rmse = float(math.sqrt(np.mean(errors**2)))
-            mape = float(np.mean(np.abs(errors) / actual))
-            known = set(
-                next(
-                    f["categories"]
-                    for f in model["signature"]["features"]
-                    if f["name"] == "location"
-                )
+        self.ledger = TrafficLedger(store, s3, model)
+        months_task = self.progress.add_task("months", total=self.options.months)
+        for month in range(self.options.months):
+            record = MonthRecord(
+                month, describe_month(month), conditions_dict(demo_conditions(month))
             )
-            unseen = float(np.mean([loc not in known for loc in columns["location"]]))
-            months.append(
+            self.months.append(record)
+            self.progress.update(months_task, description=f"month {month}: {record.market}")
+            if month > 0:
+                self.say(month, "market", record.market)
+            self._month(record, url, features, twin)
+            self.progress.advance(months_task)
+        self.progress.remove_task(months_task)
+        return self._finish()
+
+    def _month(self, record: MonthRecord, url: str, features: list[str], twin: OnnxModel) -> None:
+        """One month in two halves, each followed by the evaluator's schedule (its verdicts on
+        a rollout come mid-month; retraining follows the month-end verdict, when the month's
+        sales have closed)."""
+        month = record.month
+        columns = generate(
+            self.options.traffic, demo_conditions(month), seed=self._seed("traffic", month)
+        )
+        actual = np.asarray(columns["price"], dtype=np.float64)
+        rows = len(actual)
+        answered: list[tuple[str, float]] = []
+        labels: list[str] = []
+        for start, stop in ((0, rows // 2), (rows // 2, rows)):
+            part = {name: values[start:stop] for name, values in columns.items()}
+            production = self.watch.production
+            served, ids = self._serve(month, url, part, features, start)
+            answered.extend(served)
+            labels.append(serving_label([v for v, _ in served], production))
+            self.predicted += len(ids)
+            self.labeled += self._feedback(url, ids, actual[start:stop])
+            with self.step("capture", "captures and labels reaching S3 (logs → logger)"):
+                if not self.ledger.wait(self.predicted, self.labeled, WAIT_CAPTURE_S):
+                    self.say(month, "note", "not every capture reached S3 in time; evaluating")
+            month_end = stop == rows
+            self.phase = "end" if month_end else "mid"
+            digest = self._evaluate(month, month_end)
+            if month_end:
+                record.drift = digest
+            else:
+                record.mid_month = digest
+            self._poll(month)
+            if month_end and digest.get("retrain_requested"):
+                self._retrain(month)
+            self._wait_serving(url)
+        record.rows = len(answered)
+        system = np.asarray([p for _, p in answered], dtype=np.float64)
+        static = np.asarray(twin.score(columns).values, dtype=np.float64)
+        record.rmse_system, record.rmse_static = rmse(system, actual), rmse(static, actual)
+        record.mape_system, record.mape_static = mape(system, actual), mape(static, actual)
+        for version, _ in answered:
+            record.answered_by[version] = record.answered_by.get(version, 0) + 1
+        record.serving = labels[0] if labels[0] == labels[1] else f"{labels[0]} → {labels[1]}"
+        record.production_after = self.watch.production
+
+    def _serve(
+        self,
+        month: int,
+        url: str,
+        columns: Mapping[str, npt.NDArray[Any]],
+        features: list[str],
+        first_row: int,
+    ) -> tuple[list[tuple[str, float]], list[str]]:
+        rows = len(columns["price"])
+        answered: list[tuple[str, float]] = []
+        ids: list[str] = []
+        what = f"month {month}: pricing {rows:,} houses through POST /predict"
+        with self.step("serve", what, rows) as t:
+            for start in range(0, rows, REQUEST_ROWS):
+                stop = min(start + REQUEST_ROWS, rows)
+                body = {
+                    "instances": instances(columns, features, start, stop),
+                    "request_id": f"demo-s{self.options.seed}-m{month}-row{first_row + start}",
+                }
+                status, answer = post(f"{url}/predict", body)
+                if status != 200:
+                    raise RuntimeError(f"/predict answered {status}: {answer}")
+                version = str(answer["model_version"])
+                answered.extend((version, float(p)) for p in answer["predictions"])
+                ids.extend(answer["prediction_ids"])
+                self.progress.update(t, completed=stop)
+        return answered, ids
+
+    def _feedback(self, url: str, ids: list[str], actual: npt.NDArray[np.float64]) -> int:
+        with self.step("feedback", "sale prices through POST /feedback", len(ids)) as task:
+            for start in range(0, len(ids), FEEDBACK_ROWS):
+                chunk = [
+                    {"prediction_id": pid, "actual": float(actual[start + i])}
+                    for i, pid in enumerate(ids[start : start + FEEDBACK_ROWS])
+                ]
+                status, answer = post(f"{url}/feedback", {"feedback": chunk})
+                if status != 202:
+                    raise RuntimeError(f"/feedback answered {status}: {answer}")
+                self.progress.update(task, completed=start + len(chunk))
+        return len(ids)
+
+    def _poll(self, month: int | None) -> None:
+        for event in self.watch.poll():
+            self._event(month, event)
+
+    def _evaluate(self, month: int, month_end: bool) -> dict[str, Any]:
+        """Fire the evaluator's schedule and digest its drift report (and rollout verdict)."""
+        sources = self.running.stack.sources
+        if sources is None:
+            raise RuntimeError("the local stack's event sources are not running")
+        baking = self.watch.rollout
+        when = "month end" if month_end else "mid-month"
+        with self.step("evaluate", f"{when}: the drift schedule fires (DriftEvaluatorFunction)"):
+            sources.fire_schedule(DRIFT_FUNCTION)
+            found = self.reports.wait_new(WAIT_REPORT_S)
+            # The same invocation then judges the active rollout, if any.
+            judged = self.rollouts.wait_new(WAIT_REPORT_S) if baking else None
+        if found is None:
+            self.say(month, "note", f"{when}: the drift evaluator wrote no report in time")
+            return {}
+        key, report = found
+        if baking is not None:
+            self._judged(month, when, baking, judged[1] if judged else None)
+        drift = drift_digest(report, key)
+        share = drift.get("drift_share") or 0.0
+        quality = ""
+        live, holdout = drift.get("live_quality"), drift.get("holdout_quality")
+        if isinstance(live, int | float) and isinstance(holdout, int | float):
+            metric = str(drift.get("quality_metric") or "")
+            quality = (
+                f"live {metric_text(metric, live)} vs holdout {metric_text(metric, holdout)} "
+                f"(v{drift['version']}, {drift.get('labels') or 0:,} labels)"
+            )
+        verdicts: list[tuple[str, str, str]] = []  # kind, text, short
+        if drift["dataset_drift"]:
+            names = ", ".join(drift["drifted"])
+            text = (
+                f"drift detected: {len(drift['drifted'])} features drifted ({share:.0%}): {names}"
+            )
+            verdicts.append(("drift", text, "drift"))
+        elif drift["drifted"]:
+            text = f"drifting, under the bar: {', '.join(drift['drifted'])} ({share:.0%})"
+            verdicts.append(("note", text, ""))
+        if drift["quality_breach"]:
+            verdicts.append(("quality", f"quality loss: {quality}", "quality loss"))
+        elif not drift["dataset_drift"]:
+            verdicts.append(("calm", f"no drift ({quality or drift.get('status')})", ""))
+        if drift["retrain_requested"]:
+            text = "retraining requested (RetrainRequested on the bus)"
+            if not month_end:
+                text += "; the month's sales are uploaded when they close, at month end"
+            verdicts.append(("request", text, "retrain"))
+        else:
+            held = [r for r in drift["reasons"] if r.startswith("retraining not requested")]
+            verdicts.extend(("note", r, "") for r in held[:1])
+        for kind, text, short in verdicts:
+            if month_end:
+                self.say(month, kind, text, short or None)
+            elif kind in ("drift", "quality"):  # mid-month: a glance; the table has month ends
+                self.say(month, "note", f"{when}: {text}")
+        return drift
+
+    def _judged(
+        self, month: int, when: str, rollout: Rollout, verdict: Mapping[str, Any] | None
+    ) -> None:
+        """What the evaluator decided about the rollout that baked since its last check."""
+        what = f"{when}: {rollout.mode} v{rollout.version}"
+        if verdict is None:
+            self.say(month, "note", f"{what}: no verdict reported in time")
+            return
+        decision = verdict.get("decision")
+        reasons = [str(r) for r in verdict.get("reasons") or []]
+        # The live-quality comparison says most; the other reasons are in the report.
+        why = next((r for r in reasons if "live " in r), reasons[0] if reasons else "")
+        if decision in ("promote", "rollback") and verdict.get("acted"):
+            self.say(month, "note", f"{what} judged on live traffic ({decision}): {why}")
+        else:
+            self.say(month, "note", f"{what} keeps baking: {why or 'no verdict yet'}")
+
+    def _retrain(self, month: int) -> None:
+        """Retraining was requested: ship the month's labeled sales to the training prefix.
+
+        The request names no data, so the retrainer takes the newest upload; the upload that
+        follows is what it needs. (A request resolved to an object version the upload already
+        trained is the same run: one object trains once.)"""
+        rollout = self.watch.rollout
+        if rollout is not None:
+            self.say(
+                month,
+                "note",
+                f"{rollout.mode} of v{rollout.version} still baking: "
+                "this month's sales wait for its verdict",
+            )
+            return
+        self._upload(month, SALES_ROWS, "sales")
+
+    def _upload(self, month: int | None, rows: int, purpose: str) -> None:
+        """Upload labeled sales of ``month`` (None: month 0, v1's data) under the training
+        prefix, then follow the pipeline to its decision and report what the registry did."""
+        target = self.running.target
+        market = 0 if month is None else month
+        sales = generate(rows, demo_conditions(market), seed=self._seed(purpose, market))
+        name = f"houses-month-{market:02d}.csv"
+        body = csv_bytes(sales)
+        (self.output / "data" / name).write_bytes(body)
+        bucket = target.output("TrainingDataBucketName")
+        key = target.output("TrainingDataPrefix") + name
+        put = client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        version_id = put.get("VersionId")
+        self.say(month, "upload", f"{rows:,} labeled sales of month {market} uploaded to {key}")
+
+        def same_upload(doc: dict[str, Any]) -> bool:
+            trigger = trigger_of(doc)
+            return trigger.get("key") == key and (
+                version_id is None or trigger.get("version_id") == version_id
+            )
+
+        with self.step("retrain", "retraining: S3 notification → retrainer → candidate gate"):
+            doc = self.answers.wait(same_upload, WAIT_RETRAIN_S)
+        if doc is None:
+            self.say(month, "note", "no decision on the upload in time")
+        elif doc.get("kind") != "retrain_decision":
+            self.say(month, "rejected", describe_answer(doc), "upload rejected")
+        self._poll(month)
+
+    def _event(self, month: int | None, event: Event) -> None:
+        self.say(month, event.kind, event.text, event.short)
+        if month is not None and event.kind in ("promoted", "rolled_back", "canary"):
+            label = {"promoted": "v{}", "rolled_back": "v{} back", "canary": "canary v{}"}
+            self.months[-1].production_changes.append(
                 {
-                    "month": month,
-                    "rows": ROWS_PER_MONTH,
-                    "live_rmse": rmse,
-                    "mape": mape,
-                    "unseen_location_share": unseen,
-                    "serving_version": model["model_version"],
+                    "label": label[event.kind].format(event.version),
+                    "kind": event.kind,
+                    "at": self.phase,
                 }
             )
-            example = (
-                f"{int(columns['sqft'][0])} sqft {columns['location'][0]}: "
-                f"predicted {predictions[0]:,.0f}, sold {actual[0]:,.0f}"
-            )
-            say(
-                f"{month:>5}  {ROWS_PER_MONTH:>5}  {rmse:>10,.0f}  {mape:>6.1%}  "
-                f"{unseen:>11.0%}  {example}"
-            )
-        status, error = post(f"{url}/predict", {"instances": [{"sqft": "big"}]})
-        say(
-            f"\nA bad request gets a {status} naming the fields: "
-            f"{json.dumps(error['error']['details'][:2])}"
+
+    def _wait_serving(self, url: str, timeout: float = 20.0) -> None:
+        """Until the inference function serves what the registry says (its alias refresh):
+        the production version, and the rollout's candidate loaded, or no rollout."""
+        want, rollout = self.watch.production, self.watch.rollout
+        deadline = time.monotonic() + timeout
+        with self.step("refresh", "the inference function picks up the registry's state"):
+            while time.monotonic() < deadline:
+                status, health = get(f"{url}/health")
+                live = health.get("rollout") if isinstance(health, dict) else None
+                if status == 200 and str(health.get("model_version")) == str(want):
+                    if rollout is None and live is None:
+                        return
+                    if (
+                        rollout is not None
+                        and isinstance(live, dict)
+                        and str(live.get("version")) == rollout.version
+                        and live.get("loaded")
+                    ):
+                        return
+                time.sleep(0.2)
+
+    # ---- the end
+
+    def _finish(self) -> dict[str, Any]:
+        reports, watch = self.reports, self.watch
+        drift_dir = self.output / "drift"
+        if drift_dir.exists():
+            shutil.rmtree(drift_dir)
+        drift_dir.mkdir()
+        copied: list[dict[str, Any]] = []
+        by_report: dict[str, str] = {}
+        for m in self.months:
+            for when, digest in (("mid-month", m.mid_month), ("month end", m.drift)):
+                if digest.get("report"):
+                    by_report[str(digest["report"])] = f"month {m.month}, {when}: " + (
+                        "drift" if digest.get("dataset_drift")
+                        else "quality loss" if digest.get("quality_breach")
+                        else str(digest.get("status"))
+                    )  # fmt: skip
+        rollout_dir = self.output / "rollout"
+        if rollout_dir.exists():
+            shutil.rmtree(rollout_dir)
+        judged: list[dict[str, Any]] = []
+        with self.step("report", "copying the evaluator's reports next to the demo report"):
+            for key in reports.all_keys():
+                (drift_dir / Path(key).name).write_bytes(reports.download(key))
+            for key in self.rollouts.all_keys():
+                rollout_dir.mkdir(exist_ok=True)
+                body = self.rollouts.download(key)
+                (rollout_dir / Path(key).name).write_bytes(body)
+                doc = json.loads(body)
+                rollout = doc.get("rollout") or {}
+                judged.append(
+                    {
+                        "name": Path(key).stem,
+                        "json": f"rollout/{Path(key).name}",
+                        "verdict": f"{rollout.get('mode')} v{rollout.get('version')}: "
+                        f"{doc.get('decision')}" + (" (done)" if doc.get("acted") else ""),
+                    }
+                )
+            for key in reports.all_keys():
+                if key.endswith(".json"):
+                    stem = Path(key).stem
+                    copied.append(
+                        {
+                            "name": stem,
+                            "html": f"drift/{stem}.html",
+                            "json": f"drift/{stem}.json",
+                            "verdict": by_report.get(stem, ""),
+                        }
+                    )
+        months = [m.as_dict() for m in self.months]
+        detected = [
+            m.month
+            for m in self.months
+            if m.drift.get("dataset_drift") or m.drift.get("quality_breach")
+        ]
+        report_path = (self.output / "report.html").resolve()
+        summary: dict[str, Any] = {
+            "months": months,
+            "versions_promoted": watch.promotions,
+            "rollbacks": watch.rollbacks,
+            "drift_detected_months": detected,
+            "retrain_requested_months": [
+                m.month for m in self.months if m.drift.get("retrain_requested")
+            ],
+            "rmse_system_last_month": months[-1]["rmse_system"] if months else None,
+            "rmse_static_last_month": months[-1]["rmse_static"] if months else None,
+            "rmse_v1_month0": months[0]["rmse_system"] if months else None,
+            "production_version": watch.production,
+            "report_path": str(report_path),
+            "drift_reports": copied,
+            "rollout_reports": judged,
+            "events": self.events,
+            "settings": {
+                "seed": self.options.seed,
+                "months": self.options.months,
+                "traffic per month": self.options.traffic,
+                "labeled sales per upload": SALES_ROWS,
+                "config": str(self.options.config or demo_config_path()),
+            },
+            "timings": {k: round(v, 1) for k, v in self.timings.items()},
+            "seconds": round(time.monotonic() - self.started, 1),
+        }
+        report_path.write_text(render_demo_html(summary), encoding="utf-8")
+        (self.output / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+
+def month_table(summary: Mapping[str, Any]) -> Table:
+    """The run, a row per month: who served, both models' live RMSE, drift share, events."""
+    table = Table(
+        title="The market moved; the system kept up",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("month", justify="right", no_wrap=True)
+    table.add_column("serving", ratio=2, min_width=14)
+    table.add_column("live RMSE system", justify="right", max_width=9)
+    table.add_column("RMSE never retrained", justify="right", max_width=10)
+    table.add_column("drift share", justify="right", max_width=12)
+    table.add_column("events", ratio=3)
+    for month in summary["months"]:
+        drift = month.get("drift") or {}
+        share = drift.get("drift_share")
+        share_text = "n/a" if share is None else f"{share:.0%}"
+        if drift.get("quality_breach"):
+            share_text += " +quality"
+        flagged = drift.get("dataset_drift") or drift.get("quality_breach")
+        table.add_row(
+            str(month["month"]),
+            escape(month["serving"]),
+            _money(month["rmse_system"]),
+            _money(month["rmse_static"]),
+            f"[red]{share_text}[/]" if flagged else share_text,
+            escape(", ".join(month["events"])),
         )
-        degradation = months[-1]["live_rmse"] / months[0]["live_rmse"]
-        say(
-            f"\nLive RMSE grew {degradation:.1f}x from month 0 to month {MONTHS - 1} while the "
-            "market moved: this is the drift the rest of the pipeline exists to catch."
-        )
-    finally:
-        running.stop()
-    return {
-        "model_version": model["model_version"],
-        "holdout_rmse": model["metrics"]["rmse"],
-        "months": months,
-        "bad_request_status": status,
-        "rmse_growth": degradation,
-        "seconds": round(time.monotonic() - started, 1),
-    }
+    return table
+
+
+def _money(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def run_demo(options: DemoOptions) -> dict[str, Any]:
+    """Run the demo; the summary (the ``--json`` object) is returned."""
+    console = Console(stderr=options.json_mode, highlight=False)
+    demo = Demo(options, console)
+    summary = demo.run()
+    console.print()
+    console.print(month_table(summary))
+    last = summary["months"][-1]["month"]
+    console.print(
+        f"System RMSE in month {last}: {_money(summary['rmse_system_last_month'])} vs "
+        f"{_money(summary['rmse_static_last_month'])} never retrained "
+        f"(v1 on month 0: {_money(summary['rmse_v1_month0'])}); "
+        f"{summary['versions_promoted']} promoted, {summary['rollbacks']} rolled back, "
+        f"{summary['seconds']} s."
+    )
+    console.print(f"Report: {summary['report_path']}")
+    return summary
+
+
+def json_summary(summary: Mapping[str, Any]) -> str:
+    """The ``--json`` line: the contract keys, and the months without their bulky details."""
+    months = [
+        {k: v for k, v in m.items() if k not in ("drift", "mid_month_drift")}
+        | {
+            "drift_share": (m.get("drift") or {}).get("drift_share"),
+            "dataset_drift": (m.get("drift") or {}).get("dataset_drift"),
+            "quality_breach": (m.get("drift") or {}).get("quality_breach"),
+            "retrain_requested": (m.get("drift") or {}).get("retrain_requested"),
+        }
+        for m in summary["months"]
+    ]
+    bulky = ("events", "drift_reports", "rollout_reports", "months")
+    keep = {k: v for k, v in summary.items() if k not in bulky}
+    return json.dumps({"months": months, **keep})

@@ -1202,6 +1202,22 @@ class EventSources:
 
         self._call_at(due, fire)
 
+    def fire_schedule(self, function: str, event: str | None = None) -> str:
+        """Fire ``function``'s schedule now, with the event the schedule itself delivers (as
+        "Run now" does in the console); its regular firings are unchanged. ``event`` picks the
+        template event when the function has several schedules. Returns the request id."""
+        logical = self._function_ids.get(function, function)
+        schedules = [
+            s
+            for s in self.sources
+            if isinstance(s, ScheduleSource)
+            and s.function == logical
+            and (event is None or s.event == event)
+        ]
+        if not schedules:
+            raise ConfigError(f"fire_schedule: {function} has no schedule {event or ''}".strip())
+        return self.invoke_async(logical, scheduled_event(schedules[0], datetime.now(UTC)))
+
     def _call_at(self, due: float, action: Callable[[], None]) -> None:
         with self._timer_cv:
             heapq.heappush(self._timers, _Timer(due, next(self._timer_seq), action))

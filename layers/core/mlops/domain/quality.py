@@ -175,7 +175,7 @@ def measure(
     breach = relative > tolerance
     direction = "worse" if worse > 0 else "better"
     reason = (
-        f"live {metric} {value:,.6g} vs holdout {holdout:,.6g} "
+        f"live {metric} {show_metric(metric, value)} vs holdout {show_metric(metric, holdout)} "
         f"({abs(relative):.1%} {direction}; breach above {tolerance:.0%} worse)"
     )
     return replace(
@@ -207,6 +207,13 @@ def _number(*values: Any) -> bool:
     return all(
         isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
     )
+
+
+def show_metric(metric: str, value: float) -> str:
+    """A metric as a person reads it: MAPE and accuracy as percentages, the rest as numbers."""
+    if metric in ("mape", "accuracy"):
+        return f"{value:.2%}"
+    return f"{value:,.6g}"
 
 
 def _iso(ms: int) -> str:

@@ -58,6 +58,7 @@ import numpy.typing as npt
 from mlops.domain.config import RolloutConfig
 from mlops.domain.drift import psi
 from mlops.domain.metrics import EPSILON
+from mlops.domain.quality import show_metric
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -453,7 +454,8 @@ def _quality_check(quality: LiveQuality, config: RolloutConfig) -> Check:
         better = (change < 0) != quality.greater_is_better
         direction = f"{abs(change):.1%} {'better' if better else 'worse'}"
     shown = (
-        f"live {metric} {quality.candidate:,.6g} vs production {quality.production:,.6g}: "
+        f"live {metric} {show_metric(metric, quality.candidate)} vs production "
+        f"{show_metric(metric, quality.production)}: "
         f"{direction} "
         f"({quality.confidence:.0%} interval {quality.ci_low:+.1%} to {quality.ci_high:+.1%}, "
         f"{counted})"

@@ -54,6 +54,9 @@ class MarketConditions:
     interest_rate: float = 4.0  # economic conditions: mean mortgage rate in percent
     new_location_share: float = 0.0  # new category: share of sales in locations never seen
     noise: float = 0.06  # relative price noise (log-normal sigma)
+    # buyer mix: share of houses among sales (townhouses and condos split the rest in their
+    # usual ratio); None keeps PROPERTY_TYPES' shares
+    house_share: float | None = None
 
 
 def conditions_for_month(month: int) -> MarketConditions:
@@ -86,9 +89,7 @@ def generate(rows: int, conditions: MarketConditions, seed: int = 0) -> dict[str
     loc_dist = np.array([table[loc][1] for loc in location])
 
     types = list(PROPERTY_TYPES)
-    property_type = rng.choice(types, size=rows, p=[PROPERTY_TYPES[t][0] for t in types]).astype(
-        object
-    )
+    property_type = rng.choice(types, size=rows, p=_type_shares(conditions)).astype(object)
     type_mult = np.array([PROPERTY_TYPES[t][1] for t in property_type])
 
     sqft = np.clip(
@@ -127,6 +128,21 @@ def generate(rows: int, conditions: MarketConditions, seed: int = 0) -> dict[str
         "property_type": property_type,
         "price": price,
     }
+
+
+def _type_shares(conditions: MarketConditions) -> list[float]:
+    shares = [share for share, _ in PROPERTY_TYPES.values()]
+    if conditions.house_share is None:
+        return shares
+    if not 0.0 <= conditions.house_share <= 1.0:
+        raise ValueError("house_share must be from 0 to 1")
+    houses = list(PROPERTY_TYPES).index("house")
+    others = sum(shares) - shares[houses]
+    rest = 1.0 - conditions.house_share
+    return [
+        conditions.house_share if i == houses else share / others * rest
+        for i, share in enumerate(shares)
+    ]
 
 
 def csv_bytes(columns: dict[str, npt.NDArray[Any]], *, compress: bool = False) -> bytes:

@@ -1,0 +1,77 @@
+"""The market ``mlops demo`` runs through: months of the synthetic housing market
+(``mlops.domain.synthetic``) with one shock every other month, each followed by a calm month.
+
+| month | what moves (the knob of ``MarketConditions``)                                  |
+|-------|-------------------------------------------------------------------------------|
+| 0     | the market v1 is trained on: rates 4 %, five districts, 55 % houses          |
+| 1, 2  | calm: prices +1 % a month (inflation, every month after too)                 |
+| 3     | rates jump from 4 % to 7.5 % (``interest_rate``): buyers pay 24 % less       |
+| 5     | a waterfront district opens: 15 % of sales (``new_location_share``)          |
+| 7     | buyers move to bigger homes: +25 % floor area (``size_shift``), and to      |
+|       | houses rather than condos: 75 % of sales (``house_share``)                   |
+| 9     | a cooling market: -12 % for the same house (``price_level``)                 |
+| 11    | rates ease to 6 %                                                            |
+| 13    | the new district takes 30 % of sales                                         |
+
+Why calm months between the shocks: a model retrained on a shocked month is proven on the next
+month's traffic before it takes production (a canary, ``[rollout]``); a new shock in that very
+month would judge it on a market neither model has seen. Real markets move in steps too.
+``conditions_for_month`` (the generator's own default scenario) drifts continuously instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mlops.domain.synthetic import MarketConditions
+
+INFLATION = 1.01  # prices per month, every month
+
+
+def demo_conditions(month: int) -> MarketConditions:
+    """The demo's market in ``month`` (0 is v1's training market)."""
+    if month < 0:
+        raise ValueError("month must be >= 0")
+    conditions = MarketConditions(price_level=INFLATION**month)
+    if month >= 3:  # what buyers can pay falls with rates (the generator's affordability
+        # rule: 7 % a point) and sentiment (3 %)
+        conditions = replace(
+            conditions, interest_rate=7.5, price_level=conditions.price_level * 0.97
+        )
+    if month >= 5:
+        conditions = replace(conditions, new_location_share=0.15)
+    if month >= 7:
+        conditions = replace(conditions, size_shift=0.25, house_share=0.75)
+    if month >= 9:
+        conditions = replace(conditions, price_level=conditions.price_level * 0.88)
+    if month >= 11:
+        conditions = replace(conditions, interest_rate=6.0)
+    if month >= 13:
+        conditions = replace(conditions, new_location_share=0.30)
+    return conditions
+
+
+SHOCKS = {
+    3: "rates jump from 4% to 7.5%: buyers can pay 24% less",
+    5: "a waterfront district opens: 15% of sales",
+    7: "buyers move to bigger homes: +25% floor area, 75% houses (from 55%)",
+    9: "a cooling market: -12% for the same house",
+    11: "rates ease to 6%",
+    13: "the new district takes 30% of sales",
+}
+
+
+def describe_month(month: int) -> str:
+    """What moved in ``month``, in a few words."""
+    if month == 0:
+        return "the market v1 is trained on"
+    return SHOCKS.get(month, f"calm: prices +{INFLATION - 1:.0%}")
+
+
+def conditions_dict(conditions: MarketConditions) -> dict[str, float]:
+    return {
+        "price_level": round(conditions.price_level, 4),
+        "interest_rate": conditions.interest_rate,
+        "new_location_share": round(conditions.new_location_share, 4),
+        "size_shift": round(conditions.size_shift, 4),
+    }
