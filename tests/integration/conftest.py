@@ -91,3 +91,7 @@ def pipeline() -> Iterator[Pipeline]:
     """The retraining handlers against moto (see tests/integration/retrain_pipeline.py)."""
     with pipeline_in_moto() as line:
         yield line
+
+
+# Last: the module imports names defined above (a shared fixture set, like ``pipeline``).
+from tests.integration.rollout_stack import rollout_models, rollout_stack  # noqa: E402, F401

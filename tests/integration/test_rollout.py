@@ -6,160 +6,43 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import tomllib
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from importlib import resources
-from types import ModuleType
 from typing import Any
 
 import boto3
-import numpy as np
 import pytest
 
 from mlops import settings
 from mlops.adapters import aws
-from mlops.adapters.capture_store import CaptureStore
-from mlops.adapters.model_store import ModelStore, version_prefix
-from mlops.adapters.registry import Registry, Rollout
-from mlops.domain.config import ModelConfig, PromotionConfig
-from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
+from mlops.adapters.model_store import version_prefix
+from mlops.adapters.registry import Rollout
 from mlops.errors import ConflictError, IntegrityError
 from mlops.services import promotion
-from mlops.services.inference import load_version
-from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
-from mlops.services.rollout import RolloutService
-from mlops.services.stack_config import config_key
-from mlops.services.training import TrainingService
 from mlops_cli.local.stack import LambdaContext
-from tests.conftest import BUCKET, ROOT, TABLE, http_event, import_fresh, moto_resources
-from tests.integration.conftest import INFERENCE_ENV, invoker, load_handler_module
-
-MODEL = "house-prices"
-ENV = INFERENCE_ENV | {
-    "CAPTURE_BUCKET": BUCKET,
-    "RETRAIN_BUS": "test-retrain-bus",
-    "ALIAS_REFRESH_WAIT_SECONDS": "30",  # a request sees the re-check it triggers
-    "MAX_INSTANCES": "200",
-    "MAX_BODY_BYTES": "400000",
-}
-FEATURES = [
-    "sqft",
-    "bedrooms",
-    "bathrooms",
-    "year_built",
-    "lot_size",
-    "distance_to_center",
-    "interest_rate",
-    "location",
-    "property_type",
-]
-# Judged within seconds, on a few hundred labels: what a demo or a test can afford.
-FAST_ROLLOUT = """
-[rollout]
-mode = "canary"
-canary_percent = 50.0
-min_bake_minutes = 0
-min_requests = 100
-min_labels = 30
-"""
-
-
-@dataclass
-class Stack:
-    store: ModelStore
-    registry: Registry
-    rollouts: RolloutService
-    logger: PredictionLoggerService
-    config: ModelConfig
-
-    def handler(self) -> ModuleType:
-        return load_handler_module()
-
-    def start(self, mode: str, percent: float = 50.0) -> Rollout:
-        return self.rollouts.start("2", mode=mode, percent=percent, reason="test")
-
-
-@pytest.fixture(scope="module")
-def config(config: ModelConfig) -> ModelConfig:
-    # Any version that passes parity registers as a candidate: the gate has its own tests.
-    return replace(
-        config, promotion=PromotionConfig(min_relative_change=-1.0, min_absolute_change=-1e300)
-    )
+from tests.conftest import BUCKET, ROOT, http_event, import_fresh
+from tests.integration.conftest import invoker
+from tests.integration.rollout_stack import (
+    MODEL,
+    Stack,
+    direct,
+    lines,
+    market_rows,
+    predict,
+    serve_and_label,
+)
 
 
 @pytest.fixture
-def stack(config: ModelConfig) -> Iterator[Stack]:
-    """v1 (month 0 of the market) in production and v2 (month 4) a registered candidate."""
-    with moto_resources(ENV):
-        boto3.client("events").create_event_bus(Name=ENV["RETRAIN_BUS"])
-        store = ModelStore(BUCKET, aws.client("s3"))
-        registry = Registry(TABLE, aws.client("dynamodb"))
-        trainer = TrainingService(store, registry, code_version="test")
-        trainer.train_and_register(config, _csv(0, 1500, seed=7), "s3://d/m0.csv")
-        v2 = trainer.train_and_register(
-            config, _csv(4, 1500, seed=8), "s3://d/m4.csv", promote=False
-        )
-        assert v2.version == "2"
-        shipped = resources.files("mlops.defaults").joinpath("house_prices.toml").read_text()
-        store.put_bytes(
-            config_key(MODEL), (shipped.split("\n[rollout]")[0] + FAST_ROLLOUT).encode()
-        )
-        rollouts = RolloutService(
-            model=MODEL,
-            store=store,
-            registry=registry,
-            actor="test",
-            traffic=_traffic_store(),
-        )
-        logger = PredictionLoggerService(
-            CaptureStore(BUCKET, aws.client("s3")), store, model_name=MODEL
-        )
-        yield Stack(store, registry, rollouts, logger, config)
-    sys.modules.pop("inference_app_under_test", None)
-    sys.modules.pop("drift_app_under_test", None)
+def stack(rollout_stack: Stack) -> Stack:
+    """v1 (month 0) in production, v2 (month 4) and v3 (month 5) registered candidates; the
+    stack's config rolls out canaries judged within seconds."""
+    return rollout_stack
 
 
-def _traffic_store() -> Any:
-    from mlops.adapters.training_data import TrainingDataStore
-
-    return TrainingDataStore(BUCKET, aws.client("s3"))
-
-
-def _csv(month: int, rows: int, *, seed: int) -> bytes:
-    return csv_bytes(generate(rows, conditions_for_month(month), seed=seed))
-
-
-def _instances(month: int, rows: int, *, seed: int) -> tuple[list[dict[str, Any]], np.ndarray]:
-    columns = generate(rows, conditions_for_month(month), seed=seed)
-    instances = [
-        {n: (v.item() if isinstance(v := columns[n][i], np.generic) else v) for n in FEATURES}
-        for i in range(rows)
-    ]
-    return instances, np.asarray(columns["price"], dtype=float)
-
-
-def _predict(invoke: Any, body: dict[str, Any]) -> dict[str, Any]:
-    event = http_event("http_predict.json", body)
-    event["requestContext"]["requestId"] = str(uuid.uuid4())  # unique per request, as on AWS
-    response = invoke(event)
-    assert response["statusCode"] == 200, response["body"]
-    return dict(json.loads(response["body"]))
-
-
-def _lines(out: str, kind: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for line in out.splitlines()
-        if line.startswith("{") and f'"type":"{kind}"' in line
-    ]
-
-
-def _direct(stack: Stack, version: str, instances: list[dict[str, Any]]) -> list[float]:
-    loaded = load_version(stack.store, stack.registry, MODEL, version)
-    return list(loaded.model.score(loaded.manifest.signature.columns(instances, 10_000)).values)
+def start(stack: Stack, mode: str, percent: float = 50.0) -> Rollout:
+    return stack.rollouts.start("2", mode=mode, percent=percent, reason="test")
 
 
 # --- routing --------------------------------------------------------------------------------
@@ -168,24 +51,24 @@ def _direct(stack: Stack, version: str, instances: list[dict[str, Any]]) -> list
 def test_a_shadow_never_changes_an_answer_and_is_captured_beside_it(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    instances, _ = _instances(4, 60, seed=31)
-    stack.start("shadow")
+    instances, _ = market_rows(4, 60, seed=31)
+    start(stack, "shadow")
     invoke = invoker(stack.handler())
     capsys.readouterr()
-    answers = [_predict(invoke, {"instances": instances[i : i + 3]}) for i in range(0, 60, 3)]
+    answers = [predict(invoke, {"instances": instances[i : i + 3]}) for i in range(0, 60, 3)]
     out = capsys.readouterr().out
     # Every answer is production's, value for value
     assert {a["model_version"] for a in answers} == {"1"}
-    assert [p for a in answers for p in a["predictions"]] == _direct(stack, "1", instances)
+    assert [p for a in answers for p in a["predictions"]] == direct(stack, "1", instances)
     # The shadow scored the same rows under the same prediction ids, captured, never returned
-    captures = _lines(out, "capture")
+    captures = lines(out, "capture")
     production = [c for c in captures if c["variant"] == "production"]
     shadow = [c for c in captures if c["variant"] == "shadow"]
     assert len(production) == len(shadow) == 20
     assert {c["version"] for c in shadow} == {"2"}
     assert [c["prediction_ids"] for c in shadow] == [a["prediction_ids"] for a in answers]
     assert [p for c in shadow for p in c["predictions"]] == pytest.approx(
-        _direct(stack, "2", instances)
+        direct(stack, "2", instances)
     )
     assert not any("candidate_error" in c for c in production)
     health = json.loads(invoke(http_event("http_health.json"))["body"])
@@ -195,12 +78,12 @@ def test_a_shadow_never_changes_an_answer_and_is_captured_beside_it(
 
 
 def test_a_canary_answers_its_share_of_requests_sticky_per_request_id(stack: Stack) -> None:
-    instances, _ = _instances(0, 1, seed=3)
-    stack.start("canary", percent=30.0)
+    instances, _ = market_rows(0, 1, seed=3)
+    start(stack, "canary", percent=30.0)
     invoke = invoker(stack.handler())
     n = 1200
     served = [
-        _predict(invoke, {"instances": instances, "request_id": f"user-{i}"})["model_version"]
+        predict(invoke, {"instances": instances, "request_id": f"user-{i}"})["model_version"]
         for i in range(n)
     ]
     share = served.count("2") / n
@@ -208,26 +91,26 @@ def test_a_canary_answers_its_share_of_requests_sticky_per_request_id(stack: Sta
     assert abs(share - 0.30) < 4 * math.sqrt(0.3 * 0.7 / n), share
     # The same request id meets the same model every time
     again = [
-        _predict(invoke, {"instances": instances, "request_id": f"user-{i}"})["model_version"]
+        predict(invoke, {"instances": instances, "request_id": f"user-{i}"})["model_version"]
         for i in range(100)
     ]
     assert again == served[:100]
     # Without a request id each request is routed by API Gateway's own id: the share holds
-    anonymous = [_predict(invoke, {"instances": instances})["model_version"] for _ in range(600)]
+    anonymous = [predict(invoke, {"instances": instances})["model_version"] for _ in range(600)]
     assert abs(anonymous.count("2") / 600 - 0.30) < 4 * math.sqrt(0.3 * 0.7 / 600)
 
 
 def test_a_canary_answer_names_the_candidate_and_its_capture_says_canary(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    instances, _ = _instances(4, 5, seed=5)
-    stack.start("canary", percent=100.0)
+    instances, _ = market_rows(4, 5, seed=5)
+    start(stack, "canary", percent=100.0)
     invoke = invoker(stack.handler())
     capsys.readouterr()
-    answer = _predict(invoke, {"instances": instances, "request_id": "r-1"})
+    answer = predict(invoke, {"instances": instances, "request_id": "r-1"})
     assert answer["model_version"] == "2"
-    assert answer["predictions"] == pytest.approx(_direct(stack, "2", instances))
-    [line] = _lines(capsys.readouterr().out, "capture")
+    assert answer["predictions"] == pytest.approx(direct(stack, "2", instances))
+    [line] = lines(capsys.readouterr().out, "capture")
     assert (line["version"], line["variant"]) == ("2", "canary")
     assert line["prediction_ids"] == answer["prediction_ids"]
 
@@ -242,16 +125,16 @@ def test_a_candidate_whose_artifact_was_replaced_is_never_loaded(
     )
     # Then a rollout of it does not start
     with pytest.raises(IntegrityError, match="sha256"):
-        stack.start("canary", percent=100.0)
+        start(stack, "canary", percent=100.0)
     assert stack.registry.get_rollout(MODEL) is None
     # And one started behind the check's back (straight in the registry) serves nothing
     stack.registry.start_rollout(
         MODEL, "2", mode="canary", percent=100.0, rollout_id="r-forced", actor="t", reason="t"
     )
     invoke = invoker(stack.handler())
-    instances, _ = _instances(0, 2, seed=9)
+    instances, _ = market_rows(0, 2, seed=9)
     capsys.readouterr()
-    versions = {_predict(invoke, {"instances": instances})["model_version"] for _ in range(50)}
+    versions = {predict(invoke, {"instances": instances})["model_version"] for _ in range(50)}
     assert versions == {"1"}
     out = capsys.readouterr().out
     health = json.loads(invoke(http_event("http_health.json"))["body"])
@@ -264,10 +147,10 @@ def test_a_candidate_whose_artifact_was_replaced_is_never_loaded(
 def test_a_candidate_that_fails_on_a_request_leaves_production_to_answer_it(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack.start("canary", percent=100.0)
+    start(stack, "canary", percent=100.0)
     module = stack.handler()
     invoke = invoker(module)
-    _predict(invoke, {"instances": _instances(0, 1, seed=1)[0]})  # loads the candidate
+    predict(invoke, {"instances": market_rows(0, 1, seed=1)[0]})  # loads the candidate
     live = module.service._provider.live_rollout()
     assert live is not None
 
@@ -280,9 +163,9 @@ def test_a_candidate_that_fails_on_a_request_leaves_production_to_answer_it(
         live, candidate=replace(live.candidate, model=Broken())
     )
     capsys.readouterr()
-    answer = _predict(invoke, {"instances": _instances(0, 2, seed=2)[0]})
+    answer = predict(invoke, {"instances": market_rows(0, 2, seed=2)[0]})
     assert answer["model_version"] == "1"
-    [line] = _lines(capsys.readouterr().out, "capture")
+    [line] = lines(capsys.readouterr().out, "capture")
     assert line["version"] == "1"
     assert line["candidate_error"] == "RuntimeError: onnxruntime: out of memory"
 
@@ -299,7 +182,7 @@ def test_one_rollout_at_a_time_and_only_against_the_production_it_read(stack: St
             MODEL, "2", mode="canary", percent=5, rollout_id="b", actor="t", reason="t"
         )
     # A started rollout is returned as is when started again (a retried gate)
-    assert stack.start("shadow").rollout_id == "a"
+    assert start(stack, "shadow").rollout_id == "a"
     # A verdict on an ended rollout is refused
     stack.registry.finish_rollout(first, promote=False, actor="t", reason="test")
     with pytest.raises(ConflictError, match="no longer active"):
@@ -308,11 +191,11 @@ def test_one_rollout_at_a_time_and_only_against_the_production_it_read(stack: St
     assert stack.registry.get_version(MODEL, "2").status == "rejected"
     assert stack.registry.get_version(MODEL, "2").reasons[-1] == "rolled back: test"
     with pytest.raises(ConflictError, match="rejected"):
-        stack.start("canary")
+        start(stack, "canary")
 
 
 def test_a_manual_promotion_of_another_version_waits_for_the_rollout(stack: Stack) -> None:
-    rollout = stack.start("canary", percent=10)
+    rollout = start(stack, "canary", percent=10)
     with pytest.raises(ConflictError, match="in progress"):
         promotion.promote(stack.registry, MODEL, "1", actor="t", reason="t")
     # Promoting the candidate itself ends the rollout early, in one transaction
@@ -324,12 +207,9 @@ def test_a_manual_promotion_of_another_version_waits_for_the_rollout(stack: Stac
         stack.registry.finish_rollout(rollout, promote=False, actor="t", reason="late")
 
 
-def test_a_new_candidate_supersedes_a_rollout_still_running(
-    stack: Stack, config: ModelConfig
-) -> None:
-    stack.start("canary", percent=10)
-    trainer = TrainingService(stack.store, stack.registry, code_version="test")
-    trainer.train_and_register(config, _csv(5, 1500, seed=9), "s3://d/m5.csv", promote=False)
+def test_a_new_candidate_supersedes_a_rollout_still_running(stack: Stack) -> None:
+    start(stack, "canary", percent=10)
+    # v3 (trained on month 5) arrives while v2's canary runs
     rollout = stack.rollouts.start("3", mode="shadow", percent=0, reason="newer data")
     assert rollout.version == "3"
     v2 = stack.registry.get_version(MODEL, "2")
@@ -338,39 +218,6 @@ def test_a_new_candidate_supersedes_a_rollout_still_running(
 
 
 # --- evaluation ---------------------------------------------------------------------------------
-
-
-def _serve_and_label(
-    stack: Stack,
-    invoke: Any,
-    capsys: pytest.CaptureFixture[str],
-    *,
-    month: int,
-    rows: int,
-    seed: int,
-) -> None:
-    """``rows`` predictions of ``month``'s market through the handler, each labeled with its
-    true price through /feedback, and what the function printed stored by the real logger."""
-    instances, prices = _instances(month, rows, seed=seed)
-    capsys.readouterr()
-    for start in range(0, rows, 10):
-        answer = _predict(
-            invoke, {"instances": instances[start : start + 10], "request_id": f"q{seed}-{start}"}
-        )
-        items = [
-            {"prediction_id": pid, "actual": float(prices[start + i])}
-            for i, pid in enumerate(answer["prediction_ids"])
-        ]
-        response = invoke(http_event("http_feedback.json", {"feedback": items}))
-        assert response["statusCode"] == 202, response["body"]
-    out = capsys.readouterr().out
-    lines = [
-        line
-        for line in out.splitlines()
-        if '"type":"capture"' in line or '"type":"feedback"' in line
-    ]
-    events = [LogEvent(uuid.uuid4().hex + f"{i:024d}", 0, line) for i, line in enumerate(lines)]
-    stack.logger.store_batch([replace(e, timestamp=json.loads(e.message)["ts"]) for e in events])
 
 
 def _evaluate(stack: Stack, drift: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -391,10 +238,10 @@ def test_a_canary_better_on_live_labels_is_promoted_by_the_evaluator(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The market moved to month 4: v2 was trained on it, v1 was not
-    stack.start("canary", percent=50.0)
+    start(stack, "canary", percent=50.0)
     module = stack.handler()
     invoke = invoker(module)
-    _serve_and_label(stack, invoke, capsys, month=4, rows=400, seed=41)
+    serve_and_label(stack, invoke, capsys, month=4, rows=400)
     drift: dict[str, Any] = {}
     outcome = _evaluate(stack, drift)
     assert outcome["decision"] == "promote", outcome["reasons"]
@@ -413,7 +260,7 @@ def test_a_canary_better_on_live_labels_is_promoted_by_the_evaluator(
     assert report["verdict"]["quality"]["candidate"] < report["verdict"]["quality"]["production"]
     # The inference function follows: every answer is v2's after its next re-check
     module.service.expire_model()
-    assert _predict(invoke, {"instances": _instances(4, 1, seed=1)[0]})["model_version"] == "2"
+    assert predict(invoke, {"instances": market_rows(4, 1, seed=1)[0]})["model_version"] == "2"
     health = json.loads(invoke(http_event("http_health.json"))["body"])
     assert "rollout" not in health
 
@@ -422,10 +269,10 @@ def test_a_canary_worse_on_live_labels_is_rolled_back_by_the_evaluator(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # v2 learned month 4's market, but live traffic is still month 0's: a bad upload
-    stack.start("canary", percent=50.0)
+    start(stack, "canary", percent=50.0)
     module = stack.handler()
     invoke = invoker(module)
-    _serve_and_label(stack, invoke, capsys, month=0, rows=400, seed=42)
+    serve_and_label(stack, invoke, capsys, month=0, rows=400)
     outcome = _evaluate(stack)
     assert outcome["decision"] == "rollback", outcome["reasons"]
     assert stack.registry.get_alias(MODEL, "production") == "1"
@@ -435,7 +282,7 @@ def test_a_canary_worse_on_live_labels_is_rolled_back_by_the_evaluator(
     assert v2.reasons[-1].startswith("rolled back: canary failed")
     module.service.expire_model()
     versions = {
-        _predict(invoke, {"instances": _instances(0, 1, seed=i)[0]})["model_version"]
+        predict(invoke, {"instances": market_rows(0, 1, seed=i)[0]})["model_version"]
         for i in range(30)
     }
     assert versions == {"1"}
@@ -444,9 +291,9 @@ def test_a_canary_worse_on_live_labels_is_rolled_back_by_the_evaluator(
 def test_a_rollout_without_enough_evidence_waits_and_says_why(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack.start("shadow")
+    start(stack, "shadow")
     invoke = invoker(stack.handler())
-    _serve_and_label(stack, invoke, capsys, month=4, rows=20, seed=43)
+    serve_and_label(stack, invoke, capsys, month=4, rows=20)
     outcome = _evaluate(stack)
     assert outcome["decision"] == "wait"
     assert outcome["acted"] is False

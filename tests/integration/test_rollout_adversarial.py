@@ -1,7 +1,7 @@
 """Adversarial review of safe rollouts (DESIGN §6, issue 11) against moto.
 
-Tests whose comment starts with ``# DEFECT:`` reproduce a defect found in review: each FAILS
-today because of it. The others pin behaviours the review attacked and found safe.
+Tests whose comment starts with ``# Fixed:`` reproduce a defect found in review (each failed
+before its fix). The others pin behaviours the review attacked and found safe.
 
 Three models are trained once per module (v1 in production, v2 and v3 registered
 candidates); each test starts from a fresh moto holding a copy of that state.
@@ -10,235 +10,41 @@ candidates); each test starts from a fresh moto holding a copy of that state.
 from __future__ import annotations
 
 import json
-import sys
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from types import ModuleType
 from typing import Any
 
 import boto3
-import numpy as np
 import pytest
 
 from mlops.adapters import aws
 from mlops.adapters import registry as registry_module
 from mlops.adapters.capture_store import CaptureStore
-from mlops.adapters.model_store import ModelStore, version_prefix
-from mlops.adapters.registry import Registry
-from mlops.adapters.training_data import TrainingDataStore
-from mlops.domain.config import ModelConfig, PromotionConfig
-from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
+from mlops.adapters.model_store import version_prefix
 from mlops.errors import ConflictError, StorageError
 from mlops.services import promotion
 from mlops.services import rollout as rollout_module
-from mlops.services.inference import load_version
-from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
-from mlops.services.rollout import RolloutService
-from mlops.services.stack_config import config_key
-from mlops.services.training import TrainingService
 from mlops_cli.local.stack import LambdaContext
-from tests.conftest import BUCKET, ROOT, TABLE, http_event, import_fresh, moto_resources
-from tests.integration.conftest import INFERENCE_ENV, invoker, load_handler_module
-
-MODEL = "house-prices"
-ENV = INFERENCE_ENV | {
-    "CAPTURE_BUCKET": BUCKET,
-    "RETRAIN_BUS": "test-retrain-bus",
-    "ALIAS_REFRESH_WAIT_SECONDS": "30",  # a request sees the re-check it triggers
-    "MAX_INSTANCES": "200",
-    "MAX_BODY_BYTES": "400000",
-}
-FEATURES = [
-    "sqft",
-    "bedrooms",
-    "bathrooms",
-    "year_built",
-    "lot_size",
-    "distance_to_center",
-    "interest_rate",
-    "location",
-    "property_type",
-]
-FAST = {
-    "mode": '"canary"',
-    "canary_percent": "50.0",
-    "min_bake_minutes": "0",
-    "min_requests": "100",
-    "min_labels": "30",
-}
-
-
-@dataclass
-class Snapshot:
-    objects: dict[str, bytes]
-    items: list[dict[str, Any]]
-
-
-@dataclass
-class Stack:
-    store: ModelStore
-    registry: Registry
-    rollouts: RolloutService
-    logger: PredictionLoggerService
-
-    def handler(self) -> ModuleType:
-        return load_handler_module()
-
-    def configure(self, **rollout: str) -> None:
-        """The shipped config with a ``[rollout]`` section of ``FAST`` | ``rollout``."""
-        shipped = resources.files("mlops.defaults").joinpath("house_prices.toml").read_text()
-        section = "\n".join(f"{k} = {v}" for k, v in (FAST | rollout).items())
-        text = shipped.split("\n[rollout]")[0] + "\n[rollout]\n" + section + "\n"
-        self.store.put_bytes(config_key(MODEL), text.encode())
-
-    def store_output(self, out: str) -> None:
-        """What the inference function printed, stored by the real prediction logger."""
-        lines = [
-            line
-            for line in out.splitlines()
-            if '"type":"capture"' in line or '"type":"feedback"' in line
-        ]
-        events = [
-            LogEvent(uuid.uuid4().hex + f"{i:024d}", json.loads(line)["ts"], line)
-            for i, line in enumerate(lines)
-        ]
-        self.logger.store_batch(events)
-
-
-@pytest.fixture(scope="module")
-def trained(config: ModelConfig) -> Snapshot:
-    """v1 (month 0) in production, v2 (month 4) and v3 (month 5) registered candidates."""
-    config = replace(
-        config, promotion=PromotionConfig(min_relative_change=-1.0, min_absolute_change=-1e300)
-    )
-    with moto_resources(ENV):
-        store = ModelStore(BUCKET, aws.client("s3"))
-        registry = Registry(TABLE, aws.client("dynamodb"))
-        trainer = TrainingService(store, registry, code_version="test")
-        trainer.train_and_register(config, _csv(0, 1000, seed=7), "s3://d/m0.csv")
-        for month, seed in ((4, 8), (5, 9)):
-            trainer.train_and_register(
-                config, _csv(month, 1000, seed=seed), f"s3://d/m{month}.csv", promote=False
-            )
-        s3 = boto3.client("s3")
-        keys = [
-            o["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-            for o in page.get("Contents", [])
-        ]
-        objects = {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys}
-        items = boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
-        return Snapshot(objects, items)
+from tests.conftest import BUCKET, ROOT, http_event, import_fresh
+from tests.integration.conftest import invoker
+from tests.integration.rollout_stack import (  # noqa: F401 (pytest fixtures)
+    MODEL,
+    Stack,
+    break_candidate,
+    call,
+    direct,
+    lines,
+    market_rows,
+    predict,
+    serve_and_label,
+    status,
+)
 
 
 @pytest.fixture
-def stack(trained: Snapshot) -> Iterator[Stack]:
-    with moto_resources(ENV):
-        boto3.client("events").create_event_bus(Name=ENV["RETRAIN_BUS"])
-        s3, db = boto3.client("s3"), boto3.client("dynamodb")
-        for key, body in trained.objects.items():
-            s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-        for item in trained.items:
-            db.put_item(TableName=TABLE, Item=item)
-        store = ModelStore(BUCKET, aws.client("s3"))
-        registry = Registry(TABLE, aws.client("dynamodb"))
-        rollouts = RolloutService(
-            model=MODEL,
-            store=store,
-            registry=registry,
-            actor="test",
-            traffic=TrainingDataStore(BUCKET, aws.client("s3")),
-        )
-        logger = PredictionLoggerService(
-            CaptureStore(BUCKET, aws.client("s3")), store, model_name=MODEL
-        )
-        result = Stack(store, registry, rollouts, logger)
-        result.configure()
-        yield result
-    sys.modules.pop("inference_app_under_test", None)
-    sys.modules.pop("drift_app_under_test", None)
-
-
-def _csv(month: int, rows: int, *, seed: int) -> bytes:
-    return csv_bytes(generate(rows, conditions_for_month(month), seed=seed))
-
-
-def _instances(month: int, rows: int, *, seed: int) -> tuple[list[dict[str, Any]], np.ndarray]:
-    columns = generate(rows, conditions_for_month(month), seed=seed)
-    instances = [
-        {n: (v.item() if isinstance(v := columns[n][i], np.generic) else v) for n in FEATURES}
-        for i in range(rows)
-    ]
-    return instances, np.asarray(columns["price"], dtype=float)
-
-
-def _call(invoke: Any, body: Any, *, raw: str | None = None) -> dict[str, Any]:
-    event = http_event("http_predict.json", body, raw=raw)
-    event["requestContext"]["requestId"] = str(uuid.uuid4())
-    return dict(invoke(event))
-
-
-def _predict(invoke: Any, body: dict[str, Any]) -> dict[str, Any]:
-    response = _call(invoke, body)
-    assert response["statusCode"] == 200, response["body"]
-    return dict(json.loads(response["body"]))
-
-
-def _lines(out: str, kind: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for line in out.splitlines()
-        if line.startswith("{") and f'"type":"{kind}"' in line
-    ]
-
-
-def _status(stack: Stack, version: str) -> str:
-    record = stack.registry.get_version(MODEL, version)
-    assert record is not None
-    return record.status
-
-
-def _direct(stack: Stack, version: str, instances: list[dict[str, Any]]) -> list[float]:
-    loaded = load_version(stack.store, stack.registry, MODEL, version)
-    return list(loaded.model.score(loaded.manifest.signature.columns(instances, 10_000)).values)
-
-
-def _serve_and_label(
-    stack: Stack, invoke: Any, capsys: pytest.CaptureFixture[str], *, month: int, rows: int
-) -> None:
-    instances, prices = _instances(month, rows, seed=41)
-    capsys.readouterr()
-    for start in range(0, rows, 10):
-        answer = _predict(
-            invoke, {"instances": instances[start : start + 10], "request_id": f"q-{start}"}
-        )
-        items = [
-            {"prediction_id": pid, "actual": float(prices[start + i])}
-            for i, pid in enumerate(answer["prediction_ids"])
-        ]
-        response = invoke(http_event("http_feedback.json", {"feedback": items}))
-        assert response["statusCode"] == 202, response["body"]
-    stack.store_output(capsys.readouterr().out)
-
-
-class _Broken:
-    """A model that fails at run time (what no real ONNX file does on demand)."""
-
-    def score(self, columns: Any) -> Any:
-        raise RuntimeError("onnxruntime: out of memory")
-
-
-def _break_candidate(module: ModuleType) -> None:
-    provider = module.service._provider
-    live = provider.live_rollout()
-    assert live is not None
-    provider._live = replace(live, candidate=replace(live.candidate, model=_Broken()))
-
-
-# ================================================================================ findings
+def stack(rollout_stack: Stack) -> Stack:
+    return rollout_stack
 
 
 def test_errors_of_a_superseded_candidate_are_not_charged_to_its_successor(
@@ -255,14 +61,14 @@ def test_errors_of_a_superseded_candidate_are_not_charged_to_its_successor(
     stack.rollouts.start("2", mode="canary", percent=100.0, reason="test")
     module = stack.handler()
     invoke = invoker(module)
-    _predict(invoke, {"instances": _instances(0, 1, seed=1)[0]})  # loads v2
-    _break_candidate(module)
+    predict(invoke, {"instances": market_rows(0, 1, seed=1)[0]})  # loads v2
+    break_candidate(module)
     # Given v2 superseded by v3 (the gate, after a retrain)
     stack.rollouts.start("3", mode="canary", percent=100.0, reason="newer data")
     # When a container that has not re-read the registry yet serves a few requests
     capsys.readouterr()
     for i in range(5):
-        answer = _predict(invoke, {"instances": _instances(0, 1, seed=i)[0]})
+        answer = predict(invoke, {"instances": market_rows(0, 1, seed=i)[0]})
         assert answer["model_version"] == "1"  # v2 failed, production answered
     stack.store_output(capsys.readouterr().out)
     # Then v3, which never answered or failed anything, is not rolled back for v2's errors
@@ -305,7 +111,7 @@ def test_a_rollout_started_by_a_clock_behind_still_bakes_for_the_bake_period(
     stack.rollouts.start("2", mode="canary", percent=50.0, reason="laptop clock behind")
     monkeypatch.undo()
     invoke = invoker(stack.handler())
-    _serve_and_label(stack, invoke, capsys, month=4, rows=400)  # v2 is better on month 4
+    serve_and_label(stack, invoke, capsys, month=4, rows=400)  # v2 is better on month 4
     outcome = stack.rollouts.evaluate()
     assert outcome is not None
     # Seconds after the rollout really started: it cannot have baked 60 minutes
@@ -343,7 +149,7 @@ def test_a_mistyped_rollout_start_does_not_end_the_running_rollout(stack: Stack)
     rollout = stack.registry.get_rollout(MODEL)
     assert rollout is not None
     assert rollout.version == "2"
-    assert _status(stack, "2") == "candidate"
+    assert status(stack, "2") == "candidate"
 
 
 def _promotable(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
@@ -353,7 +159,7 @@ def _promotable(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     invoke = invoker(stack.handler())
     capsys.readouterr()
     for i in range(6):
-        _predict(invoke, {"instances": _instances(4, 1, seed=i)[0], "request_id": f"p{i}"})
+        predict(invoke, {"instances": market_rows(4, 1, seed=i)[0], "request_id": f"p{i}"})
     stack.store_output(capsys.readouterr().out)
 
 
@@ -414,7 +220,7 @@ def test_a_transient_transaction_conflict_does_not_archive_a_passing_candidate(
     assert outcome is not None
     assert state["failed"]
     assert stack.registry.get_alias(MODEL, "production") == "1"  # production never moved
-    assert _status(stack, "2") == "candidate", outcome.reasons
+    assert status(stack, "2") == "candidate", outcome.reasons
     assert stack.registry.get_rollout(MODEL) is not None  # the next evaluation promotes it
 
 
@@ -439,11 +245,11 @@ def test_a_drift_failure_does_not_keep_a_failing_canary_in_front_of_users(
     stack.rollouts.start("2", mode="canary", percent=100.0, reason="test")
     module = stack.handler()
     invoke = invoker(module)
-    _predict(invoke, {"instances": _instances(0, 1, seed=1)[0]})
-    _break_candidate(module)
+    predict(invoke, {"instances": market_rows(0, 1, seed=1)[0]})
+    break_candidate(module)
     capsys.readouterr()
     for i in range(10):
-        _predict(invoke, {"instances": _instances(0, 1, seed=i)[0]})
+        predict(invoke, {"instances": market_rows(0, 1, seed=i)[0]})
     stack.store_output(capsys.readouterr().out)
     handler = _evaluate_with_handler(stack)
 
@@ -455,7 +261,7 @@ def test_a_drift_failure_does_not_keep_a_failing_canary_in_front_of_users(
         handler.lambda_handler({"window_hours": 24}, LambdaContext("DriftEvaluatorFunction"))
     # The failing canary was still judged and taken off traffic
     assert stack.registry.get_rollout(MODEL) is None
-    assert _status(stack, "2") == "rejected"
+    assert status(stack, "2") == "rejected"
 
 
 def test_a_promotion_is_never_recorded_with_a_report_that_was_not_written(
@@ -518,7 +324,7 @@ def test_a_shadow_whose_capture_line_cannot_be_written_never_fails_the_request(
     stack.rollouts.start("2", mode="shadow", percent=0.0, reason="test")
     module = stack.handler()
     invoke = invoker(module)
-    _predict(invoke, {"instances": _instances(0, 1, seed=1)[0]})  # loads the shadow
+    predict(invoke, {"instances": market_rows(0, 1, seed=1)[0]})  # loads the shadow
     assert module.service._provider.live_rollout() is not None
     real = module.service._emit
 
@@ -528,7 +334,7 @@ def test_a_shadow_whose_capture_line_cannot_be_written_never_fails_the_request(
         real(line)
 
     module.service._emit = emit
-    response = _call(invoke, {"instances": _instances(0, 2, seed=2)[0]})
+    response = call(invoke, {"instances": market_rows(0, 2, seed=2)[0]})
     assert response["statusCode"] == 200, response["body"]
 
 
@@ -545,7 +351,7 @@ def test_the_evaluators_memory_does_not_follow_unlabeled_traffic(
     captures = CaptureStore(BUCKET, aws.client("s3"))
     now = datetime.now(UTC)
     ts = int(now.timestamp() * 1000) + 1000
-    instance = _instances(0, 1, seed=1)[0][0]
+    instance = market_rows(0, 1, seed=1)[0][0]
     hour = f"dt={now:%Y-%m-%d}/hour={now:%H}"
 
     def write(part: int) -> None:
@@ -611,20 +417,20 @@ def test_hostile_bodies_during_a_rollout_are_4xx_never_500(
 ) -> None:
     stack.rollouts.start("2", mode=mode, percent=100.0, reason="test")
     invoke = invoker(stack.handler())
-    good, _ = _instances(0, 3, seed=5)
-    assert _predict(invoke, {"instances": good})["model_version"] == (
+    good, _ = market_rows(0, 3, seed=5)
+    assert predict(invoke, {"instances": good})["model_version"] == (
         "2" if mode == "canary" else "1"
     )
     for param in HOSTILE:
         body, raw = param.values
-        response = _call(invoke, body, raw=raw if isinstance(raw, str) else None)
+        response = call(invoke, body, raw=raw if isinstance(raw, str) else None)
         assert 400 <= response["statusCode"] < 500, (param.id, response)
     # A body production accepts but with odd (valid) values: the shadow never changes it
     odd = [dict(good[0], location="a-never-seen-location", property_type="🏠")]
-    answer = _predict(invoke, {"instances": odd, "request_id": "odd"})
+    answer = predict(invoke, {"instances": odd, "request_id": "odd"})
     if mode == "shadow":
         assert answer["model_version"] == "1"
-        assert answer["predictions"] == _direct(stack, "1", odd)
+        assert answer["predictions"] == direct(stack, "1", odd)
 
 
 def test_the_registry_failing_mid_rollout_keeps_both_variants_serving(
@@ -633,8 +439,8 @@ def test_the_registry_failing_mid_rollout_keeps_both_variants_serving(
     stack.rollouts.start("2", mode="canary", percent=100.0, reason="test")
     module = stack.handler()
     invoke = invoker(module)
-    instances, _ = _instances(0, 2, seed=3)
-    assert _predict(invoke, {"instances": instances})["model_version"] == "2"
+    instances, _ = market_rows(0, 2, seed=3)
+    assert predict(invoke, {"instances": instances})["model_version"] == "2"
     provider = module.service._provider
 
     def down(*args: Any, **kwargs: Any) -> Any:
@@ -643,7 +449,7 @@ def test_the_registry_failing_mid_rollout_keeps_both_variants_serving(
     monkeypatch.setattr(provider._registry, "serving", down)
     monkeypatch.setattr(provider._store, "get_bytes", down)
     module.service.expire_model()
-    versions = {_predict(invoke, {"instances": instances})["model_version"] for _ in range(20)}
+    versions = {predict(invoke, {"instances": instances})["model_version"] for _ in range(20)}
     assert versions == {"2"}  # the loaded candidate keeps its share; nothing fails
     health = json.loads(invoke(http_event("http_health.json"))["body"])
     assert health["rollout"]["loaded"] is True
@@ -654,8 +460,8 @@ def test_an_s3_failure_loading_the_candidate_leaves_production_answering(
 ) -> None:
     module = stack.handler()
     invoke = invoker(module)
-    instances, _ = _instances(0, 2, seed=3)
-    assert _predict(invoke, {"instances": instances})["model_version"] == "1"
+    instances, _ = market_rows(0, 2, seed=3)
+    assert predict(invoke, {"instances": instances})["model_version"] == "1"
     stack.rollouts.start("2", mode="canary", percent=100.0, reason="test")
     store = module.service._provider._store
     real = store.get_bytes
@@ -667,7 +473,7 @@ def test_an_s3_failure_loading_the_candidate_leaves_production_answering(
 
     monkeypatch.setattr(store, "get_bytes", flaky)
     module.service.expire_model()
-    versions = {_predict(invoke, {"instances": instances})["model_version"] for _ in range(10)}
+    versions = {predict(invoke, {"instances": instances})["model_version"] for _ in range(10)}
     assert versions == {"1"}
     health = json.loads(invoke(http_event("http_health.json"))["body"])
     assert health["rollout"]["loaded"] is False
@@ -678,15 +484,13 @@ def test_answers_across_a_promotion_are_each_wholly_the_model_they_name(stack: S
     stack.rollouts.start("2", mode="canary", percent=50.0, reason="test")
     module = stack.handler()
     invoke = invoker(module)
-    instances, _ = _instances(4, 4, seed=12)
-    expected = {v: _direct(stack, v, instances) for v in ("1", "2")}
-    answers = [
-        _predict(invoke, {"instances": instances, "request_id": f"a-{i}"}) for i in range(30)
-    ]
+    instances, _ = market_rows(4, 4, seed=12)
+    expected = {v: direct(stack, v, instances) for v in ("1", "2")}
+    answers = [predict(invoke, {"instances": instances, "request_id": f"a-{i}"}) for i in range(30)]
     promotion.promote(stack.registry, MODEL, "2", actor="ops", reason="early")
     module.service.expire_model()
     answers += [
-        _predict(invoke, {"instances": instances, "request_id": f"b-{i}"}) for i in range(10)
+        predict(invoke, {"instances": instances, "request_id": f"b-{i}"}) for i in range(10)
     ]
     assert {a["model_version"] for a in answers[:30]} == {"1", "2"}
     assert {a["model_version"] for a in answers[30:]} == {"2"}
