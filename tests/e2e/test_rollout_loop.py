@@ -18,23 +18,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mlops.domain.config import load_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from tests.e2e.conftest import Running, mlops, start_local
 from tests.e2e.test_retrain_loop import client, eventually, get, production, upload
 
 pytestmark = pytest.mark.e2e
 
-FEATURES = [
-    "sqft",
-    "bedrooms",
-    "bathrooms",
-    "year_built",
-    "lot_size",
-    "distance_to_center",
-    "interest_rate",
-    "location",
-    "property_type",
-]
+FEATURES = load_config().feature_names  # the shipped house-prices model's
 CONFIG = """
 [rollout]
 mode = "canary"

@@ -22,7 +22,7 @@ from mlops.adapters.capture_store import CaptureStore
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.adapters.training_data import TrainingDataStore
-from mlops.domain.config import ModelConfig, PromotionConfig
+from mlops.domain.config import ModelConfig, PromotionConfig, load_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.services.inference import load_version
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
@@ -40,17 +40,7 @@ ENV = INFERENCE_ENV | {
     "MAX_INSTANCES": "200",
     "MAX_BODY_BYTES": "400000",
 }
-FEATURES = [
-    "sqft",
-    "bedrooms",
-    "bathrooms",
-    "year_built",
-    "lot_size",
-    "distance_to_center",
-    "interest_rate",
-    "location",
-    "property_type",
-]
+FEATURES = load_config().feature_names  # the shipped house-prices model's
 FAST = {
     "mode": '"canary"',
     "canary_percent": "50.0",
