@@ -11,7 +11,7 @@ CHECKOV_VERSION := 3.3.30
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv demo local test unit lint format typecheck validate build size bench clean chromium
+.PHONY: help venv demo local test checks unit lint format typecheck validate build size bench clean chromium
 
 help:
 	@echo "make demo       run the main job on the embedded local stack (moto, no AWS, no Docker)"
@@ -83,8 +83,13 @@ chromium:
 
 # Two workers, a test module per worker at a time (module fixtures train once): most e2e
 # time is waiting on subprocesses, so the two cores stay busy (13 min -> 7.5 min here).
-test: lint typecheck validate build chromium
+# The checks before the tests run side by side (three tool venvs to install, a build): each
+# target's output is printed whole when it ends.
+test:
+	$(MAKE) --no-print-directory -j3 --output-sync=target checks
 	$(BIN)/pytest -n 2 --dist loadfile --cov --cov-report=term:skip-covered
+
+checks: lint typecheck validate build chromium
 
 bench: venv
 	$(BIN)/pip install --quiet -e ".[dev,bench]" -c constraints.txt
