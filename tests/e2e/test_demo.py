@@ -76,7 +76,7 @@ def test_drift_is_detected_after_the_shift_and_not_before(
 def test_the_loop_closes_a_retrained_version_serves_far_better_than_the_static_twin(
     run: tuple[dict[str, Any], Path, str],
 ) -> None:
-    summary, _, _ = run
+    summary, _, log = run
     months = summary["months"]
     assert summary["versions_promoted"] >= 1
     assert summary["production_version"] != "1"
@@ -84,7 +84,7 @@ def test_the_loop_closes_a_retrained_version_serves_far_better_than_the_static_t
     assert months[0]["rmse_system"] == months[0]["rmse_static"] == summary["rmse_v1_month0"]
     # After the shift, the never-retrained twin stays wrong; the system recovers.
     assert months[3]["rmse_static"] > 1.5 * summary["rmse_v1_month0"]
-    assert summary["rmse_system_last_month"] < 0.8 * summary["rmse_static_last_month"]
+    assert summary["rmse_system_last_month"] < 0.8 * summary["rmse_static_last_month"], log[-4000:]
     assert any(v != "1" for v in months[4]["answered_by"])
 
 

@@ -80,7 +80,7 @@ DEFAULT_MONTHS = 11
 DEFAULT_TRAFFIC = 1500  # houses priced per month
 TRAINING_ROWS = 4000  # month 0, v1's data
 SALES_ROWS = 3000  # a month's labeled sales, uploaded when retraining is requested
-REQUEST_ROWS = 20  # houses per /predict request: a canary is sticky per request
+REQUEST_ROWS = 5  # houses per /predict request, few: a canary answers whole requests
 FEEDBACK_ROWS = 500
 DRIFT_FUNCTION = "DriftEvaluatorFunction"
 WAIT_CAPTURE_S = 60.0
@@ -632,7 +632,7 @@ class Demo:
                 }
             )
 
-    def _wait_serving(self, url: str, timeout: float = 20.0) -> None:
+    def _wait_serving(self, url: str, timeout: float = 60.0) -> None:
         """Until the inference function serves what the registry says (its alias refresh):
         the production version, and the rollout's candidate loaded, or no rollout."""
         want, rollout = self.watch.production, self.watch.rollout
@@ -652,6 +652,7 @@ class Demo:
                     ):
                         return
                 time.sleep(0.2)
+        self.say(None, "note", f"the inference function did not catch up within {timeout:.0f} s")
 
     # ---- the end
 
