@@ -18,7 +18,7 @@ from mlops import settings
 from mlops.adapters import aws
 from mlops.adapters.model_store import version_prefix
 from mlops.adapters.registry import Rollout
-from mlops.errors import ConflictError, IntegrityError
+from mlops.errors import ConflictError, IntegrityError, InvalidInputError
 from mlops.services import promotion
 from mlops_cli.local.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, http_event, import_fresh
@@ -306,3 +306,15 @@ def test_a_rollout_without_enough_evidence_waits_and_says_why(
 def test_the_shipped_config_parses_with_its_rollout_section() -> None:
     shipped = resources.files("mlops.defaults").joinpath("house_prices.toml").read_text()
     assert tomllib.loads(shipped)["rollout"]["mode"] == "direct"
+
+
+@pytest.mark.parametrize(("mode", "percent"), [("canary", 0.001), ("canary", 101.0), ("blue", 5.0)])
+def test_a_start_with_a_bad_mode_or_share_leaves_the_running_rollout_alone(
+    stack: Stack, mode: str, percent: float
+) -> None:
+    start(stack, "canary", percent=10)
+    with pytest.raises(InvalidInputError):
+        stack.rollouts.start("3", mode=mode, percent=percent, reason="typo")
+    rollout = stack.registry.get_rollout(MODEL)
+    assert rollout is not None
+    assert (rollout.version, rollout.percent) == ("2", 10.0)

@@ -358,16 +358,7 @@ class Registry:
         production still points where it was read and that ``version`` is registered and
         neither rejected nor in production. ``ConflictError`` names what failed."""
         version = parse_version(version)
-        if mode not in ROLLOUT_MODES:
-            raise InvalidInputError(
-                f"{mode!r} is not a rollout mode",
-                [Problem("mode", f"expected one of {', '.join(ROLLOUT_MODES)}")],
-            )
-        if mode == "canary" and not MIN_CANARY_PERCENT <= percent <= 100:
-            raise InvalidInputError(
-                f"a canary's share must be from {MIN_CANARY_PERCENT} to 100 percent, got {percent}",
-                [Problem("percent", f"expected a number from {MIN_CANARY_PERCENT} to 100")],
-            )
+        check_rollout(mode, percent)
         production = self._alias_state(model, PRODUCTION).version
         if production is None:
             raise ConflictError(f"{model} has no production version to roll out against")
@@ -961,6 +952,20 @@ class Registry:
             raise StorageError(f"registry {operation} on {self.table} failed: {exc}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"registry {operation} on {self.table} failed: {exc}") from exc
+
+
+def check_rollout(mode: str, percent: float) -> None:
+    """``InvalidInputError`` unless ``mode`` is a rollout mode and a canary's share is usable."""
+    if mode not in ROLLOUT_MODES:
+        raise InvalidInputError(
+            f"{mode!r} is not a rollout mode",
+            [Problem("mode", f"expected one of {', '.join(ROLLOUT_MODES)}")],
+        )
+    if mode == "canary" and not MIN_CANARY_PERCENT <= percent <= 100:
+        raise InvalidInputError(
+            f"a canary's share must be from {MIN_CANARY_PERCENT} to 100 percent, got {percent}",
+            [Problem("percent", f"expected a number from {MIN_CANARY_PERCENT} to 100")],
+        )
 
 
 def _moved(model: str, alias: str, expected: str | None, actual: str | None) -> str:

@@ -20,7 +20,14 @@ from typing import Any
 
 from mlops.adapters.aws import client
 from mlops.adapters.model_store import ModelStore, version_prefix
-from mlops.adapters.registry import ARCHIVED, PRODUCTION, REJECTED, Registry, Rollout
+from mlops.adapters.registry import (
+    ARCHIVED,
+    PRODUCTION,
+    REJECTED,
+    Registry,
+    Rollout,
+    check_rollout,
+)
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain.config import ModelConfig
 from mlops.domain.rollout import judge_rollout
@@ -104,6 +111,7 @@ class RolloutService:
         was trained on older data); one of the same version is returned as is, so a retried
         start is harmless."""
         actor = actor or self._actor
+        check_rollout(mode, percent)
         active = self._registry.get_rollout(self._model)
         if active is not None and active.version == version:
             return active
