@@ -33,6 +33,9 @@ canary_percent = 50.0
 min_bake_minutes = 0
 min_requests = 100
 min_labels = 40
+# The local stack shares two cores with the test's clients (and CI with another test): its
+# latencies say little about the models, so only a gross slowdown counts here.
+latency_slack_ms = 250.0
 
 [drift]
 cooldown_hours = 0.0
@@ -80,6 +83,18 @@ def rollout_item(state: dict[str, Any]) -> dict[str, Any] | None:
         ConsistentRead=True,
     )
     return item.get("Item")
+
+
+def latest_rollout_report(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The evaluator's newest verdict on the rollout: why it waited or rolled back."""
+    s3 = client(state, "s3")
+    bucket = state["outputs"]["ArtifactsBucketName"]
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="reports/rollout/").get("Contents", [])
+    if not listed:
+        return None
+    key = max(o["Key"] for o in listed)
+    doc = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return {"decision": doc["decision"], "reasons": doc["reasons"]}
 
 
 class Clients:
@@ -140,10 +155,7 @@ def test_a_retrained_model_goes_through_a_canary_to_production(
             ]
             assert post(f"{stack.url}/feedback", {"feedback": labels})[0] == 202
         # Then the evaluator's schedule promotes v2 on the live labels, and it serves
-        assert eventually(lambda: production(state) == "2", 240), (
-            (rollout_item(state) or {}).get("last_check"),
-            "\n".join([line for line in stack.lines if "DriftEvaluator" in line][-30:]),
-        )
+        assert eventually(lambda: production(state) == "2", 240), latest_rollout_report(state)
         assert rollout_item(state) is None
         assert eventually(
             lambda: (

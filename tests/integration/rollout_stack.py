@@ -66,9 +66,12 @@ class Stack:
     def handler(self) -> ModuleType:
         return load_handler_module()
 
-    def configure(self, **rollout: str) -> None:
-        """The shipped config with a ``[rollout]`` section of ``FAST`` | ``rollout``."""
+    def configure(self, metric: str = "rmse", **rollout: str) -> None:
+        """The shipped config with a ``[rollout]`` section of ``FAST`` | ``rollout``, judging
+        ``metric`` (MAPE decides on a few hundred sales; RMSE, set by the dearest houses,
+        often cannot)."""
         shipped = resources.files("mlops.defaults").joinpath("house_prices.toml").read_text()
+        shipped = shipped.replace('metric = "rmse"', f'metric = "{metric}"')
         section = "\n".join(f"{k} = {v}" for k, v in (FAST | rollout).items())
         text = shipped.split("\n[rollout]")[0] + "\n[rollout]\n" + section + "\n"
         self.store.put_bytes(config_key(MODEL), text.encode())

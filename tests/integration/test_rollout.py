@@ -18,8 +18,10 @@ from mlops import settings
 from mlops.adapters import aws
 from mlops.adapters.model_store import version_prefix
 from mlops.adapters.registry import Rollout
+from mlops.domain.config import ModelConfig
 from mlops.errors import ConflictError, IntegrityError, InvalidInputError
 from mlops.services import promotion
+from mlops.services.training import TrainingService
 from mlops_cli.local.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, http_event, import_fresh
 from tests.integration.conftest import invoker
@@ -28,6 +30,7 @@ from tests.integration.rollout_stack import (
     Stack,
     direct,
     lines,
+    market_csv,
     market_rows,
     predict,
     serve_and_label,
@@ -238,10 +241,11 @@ def test_a_canary_better_on_live_labels_is_promoted_by_the_evaluator(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The market moved to month 4: v2 was trained on it, v1 was not
+    stack.configure(metric="mape")
     start(stack, "canary", percent=50.0)
     module = stack.handler()
     invoke = invoker(module)
-    serve_and_label(stack, invoke, capsys, month=4, rows=400)
+    serve_and_label(stack, invoke, capsys, month=4, rows=600)
     drift: dict[str, Any] = {}
     outcome = _evaluate(stack, drift)
     assert outcome["decision"] == "promote", outcome["reasons"]
@@ -266,20 +270,32 @@ def test_a_canary_better_on_live_labels_is_promoted_by_the_evaluator(
 
 
 def test_a_canary_worse_on_live_labels_is_rolled_back_by_the_evaluator(
-    stack: Stack, capsys: pytest.CaptureFixture[str]
+    stack: Stack, capsys: pytest.CaptureFixture[str], config: ModelConfig
 ) -> None:
-    # v2 learned month 4's market, but live traffic is still month 0's: a bad upload
-    start(stack, "canary", percent=50.0)
+    # A candidate far worse live than production (a booster of two trees), which an operator
+    # let through after the gate rejected it: live traffic must catch what people miss
+    weak = replace(
+        config,
+        estimator=replace(config.estimator, params={**config.estimator.params, "max_iter": 2}),
+    )
+    trainer = TrainingService(stack.store, stack.registry, code_version="test")
+    data = market_csv(0, 1000, seed=3)
+    v4 = trainer.train_and_register(weak, data, "s3://d/w.csv", promote=False)
+    assert v4.version is not None
+    stack.registry.set_status(MODEL, v4.version, "candidate", ("let through by hand",))
+    stack.configure(metric="mape")
+    stack.rollouts.start(v4.version, mode="canary", percent=50.0, reason="test")
     module = stack.handler()
     invoke = invoker(module)
-    serve_and_label(stack, invoke, capsys, month=0, rows=400)
+    serve_and_label(stack, invoke, capsys, month=0, rows=600)
     outcome = _evaluate(stack)
     assert outcome["decision"] == "rollback", outcome["reasons"]
     assert stack.registry.get_alias(MODEL, "production") == "1"
     assert stack.registry.get_rollout(MODEL) is None
-    v2 = stack.registry.get_version(MODEL, "2")
-    assert v2.status == "rejected"
-    assert v2.reasons[-1].startswith("rolled back: canary failed")
+    record = stack.registry.get_version(MODEL, v4.version)
+    assert record is not None
+    assert record.status == "rejected"
+    assert record.reasons[-1].startswith("rolled back: canary failed")
     module.service.expire_model()
     versions = {
         predict(invoke, {"instances": market_rows(0, 1, seed=i)[0]})["model_version"]
