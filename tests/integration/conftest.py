@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -91,6 +93,26 @@ def pipeline() -> Iterator[Pipeline]:
     """The retraining handlers against moto (see tests/integration/retrain_pipeline.py)."""
     with pipeline_in_moto() as line:
         yield line
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium for the tests that look at a report as a person would: Debian's
+    package, installed by the project's script when missing (skips, saying why, if it can't)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "ensure_chromium.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    found = shutil.which("chromium")
+    if result.returncode != 0 or not found:
+        pytest.skip(f"no headless Chromium: {(result.stderr or result.stdout).strip()}")
+    return found
 
 
 # Last: the module imports names defined above (a shared fixture set, like ``pipeline``).

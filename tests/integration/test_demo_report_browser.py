@@ -6,7 +6,6 @@ installed by ``scripts/ensure_chromium.sh`` when missing; only when that fails d
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,26 +13,10 @@ from pathlib import Path
 import pytest
 
 from mlops_cli.local.demo_report import render_demo_html
-from tests.conftest import ROOT
 from tests.integration.test_drift_report_browser import png_rows
 from tests.unit.test_demo_report import example_summary
 
-ENSURE_CHROMIUM = ROOT / "scripts" / "ensure_chromium.sh"
 WIDTH, HEIGHT = 1280, 2400
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    result = subprocess.run(
-        ["bash", str(ENSURE_CHROMIUM)], capture_output=True, text=True, timeout=600, check=False
-    )
-    found = shutil.which("chromium")
-    if result.returncode != 0 or not found:
-        pytest.skip(f"no headless Chromium: {(result.stderr or result.stdout).strip()}")
-    return found
 
 
 @pytest.fixture

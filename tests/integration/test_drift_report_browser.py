@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import struct
 import subprocess
 import zlib
@@ -24,24 +23,9 @@ from mlops.domain.drift_report import render_html
 from tests.conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "drift_report.json"
-ENSURE_CHROMIUM = ROOT / "scripts" / "ensure_chromium.sh"
 WIDTH = 1280
 HEIGHT = 4400  # the whole example report
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    result = subprocess.run(
-        ["bash", str(ENSURE_CHROMIUM)], capture_output=True, text=True, timeout=600, check=False
-    )
-    found = shutil.which("chromium")
-    if result.returncode != 0 or not found:
-        pytest.skip(f"no headless Chromium: {(result.stderr or result.stdout).strip()}")
-    return found
 
 
 @pytest.fixture
