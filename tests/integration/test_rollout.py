@@ -334,3 +334,18 @@ def test_a_start_with_a_bad_mode_or_share_leaves_the_running_rollout_alone(
     rollout = stack.registry.get_rollout(MODEL)
     assert rollout is not None
     assert (rollout.version, rollout.percent) == ("2", 10.0)
+
+
+def test_ending_a_rollout_by_hand_is_not_counted_as_a_failed_one(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops.observability import metrics
+
+    start(stack, "canary", percent=10)
+    capsys.readouterr()
+    stack.rollouts.abort(reason="ops")
+    metrics.flush_metrics()
+    out = capsys.readouterr().out
+    # RolloutRolledBack is alarmed as "live traffic found the candidate worse"
+    assert '"RolloutAborted"' in out
+    assert '"RolloutRolledBack"' not in out

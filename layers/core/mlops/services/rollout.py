@@ -160,8 +160,9 @@ class RolloutService:
         self._registry.finish_rollout(
             rollout, promote=False, actor=actor or self._actor, reason=reason, status=REJECTED
         )
-        metrics.add_metric(name="RolloutRolledBack", unit=MetricUnit.Count, value=1)
-        logger.warning("rollout rolled back", version=rollout.version, reason=reason)
+        # Not RolloutRolledBack: that one (alarmed) says live traffic found the candidate worse.
+        metrics.add_metric(name="RolloutAborted", unit=MetricUnit.Count, value=1)
+        logger.warning("rollout ended by hand", version=rollout.version, reason=reason)
         return rollout
 
     def evaluate(self, *, act: bool = True) -> RolloutOutcome | None:
