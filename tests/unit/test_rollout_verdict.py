@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mlops.domain import quality, rollout
+from mlops.domain import comparison, quality, rollout
 from mlops.domain.config import RolloutConfig
 from mlops.domain.rollout import RolloutVerdict, judge_rollout
 
@@ -397,7 +397,7 @@ def test_many_labels_are_resampled_in_groups_and_the_interval_holds(
     traffic = regression_traffic(3000, mode="canary", improvement=0.1)
     traffic.candidate = traffic.candidate[:2000]
     exact = judge(traffic, mode="canary")
-    monkeypatch.setattr(rollout, "MAX_BOOTSTRAP_UNITS", 500)
+    monkeypatch.setattr(comparison, "MAX_BOOTSTRAP_UNITS", 500)
     grouped = judge(traffic, mode="canary")
     assert "summed into 500 random groups" in grouped.quality.sampling
     assert "groups" not in exact.quality.sampling
@@ -565,17 +565,17 @@ def test_each_resample_is_the_metric_of_the_resampled_rows(
 ) -> None:
     # The vectorised bootstrap (weighted means, weighted Mann-Whitney U) against scikit-learn
     # on the very resamples it drew: 40 per variant, canary, 120 and 100 labels.
-    monkeypatch.setattr(rollout, "RESAMPLES", 40)
-    monkeypatch.setattr(rollout, "MIN_RESAMPLES", 40)
+    monkeypatch.setattr(comparison, "RESAMPLES", 40)
+    monkeypatch.setattr(comparison, "MIN_RESAMPLES", 40)
     draws: dict[int, list[np.ndarray]] = {}
-    counts = rollout._draw_counts
+    counts = comparison._draw_counts
 
     def recorded(rng: np.random.Generator, resamples: int, units: int) -> np.ndarray:
         drawn = counts(rng, resamples, units)
         draws.setdefault(units, []).extend(drawn)
         return drawn
 
-    monkeypatch.setattr(rollout, "_draw_counts", recorded)
+    monkeypatch.setattr(comparison, "_draw_counts", recorded)
     regression = metric in ("rmse", "mae", "r2", "mape")
     samples = []
     for n, seed in ((120, 1), (100, 2)):
@@ -820,7 +820,7 @@ def test_a_perfect_production_model_gives_finite_json() -> None:
     assert verdict.decision == "rollback"
     doc = strict_json(verdict)
     assert doc["quality"]["production"] == 0.0
-    assert doc["quality"]["relative_change"] == rollout.MAX_RELATIVE
+    assert doc["quality"]["relative_change"] == comparison.MAX_RELATIVE
 
 
 def test_a_verdict_document_names_every_check() -> None:
