@@ -335,6 +335,9 @@ def test_decision_record_is_json_ready_and_signs_the_improvement_by_direction() 
         "naive": None,
         "improvement": 5_000.0,
         "reasons": ["rmse 45,000 vs production 50,000 (10.00% better)"],
+        "outcome": "passed",
+        "sets": [],
+        "label_check": None,
     }
 
 

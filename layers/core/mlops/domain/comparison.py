@@ -92,8 +92,9 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Sample:
-    """Labeled predictions whose prediction and label are usable, with the probabilities the
-    metric needs (``_score_reader``)."""
+    """Labeled predictions whose prediction and label are usable, with what the metric needs
+    of the probabilities (``scores``: the label's probability for log_loss, every class's for
+    roc_auc, else None)."""
 
     ids: list[str]
     predictions: list[Any]
@@ -107,6 +108,30 @@ class Sample:
             [self.actuals[i] for i in index],
             [self.scores[i] for i in index],
         )
+
+    @classmethod
+    def of_outputs(
+        cls,
+        metric: str,
+        values: Sequence[Any],
+        actuals: Sequence[Any],
+        probabilities: npt.ArrayLike | None = None,
+        classes: Sequence[Any] = (),
+    ) -> Sample:
+        """A model's outputs on labeled rows (a probability column per class, in ``classes``
+        order): the gate's samples, where every row was answered by both models."""
+        scores: list[Any] = [None] * len(values)
+        if probabilities is not None and metric in ("log_loss", "roc_auc"):
+            proba = np.asarray(probabilities, dtype=np.float64)
+            if metric == "roc_auc":
+                scores = [tuple(row) for row in proba.tolist()]
+            else:  # the label's probability; 0 for a label the model never saw
+                column = {str(c): i for i, c in enumerate(classes)}
+                scores = [
+                    float(proba[i, column[str(a)]]) if str(a) in column else 0.0
+                    for i, a in enumerate(actuals)
+                ]
+        return cls([str(i) for i in range(len(values))], list(values), list(actuals), scores)
 
 
 def compare(

@@ -92,17 +92,35 @@ METRICS: dict[Task, frozenset[str]] = {
 
 @dataclass(frozen=True)
 class PromotionConfig:
-    """The champion/challenger gate, with MLflow ``MetricThreshold`` semantics.
+    """The champion/challenger gate (DESIGN §6): evidence the uploader does not control, a
+    paired test, and MLflow ``MetricThreshold`` conditions on top.
 
-    Both models are scored on the same holdout, drawn from the new data. With
-    ``greater_is_better`` (from the metric), the challenger passes when
-    ``challenger - champion >= min_absolute_change`` and
-    ``(challenger - champion) / |champion| >= min_relative_change``; for a lower-is-better
-    metric the differences are taken the other way round. ``threshold`` (optional) is an
-    absolute bound every model must meet (``>=`` or ``<=`` by the metric's direction); with no
-    champion (the first model) it and a naive baseline (the mean or the majority class) are
-    the bar. ``mode = "manual"`` registers a passing challenger as a candidate and leaves the
-    promotion to an operator.
+    Both models are scored on the same rows of up to three sets: the **holdout** drawn from
+    the new data; recent **traffic** (labeled production captures from the last
+    ``reference_days``, the newest ``reference_rows``, never trained on); the **golden** set
+    pinned with the production version (its own holdout, at most ``reference_rows``). A set of
+    fewer than ``min_reference_rows`` rows is not used, and the report says so. On each set the
+    per-row losses of both models are compared by a paired bootstrap at ``confidence``: the
+    relative change of the metric and its interval.
+
+    - **rejected**: on the holdout the whole interval is worse, or on the traffic set it is
+      worse than ``max_reference_degradation`` (relative); or ``threshold`` (an absolute bound
+      every model must meet, ``>=`` or ``<=`` by the metric's direction) is not met.
+    - **held** (registered, may only run as a shadow until live labels clear it): the labels
+      disagree with production (``max_label_error_ratio``: production's error on the new rows
+      over its error on its own holdout; MAE for regression, error rate for classification,
+      whose bar is never below a 5 % error), or with no traffic set the golden set shows the
+      challenger worse than ``max_reference_degradation`` (the world may have moved since the
+      golden set was drawn: live labels decide).
+    - **passed**: the whole holdout interval is better, and the improvement (point values)
+      reaches ``min_absolute_change`` and ``min_relative_change`` (MLflow semantics).
+    - **inconclusive** otherwise (equivalent, or too few rows to tell): started as
+      ``on_inconclusive`` (``shadow``, ``canary``, or ``manual``: registered as a candidate
+      for ``mlops promote V --rollout ...``).
+
+    A first model (no champion) must beat the no-skill model (the mean or the majority class)
+    on the whole interval and by the margins, else it is rejected. ``mode = "manual"``
+    registers a passing challenger as a candidate and leaves the promotion to an operator.
     """
 
     metric: str = ""
@@ -110,6 +128,13 @@ class PromotionConfig:
     min_absolute_change: float = 0.0
     threshold: float | None = None
     mode: Literal["auto", "manual"] = "auto"
+    confidence: float = 0.95
+    on_inconclusive: Literal["shadow", "canary", "manual"] = "shadow"
+    reference_days: int = 3
+    reference_rows: int = 5000
+    min_reference_rows: int = 100
+    max_reference_degradation: float = 0.05
+    max_label_error_ratio: float = 5.0
 
     def metric_for(self, task: Task) -> str:
         return self.metric or DEFAULT_METRIC[task]
@@ -178,9 +203,11 @@ class DriftConfig:
 class RolloutConfig:
     """How a promoted challenger reaches production (DESIGN §6).
 
-    ``direct``: the gate moves production at once. ``shadow``: the candidate scores every
-    request, its answers are captured, never returned. ``canary``: it answers
-    ``canary_percent`` of requests (sticky per ``request_id``). While a rollout bakes, the
+    ``canary`` (the default): it answers ``canary_percent`` of requests (sticky per
+    ``request_id``). ``shadow``: the candidate scores every request, its answers are captured,
+    never returned. ``direct``: the gate moves production at once, on the gate's evidence
+    alone (the uploaded holdout and the reference sets): an explicit choice, since no live
+    label ever checks the candidate before it answers every user. While a rollout bakes, the
     evaluator compares candidate with production on live traffic and promotes or rolls back:
 
     - breach (roll back at once): candidate scoring error rate above ``max_error_rate``;
@@ -194,7 +221,7 @@ class RolloutConfig:
     - after ``max_bake_hours`` without a verdict: ``on_inconclusive`` (rollback or promote).
     """
 
-    mode: Literal["direct", "shadow", "canary"] = "direct"
+    mode: Literal["direct", "shadow", "canary"] = "canary"
     canary_percent: float = 10.0
     min_bake_minutes: float = 60.0
     max_bake_hours: float = 24.0
@@ -365,6 +392,19 @@ def _policies(
         )
     if promotion.mode not in ("auto", "manual"):
         problems.append(Problem("promotion.mode", "must be auto or manual"))
+    if promotion.on_inconclusive not in ("shadow", "canary", "manual"):
+        problems.append(Problem("promotion.on_inconclusive", "must be shadow, canary or manual"))
+    if not 0.5 <= promotion.confidence < 1.0:
+        problems.append(Problem("promotion.confidence", "must be from 0.5 to below 1"))
+    for name in ("reference_days", "reference_rows", "min_reference_rows"):
+        if getattr(promotion, name) < 1:
+            problems.append(Problem(f"promotion.{name}", "must be at least 1"))
+    if promotion.min_reference_rows > promotion.reference_rows:
+        problems.append(Problem("promotion.min_reference_rows", "must be at most reference_rows"))
+    if promotion.max_reference_degradation < 0:
+        problems.append(Problem("promotion.max_reference_degradation", "must not be negative"))
+    if promotion.max_label_error_ratio <= 1:
+        problems.append(Problem("promotion.max_label_error_ratio", "must be above 1"))
     retraining = _section(raw, "retraining", RetrainingConfig, problems)
     if retraining.training_set not in ("new_object", "window"):
         problems.append(Problem("retraining.training_set", "must be new_object or window"))

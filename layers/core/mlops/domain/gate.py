@@ -1,24 +1,125 @@
 """The champion/challenger decision: pure, so every rule is tested on numbers alone.
 
-Semantics follow MLflow's ``MetricThreshold`` (see ``PromotionConfig``): an optional absolute
-``threshold``, and the challenger's improvement over the champion, measured in the direction
-that is better for the metric, must reach ``min_absolute_change`` and ``min_relative_change``.
-A shortfall within float64 rounding is a tie (0.85 against 0.80 reaches 0.05). Against a
-champion of 0 the relative change is undefined: the challenger must be strictly better, as in
-MLflow. A champion without the metric (missing or NaN) is no bar: the challenger is judged as a
-first model, against the naive baseline and the threshold.
+``judge`` is the gate (``PromotionConfig``'s docstring is the spec): a paired bootstrap of both
+models' per-row losses on each set of rows (the uploaded holdout, recent labeled traffic,
+production's golden set), a check of the new labels against what production predicts for the
+same inputs, and ``decide``'s MLflow-style conditions on the point values. Its outcome is
+``passed``, ``inconclusive``, ``held`` or ``rejected``.
+
+``decide``'s semantics follow MLflow's ``MetricThreshold`` (see ``PromotionConfig``): an
+optional absolute ``threshold``, and the challenger's improvement over the champion, measured
+in the direction that is better for the metric, must reach ``min_absolute_change`` and
+``min_relative_change``. A shortfall within float64 rounding is a tie (0.85 against 0.80
+reaches 0.05). Against a champion of 0 the relative change is undefined: the challenger must be
+strictly better, as in MLflow. A champion without the metric (missing or NaN) is no bar: the
+challenger is judged as a first model, against the naive baseline and the threshold.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
+from mlops.domain.comparison import Comparison, Sample, compare
 from mlops.domain.config import PromotionConfig, Task
+from mlops.domain.quality import show_metric
 from mlops.domain.schema import Signature
+
+PASSED, INCONCLUSIVE, HELD, REJECTED = "passed", "inconclusive", "held", "rejected"
+SET_DESCRIPTIONS = {
+    "holdout": "the new data's holdout",
+    "traffic": "recent labeled traffic",
+    "golden": "production's golden set",
+    "no_skill": "the new data's holdout",
+}
+# Classification: production's error on its own holdout can be near 0; fresh data is never
+# expected to be that easy, so the label check's bar is never below this error rate.
+MIN_LABEL_ERROR_RATE = 0.05
+
+
+@dataclass(frozen=True)
+class RowSet:
+    """One set of labeled rows that both models (or the challenger and the no-skill model)
+    answered, row for row."""
+
+    name: str  # "holdout" | "traffic" | "golden" | "no_skill"
+    champion: Sample
+    challenger: Sample
+    note: str = ""  # where the rows come from, for the report
+
+    @property
+    def rows(self) -> int:
+        return len(self.challenger.ids)
+
+
+@dataclass(frozen=True)
+class SetVerdict:
+    """The paired comparison on one set and what it says: ``better``, ``worse`` (beyond
+    ``tolerance``), ``equivalent`` (the interval within the margin), ``inconclusive``, or
+    ``unused`` (too few rows)."""
+
+    name: str
+    rows: int
+    verdict: str
+    comparison: Comparison | None
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "set": self.name,
+            "rows": self.rows,
+            "verdict": self.verdict,
+            "comparison": None if self.comparison is None else self.comparison.as_dict(),
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class LabelCheck:
+    """Do the new labels agree with what production predicts for the same inputs?
+    ``ratio``: production's error on the new rows over its error on its own holdout."""
+
+    metric: str  # "mae" (regression) or "error_rate" (classification)
+    new_error: float
+    own_error: float
+    ratio: float
+    limit: float
+    rows: int
+    evidence: dict[str, float]
+
+    @property
+    def flagged(self) -> bool:
+        return self.ratio > self.limit
+
+    @property
+    def detail(self) -> str:
+        shown = "MAE" if self.metric == "mae" else "error rate"
+        said = (
+            f"production's {shown} on {self.rows:,} new rows is {self.ratio:,.3g}x its own "
+            f"holdout {shown} ({self.new_error:,.6g} vs {self.own_error:,.6g}; limit "
+            f"{self.limit:g}x)"
+        )
+        if self.evidence:
+            said += " [" + ", ".join(f"{k} {v:,.3g}" for k, v in self.evidence.items()) + "]"
+        return said
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "new_error": self.new_error,
+            "own_error": self.own_error,
+            "ratio": self.ratio if math.isfinite(self.ratio) else None,
+            "limit": self.limit,
+            "rows": self.rows,
+            "flagged": self.flagged,
+            "evidence": self.evidence,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -30,6 +131,13 @@ class GateDecision:
     champion: float | None  # None: no champion to compare with (the first model)
     naive: float | None  # the no-skill baseline, the bar for a first model
     reasons: tuple[str, ...]
+    outcome: str = ""  # passed | inconclusive | held | rejected ("" : decide() alone)
+    sets: tuple[SetVerdict, ...] = ()
+    label_check: LabelCheck | None = None
+
+    @property
+    def verdict(self) -> str:
+        return self.outcome or (PASSED if self.passed else REJECTED)
 
     @property
     def improvement(self) -> float | None:
@@ -49,6 +157,9 @@ class GateDecision:
             "naive": self.naive,
             "improvement": self.improvement,
             "reasons": list(self.reasons),
+            "outcome": self.verdict,
+            "sets": [v.as_dict() for v in self.sets],
+            "label_check": None if self.label_check is None else self.label_check.as_dict(),
         }
 
 
@@ -169,3 +280,227 @@ def feature_set_change(production: Signature, challenger: Signature) -> str | No
     if not parts:
         parts.append("reordered features")
     return "; ".join(parts)
+
+
+def judge(
+    policy: PromotionConfig,
+    task: Task,
+    *,
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    naive: Mapping[str, float] | None,
+    holdout: RowSet,
+    references: Sequence[RowSet] = (),
+    label_check: LabelCheck | None = None,
+    classes: Sequence[Any] = (),
+    seed: int = 0,
+) -> GateDecision:
+    """The gate's outcome. ``challenger``/``champion``/``naive``: metrics on the holdout (the
+    point values ``decide`` judges); ``holdout``: its rows as both models (or, for a first
+    model, the challenger and the no-skill model) answered them; ``references``: the traffic
+    and golden sets; ``label_check``: the new labels against production's predictions."""
+    points = decide(policy, task, challenger, champion, naive)
+    metric, higher = points.metric, points.greater_is_better
+    rng = np.random.default_rng(seed)
+    first = points.champion is None
+    reasons = list(points.reasons)
+    if math.isnan(points.challenger):
+        return replace(points, outcome=REJECTED)
+
+    def verdict(rows: RowSet, tolerance: float, *, used: bool = True) -> SetVerdict:
+        return _set_verdict(rows, policy, task, metric, higher, classes, tolerance, rng, used=used)
+
+    if first:
+        # The no-skill model in the champion's seat: the challenger must beat it on the whole
+        # interval and by the margins; nothing live can prove a model with no production.
+        bar = verdict(holdout, 0.0)
+        reasons.append(f"against the no-skill model: {bar.detail}")
+        passed = points.passed and (bar.verdict == "better" or naive is None)
+        if points.passed and not passed:
+            reasons.append("rejected: a first model must beat the no-skill model significantly")
+        return replace(
+            points, passed=passed, outcome=PASSED if passed else REJECTED, sets=(bar,),
+            reasons=tuple(reasons),
+        )  # fmt: skip
+
+    sets = [verdict(holdout, 0.0)]
+    by_name: dict[str, SetVerdict] = {}
+    for rows in references:
+        enough = rows.rows >= policy.min_reference_rows
+        found = verdict(rows, policy.max_reference_degradation, used=enough)
+        sets.append(found)
+        by_name[rows.name] = found
+    reasons = [r for r in reasons if not r.startswith(f"{metric} ")]  # restated per set below
+    reasons.extend(f"{SET_DESCRIPTIONS.get(v.name, v.name)}: {v.detail}" for v in sets)
+    if label_check is not None:
+        reasons.append(f"labels: {label_check.detail}")
+
+    held_out = sets[0]
+    traffic = by_name.get("traffic")
+    golden = by_name.get("golden")
+    traffic_used = traffic is not None and traffic.verdict != "unused"
+    golden_used = golden is not None and golden.verdict != "unused"
+    if not (traffic_used or golden_used):
+        reasons.append("no reference set could be used: judged on the uploaded holdout alone")
+    threshold_failed = policy.threshold is not None and not _meets(
+        points.challenger, policy.threshold, higher
+    )
+    if threshold_failed:
+        outcome, why = REJECTED, "rejected: the absolute threshold is not met"
+    elif held_out.verdict == "worse":
+        outcome, why = REJECTED, "rejected: worse than production on the new data's holdout"
+    elif traffic_used and traffic is not None and traffic.verdict == "worse":
+        outcome, why = (
+            REJECTED,
+            "rejected: worse than production on recent labeled traffic, whatever its own "
+            "holdout says",
+        )
+    elif label_check is not None and label_check.flagged:
+        outcome, why = (
+            HELD,
+            "held: the new labels disagree with what production predicts for the same "
+            "inputs; it may run only as a shadow until live labels clear it",
+        )
+    elif not traffic_used and golden_used and golden is not None and golden.verdict == "worse":
+        outcome, why = (
+            HELD,
+            "held: worse than production on its golden set and no recent labels to show the "
+            "world moved; it may run only as a shadow until live labels clear it",
+        )
+    elif held_out.verdict == "better" and points.passed:
+        outcome, why = (
+            PASSED,
+            "passed: better than production on the new data's holdout"
+            + (", not worse on the reference set" if traffic_used or golden_used else ""),
+        )
+    else:
+        shortfall = (
+            "better, but the improvement does not reach the configured margin"
+            if held_out.verdict == "better"
+            else "equivalent to production"
+            if held_out.verdict == "equivalent"
+            else "not enough evidence to tell it from production"
+        )
+        outcome, why = INCONCLUSIVE, f"inconclusive: {shortfall}; live labels decide"
+    reasons.append(why)
+    return replace(
+        points,
+        passed=outcome == PASSED,
+        outcome=outcome,
+        sets=tuple(sets),
+        label_check=label_check,
+        reasons=tuple(reasons),
+    )
+
+
+def _set_verdict(
+    rows: RowSet,
+    policy: PromotionConfig,
+    *,
+    task: Task,
+    metric: str,
+    higher: bool,
+    classes: Sequence[Any],
+    tolerance: float,
+    rng: np.random.Generator,
+    used: bool,
+) -> SetVerdict:
+    where = f"{rows.rows:,} rows" + (f", {rows.note}" if rows.note else "")
+    if not used:
+        return SetVerdict(
+            rows.name, rows.rows, "unused", None,
+            f"not used: {where}, fewer than promotion.min_reference_rows "
+            f"({policy.min_reference_rows:,})",
+        )  # fmt: skip
+    found = compare(
+        rows.champion,
+        rows.challenger,
+        task=task,
+        classes=classes,
+        metric=metric,
+        greater_is_better=higher,
+        paired=True,
+        confidence=policy.confidence,
+        tolerance=tolerance,
+        rng=rng,
+    )
+    point, low, high = found.degradation
+    if found.candidate is None or found.production is None or point is None:
+        return SetVerdict(
+            rows.name, rows.rows, "inconclusive", found,
+            f"{metric} not measurable on {where} ({found.sampling})",
+        )  # fmt: skip
+    other = "the no-skill model" if rows.name == "no_skill" else "production"
+    shown = (
+        f"{metric} {show_metric(metric, found.candidate)} vs {other} "
+        f"{show_metric(metric, found.production)}"
+    )
+    if point == 0:
+        shown += ", no change"
+    else:
+        shown += f", {abs(point):.1%} {'worse' if point > 0 else 'better'}"
+    if low is None or high is None:
+        return SetVerdict(
+            rows.name, rows.rows, "inconclusive", found,
+            f"{shown}; too few rows for an interval ({where})",
+        )  # fmt: skip
+    shown += f" ({found.confidence:.0%} interval {_signed(low)} to {_signed(high)} worse; {where})"
+    margin = policy.min_relative_change
+    if low > tolerance:
+        tail = f" beyond the {tolerance:.1%} tolerance" if tolerance else ""
+        return SetVerdict(rows.name, rows.rows, "worse", found, f"{shown}: worse{tail}")
+    if high < 0:
+        return SetVerdict(rows.name, rows.rows, "better", found, f"{shown}: better")
+    if -margin <= low and high <= margin:
+        return SetVerdict(
+            rows.name, rows.rows, "equivalent", found,
+            f"{shown}: equivalent (within ±{margin:.1%})",
+        )  # fmt: skip
+    return SetVerdict(rows.name, rows.rows, "inconclusive", found, f"{shown}: inconclusive")
+
+
+def check_labels(
+    task: Task,
+    predicted: Sequence[Any] | np.ndarray[Any, Any],
+    actual: Sequence[Any] | np.ndarray[Any, Any],
+    own_metrics: Mapping[str, float],
+    limit: float,
+) -> LabelCheck | None:
+    """Production's predictions on the new rows against their labels, next to production's
+    error on its own holdout (``own_metrics``, from its manifest). None when production has no
+    such metric or there are no rows."""
+    if len(actual) == 0:
+        return None
+    if task == "regression":
+        own = own_metrics.get("mae")
+        if own is None or not math.isfinite(own):
+            return None
+        y = np.asarray(actual, dtype=np.float64)
+        p = np.asarray(predicted, dtype=np.float64)
+        new = float(np.mean(np.abs(p - y)))
+        evidence: dict[str, float] = {}
+        typical = float(np.median(np.abs(p)))
+        if typical > 0:
+            evidence["label scale vs predictions"] = float(np.median(np.abs(y))) / typical
+            evidence["opposite sign share"] = float(np.mean(np.sign(y) == -np.sign(p)))
+            evidence["median shift vs predictions"] = float(np.median(y - p)) / typical
+        metric, floor = "mae", 0.0
+    else:
+        accuracy = own_metrics.get("accuracy")
+        if accuracy is None or not math.isfinite(accuracy):
+            return None
+        own = 1.0 - accuracy
+        new = float(np.mean([str(a) != str(b) for a, b in zip(actual, predicted, strict=True)]))
+        evidence = {}
+        metric, floor = "error_rate", MIN_LABEL_ERROR_RATE
+    bar = max(own, floor)
+    ratio = new / bar if bar > 0 else (math.inf if new > 0 else 1.0)
+    return LabelCheck(metric, new, own, ratio, limit, len(actual), evidence)
+
+
+def _meets(value: float, bar: float, higher: bool) -> bool:
+    return value >= bar if higher else value <= bar
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.1%}"
