@@ -32,11 +32,12 @@ def test_a_trained_version_is_stored_registered_and_promoted(
 ) -> None:
     # When v1 is trained from month 0
     result = trainer.train_and_register(config, month0_csv, "s3://data/month0.csv")
-    # Then its three artifacts exist, the registry knows it and production points at it
+    # Then its four artifacts exist, the registry knows it and production points at it
     assert result.version == "1"
     assert result.promoted
     assert keys(store) == [
         PREFIX + "1/baseline.json",
+        PREFIX + "1/golden.json.gz",
         PREFIX + "1/manifest.json",
         PREFIX + "1/model.onnx",
     ]

@@ -51,11 +51,12 @@ CANDIDATE = "candidate"
 PRODUCTION = "production"  # the status, and the alias whose moves keep statuses in step
 ARCHIVED = "archived"
 REJECTED = "rejected"
-STATUSES = (CANDIDATE, PRODUCTION, ARCHIVED, REJECTED)
+HELD = "held"  # its labels disagree with the world: it may only run as a shadow
+STATUSES = (CANDIDATE, PRODUCTION, ARCHIVED, REJECTED, HELD)
 # Written before statuses had a lifecycle; read (and accepted on write) as a candidate.
 _LEGACY_STATUSES = {"registered": CANDIDATE}
 # ``production`` comes only from a promotion, which moves the alias in the same transaction.
-_WRITABLE_STATUSES = (CANDIDATE, ARCHIVED, REJECTED)
+_WRITABLE_STATUSES = (CANDIDATE, ARCHIVED, REJECTED, HELD)
 
 PROMOTE = "promote"
 ROLLBACK = "rollback"

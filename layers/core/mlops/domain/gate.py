@@ -308,7 +308,10 @@ def judge(
         return replace(points, outcome=REJECTED)
 
     def verdict(rows: RowSet, tolerance: float, *, used: bool = True) -> SetVerdict:
-        return _set_verdict(rows, policy, task, metric, higher, classes, tolerance, rng, used=used)
+        return _set_verdict(
+            rows, policy, task=task, metric=metric, higher=higher, classes=classes,
+            tolerance=tolerance, rng=rng, used=used,
+        )  # fmt: skip
 
     if first:
         # The no-skill model in the champion's seat: the challenger must beat it on the whole

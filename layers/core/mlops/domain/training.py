@@ -49,6 +49,7 @@ class TrainedModel:
     holdout: Dataset
     metrics: dict[str, float]
     classes: tuple[str, ...]
+    overlap_rows: int = 0  # rows of ``extra`` dropped: the new data has them too
 
 
 def build_pipeline(config: ModelConfig) -> Pipeline:
@@ -76,20 +77,57 @@ def build_pipeline(config: ModelConfig) -> Pipeline:
     return Pipeline(steps)
 
 
+def row_keys(data: Dataset) -> npt.NDArray[np.uint64]:
+    """A 64-bit key per row from its feature values and target: equal rows, equal keys (in
+    one process: strings hash with Python's per-process seed). Collisions are negligible."""
+    keys = np.zeros(data.rows, dtype=np.uint64)
+    for values in (*data.columns.values(), data.target):
+        if values.dtype == object:
+            part = np.fromiter((hash(str(v)) for v in values), dtype=np.int64, count=data.rows)
+        else:
+            numbers = np.asarray(values, dtype=np.float64) + 0.0  # -0.0 -> 0.0
+            part = numbers.view(np.int64)
+        keys = keys * np.uint64(1_000_003) ^ part.view(np.uint64)
+    return keys
+
+
 def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """A seeded random train/holdout split."""
-    order = np.random.default_rng(seed).permutation(data.rows)
+    """A seeded random train/holdout split. Identical rows (features and target) go to the same
+    side: a row pasted twice must not be both learned and measured."""
+    rng = np.random.default_rng(seed)
     cut = max(1, round(data.rows * fraction))
-    return data.take(np.sort(order[cut:])), data.take(np.sort(order[:cut]))
+    keys = row_keys(data)
+    groups, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    if len(groups) == data.rows:  # no repeated row: a plain permutation
+        order = rng.permutation(data.rows)
+        return data.take(np.sort(order[cut:])), data.take(np.sort(order[:cut]))
+    order = rng.permutation(len(groups))
+    taken = int(np.searchsorted(np.cumsum(counts[order]), cut)) + 1
+    in_holdout = np.zeros(len(groups), dtype=bool)
+    in_holdout[order[: min(taken, len(groups) - 1)]] = True  # keep a group to train on
+    mask = in_holdout[inverse]
+    return data.take(np.flatnonzero(~mask)), data.take(np.flatnonzero(mask))
+
+
+def without_rows_of(extra: Dataset, data: Dataset) -> Dataset:
+    """``extra`` less the rows ``data`` also has (same features and target)."""
+    keep = ~np.isin(row_keys(extra), row_keys(data))
+    return extra if keep.all() else extra.take(np.flatnonzero(keep))
 
 
 def train(config: ModelConfig, data: Dataset, extra: Dataset | None = None) -> TrainedModel:
     """Fit on a train split of ``data`` (plus all of ``extra``: older files, labeled traffic)
     and measure on the holdout, which comes from ``data`` alone: the newest rows are the ones
-    the model must do well on, and the champion is scored on the same rows."""
+    the model must do well on, and the champion is scored on the same rows. Rows of ``extra``
+    that ``data`` has too (an upload of labeled traffic) are dropped before the split, so no
+    holdout row is trained on."""
     train_set, holdout = split(data, config.training.holdout_fraction, config.training.seed)
+    overlap = 0
     if extra is not None and extra.rows:
-        train_set = Dataset.concat([train_set, extra])
+        kept = without_rows_of(extra, data)
+        overlap = extra.rows - kept.rows
+        if kept.rows:
+            train_set = Dataset.concat([train_set, kept])
     pipeline = build_pipeline(config)
     names = config.feature_names
     target = train_set.target if config.task == "regression" else train_set.target.astype(str)
@@ -103,6 +141,7 @@ def train(config: ModelConfig, data: Dataset, extra: Dataset | None = None) -> T
         holdout=holdout,
         metrics=evaluate(pipeline, holdout, config),
         classes=classes,
+        overlap_rows=overlap,
     )
 
 

@@ -26,7 +26,7 @@ from mlops.domain.config import ModelConfig, to_document
 from mlops.domain.dataset import Dataset
 from mlops.domain.export import to_onnx_bytes
 from mlops.domain.schema import Signature
-from mlops.domain.training import TrainedModel, train
+from mlops.domain.training import TrainedModel, train, without_rows_of
 
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "protobuf")
 
@@ -94,11 +94,14 @@ class CandidateBuilder:
         sources: Sequence[DataSource],
         *,
         extra: Dataset | None = None,
+        reference: candidate.LabeledRows | None = None,
         trigger: Mapping[str, Any] | None = None,
         timings: Mapping[str, float] | None = None,
     ) -> StagedCandidate:
         """Train on ``new_data`` (+ ``extra``), export, and stage everything the gate needs.
-        The holdout is drawn from ``new_data``. ``sources[0]`` describes ``new_data``."""
+        The holdout is drawn from ``new_data``. ``sources[0]`` describes ``new_data``.
+        ``reference``: recent labeled traffic for the gate; its rows the challenger was
+        trained on are left out (they would make it look better than it is)."""
         spent = dict(timings or {})
         started = time.perf_counter()
         trained = train(config, new_data, extra)
@@ -123,6 +126,8 @@ class CandidateBuilder:
         )
         baseline_bytes = _json_bytes(baseline_doc)
         inputs_bytes = candidate.encode_parity_inputs(inputs)
+        unseen = unseen_reference(config, reference, trained.train)
+        reference_bytes = candidate.encode_rows(unseen)
         spent["stage_s"] = time.perf_counter() - started
 
         now = self._clock()
@@ -144,6 +149,11 @@ class CandidateBuilder:
                 "data": [s.as_dict() for s in sources],
                 "train_rows": trained.train.rows,
                 "holdout_rows": trained.holdout.rows,
+                "overlap_rows_dropped": trained.overlap_rows,
+                "reference_rows": unseen.rows,
+                "reference_rows_trained_on": 0
+                if reference is None
+                else reference.rows - unseen.rows,
                 "trigger": dict(trigger or {}),
                 "code_version": self._code_version,
                 "config_sha256": _sha256(json.dumps(to_document(config), sort_keys=True).encode()),
@@ -157,6 +167,7 @@ class CandidateBuilder:
                     ("model.onnx", model_bytes),
                     ("baseline.json", baseline_bytes),
                     ("parity_inputs.json.gz", inputs_bytes),
+                    (candidate.REFERENCE, reference_bytes),
                 )
             },
         }
@@ -166,6 +177,7 @@ class CandidateBuilder:
             ("model.onnx", model_bytes),
             ("baseline.json", baseline_bytes),
             ("parity_inputs.json.gz", inputs_bytes),
+            (candidate.REFERENCE, reference_bytes),
             ("candidate.json", candidate_bytes),  # last: its presence means complete
         ):
             self._store.put_bytes(prefix + name, body, immutable=True)
@@ -192,6 +204,20 @@ def signature_from_training(config: ModelConfig, train_set: Dataset) -> Signatur
         else:
             features.append(feature)
     return Signature(tuple(features))
+
+
+def unseen_reference(
+    config: ModelConfig, reference: candidate.LabeledRows | None, train_set: Dataset
+) -> candidate.LabeledRows:
+    """The reference rows the challenger was not trained on (empty when there are none)."""
+    if reference is None or reference.rows == 0:
+        empty = {
+            f.name: np.empty(0, dtype=train_set.columns[f.name].dtype) for f in config.features
+        }
+        return candidate.LabeledRows(empty, np.empty(0, dtype=train_set.target.dtype), "")
+    as_data = Dataset(dict(reference.columns), reference.target, reference.rows, "")
+    kept = without_rows_of(as_data, train_set)
+    return candidate.LabeledRows(kept.columns, kept.target, reference.source)
 
 
 def parity_inputs(config: ModelConfig, trained: TrainedModel) -> candidate.ParityInputs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -19,11 +20,22 @@ import numpy as np
 
 from mlops.adapters.aws import client
 from mlops.adapters.model_store import ModelStore, version_prefix
-from mlops.adapters.registry import Registry, VersionRecord
+from mlops.adapters.registry import CANDIDATE, PRODUCTION, Registry, VersionRecord
 from mlops.domain import candidate, manifest, parity
 from mlops.domain.candidate import ParityInputs
+from mlops.domain.comparison import Sample
 from mlops.domain.config import ModelConfig, parse_config
-from mlops.domain.gate import GateDecision, decide, feature_set_change
+from mlops.domain.gate import (
+    HELD,
+    INCONCLUSIVE,
+    PASSED,
+    REJECTED,
+    GateDecision,
+    RowSet,
+    check_labels,
+    feature_set_change,
+    judge,
+)
 from mlops.domain.metrics import classification_metrics, naive_predictions, regression_metrics
 from mlops.domain.schema import Signature
 from mlops.domain.scoring import OnnxModel, Scores
@@ -35,11 +47,14 @@ from mlops.errors import (
     StorageError,
 )
 from mlops.observability import MetricUnit, logger, metrics
-from mlops.services.inference import load_version
+from mlops.services.inference import LoadedModel, load_version
 from mlops.services.rollout import RolloutService
 from mlops.settings import gate_settings
 
-PRODUCTION = "production"
+# What each outcome is registered as (a held version may only run as a shadow).
+_REGISTERED_AS = {PASSED: CANDIDATE, INCONCLUSIVE: CANDIDATE, HELD: HELD, REJECTED: REJECTED}
+# Reasons the gate adds once a candidate's fate is settled (a retry must not act again).
+_SETTLED = ("not promoted:", "registered as a candidate", "rollout started:")
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,15 @@ class _Evaluation:
     decision: GateDecision
     notes: tuple[str, ...]
     parity: parity.ParityReport | None = None
+
+
+@dataclass(frozen=True)
+class _Champion:
+    """Production, loaded in the serving runtime, and its answers on the holdout."""
+
+    loaded: LoadedModel
+    scores: Scores
+    metrics: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -160,16 +184,28 @@ class CandidateGate:
             return self._unregistered(
                 doc, (f"ONNX export failed the parity gate: {report.summary()}",), report, started
             )
-        evaluation = self._evaluate(config, signature, labels, inputs, holdout_scores)
-        evaluation = replace(evaluation, parity=report)
+        notes: list[str] = []
+        reference = self._reference(files, signature, config, notes)
+        evaluation = self._evaluate(
+            config,
+            signature,
+            labels,
+            inputs,
+            holdout_scores=holdout_scores,
+            challenger=challenger,
+            reference=reference,
+        )
+        evaluation = replace(evaluation, parity=report, notes=(*notes, *evaluation.notes))
         version = self._registry.next_version(model)
-        manifest_doc = self._manifest(doc, version, evaluation)
+        golden = golden_set(config, inputs)
+        manifest_doc = self._manifest(doc, version, evaluation, golden)
         self._store.put_version(
             model,
             version,
             {
                 "model.onnx": files["model.onnx"],
                 "baseline.json": files["baseline.json"],
+                candidate.GOLDEN: golden,
                 "manifest.json": json.dumps(manifest_doc, indent=2).encode(),
             },
         )
@@ -183,7 +219,7 @@ class CandidateGate:
                 manifest_key=version_prefix(model, version) + "manifest.json",
                 model_sha256=manifest_doc["artifacts"]["model.onnx"]["sha256"],
                 metrics=evaluation.metrics,
-                status="candidate" if decision.passed else "rejected",
+                status=_REGISTERED_AS[decision.verdict],
                 reasons=reasons,
                 lineage=_lineage_summary(doc, evaluation),
             ),
@@ -193,7 +229,9 @@ class CandidateGate:
             config,
             version=version,
             candidate_id=candidate_id,
-            evaluation=evaluation,
+            outcome=decision.verdict,
+            champion_version=evaluation.champion_version,
+            why=decision.reasons[-1] if decision.reasons else "passed the gate",
             reasons=reasons,
             promote=promote,
         )
@@ -220,8 +258,8 @@ class CandidateGate:
         started: float,
     ) -> GateResult:
         """A retried judgement of a candidate already registered as ``version``: finish what
-        the first attempt left (its promotion), then report, without judging it again (its
-        champion may now be itself)."""
+        the first attempt left (its promotion or rollout), then report, without judging it
+        again (its champion may now be itself)."""
         record = self._registry.get_version(config.name, version)
         if record is None:
             raise StorageError(f"candidate {doc['candidate_id']} names v{version}, not registered")
@@ -230,23 +268,16 @@ class CandidateGate:
         gate = lineage.get("gate") or {}
         champion = (lineage.get("champion") or {}).get("version")
         status, reasons = record.status, tuple(record.reasons)
-        settled = any(
-            r.startswith(("not promoted:", "registered as a candidate", "rollout started:"))
-            for r in reasons
-        )
-        if status == "candidate" and gate.get("passed") and not settled:
-            evaluation = _Evaluation(
-                dict(record.metrics),
-                champion,
-                None,
-                GateDecision(True, str(gate.get("metric")), True, 0.0, None, None, reasons[-1:]),
-                (),
-            )
+        settled = any(r.startswith(_SETTLED) for r in reasons)
+        outcome = gate.get("outcome") or (PASSED if gate.get("passed") else REJECTED)
+        if status in (CANDIDATE, HELD) and outcome != REJECTED and not settled:
             status, reasons = self._promote(
                 config,
                 version=version,
                 candidate_id=str(doc["candidate_id"]),
-                evaluation=evaluation,
+                outcome=outcome,
+                champion_version=champion,
+                why=reasons[-1] if reasons else "passed the gate",
                 reasons=reasons,
                 promote=promote,
             )
@@ -275,25 +306,138 @@ class CandidateGate:
         signature: Signature,
         labels: tuple[str | int, ...],
         inputs: ParityInputs,
+        *,
         holdout_scores: Scores,
+        challenger: OnnxModel,
+        reference: candidate.LabeledRows | None,
     ) -> _Evaluation:
-        challenger_metrics = score(config, holdout_scores, inputs.holdout_target, labels)
-        naive_metrics = naive_score(config, inputs.holdout_target, labels)
+        task, policy = config.task, config.promotion
+        metric = policy.metric_for(task)
+        target = inputs.holdout_target
+        challenger_metrics = score(config, holdout_scores, target, labels)
+        naive_metrics = naive_score(config, target, labels)
         champion_version = self._registry.get_alias(config.name, PRODUCTION)
-        champion_metrics, notes, changed = self._champion(
-            config, signature, champion_version, inputs
-        )
-        metric = config.promotion.metric_for(config.task)
+        champion, notes, changed = self._champion(config, signature, champion_version, inputs)
         if changed:
             decision = GateDecision(
-                False, metric, config.promotion.greater_is_better(config.task),
+                False, metric, policy.greater_is_better(task),
                 challenger_metrics.get(metric, float("nan")), None, None, (changed,),
+                outcome=REJECTED,
             )  # fmt: skip
-        else:
-            decision = decide(
-                config.promotion, config.task, challenger_metrics, champion_metrics, naive_metrics
+            return _Evaluation(challenger_metrics, champion_version, None, decision, notes)
+        mine = _sample(config, holdout_scores, target, labels)
+        if champion is None:
+            predicted, probabilities = naive_predictions(task, target, labels)
+            naive = Sample.of_outputs(metric, list(predicted), list(target), probabilities, labels)
+            holdout = RowSet("no_skill", naive, mine)
+            decision = judge(
+                policy, task, challenger=challenger_metrics, champion=None,
+                naive=naive_metrics, holdout=holdout, classes=labels,
+            )  # fmt: skip
+            return _Evaluation(challenger_metrics, champion_version, None, decision, notes)
+        theirs = _sample(config, champion.scores, target, champion.loaded.manifest.labels)
+        holdout = RowSet("holdout", theirs, mine, "a random share of the upload")
+        references = []
+        if reference is not None:
+            references.append(
+                self._row_set(
+                    "traffic",
+                    reference,
+                    config=config,
+                    challenger=challenger,
+                    labels=labels,
+                    champion=champion,
+                )
             )
-        return _Evaluation(challenger_metrics, champion_version, champion_metrics, decision, notes)
+        golden, note = self._golden(config, signature, champion)
+        if note:
+            notes = (*notes, note)
+        if golden is not None:
+            references.append(
+                self._row_set(
+                    "golden",
+                    golden,
+                    config=config,
+                    challenger=challenger,
+                    labels=labels,
+                    champion=champion,
+                )
+            )
+        label_check = check_labels(
+            task,
+            champion.scores.values,
+            target,
+            champion.loaded.manifest.metrics,
+            policy.max_label_error_ratio,
+        )
+        decision = judge(
+            policy, task, challenger=challenger_metrics, champion=champion.metrics,
+            naive=naive_metrics, holdout=holdout, references=references,
+            label_check=label_check, classes=labels,
+        )  # fmt: skip
+        return _Evaluation(challenger_metrics, champion_version, champion.metrics, decision, notes)
+
+    def _row_set(
+        self,
+        name: str,
+        rows: candidate.LabeledRows,
+        *,
+        config: ModelConfig,
+        challenger: OnnxModel,
+        labels: tuple[str | int, ...],
+        champion: _Champion,
+    ) -> RowSet:
+        """Both models' answers on ``rows`` (the champion with its own classes)."""
+        mine = _sample(config, challenger.score(rows.columns), rows.target, labels)
+        theirs_scores = champion.loaded.model.score(rows.columns) if rows.rows else Scores([])
+        theirs = _sample(config, theirs_scores, rows.target, champion.loaded.manifest.labels)
+        return RowSet(name, theirs, mine, rows.source)
+
+    def _reference(
+        self,
+        files: Mapping[str, bytes],
+        signature: Signature,
+        config: ModelConfig,
+        notes: list[str],
+    ) -> candidate.LabeledRows | None:
+        """The staged recent-traffic set (None: staged before reference sets, or unreadable,
+        which the report says)."""
+        body = files.get(candidate.REFERENCE)
+        if body is None:
+            notes.append("no recent-traffic set was staged with this candidate")
+            return None
+        try:
+            return candidate.decode_rows(body, signature.features, config.task)
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            notes.append(f"the staged recent-traffic set is unreadable ({exc!r}): not used")
+            return None
+
+    def _golden(
+        self, config: ModelConfig, signature: Signature, champion: _Champion
+    ) -> tuple[candidate.LabeledRows | None, str | None]:
+        """Production's golden set, if it has one whose bytes its manifest names."""
+        version = champion.loaded.version
+        prefix = version_prefix(config.name, version)
+        try:
+            manifest_doc = self._store.get_json(prefix + "manifest.json")
+            expected = manifest_doc["artifacts"][candidate.GOLDEN]["sha256"]
+        except (KeyError, TypeError):
+            return None, f"production v{version} has no golden set (registered before them)"
+        try:
+            body = self._store.get_bytes(prefix + candidate.GOLDEN)
+        except NotFoundError:
+            return None, f"production v{version}'s golden set is missing: not used"
+        if hashlib.sha256(body).hexdigest() != expected:
+            return (
+                None,
+                f"production v{version}'s golden set changed after it was written: not used",
+            )
+        try:
+            rows = candidate.decode_rows(body, signature.features, config.task)
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            return None, f"production v{version}'s golden set is unreadable ({exc!r}): not used"
+        source = f"pinned with production v{version} (its holdout)"
+        return replace(rows, source=source), None
 
     def _promote(
         self,
@@ -301,28 +445,49 @@ class CandidateGate:
         *,
         version: str,
         candidate_id: str,
-        evaluation: _Evaluation,
+        outcome: str,
+        champion_version: str | None,
+        why: str,
         reasons: tuple[str, ...],
         promote: bool | None,
     ) -> tuple[str, tuple[str, ...]]:
-        """The version's final status and reasons, after promoting it if it earned it."""
-        decision = evaluation.decision
-        if not decision.passed:
+        """The version's final status and reasons, after promoting it or starting its
+        rollout as its outcome allows."""
+        if outcome == REJECTED:
             metrics.add_metric(name="CandidateRejected", unit=MetricUnit.Count, value=1)
-            return "rejected", reasons
-        if not (config.promotion.mode == "auto" if promote is None else promote):
+            return REJECTED, reasons
+        status = HELD if outcome == HELD else CANDIDATE
+        if outcome == HELD:
+            metrics.add_metric(name="CandidateHeld", unit=MetricUnit.Count, value=1)
+        manual = not (config.promotion.mode == "auto" if promote is None else promote)
+        if outcome == INCONCLUSIVE and config.promotion.on_inconclusive == "manual":
+            manual = True
+        if manual or (champion_version is None and outcome != PASSED):
             reasons = (*reasons, "registered as a candidate: promotion is manual")
-            self._registry.set_status(config.name, version, "candidate", reasons)
-            return "candidate", reasons
-        if config.rollout.mode != "direct" and evaluation.champion_version is not None:
-            return self._roll_out(config, version, candidate_id, evaluation, reasons)
+            self._registry.set_status(config.name, version, status, reasons)
+            return status, reasons
+        if outcome == HELD:
+            return self._roll_out(
+                config, version, candidate_id=candidate_id, mode="shadow", why=why,
+                reasons=reasons, status=status,
+            )  # fmt: skip
+        if outcome == INCONCLUSIVE:
+            return self._roll_out(
+                config, version, candidate_id=candidate_id,
+                mode=config.promotion.on_inconclusive, why=why, reasons=reasons, status=status,
+            )  # fmt: skip
+        if config.rollout.mode != "direct" and champion_version is not None:
+            return self._roll_out(
+                config, version, candidate_id=candidate_id, mode=config.rollout.mode, why=why,
+                reasons=reasons, status=status,
+            )  # fmt: skip
         try:
             self._registry.promote(
                 config.name,
                 version,
-                expected=evaluation.champion_version,
+                expected=champion_version,
                 actor=f"{self._actor} (candidate {candidate_id})",
-                reason=decision.reasons[-1] if decision.reasons else "passed the gate",
+                reason=why,
             )
         except ConflictError as exc:
             # Another promotion won the race: this candidate was judged against a champion
@@ -330,22 +495,25 @@ class CandidateGate:
             now = self._registry.get_alias(config.name, PRODUCTION)
             reasons = (
                 *reasons,
-                f"not promoted: production moved from v{evaluation.champion_version} to v{now} "
+                f"not promoted: production moved from v{champion_version} to v{now} "
                 f"while this candidate was judged ({exc.message})",
             )
-            self._registry.set_status(config.name, version, "candidate", reasons)
+            self._registry.set_status(config.name, version, CANDIDATE, reasons)
             metrics.add_metric(name="PromotionConflicts", unit=MetricUnit.Count, value=1)
-            return "candidate", reasons
+            return CANDIDATE, reasons
         metrics.add_metric(name="CandidatePromoted", unit=MetricUnit.Count, value=1)
-        return "production", reasons
+        return PRODUCTION, reasons
 
     def _roll_out(
         self,
         config: ModelConfig,
         version: str,
+        *,
         candidate_id: str,
-        evaluation: _Evaluation,
+        mode: str,
+        why: str,
         reasons: tuple[str, ...],
+        status: str,
     ) -> tuple[str, tuple[str, ...]]:
         """Start a shadow or canary instead of promoting: live traffic decides (DESIGN §6)."""
         rollouts = RolloutService(
@@ -354,26 +522,25 @@ class CandidateGate:
             registry=self._registry,
             actor=f"{self._actor} (candidate {candidate_id})",
         )
-        why = evaluation.decision.reasons[-1] if evaluation.decision.reasons else "passed the gate"
         try:
             rollout = rollouts.start(
-                version,
-                mode=config.rollout.mode,
-                percent=config.rollout.canary_percent,
-                reason=why,
+                version, mode=mode, percent=config.rollout.canary_percent, reason=why
             )
         except ConflictError as exc:
             reasons = (*reasons, f"not promoted: its rollout could not start ({exc.message})")
-            self._registry.set_status(config.name, version, "candidate", reasons)
+            self._registry.set_status(config.name, version, status, reasons)
             metrics.add_metric(name="PromotionConflicts", unit=MetricUnit.Count, value=1)
-            return "candidate", reasons
+            return status, reasons
         reasons = (*reasons, f"rollout started: {rollout.describe}")
-        self._registry.set_status(config.name, version, "candidate", reasons)
-        return "candidate", reasons
+        self._registry.set_status(config.name, version, status, reasons)
+        return status, reasons
 
     def _staged_files(self, prefix: str, doc: Mapping[str, Any]) -> dict[str, bytes]:
         files = {}
-        for name in ("model.onnx", "baseline.json", "parity_inputs.json.gz"):
+        names = ["model.onnx", "baseline.json", "parity_inputs.json.gz"]
+        if candidate.REFERENCE in doc["artifacts"]:  # staged before reference sets: none
+            names.append(candidate.REFERENCE)
+        for name in names:
             body = self._store.get_bytes(prefix + name)
             expected = doc["artifacts"][name]["sha256"]
             digest = hashlib.sha256(body).hexdigest()
@@ -391,9 +558,9 @@ class CandidateGate:
         signature: Signature,
         version: str | None,
         inputs: ParityInputs,
-    ) -> tuple[dict[str, float] | None, tuple[str, ...], str | None]:
-        """The production model's metrics on the challenger's holdout, notes for the report,
-        and why the challenger is a different model (feature set changed), if it is."""
+    ) -> tuple[_Champion | None, tuple[str, ...], str | None]:
+        """Production, scored on the challenger's holdout; notes for the report; and why the
+        challenger is a different model (feature set changed), if it is."""
         if version is None:
             return None, (), None
         try:
@@ -415,10 +582,15 @@ class CandidateGate:
                 f"v{version} ({why}); train it under another model name"
             )  # fmt: skip
         scores = loaded.model.score(inputs.holdout.columns)
-        return score(config, scores, inputs.holdout_target, loaded.manifest.labels), (), None
+        measured = score(config, scores, inputs.holdout_target, loaded.manifest.labels)
+        metric = config.promotion.metric_for(config.task)
+        if math.isnan(measured.get(metric, math.nan)):
+            note = f"production v{version} has no {metric} on the holdout: judged as a first model"
+            return None, (note,), None
+        return _Champion(loaded, scores, measured), (), None
 
     def _manifest(
-        self, doc: Mapping[str, Any], version: str, evaluation: _Evaluation
+        self, doc: Mapping[str, Any], version: str, evaluation: _Evaluation, golden: bytes
     ) -> dict[str, Any]:
         champion_metrics = evaluation.champion_metrics
         assert evaluation.parity is not None
@@ -447,7 +619,13 @@ class CandidateGate:
             "gate": evaluation.decision.as_dict(),
             "config": doc.get("config"),
             "libraries": doc.get("libraries", {}),
-            "artifacts": {name: doc["artifacts"][name] for name in ("model.onnx", "baseline.json")},
+            "artifacts": {name: doc["artifacts"][name] for name in ("model.onnx", "baseline.json")}
+            | {
+                candidate.GOLDEN: {
+                    "sha256": hashlib.sha256(golden).hexdigest(),
+                    "bytes": len(golden),
+                }
+            },
             "parity": evaluation.parity.as_dict(),
         }
 
@@ -544,6 +722,32 @@ def naive_score(
     return classification_metrics(target, predicted, probabilities, labels)
 
 
+def _sample(
+    config: ModelConfig, scores: Scores, target: Any, labels: tuple[str | int, ...]
+) -> Sample:
+    metric = config.promotion.metric_for(config.task)
+    return Sample.of_outputs(
+        metric, list(scores.values), list(target), scores.probabilities, labels
+    )
+
+
+def golden_set(config: ModelConfig, inputs: ParityInputs) -> bytes:
+    """The version's golden set: its holdout, a seeded sample of at most
+    ``promotion.reference_rows`` rows, the bar every later challenger is also scored on."""
+    holdout = inputs.holdout
+    rows = len(inputs.holdout_target)
+    keep = np.arange(rows)
+    if rows > config.promotion.reference_rows:
+        rng = np.random.default_rng(config.training.seed)
+        keep = np.sort(rng.choice(rows, config.promotion.reference_rows, replace=False))
+    return candidate.encode_rows(
+        candidate.LabeledRows(
+            {k: v[keep] for k, v in holdout.columns.items()},
+            np.asarray(inputs.holdout_target)[keep],
+        )
+    )
+
+
 def _lineage_summary(doc: Mapping[str, Any], evaluation: _Evaluation) -> dict[str, Any]:
     """The registry's compact copy of the lineage (the manifest has all of it)."""
     lineage = doc.get("lineage", {})
@@ -566,6 +770,7 @@ def _lineage_summary(doc: Mapping[str, Any], evaluation: _Evaluation) -> dict[st
             "challenger": decision.challenger,
             "champion": decision.champion,
             "passed": decision.passed,
+            "outcome": decision.verdict,
         },
         "timings": lineage.get("timings", {}),
     }

@@ -16,10 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from mlops import __version__
 from mlops.adapters.aws import client
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.training_data import DataObject, TrainingDataStore
+from mlops.domain.candidate import LabeledRows
 from mlops.domain.config import ModelConfig
 from mlops.domain.dataset import Dataset, inspect_csv
 from mlops.domain.triggers import Trigger
@@ -97,14 +100,14 @@ class RetrainService:
             self._window(
                 config, trigger, new_object=new_object, sources=sources, extras=extras, notes=notes
             )
-        if config.retraining.include_feedback:
-            self._labeled_traffic(config, sources, extras, notes)
+        reference = self._labeled_traffic(config, sources, extras, notes)
         extra = Dataset.concat(extras) if extras else None
         staged = self._builder.build(
             config,
             new_data,
             sources,
             extra=extra,
+            reference=reference,
             trigger=trigger.as_dict() | ({"notes": notes} if notes else {}),
             timings={"read_validate_s": time.perf_counter() - started},
         )
@@ -251,11 +254,20 @@ class RetrainService:
         sources: list[DataSource],
         extras: list[Dataset],
         notes: list[str],
-    ) -> None:
+    ) -> LabeledRows:
+        """Recent labeled traffic: its newest ``promotion.reference_rows`` rows (from the last
+        ``reference_days``) are the gate's reference set, never trained on; with
+        ``include_feedback`` the rest of the last ``feedback_days`` is training data."""
+        policy = config.promotion
         until = self._clock()
-        since = until - timedelta(days=config.retraining.feedback_days)
+        days = max(policy.reference_days, config.retraining.feedback_days)
+        if not config.retraining.include_feedback:
+            days = policy.reference_days
+        since = until - timedelta(days=days)
         traffic = self._traffic.labeled_traffic(config.name, since, until, config)
-        counts = traffic.counts()
+        data = traffic.dataset  # sorted by capture time
+        cut = max(0, data.rows - policy.reference_rows)
+        recent = data.take(np.arange(cut, data.rows))
         notes.append(
             f"labeled traffic {since:%Y-%m-%d} to {until:%Y-%m-%d}: {traffic.joined} rows "
             f"joined from {traffic.captured} captures and {traffic.labels} labels"
@@ -264,18 +276,26 @@ class RetrainService:
                 if traffic.corrupt_objects
                 else ""
             )
+            + f"; the newest {recent.rows} kept back as the gate's reference set"
         )
-        if traffic.joined:
-            extras.append(traffic.dataset)
+        logger.info("labeled traffic joined", counts=traffic.counts())
+        reference = LabeledRows(
+            recent.columns,
+            recent.target,
+            f"the newest labeled predictions of the last {policy.reference_days} days",
+        )
+        if config.retraining.include_feedback and cut:
+            older = data.take(np.arange(cut))
+            extras.append(older)
             sources.append(
                 DataSource(
                     uri=self._traffic.uri("captures/") + f" + feedback/ ({since:%Y-%m-%d}..)",
-                    sha256=traffic.dataset.sha256,
-                    rows=traffic.joined,
+                    sha256=older.sha256,
+                    rows=older.rows,
                     role="labeled_traffic",
                 )
             )
-        logger.info("labeled traffic joined", counts=counts)
+        return reference
 
     def _rejected(self, trigger: Trigger, exc: RejectionError) -> RetrainOutcome:
         metrics.add_metric(name="TrainingDataRejected", unit=MetricUnit.Count, value=1)
