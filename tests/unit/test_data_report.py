@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import tracemalloc
 import zipfile
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from mlops.domain.config import ModelConfig, TrainingConfig, ValidationConfig
-from mlops.domain.dataset import MAX_REPORTED, DataReport, inspect_csv, parse_csv
+from mlops.domain.dataset import MAX_MAGNITUDE, MAX_REPORTED, DataReport, inspect_csv, parse_csv
 from mlops.domain.schema import Feature
 from mlops.errors import DataValidationError
 
@@ -270,6 +271,120 @@ def test_a_regression_target_must_be_a_number() -> None:
     ]
 
 
+# The largest float64 whose square is finite, and the next one up (its square overflows).
+AT_MAGNITUDE = repr(MAX_MAGNITUDE)
+PAST_MAGNITUDE = repr(math.nextafter(MAX_MAGNITUDE, math.inf))
+UNBOUNDED = replace(REGRESSION, features=(Feature("x", "numeric"), Feature("c", "categorical")))
+
+
+def test_the_magnitude_bound_is_the_largest_float64_whose_square_is_finite() -> None:
+    assert math.isfinite(float(AT_MAGNITUDE) * float(AT_MAGNITUDE))
+    assert float(PAST_MAGNITUDE) * float(PAST_MAGNITUDE) == math.inf
+
+
+@pytest.mark.parametrize("cell", ["1e300", "-1e300", PAST_MAGNITUDE, f"-{PAST_MAGNITUDE}"])
+def test_a_target_whose_square_overflows_rejects_the_file_naming_line_and_column(
+    cell: str,
+) -> None:
+    # Given a target past ±1.34e154 on the fourth line (the metrics square errors: RMSE = inf)
+    rows = distinct_rows(20)
+    rows[2] = (1, "a", cell)
+    # When inspected
+    dataset, report = inspect_csv(table(rows), REGRESSION)
+    # Then the file is rejected, the cell addressed, and the target check names line and field
+    assert dataset is None
+    assert [(p.field, p.problem) for p in report.problems] == [
+        (
+            "line 4.y",
+            f"{float(cell):g} is beyond ±1.34e+154, where its square overflows float64 "
+            "(scaling and the error metrics square numbers)",
+        )
+    ]
+    assert check(report, "target") == (
+        "fail",
+        "1 row with an invalid target y (first at line 4): a regression target is a finite "
+        "number within ±1.34e+154",
+    )
+
+
+@pytest.mark.parametrize("cell", ["inf", "-inf", "nan", "NaN", "1e309", "Infinity"])
+def test_a_target_that_is_not_finite_rejects_the_file_naming_line_and_column(cell: str) -> None:
+    rows = distinct_rows(20)
+    rows[2] = (1, "a", cell)
+    dataset, report = inspect_csv(table(rows), REGRESSION)
+    assert dataset is None
+    assert [(p.field, p.problem) for p in report.problems] == [
+        ("line 4.y", f"expected a finite number, got {cell!r}")
+    ]
+    assert status(report, "target") == "fail"
+    assert "invalid target y (first at line 4)" in report.summary
+
+
+def test_every_overflowing_target_row_is_listed_and_the_first_three_summarised() -> None:
+    # Given four huge prices among 30 rows, on lines 3, 9, 15 and 21
+    rows = distinct_rows(30)
+    for i in (1, 7, 13, 19):
+        rows[i] = (1, "a", "1e300")
+    _, report = inspect_csv(table(rows), REGRESSION)
+    assert [p.field for p in report.problems] == ["line 3.y", "line 9.y", "line 15.y", "line 21.y"]
+    assert check(report, "target")[1].startswith(
+        "4 rows with an invalid target y (first at lines 3, 9, 15)"
+    )
+    assert report.summary.startswith("rejected: 4 of 30 rows have invalid cells")
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_a_target_exactly_at_the_magnitude_bound_is_valid(sign: str) -> None:
+    rows = distinct_rows(20)
+    rows[2] = (1, "a", sign + AT_MAGNITUDE)
+    dataset, report = inspect_csv(table(rows), REGRESSION)
+    assert report.passed, report.summary
+    assert dataset is not None
+    assert float(sign + AT_MAGNITUDE) in dataset.target
+
+
+@pytest.mark.parametrize(
+    ("config", "cell"),
+    [
+        (UNBOUNDED, "1e300"),
+        (UNBOUNDED, f"-{PAST_MAGNITUDE}"),
+        # A declared bound wider than the magnitude bound does not widen it.
+        (
+            replace(
+                UNBOUNDED, features=(Feature("x", "numeric", max=1e300), UNBOUNDED.features[1])
+            ),
+            "1e200",
+        ),
+    ],
+    ids=["unbounded", "unbounded-negative", "declared-wider"],
+)
+def test_a_numeric_feature_whose_square_overflows_is_invalid(
+    config: ModelConfig, cell: str
+) -> None:
+    # Scaling squares deviations: var = inf leaves the column unscaled, then float32 makes it inf
+    rows = distinct_rows(20)
+    rows[2] = (cell, "a", 5)
+    dataset, report = inspect_csv(table(rows), config)
+    assert dataset is None
+    assert [(p.field, p.problem) for p in report.problems] == [
+        (
+            "line 4.x",
+            f"{float(cell):g} is beyond ±1.34e+154, where its square overflows float64 "
+            "(scaling and the error metrics square numbers)",
+        )
+    ]
+    assert status(report, "target") == "pass"
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_an_unbounded_feature_exactly_at_the_magnitude_bound_is_valid(sign: str) -> None:
+    rows = distinct_rows(20)
+    rows[2] = (sign + AT_MAGNITUDE, "a", 5)
+    dataset, report = inspect_csv(table(rows), UNBOUNDED)
+    assert report.passed, report.summary
+    assert dataset is not None
+
+
 def test_a_row_with_the_wrong_number_of_cells_is_invalid() -> None:
     lines = table(distinct_rows(20)).decode().splitlines()
     lines[5] += ",extra"
@@ -445,6 +560,28 @@ def test_a_constant_feature_warns_naming_it_and_its_value() -> None:
         "warn",
         "1 feature with a single value in every row (they teach the model nothing): c = 'same'",
     )
+    assert dataset is not None
+
+
+def test_a_constant_regression_target_fails_naming_its_value() -> None:
+    # Given every price the same (an upload where every price = 100000 was promoted)
+    rows = [(x, c, 100000) for x, c, _ in distinct_rows(20)]
+    # When inspected
+    dataset, report = inspect_csv(table(rows), REGRESSION)
+    # Then the file is rejected: a regressor fitted on one value learns nothing
+    assert dataset is None
+    assert check(report, "target") == (
+        "fail",
+        "the target y is 100000 in every row: there is nothing to learn "
+        "(a regressor needs at least 2 distinct values)",
+    )
+
+
+def test_a_regression_target_with_two_values_passes() -> None:
+    rows = [(x, c, 100000) for x, c, _ in distinct_rows(20)]
+    rows[-1] = (*rows[-1][:2], 100001)
+    dataset, report = inspect_csv(table(rows), REGRESSION)
+    assert check(report, "target") == ("pass", "numeric target y from 100000 to 100001")
     assert dataset is not None
 
 

@@ -68,6 +68,34 @@ def test_bad_cells_reject_the_file_with_line_and_column(
     ]
 
 
+def test_a_month_where_every_price_is_the_same_is_rejected(config: ModelConfig) -> None:
+    # Given a generated month whose prices were all overwritten with 100000
+    columns = generate(200, conditions_for_month(0), seed=1)
+    columns["price"] = np.full(200, 100000.0)
+    # When parsed, Then it is rejected by the target check, in words
+    with pytest.raises(DataValidationError) as caught:
+        parse_csv(csv_bytes(columns), config)
+    assert caught.value.message == (
+        "rejected: the target price is 100000 in every row: there is nothing to learn "
+        "(a regressor needs at least 2 distinct values)"
+    )
+
+
+def test_a_price_of_1e300_is_rejected_naming_its_lines(
+    config: ModelConfig, month0_csv: bytes
+) -> None:
+    # Given month 0 with two prices of 1e300 (RMSE would be infinite), on lines 3 and 11
+    lines = month0_csv.decode().splitlines()
+    for number in (2, 10):
+        lines[number] = lines[number].rsplit(",", 1)[0] + ",1e300"
+    # When parsed
+    with pytest.raises(DataValidationError) as caught:
+        parse_csv(("\n".join(lines) + "\n").encode(), config)
+    # Then the rows and the field are named, in the summary and in the details
+    assert "2 rows with an invalid target price (first at lines 3, 11)" in caught.value.message
+    assert [p.field for p in caught.value.details] == ["line 3.price", "line 11.price"]
+
+
 def test_too_few_rows_is_rejected(config: ModelConfig) -> None:
     data = csv_bytes(generate(10, conditions_for_month(0), seed=1))
     with pytest.raises(DataValidationError, match="fewer than the minimum"):
