@@ -415,6 +415,7 @@ def test_the_other_checks_still_run_when_cells_are_invalid() -> None:
         "min_rows",
         "duplicates",
         "constant_columns",
+        "categories",
         "target",
     ]
 
@@ -615,6 +616,89 @@ def test_a_class_one_row_under_min_class_rows_fails_naming_it() -> None:
         "fail",
         "class 'no' has 4 rows, fewer than 5 (validation.min_class_rows)",
     )
+
+
+# --- categories --------------------------------------------------------------------------------
+
+
+def with_categories(distinct: int, rows: int = 20) -> bytes:
+    """``rows`` valid rows whose category c takes exactly ``distinct`` values."""
+    return table([(x, f"v{i % distinct}", y) for i, (x, _, y) in enumerate(distinct_rows(rows))])
+
+
+def test_a_few_categories_over_many_rows_pass_with_their_counts() -> None:
+    # Given 5 locations over 60 rows
+    dataset, report = inspect_csv(with_categories(5, rows=60), REGRESSION)
+    assert check(report, "categories") == (
+        "pass",
+        "distinct values per categorical feature: c 5; within 50% of 60 rows "
+        "(validation.max_category_ratio) and 1,000 (validation.max_categories)",
+    )
+    assert dataset is not None
+
+
+def test_categories_exactly_at_the_ratio_pass_and_one_more_value_fails() -> None:
+    # Given 20 rows and the default ratio of 0.5: 10 distinct values is the limit
+    at_limit, report = inspect_csv(with_categories(10), REGRESSION)
+    over, refused = inspect_csv(with_categories(11), REGRESSION)
+    # Then 10 pass and 11 are refused, naming the column, both counts and what to do
+    assert status(report, "categories") == "pass"
+    assert at_limit is not None
+    assert over is None
+    assert check(refused, "categories") == (
+        "fail",
+        "c has 11 distinct values in 20 rows, 55% of them, above the limit of 50% "
+        "(validation.max_category_ratio): it identifies rows rather than describing them, and "
+        "one-hot encoding makes a column of each value; drop c from the features or raise "
+        "validation.max_category_ratio",
+    )
+
+
+def test_a_category_per_row_is_refused_and_passes_with_the_ratio_raised() -> None:
+    # Given c unique in every row (an identifier)
+    data = with_categories(20)
+    _, refused = inspect_csv(data, REGRESSION)
+    # When the config raises the ratio to 1, the same file passes
+    dataset, accepted = inspect_csv(data, with_limits(REGRESSION, max_category_ratio=1.0))
+    assert status(refused, "categories") == "fail"
+    assert "c has 20 distinct values in 20 rows, 100% of them" in refused.summary
+    assert accepted.passed, accepted.summary
+    assert dataset is not None
+
+
+def test_categories_exactly_at_max_categories_pass_and_one_more_fails() -> None:
+    # Given a cap of 4 values (and the ratio far away: 5 of 40 rows)
+    capped = with_limits(REGRESSION, max_categories=4)
+    at_limit, report = inspect_csv(with_categories(4, rows=40), capped)
+    over, refused = inspect_csv(with_categories(5, rows=40), capped)
+    assert status(report, "categories") == "pass"
+    assert at_limit is not None
+    assert over is None
+    assert check(refused, "categories") == (
+        "fail",
+        "c has 5 distinct values in 40 rows, above the limit of 4 (validation.max_categories): "
+        "one-hot encoding makes a column of each value; drop c from the features or raise "
+        "validation.max_categories",
+    )
+    # And raising the cap lets the same file through
+    assert inspect_csv(with_categories(5, rows=40), with_limits(capped, max_categories=5))[0]
+
+
+def test_a_column_over_both_category_limits_names_both_keys() -> None:
+    _, report = inspect_csv(with_categories(20), with_limits(REGRESSION, max_categories=10))
+    assert check(report, "categories")[1].endswith(
+        "drop c from the features or raise validation.max_category_ratio and "
+        "validation.max_categories"
+    )
+
+
+def test_the_ratio_counts_the_rows_used_not_the_rows_read() -> None:
+    # Given 10 distinct values in 21 rows read, one of them dropped for an empty x: 10 of 20
+    rows = [(x, f"v{i % 10}", y) for i, (x, _, y) in enumerate(distinct_rows(20))]
+    rows.append(("", "v0", 1))
+    _, report = inspect_csv(table(rows), with_limits(REGRESSION, max_missing_rate=0.1))
+    assert status(report, "categories") == "pass"
+    assert "within 50% of 20 rows" in check(report, "categories")[1]
 
 
 def test_regression_reports_no_class_balance() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mlops.domain.config import ModelConfig
-from mlops.domain.dataset import Dataset, parse_csv
+from mlops.domain.dataset import Dataset, inspect_csv, parse_csv
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import DataValidationError
 
@@ -94,6 +94,29 @@ def test_a_price_of_1e300_is_rejected_naming_its_lines(
     # Then the rows and the field are named, in the summary and in the details
     assert "2 rows with an invalid target price (first at lines 3, 11)" in caught.value.message
     assert [p.field for p in caught.value.details] == ["line 3.price", "line 11.price"]
+
+
+def test_a_location_unique_to_every_row_is_refused_before_any_fit(config: ModelConfig) -> None:
+    # Given a month whose location is an identifier: a different value in every row
+    columns = generate(200, conditions_for_month(0), seed=1)
+    columns["location"] = np.array([f"parcel-{i}" for i in range(200)], dtype=object)
+    # When inspected
+    dataset, report = inspect_csv(csv_bytes(columns), config)
+    # Then the categories check names the column, its count, the rows and what to do
+    assert dataset is None
+    assert "location has 200 distinct values in 200 rows, 100% of them" in report.summary
+    assert "drop location from the features or raise validation.max_category_ratio" in (
+        report.summary
+    )
+
+
+def test_five_locations_over_sixty_rows_pass(config: ModelConfig) -> None:
+    columns = generate(60, conditions_for_month(0), seed=1)
+    assert len(set(columns["location"])) == 5
+    dataset, report = inspect_csv(csv_bytes(columns), config)
+    assert report.passed, report.summary
+    assert dataset is not None
+    assert [c.status for c in report.checks if c.name == "categories"] == ["pass"]
 
 
 def test_too_few_rows_is_rejected(config: ModelConfig) -> None:

@@ -11,9 +11,10 @@ finite: scaling squares deviations and the metrics square errors, so a larger va
 of 1e300) would make them infinite and the failure surface later, far from its cause.
 
 The checks, in report order: ``size``, ``format``, ``required_columns``, ``cells``,
-``missing_values``, ``min_rows``, ``duplicates``, ``constant_columns``, ``target`` and (for
-classification) ``class_balance``. When ``size``, ``format`` or ``required_columns`` fails, the
-checks after it cannot run and are left out of the report: its last check is the failed one.
+``missing_values``, ``min_rows``, ``duplicates``, ``constant_columns``, ``categories``,
+``target`` and (for classification) ``class_balance``. When ``size``, ``format`` or
+``required_columns`` fails, the checks after it cannot run and are left out of the report: its
+last check is the failed one.
 Every other check always runs, so a rejected file's report shows everything wrong with it.
 """
 
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from mlops.domain.config import ModelConfig
+from mlops.domain.config import ModelConfig, ValidationConfig
 from mlops.errors import DataValidationError, Problem
 
 if TYPE_CHECKING:
@@ -652,6 +653,10 @@ def _check_rows(scan: _Scan, config: ModelConfig, report: _ReportBuilder) -> _Ro
         )
     else:
         report.add("constant_columns", "pass", "every feature has more than one value")
+    categorical = [f.name for f in config.features if f.type == "categorical"]
+    _check_categories(
+        {name: distinct[name] for name in categorical}, scan.rows_used, limits, report
+    )
 
     target = values[config.target]
     if config.task == "classification":
@@ -730,6 +735,51 @@ def _check_duplicates(scan: _Scan, max_rate: float, report: _ReportBuilder) -> N
         report.fail("duplicates", f"{detail}, above {limit}")
     else:
         report.add("duplicates", "warn", f"{detail}, within {limit}")
+
+
+def _check_categories(
+    distinct: dict[str, int], rows: int, limits: ValidationConfig, report: _ReportBuilder
+) -> None:
+    """Categorical features with nearly a value per row, or too many values to one-hot."""
+    if not distinct:
+        report.add("categories", "pass", "no categorical features")
+        return
+    if not rows:
+        report.add("categories", "pass", "no rows to count categories in")
+        return
+    ratio, cap = limits.max_category_ratio, limits.max_categories
+    refused = []
+    for name, count in distinct.items():
+        share = count / rows
+        over: list[tuple[str, str]] = []  # (how far, the key that sets the limit)
+        if share > ratio:
+            over.append(
+                (
+                    f"{_percent(share)} of them, above the limit of {_percent(ratio)}",
+                    "validation.max_category_ratio",
+                )
+            )
+        if count > cap:
+            over.append((f"above the limit of {cap:,}", "validation.max_categories"))
+        if not over:
+            continue
+        why = " and ".join(f"{text} ({key})" for text, key in over)
+        identifies = "it identifies rows rather than describing them, and " if share > ratio else ""
+        refused.append(
+            f"{name} has {count:,} distinct values in {rows:,} rows, {why}: {identifies}"
+            f"one-hot encoding makes a column of each value; drop {name} from the features "
+            f"or raise {' and '.join(key for _, key in over)}"
+        )
+    if refused:
+        report.fail("categories", "; ".join(refused))
+        return
+    counts = ", ".join(f"{name} {count:,}" for name, count in distinct.items())
+    report.add(
+        "categories",
+        "pass",
+        f"distinct values per categorical feature: {counts}; within {_percent(ratio)} of "
+        f"{rows:,} rows (validation.max_category_ratio) and {cap:,} (validation.max_categories)",
+    )
 
 
 def _check_classes(
