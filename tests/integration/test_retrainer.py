@@ -161,16 +161,28 @@ BAD_FILES = {
 }
 
 
-def _non_numeric() -> bytes:
+def _month0_with(column: str, values: list[str]) -> bytes:
+    """Month 0 (200 rows) with one column's cells replaced, row by row."""
     lines = month(0, rows=200).decode().splitlines()
-    header = lines[0].split(",")
-    cells = lines[1].split(",")
-    cells[header.index("sqft")] = "twelve hundred"
-    lines[1] = ",".join(cells)
+    index = lines[0].split(",").index(column)
+    for number, value in enumerate(values, start=1):
+        cells = lines[number].split(",")
+        cells[index] = value
+        lines[number] = ",".join(cells)
     return ("\n".join(lines) + "\n").encode()
 
 
-BAD_FILES["non-numeric numbers"] = (_non_numeric(), "twelve hundred")  # type: ignore[assignment]
+BAD_FILES["non-numeric numbers"] = (_month0_with("sqft", ["twelve hundred"]), "twelve hundred")
+# Both used to be accepted: a constant price trained (and was promoted), a location per row
+# made the fit one-hot encode a column per house (minutes for a few thousand rows).
+BAD_FILES["constant price"] = (
+    _month0_with("price", ["100000"] * 200),
+    "the target price is 100000 in every row: there is nothing to learn",
+)
+BAD_FILES["location per row"] = (
+    _month0_with("location", [f"parcel-{i}" for i in range(200)]),
+    "location has 200 distinct values in 200 rows, 100% of them",
+)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))

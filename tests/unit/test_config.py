@@ -64,10 +64,28 @@ def test_a_config_file_is_read_from_disk(tmp_path: Path) -> None:
         ({"features": [{"name": "c", "type": "categorical", "min": 0}]}, "features[0].min"),
         ({"features": [{"name": "a", "type": "numeric"}] * 2}, "features[1].name"),
         ({"features": [{"name": "y", "type": "numeric"}]}, "target"),
+        ({"validation": {"max_category_ratio": 0}}, "validation.max_category_ratio"),
+        ({"validation": {"max_category_ratio": -0.5}}, "validation.max_category_ratio"),
+        ({"validation": {"max_category_ratio": 1.01}}, "validation.max_category_ratio"),
+        ({"validation": {"max_category_ratio": "half"}}, "validation.max_category_ratio"),
+        ({"validation": {"max_categories": 1}}, "validation.max_categories"),
+        ({"validation": {"max_categories": 100.5}}, "validation.max_categories"),
     ],
 )
 def test_config_problems_name_the_key(change: dict[str, Any], field: str) -> None:
     assert field in fields({**MINIMAL, **change})
+
+
+def test_the_category_limits_accept_their_bounds_and_default_to_the_shipped_values() -> None:
+    # Given the widest allowed values, When parsed, Then they are kept
+    raw = {**MINIMAL, "validation": {"max_category_ratio": 1.0, "max_categories": 2}}
+    validation = parse_config(raw).validation
+    assert (validation.max_category_ratio, validation.max_categories) == (1.0, 2)
+    # And without them the defaults are the shipped config's
+    default = parse_config(MINIMAL).validation
+    shipped = load_config().validation
+    assert (default.max_category_ratio, default.max_categories) == (0.5, 1000)
+    assert (shipped.max_category_ratio, shipped.max_categories) == (0.5, 1000)
 
 
 def test_classification_rejects_a_regression_only_estimator() -> None:

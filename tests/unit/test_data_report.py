@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import tracemalloc
 import zipfile
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from mlops.domain.config import ModelConfig, TrainingConfig, ValidationConfig
-from mlops.domain.dataset import MAX_REPORTED, DataReport, inspect_csv, parse_csv
+from mlops.domain.dataset import MAX_MAGNITUDE, MAX_REPORTED, DataReport, inspect_csv, parse_csv
 from mlops.domain.schema import Feature
 from mlops.errors import DataValidationError
 
@@ -270,6 +271,120 @@ def test_a_regression_target_must_be_a_number() -> None:
     ]
 
 
+# The largest float64 whose square is finite, and the next one up (its square overflows).
+AT_MAGNITUDE = repr(MAX_MAGNITUDE)
+PAST_MAGNITUDE = repr(math.nextafter(MAX_MAGNITUDE, math.inf))
+UNBOUNDED = replace(REGRESSION, features=(Feature("x", "numeric"), Feature("c", "categorical")))
+
+
+def test_the_magnitude_bound_is_the_largest_float64_whose_square_is_finite() -> None:
+    assert math.isfinite(float(AT_MAGNITUDE) * float(AT_MAGNITUDE))
+    assert float(PAST_MAGNITUDE) * float(PAST_MAGNITUDE) == math.inf
+
+
+@pytest.mark.parametrize("cell", ["1e300", "-1e300", PAST_MAGNITUDE, f"-{PAST_MAGNITUDE}"])
+def test_a_target_whose_square_overflows_rejects_the_file_naming_line_and_column(
+    cell: str,
+) -> None:
+    # Given a target past ±1.34e154 on the fourth line (the metrics square errors: RMSE = inf)
+    rows = distinct_rows(20)
+    rows[2] = (1, "a", cell)
+    # When inspected
+    dataset, report = inspect_csv(table(rows), REGRESSION)
+    # Then the file is rejected, the cell addressed, and the target check names line and field
+    assert dataset is None
+    assert [(p.field, p.problem) for p in report.problems] == [
+        (
+            "line 4.y",
+            f"{float(cell):g} is beyond ±1.34e+154, where its square overflows float64 "
+            "(scaling and the error metrics square numbers)",
+        )
+    ]
+    assert check(report, "target") == (
+        "fail",
+        "1 row with an invalid target y (first at line 4): a regression target is a finite "
+        "number within ±1.34e+154",
+    )
+
+
+@pytest.mark.parametrize("cell", ["inf", "-inf", "nan", "NaN", "1e309", "Infinity"])
+def test_a_target_that_is_not_finite_rejects_the_file_naming_line_and_column(cell: str) -> None:
+    rows = distinct_rows(20)
+    rows[2] = (1, "a", cell)
+    dataset, report = inspect_csv(table(rows), REGRESSION)
+    assert dataset is None
+    assert [(p.field, p.problem) for p in report.problems] == [
+        ("line 4.y", f"expected a finite number, got {cell!r}")
+    ]
+    assert status(report, "target") == "fail"
+    assert "invalid target y (first at line 4)" in report.summary
+
+
+def test_every_overflowing_target_row_is_listed_and_the_first_three_summarised() -> None:
+    # Given four huge prices among 30 rows, on lines 3, 9, 15 and 21
+    rows = distinct_rows(30)
+    for i in (1, 7, 13, 19):
+        rows[i] = (1, "a", "1e300")
+    _, report = inspect_csv(table(rows), REGRESSION)
+    assert [p.field for p in report.problems] == ["line 3.y", "line 9.y", "line 15.y", "line 21.y"]
+    assert check(report, "target")[1].startswith(
+        "4 rows with an invalid target y (first at lines 3, 9, 15)"
+    )
+    assert report.summary.startswith("rejected: 4 of 30 rows have invalid cells")
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_a_target_exactly_at_the_magnitude_bound_is_valid(sign: str) -> None:
+    rows = distinct_rows(20)
+    rows[2] = (1, "a", sign + AT_MAGNITUDE)
+    dataset, report = inspect_csv(table(rows), REGRESSION)
+    assert report.passed, report.summary
+    assert dataset is not None
+    assert float(sign + AT_MAGNITUDE) in dataset.target
+
+
+@pytest.mark.parametrize(
+    ("config", "cell"),
+    [
+        (UNBOUNDED, "1e300"),
+        (UNBOUNDED, f"-{PAST_MAGNITUDE}"),
+        # A declared bound wider than the magnitude bound does not widen it.
+        (
+            replace(
+                UNBOUNDED, features=(Feature("x", "numeric", max=1e300), UNBOUNDED.features[1])
+            ),
+            "1e200",
+        ),
+    ],
+    ids=["unbounded", "unbounded-negative", "declared-wider"],
+)
+def test_a_numeric_feature_whose_square_overflows_is_invalid(
+    config: ModelConfig, cell: str
+) -> None:
+    # Scaling squares deviations: var = inf leaves the column unscaled, then float32 makes it inf
+    rows = distinct_rows(20)
+    rows[2] = (cell, "a", 5)
+    dataset, report = inspect_csv(table(rows), config)
+    assert dataset is None
+    assert [(p.field, p.problem) for p in report.problems] == [
+        (
+            "line 4.x",
+            f"{float(cell):g} is beyond ±1.34e+154, where its square overflows float64 "
+            "(scaling and the error metrics square numbers)",
+        )
+    ]
+    assert status(report, "target") == "pass"
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_an_unbounded_feature_exactly_at_the_magnitude_bound_is_valid(sign: str) -> None:
+    rows = distinct_rows(20)
+    rows[2] = (sign + AT_MAGNITUDE, "a", 5)
+    dataset, report = inspect_csv(table(rows), UNBOUNDED)
+    assert report.passed, report.summary
+    assert dataset is not None
+
+
 def test_a_row_with_the_wrong_number_of_cells_is_invalid() -> None:
     lines = table(distinct_rows(20)).decode().splitlines()
     lines[5] += ",extra"
@@ -300,6 +415,7 @@ def test_the_other_checks_still_run_when_cells_are_invalid() -> None:
         "min_rows",
         "duplicates",
         "constant_columns",
+        "categories",
         "target",
     ]
 
@@ -448,6 +564,28 @@ def test_a_constant_feature_warns_naming_it_and_its_value() -> None:
     assert dataset is not None
 
 
+def test_a_constant_regression_target_fails_naming_its_value() -> None:
+    # Given every price the same (an upload where every price = 100000 was promoted)
+    rows = [(x, c, 100000) for x, c, _ in distinct_rows(20)]
+    # When inspected
+    dataset, report = inspect_csv(table(rows), REGRESSION)
+    # Then the file is rejected: a regressor fitted on one value learns nothing
+    assert dataset is None
+    assert check(report, "target") == (
+        "fail",
+        "the target y is 100000 in every row: there is nothing to learn "
+        "(a regressor needs at least 2 distinct values)",
+    )
+
+
+def test_a_regression_target_with_two_values_passes() -> None:
+    rows = [(x, c, 100000) for x, c, _ in distinct_rows(20)]
+    rows[-1] = (*rows[-1][:2], 100001)
+    dataset, report = inspect_csv(table(rows), REGRESSION)
+    assert check(report, "target") == ("pass", "numeric target y from 100000 to 100001")
+    assert dataset is not None
+
+
 def labelled(counts: dict[str, int]) -> bytes:
     labels = [label for label, n in counts.items() for _ in range(n)]
     rows = [(i / 10, "ab"[i % 2], label) for i, label in enumerate(labels)]
@@ -478,6 +616,89 @@ def test_a_class_one_row_under_min_class_rows_fails_naming_it() -> None:
         "fail",
         "class 'no' has 4 rows, fewer than 5 (validation.min_class_rows)",
     )
+
+
+# --- categories --------------------------------------------------------------------------------
+
+
+def with_categories(distinct: int, rows: int = 20) -> bytes:
+    """``rows`` valid rows whose category c takes exactly ``distinct`` values."""
+    return table([(x, f"v{i % distinct}", y) for i, (x, _, y) in enumerate(distinct_rows(rows))])
+
+
+def test_a_few_categories_over_many_rows_pass_with_their_counts() -> None:
+    # Given 5 locations over 60 rows
+    dataset, report = inspect_csv(with_categories(5, rows=60), REGRESSION)
+    assert check(report, "categories") == (
+        "pass",
+        "distinct values per categorical feature: c 5; within 50% of 60 rows "
+        "(validation.max_category_ratio) and 1,000 (validation.max_categories)",
+    )
+    assert dataset is not None
+
+
+def test_categories_exactly_at_the_ratio_pass_and_one_more_value_fails() -> None:
+    # Given 20 rows and the default ratio of 0.5: 10 distinct values is the limit
+    at_limit, report = inspect_csv(with_categories(10), REGRESSION)
+    over, refused = inspect_csv(with_categories(11), REGRESSION)
+    # Then 10 pass and 11 are refused, naming the column, both counts and what to do
+    assert status(report, "categories") == "pass"
+    assert at_limit is not None
+    assert over is None
+    assert check(refused, "categories") == (
+        "fail",
+        "c has 11 distinct values in 20 rows, 55% of them, above the limit of 50% "
+        "(validation.max_category_ratio): it identifies rows rather than describing them, and "
+        "one-hot encoding makes a column of each value; drop c from the features or raise "
+        "validation.max_category_ratio",
+    )
+
+
+def test_a_category_per_row_is_refused_and_passes_with_the_ratio_raised() -> None:
+    # Given c unique in every row (an identifier)
+    data = with_categories(20)
+    _, refused = inspect_csv(data, REGRESSION)
+    # When the config raises the ratio to 1, the same file passes
+    dataset, accepted = inspect_csv(data, with_limits(REGRESSION, max_category_ratio=1.0))
+    assert status(refused, "categories") == "fail"
+    assert "c has 20 distinct values in 20 rows, 100% of them" in refused.summary
+    assert accepted.passed, accepted.summary
+    assert dataset is not None
+
+
+def test_categories_exactly_at_max_categories_pass_and_one_more_fails() -> None:
+    # Given a cap of 4 values (and the ratio far away: 5 of 40 rows)
+    capped = with_limits(REGRESSION, max_categories=4)
+    at_limit, report = inspect_csv(with_categories(4, rows=40), capped)
+    over, refused = inspect_csv(with_categories(5, rows=40), capped)
+    assert status(report, "categories") == "pass"
+    assert at_limit is not None
+    assert over is None
+    assert check(refused, "categories") == (
+        "fail",
+        "c has 5 distinct values in 40 rows, above the limit of 4 (validation.max_categories): "
+        "one-hot encoding makes a column of each value; drop c from the features or raise "
+        "validation.max_categories",
+    )
+    # And raising the cap lets the same file through
+    assert inspect_csv(with_categories(5, rows=40), with_limits(capped, max_categories=5))[0]
+
+
+def test_a_column_over_both_category_limits_names_both_keys() -> None:
+    _, report = inspect_csv(with_categories(20), with_limits(REGRESSION, max_categories=10))
+    assert check(report, "categories")[1].endswith(
+        "drop c from the features or raise validation.max_category_ratio and "
+        "validation.max_categories"
+    )
+
+
+def test_the_ratio_counts_the_rows_used_not_the_rows_read() -> None:
+    # Given 10 distinct values in 21 rows read, one of them dropped for an empty x: 10 of 20
+    rows = [(x, f"v{i % 10}", y) for i, (x, _, y) in enumerate(distinct_rows(20))]
+    rows.append(("", "v0", 1))
+    _, report = inspect_csv(table(rows), with_limits(REGRESSION, max_missing_rate=0.1))
+    assert status(report, "categories") == "pass"
+    assert "within 50% of 20 rows" in check(report, "categories")[1]
 
 
 def test_regression_reports_no_class_balance() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mlops.domain.config import ModelConfig
-from mlops.domain.dataset import Dataset, parse_csv
+from mlops.domain.dataset import Dataset, inspect_csv, parse_csv
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import DataValidationError
 
@@ -66,6 +66,57 @@ def test_bad_cells_reject_the_file_with_line_and_column(
         ("line 6.bedrooms", "99 is above the declared max 20"),
         ("line 8", "expected 10 cells, got 11"),
     ]
+
+
+def test_a_month_where_every_price_is_the_same_is_rejected(config: ModelConfig) -> None:
+    # Given a generated month whose prices were all overwritten with 100000
+    columns = generate(200, conditions_for_month(0), seed=1)
+    columns["price"] = np.full(200, 100000.0)
+    # When parsed, Then it is rejected by the target check, in words
+    with pytest.raises(DataValidationError) as caught:
+        parse_csv(csv_bytes(columns), config)
+    assert caught.value.message == (
+        "rejected: the target price is 100000 in every row: there is nothing to learn "
+        "(a regressor needs at least 2 distinct values)"
+    )
+
+
+def test_a_price_of_1e300_is_rejected_naming_its_lines(
+    config: ModelConfig, month0_csv: bytes
+) -> None:
+    # Given month 0 with two prices of 1e300 (RMSE would be infinite), on lines 3 and 11
+    lines = month0_csv.decode().splitlines()
+    for number in (2, 10):
+        lines[number] = lines[number].rsplit(",", 1)[0] + ",1e300"
+    # When parsed
+    with pytest.raises(DataValidationError) as caught:
+        parse_csv(("\n".join(lines) + "\n").encode(), config)
+    # Then the rows and the field are named, in the summary and in the details
+    assert "2 rows with an invalid target price (first at lines 3, 11)" in caught.value.message
+    assert [p.field for p in caught.value.details] == ["line 3.price", "line 11.price"]
+
+
+def test_a_location_unique_to_every_row_is_refused_before_any_fit(config: ModelConfig) -> None:
+    # Given a month whose location is an identifier: a different value in every row
+    columns = generate(200, conditions_for_month(0), seed=1)
+    columns["location"] = np.array([f"parcel-{i}" for i in range(200)], dtype=object)
+    # When inspected
+    dataset, report = inspect_csv(csv_bytes(columns), config)
+    # Then the categories check names the column, its count, the rows and what to do
+    assert dataset is None
+    assert "location has 200 distinct values in 200 rows, 100% of them" in report.summary
+    assert "drop location from the features or raise validation.max_category_ratio" in (
+        report.summary
+    )
+
+
+def test_five_locations_over_sixty_rows_pass(config: ModelConfig) -> None:
+    columns = generate(60, conditions_for_month(0), seed=1)
+    assert len(set(columns["location"])) == 5
+    dataset, report = inspect_csv(csv_bytes(columns), config)
+    assert report.passed, report.summary
+    assert dataset is not None
+    assert [c.status for c in report.checks if c.name == "categories"] == ["pass"]
 
 
 def test_too_few_rows_is_rejected(config: ModelConfig) -> None:

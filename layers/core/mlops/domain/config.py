@@ -72,13 +72,20 @@ class ValidationConfig:
     only reported, because rows of a few discrete features repeat by nature; a config whose
     rows are unique by nature sets a bar (the shipped one: 0.5, a file pasted twice). A class
     with fewer than ``min_class_rows`` rows rejects a classification file: it cannot be both
-    learned and measured.
+    learned and measured. A categorical feature with more distinct values than
+    ``max_category_ratio`` of the rows used rejects the file: with fewer rows per value than
+    1 / ratio on average (2 at 0.5) it identifies rows rather than describing them. So does one
+    with more than ``max_categories`` values: one-hot encoding adds a column per value, and the
+    fit's time and memory grow with rows x columns (a value per row made fits of 1,500 to 3,000
+    rows take minutes).
     """
 
     max_bytes: int = 256 * 1024 * 1024
     max_missing_rate: float = 0.05
     max_duplicate_rate: float = 1.0
     min_class_rows: int = 5
+    max_category_ratio: float = 0.5
+    max_categories: int = 1000
 
 
 # Metrics where a smaller value is better; every other metric is better when greater.
@@ -384,6 +391,10 @@ def _policies(
             problems.append(Problem(f"validation.{rate}", "must be from 0 to 1"))
     if validation.max_bytes < 1:
         problems.append(Problem("validation.max_bytes", "must be positive"))
+    if not 0.0 < validation.max_category_ratio <= 1.0:
+        problems.append(Problem("validation.max_category_ratio", "must be above 0 and at most 1"))
+    if validation.max_categories < 2:
+        problems.append(Problem("validation.max_categories", "must be at least 2"))
     promotion = _section(raw, "promotion", PromotionConfig, problems)
     if task in METRICS and promotion.metric and promotion.metric not in METRICS[task]:
         allowed = ", ".join(sorted(METRICS[task]))

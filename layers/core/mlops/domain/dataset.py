@@ -5,12 +5,16 @@ read (the retrainer writes it as JSON next to every upload), plus the ``Dataset`
 is accepted. ``parse_csv`` is the strict form: the dataset, or a ``DataValidationError`` carrying
 the report. A file with an invalid cell is rejected whole (training on silently dropped rows is
 worse than not training); a row with an empty cell is dropped and counted, as long as every
-column's missing rate stays within ``validation.max_missing_rate``.
+column's missing rate stays within ``validation.max_missing_rate``. A number is valid when it
+is within its declared bounds and within ``±MAX_MAGNITUDE``, the largest float64 whose square is
+finite: scaling squares deviations and the metrics square errors, so a larger value (a price
+of 1e300) would make them infinite and the failure surface later, far from its cause.
 
 The checks, in report order: ``size``, ``format``, ``required_columns``, ``cells``,
-``missing_values``, ``min_rows``, ``duplicates``, ``constant_columns``, ``target`` and (for
-classification) ``class_balance``. When ``size``, ``format`` or ``required_columns`` fails, the
-checks after it cannot run and are left out of the report: its last check is the failed one.
+``missing_values``, ``min_rows``, ``duplicates``, ``constant_columns``, ``categories``,
+``target`` and (for classification) ``class_balance``. When ``size``, ``format`` or
+``required_columns`` fails, the checks after it cannot run and are left out of the report: its
+last check is the failed one.
 Every other check always runs, so a rejected file's report shows everything wrong with it.
 """
 
@@ -34,19 +38,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from mlops.domain.config import ModelConfig
+from mlops.domain.config import ModelConfig, ValidationConfig
 from mlops.errors import DataValidationError, Problem
 
 if TYPE_CHECKING:
     from _csv import Reader as CsvReader
 
 MAX_REPORTED = 50
+MAX_MAGNITUDE = math.sqrt(sys.float_info.max)  # ≈ 1.34e154, the largest with a finite square
 Status = Literal["pass", "warn", "fail"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _READ_CHUNK = 1 << 20
-_FLOAT_MAX = sys.float_info.max
-_FIRST_LINES = 3  # line numbers quoted per column in the missing-values detail
+_FIRST_LINES = 3  # line numbers quoted per column in the missing-values and target details
 _LISTED_CLASSES = 10
 # Files people upload by mistake, by their first bytes. ASCII-only signatures that a CSV header
 # could start with (Parquet's "PAR1", bzip2's "BZh") are checked more strictly in _binary_kind.
@@ -405,7 +409,12 @@ class _Column:
             return f"expected a finite number, got {cell.strip()[:40]!r}"
         if self.min is not None and number < self.min:
             return f"{number:g} is below the declared min {self.min:g}"
-        return f"{number:g} is above the declared max {self.max:g}"
+        if self.max is not None and number > self.max:
+            return f"{number:g} is above the declared max {self.max:g}"
+        return (
+            f"{number:g} is beyond ±{MAX_MAGNITUDE:.3g}, where its square overflows float64 "
+            "(scaling and the error metrics square numbers)"
+        )
 
 
 def _check_required_columns(
@@ -454,6 +463,8 @@ class _Scan:
     duplicate_rows: int = 0
     missing: Counter[str] = field(default_factory=Counter)
     missing_lines: dict[str, list[int]] = field(default_factory=dict)
+    invalid: Counter[str] = field(default_factory=Counter)
+    invalid_lines: dict[str, list[int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -477,8 +488,8 @@ class _Scanner:
         numeric = [
             (
                 c.index,
-                -_FLOAT_MAX if c.min is None else c.min,
-                _FLOAT_MAX if c.max is None else c.max,
+                -MAX_MAGNITUDE if c.min is None else max(c.min, -MAX_MAGNITUDE),
+                MAX_MAGNITUDE if c.max is None else min(c.max, MAX_MAGNITUDE),
                 result.numbers[c.name].append,
                 c,
             )
@@ -562,11 +573,13 @@ class _Scanner:
             if cell.strip():
                 invalid = True
                 self._problem(f"line {line}.{column.name}", column.problem(cell))
+                counts, first = result.invalid, result.invalid_lines
             else:
-                result.missing[column.name] += 1
-                lines = result.missing_lines.setdefault(column.name, [])
-                if len(lines) < _FIRST_LINES:
-                    lines.append(line)
+                counts, first = result.missing, result.missing_lines
+            counts[column.name] += 1
+            lines = first.setdefault(column.name, [])
+            if len(lines) < _FIRST_LINES:
+                lines.append(line)
         if invalid:
             result.rows_invalid += 1
         else:
@@ -640,18 +653,28 @@ def _check_rows(scan: _Scan, config: ModelConfig, report: _ReportBuilder) -> _Ro
         )
     else:
         report.add("constant_columns", "pass", "every feature has more than one value")
+    categorical = [f.name for f in config.features if f.type == "categorical"]
+    _check_categories(
+        {name: distinct[name] for name in categorical}, scan.rows_used, limits, report
+    )
 
     target = values[config.target]
     if config.task == "classification":
         counts = Counter(scan.texts[config.target])
         stats["class_counts"] = dict(sorted(counts.items()))
         _check_classes(config.target, counts, limits.min_class_rows, report)
-    elif distinct[config.target] == 1:
-        report.add(
+    elif scan.invalid[config.target]:
+        report.fail(
             "target",
-            "warn",
+            f"{_plural(scan.invalid[config.target], 'row')} with an invalid target "
+            f"{config.target} (first at {_lines(scan.invalid_lines[config.target])}): "
+            f"a regression target is a finite number within ±{MAX_MAGNITUDE:.3g}",
+        )
+    elif distinct[config.target] == 1:
+        report.fail(
+            "target",
             f"the target {config.target} is {_show(target[0])} in every row: "
-            "there is nothing to learn",
+            "there is nothing to learn (a regressor needs at least 2 distinct values)",
         )
     elif scan.rows_used:
         report.add(
@@ -685,15 +708,13 @@ def _check_missing(scan: _Scan, max_rate: float, report: _ReportBuilder) -> None
         report.fail("missing_values", f"{'; '.join(described)}, above {limit}")
     elif scan.rows_dropped:
         worst = max(rates, key=lambda name: rates[name])
-        first = scan.missing_lines[worst]
-        lines = ("line " if len(first) == 1 else "lines ") + ", ".join(f"{n:,}" for n in first)
         report.add(
             "missing_values",
             "warn",
             f"{_plural(scan.rows_dropped, 'row')} with empty cells dropped "
             f"({_percent(scan.rows_dropped / scan.rows_read)} of {scan.rows_read:,}); "
             f"the highest missing rate is {worst}: {_percent(rates[worst])} "
-            f"(first at {lines}), within {limit}",
+            f"(first at {_lines(scan.missing_lines[worst])}), within {limit}",
         )
     else:
         report.add("missing_values", "pass", "no empty cells")
@@ -714,6 +735,51 @@ def _check_duplicates(scan: _Scan, max_rate: float, report: _ReportBuilder) -> N
         report.fail("duplicates", f"{detail}, above {limit}")
     else:
         report.add("duplicates", "warn", f"{detail}, within {limit}")
+
+
+def _check_categories(
+    distinct: dict[str, int], rows: int, limits: ValidationConfig, report: _ReportBuilder
+) -> None:
+    """Categorical features with nearly a value per row, or too many values to one-hot."""
+    if not distinct:
+        report.add("categories", "pass", "no categorical features")
+        return
+    if not rows:
+        report.add("categories", "pass", "no rows to count categories in")
+        return
+    ratio, cap = limits.max_category_ratio, limits.max_categories
+    refused = []
+    for name, count in distinct.items():
+        share = count / rows
+        over: list[tuple[str, str]] = []  # (how far, the key that sets the limit)
+        if share > ratio:
+            over.append(
+                (
+                    f"{_percent(share)} of them, above the limit of {_percent(ratio)}",
+                    "validation.max_category_ratio",
+                )
+            )
+        if count > cap:
+            over.append((f"above the limit of {cap:,}", "validation.max_categories"))
+        if not over:
+            continue
+        why = " and ".join(f"{text} ({key})" for text, key in over)
+        identifies = "it identifies rows rather than describing them, and " if share > ratio else ""
+        refused.append(
+            f"{name} has {count:,} distinct values in {rows:,} rows, {why}: {identifies}"
+            f"one-hot encoding makes a column of each value; drop {name} from the features "
+            f"or raise {' and '.join(key for _, key in over)}"
+        )
+    if refused:
+        report.fail("categories", "; ".join(refused))
+        return
+    counts = ", ".join(f"{name} {count:,}" for name, count in distinct.items())
+    report.add(
+        "categories",
+        "pass",
+        f"distinct values per categorical feature: {counts}; within {_percent(ratio)} of "
+        f"{rows:,} rows (validation.max_category_ratio) and {cap:,} (validation.max_categories)",
+    )
 
 
 def _check_classes(
@@ -769,6 +835,11 @@ def _column_stats(
         out["max"] = None if empty else float(values.max())
         out["mean"] = None if empty else float(values.mean())
     return out
+
+
+def _lines(first: list[int]) -> str:
+    """``line 7`` or ``lines 2, 9, 16``: where the first few faults of a kind are."""
+    return ("line " if len(first) == 1 else "lines ") + ", ".join(f"{n:,}" for n in first)
 
 
 def _percent(rate: float) -> str:
