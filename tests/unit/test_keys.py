@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from mlops.domain.keys import DIGEST_CHARS, MAX_KEY_BYTES, bounded_key, dataset_key
+from mlops.domain.config import parse_config
+from mlops.domain.keys import DIGEST_CHARS, MAX_KEY_BYTES, MODEL_NAME, bounded_key, dataset_key
+from mlops.errors import ConfigError
+from mlops_cli.local.template import load_template
+from tests.conftest import ROOT
 
 SHA = "0" * 64
 PREFIX = f"datasets/{SHA}/"  # 74 bytes
@@ -97,3 +103,29 @@ def test_names_that_differ_only_in_a_replaced_character_get_two_keys() -> None:
 def test_a_key_with_no_room_for_a_name_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="no room"):
         bounded_key("p" * 1020, "a name")
+
+
+BASE: dict[str, Any] = {
+    "task": "regression",
+    "target": "y",
+    "features": [{"name": "a", "type": "numeric"}],
+}
+
+
+@pytest.mark.parametrize("name", ["m", "House", "-prices", "a/b", "a_b", "x" * 64, "mé"])
+def test_a_model_name_the_template_would_refuse_is_a_config_problem(name: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BASE | {"name": name})
+
+    assert [p.field for p in caught.value.details] == ["name"]
+
+
+@pytest.mark.parametrize("name", ["house-prices", "m2", "x" * 63])
+def test_a_model_name_the_template_accepts_parses(name: str) -> None:
+    assert parse_config(BASE | {"name": name}).name == name
+
+
+def test_the_model_name_rule_is_the_templates_allowed_pattern() -> None:
+    template = load_template(ROOT / "template.yaml")
+
+    assert template["Parameters"]["ModelName"]["AllowedPattern"] == f"^{MODEL_NAME.pattern}$"
