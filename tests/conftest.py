@@ -31,6 +31,7 @@ from mlops.adapters.registry import Registry
 from mlops.domain.config import ModelConfig, TrainingConfig, load_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.services.training import TrainingService
+from mlops_cli.local.s3_limits import refuse_long_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -143,6 +144,14 @@ def moto_resources(env: dict[str, str] | None = None) -> Iterator[None]:
 @pytest.fixture
 def moto() -> Iterator[None]:
     with moto_resources():
+        yield
+
+
+@pytest.fixture
+def s3_key_limit() -> Iterator[None]:
+    """moto refuses an S3 key over 1,024 bytes of UTF-8 (``KeyTooLongError``), as AWS does;
+    moto 5.2.5 stores any key. The retrain ``pipeline`` fixture has it built in."""
+    with refuse_long_keys():
         yield
 
 

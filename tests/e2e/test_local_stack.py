@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import MLOPS, Running, start_local
 
@@ -139,6 +141,31 @@ def test_cli_rejects_bad_training_data_with_a_report(local_stack: Running, tmp_p
     assert run.returncode == 2
     assert "required column(s) missing" in run.stderr
     assert "bedrooms: required column missing from the header" in run.stderr
+
+
+def test_the_stacks_s3_refuses_a_key_aws_would_refuse(local_stack: Running) -> None:
+    # Given a boto3 client on the endpoint the stack printed
+    endpoint = next(
+        line.removeprefix("AWS endpoint: ")
+        for line in local_stack.lines
+        if line.startswith("AWS endpoint: ")
+    )
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    s3.create_bucket(Bucket="e2e-key-limit")
+    # When a key of 1,025 bytes is written, Then S3's answer comes back (moto alone stores it)
+    with pytest.raises(ClientError) as caught:
+        s3.put_object(Bucket="e2e-key-limit", Key="k" * 1025, Body=b"x")
+    assert caught.value.response["Error"]["Code"] == "KeyTooLongError"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # And 1,024 bytes, the limit, are stored
+    s3.put_object(Bucket="e2e-key-limit", Key="k" * 1024, Body=b"x")
+    assert s3.head_object(Bucket="e2e-key-limit", Key="k" * 1024)["ContentLength"] == 1
 
 
 def test_ctrl_c_stops_the_stack_cleanly(local_stack: Running) -> None:

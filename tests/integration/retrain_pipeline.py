@@ -21,6 +21,7 @@ from mlops.adapters import aws
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
+from mlops_cli.local.s3_limits import refuse_long_keys
 from mlops_cli.local.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, TABLE, import_fresh, load_event, moto_resources
 
@@ -115,8 +116,9 @@ class Pipeline:
 
 @contextlib.contextmanager
 def pipeline_in_moto() -> Iterator[Pipeline]:
-    """moto with the buckets and tables, both handlers imported afresh, the fast config."""
-    with moto_resources(ENV):
+    """moto with the buckets and tables, both handlers imported afresh, the fast config; S3
+    refuses a key over 1,024 bytes, as AWS does."""
+    with moto_resources(ENV), refuse_long_keys():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=TRAINING_BUCKET)
         s3.put_bucket_versioning(

@@ -12,7 +12,7 @@ from mlops.domain.config import load_config, parse_config
 from mlops.errors import ConfigError
 
 MINIMAL: dict[str, Any] = {
-    "name": "m",
+    "name": "mm",
     "task": "regression",
     "target": "y",
     "features": [{"name": "a", "type": "numeric"}, {"name": "c", "type": "categorical"}],
@@ -110,7 +110,7 @@ def test_the_default_file_is_valid_toml_with_only_known_keys() -> None:
 
 def test_drift_thresholds_can_be_set_per_feature() -> None:
     raw = {
-        "name": "m",
+        "name": "mm",
         "task": "regression",
         "target": "y",
         "features": [{"name": "a", "type": "numeric"}, {"name": "b", "type": "categorical"}],
@@ -134,7 +134,7 @@ def test_drift_thresholds_can_be_set_per_feature() -> None:
 )
 def test_a_bad_per_feature_drift_override_is_named(overrides: dict[str, Any], field: str) -> None:
     raw = {
-        "name": "m",
+        "name": "mm",
         "task": "regression",
         "target": "y",
         "features": [{"name": "a", "type": "numeric"}],

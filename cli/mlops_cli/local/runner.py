@@ -14,6 +14,7 @@ from pathlib import Path
 from mlops import __version__
 from mlops.adapters.model_store import ModelStore
 from mlops.domain.config import ModelConfig, load_config
+from mlops.domain.keys import dataset_key
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import ConfigError
 from mlops.services.stack_config import DEFAULT_CONFIG, config_key
@@ -55,7 +56,7 @@ class RunningStack:
 
 def archive_dataset(store: ModelStore, data: bytes, filename: str) -> str:
     """Keep an immutable copy of training data under its sha256, for lineage."""
-    key = f"datasets/{hashlib.sha256(data).hexdigest()}/{Path(filename).name}"
+    key = dataset_key(hashlib.sha256(data).hexdigest(), Path(filename).name)
     store.put_bytes(key, data)
     return store.uri(key)
 

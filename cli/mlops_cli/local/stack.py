@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from mlops.adapters import aws
 from mlops.errors import MlopsError
 from mlops_cli.local.runtime import FunctionSpec, Invocation, LocalRuntime, LogLine
+from mlops_cli.local.s3_limits import MotoServer
 from mlops_cli.local.sources import EventSources
 from mlops_cli.local.template import (
     ACCOUNT,
@@ -119,7 +119,7 @@ class LocalStack:
         self.schedule_seconds = schedule_seconds
         # Called with every line every function writes (on the runtime's thread: keep quick).
         self.log_listeners: list[Callable[[LogLine], None]] = []
-        self._server: ThreadedMotoServer | None = None
+        self._server: MotoServer | None = None
 
     @property
     def function_names(self) -> list[str]:
@@ -132,9 +132,8 @@ class LocalStack:
     def start(self) -> None:
         # moto's server logs every AWS call through werkzeug; the handlers' logs are what matter.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(
-            ip_address="127.0.0.1", port=self.moto_port, verbose=False
-        )
+        # moto's server, refusing the S3 keys AWS refuses (see s3_limits).
+        self._server = MotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._server.start()
         os.environ.update(local_aws_environment(self.endpoint))
         # Clients are cached per process: one made for an earlier stack (another endpoint)

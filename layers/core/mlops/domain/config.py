@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from mlops.domain.keys import MODEL_NAME
 from mlops.domain.schema import Feature
 from mlops.errors import ConfigError, Problem
 
@@ -303,6 +304,8 @@ def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
     problems: list[Problem] = []
     _unknown(raw, SECTIONS, "", problems)
     name = _required(raw, "name", str, problems)
+    if name is not None and not MODEL_NAME.fullmatch(name):  # it becomes part of S3 keys
+        problems.append(Problem("name", "2-63 of a-z, 0-9, '-', not '-' first (ModelName's rule)"))
     task = _required(raw, "task", str, problems)
     if task is not None and task not in ESTIMATORS:
         problems.append(Problem("task", f"must be regression or classification, got {task!r}"))

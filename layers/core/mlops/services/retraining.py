@@ -25,6 +25,7 @@ from mlops.adapters.training_data import DataObject, TrainingDataStore
 from mlops.domain.candidate import LabeledRows
 from mlops.domain.config import ModelConfig
 from mlops.domain.dataset import Dataset, inspect_csv
+from mlops.domain.keys import bounded_key, dataset_key
 from mlops.domain.triggers import Trigger
 from mlops.errors import ConfigError, DataValidationError, MlopsError, NotFoundError
 from mlops.observability import MetricUnit, logger, metrics
@@ -151,7 +152,7 @@ class RetrainService:
 
     def archive(self, obj: DataObject, data: Dataset, body: bytes) -> str:
         """Accepted data is kept immutable under its sha256, for lineage (rejected is not)."""
-        key = f"datasets/{data.sha256}/{PurePosixPath(obj.key).name}"
+        key = dataset_key(data.sha256, PurePosixPath(obj.key).name)
         # Same name, same content: an overwrite by a retry is harmless.
         self._store.put_bytes(key, body)
         return self._store.uri(key)
@@ -202,10 +203,10 @@ class RetrainService:
     ) -> dict[str, Any]:
         now = self._clock()
         status = "accepted" if report.get("passed") else "rejected"
-        key = (
-            f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-data-{status}-{PurePosixPath(obj.key).name}"
-            # the name for a person, a digest of the URI and version for uniqueness
-            f"-{_digest(f'{obj.uri}#{obj.version_id or obj.etag}')}.json"
+        key = bounded_key(  # the name for a person, a digest of the URI and version for uniqueness
+            f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-data-{status}-",
+            PurePosixPath(obj.key).name,
+            f"-{_digest(f'{obj.uri}#{obj.version_id or obj.etag}')}.json",
         )
         doc = {
             "kind": "training_data",
