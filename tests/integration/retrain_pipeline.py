@@ -9,7 +9,7 @@ import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -24,6 +24,7 @@ from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops_cli.local.s3_limits import refuse_long_keys
 from mlops_cli.local.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, TABLE, import_fresh, load_event, moto_resources
+from tests.integration.traffic import Traffic
 
 TRAINING_BUCKET = "test-training-data"
 IDEMPOTENCY_TABLE = "test-idempotency"
@@ -42,6 +43,8 @@ ENV = {
 DEFAULT_CONFIG = (ROOT / "layers/core/mlops/defaults/house_prices.toml").read_text()
 FAST_CONFIG = DEFAULT_CONFIG.replace("max_iter = 200", "max_iter = 60")
 WINDOW_CONFIG = FAST_CONFIG.replace('training_set = "new_object"', 'training_set = "window"')
+# A challenger that passes goes straight to production (the default starts a canary).
+DIRECT_CONFIG = FAST_CONFIG.replace('mode = "canary"', 'mode = "direct"')
 FIXED_NOW = datetime(2026, 11, 29, 1, 0, 0, tzinfo=UTC)
 
 
@@ -102,6 +105,17 @@ class Pipeline:
         event = self.upload(name, body)
         response = self.retrain(event)
         return response, self.judge(event, response)
+
+    def serve(self, number: int, rows: int = 600, seed: int = 99) -> None:
+        """Month ``number``'s houses served by production an hour ago and labeled since: the
+        recent labeled traffic the gate also judges a challenger on."""
+        columns = generate(rows, conditions_for_month(number), seed=seed)
+        houses = [
+            {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in columns.items()}
+            for i in range(rows)
+        ]
+        when = datetime.now(UTC) - timedelta(hours=1)
+        Traffic.in_bucket(self.s3).labeled(when, houses, "price")
 
     def keys(self, prefix: str) -> list[str]:
         listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)

@@ -20,6 +20,7 @@ from mlops.domain import candidate
 from mlops.services.gate import CandidateGate
 from tests.conftest import BUCKET, TABLE, load_event
 from tests.integration.retrain_pipeline import (
+    DIRECT_CONFIG,
     FAST_CONFIG,
     MODEL,
     PREFIX,
@@ -85,10 +86,15 @@ def test_a_better_challenger_replaces_production_and_records_the_comparison(
     pipeline: Pipeline,
 ) -> None:
     pipeline.run("m0.csv", month(0))
-    # When the market has moved (month 6) and its data is uploaded
+    pipeline.config(DIRECT_CONFIG)
+    # When the market has moved (month 6), production served it and the labels came back,
+    # and the month's data is uploaded
+    pipeline.serve(6)
     _, judged = pipeline.run("m6.csv", month(6))
     verdict = decision(judged)
-    # Then v2 beat v1 on the same holdout (drawn from month 6) and took production
+    # Then v2 beat v1 on the same holdout (drawn from month 6) and on the labeled traffic,
+    # and took production
+    assert verdict["decision"]["outcome"] == "passed", verdict["reasons"]
     assert verdict["status"] == "production"
     assert verdict["version"] == "2"
     assert verdict["champion_version"] == "1"
@@ -112,8 +118,7 @@ def test_a_worse_challenger_is_registered_rejected_and_production_is_unchanged(
     assert (verdict["status"], verdict["version"], verdict["promoted"]) == ("rejected", "2", False)
     reasons = " ".join(verdict["reasons"])
     assert "vs production" in reasons
-    assert "worse" in reasons
-    assert "requires" in reasons
+    assert "rejected: worse than production on the new data's holdout" in reasons
     record = pipeline.registry.get_version(MODEL, "2")
     assert record is not None
     assert record.status == "rejected"

@@ -5,7 +5,6 @@ from the captures and feedback the prediction logger itself stored."""
 from __future__ import annotations
 
 import gzip
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -15,15 +14,12 @@ import boto3
 import moto.s3.models
 import pytest
 
-from mlops.adapters.capture_store import CaptureStore, jsonl_gz
-from mlops.adapters.model_store import ModelStore
+from mlops.adapters.capture_store import jsonl_gz
 from mlops.adapters.training_data import DataObject, TrainingDataStore
-from mlops.domain import capture
 from mlops.domain.config import ModelConfig, load_config
 from mlops.errors import ConflictError, DataValidationError, NotFoundError, StorageError
-from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
-from mlops_cli.local.sources import log_event_id
 from tests.conftest import BUCKET, moto_resources
+from tests.integration.traffic import Traffic, ms
 
 MODEL = "house-prices"
 PREFIX = "training-data/"
@@ -38,10 +34,6 @@ HOUSE = {
     "location": "riverside",
     "property_type": "house",
 }
-
-
-def ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 @dataclass
@@ -244,49 +236,9 @@ def config() -> ModelConfig:
     return load_config()
 
 
-@dataclass
-class Traffic:
-    """Requests and labels sent through the prediction logger's real code path."""
-
-    logger: PredictionLoggerService
-    s3: Any
-
-    def predict(
-        self, when: datetime, houses: list[dict[str, Any]], version: str = "1"
-    ) -> list[str]:
-        ids = [str(uuid.uuid4()) for _ in houses]
-        lines = capture.capture_lines(
-            model=MODEL,
-            version=version,
-            alias="production",
-            variant=None,
-            request_id=str(uuid.uuid4()),
-            timestamp_ms=ms(when),
-            latency_ms=0.2,
-            instances=houses,
-            prediction_ids=ids,
-            predictions=[300_000.0] * len(houses),
-            probabilities=None,
-        )
-        self._store(when, lines)
-        return ids
-
-    def label(self, when: datetime, labels: dict[str, Any], model: str = MODEL) -> None:
-        items = [{"prediction_id": pid, "actual": actual} for pid, actual in labels.items()]
-        self._store(when, capture.feedback_line(model=model, timestamp_ms=ms(when), items=items))
-
-    def _store(self, when: datetime, lines: list[str]) -> None:
-        events = [LogEvent(log_event_id(ms(when)), ms(when), line) for line in lines]
-        self.logger.store_batch(events)
-
-
 @pytest.fixture
 def traffic(s3: Any) -> Traffic:
-    # No baseline is stored: the logger writes rows, not sketches, which is all we read here.
-    logger = PredictionLoggerService(
-        CaptureStore(BUCKET, s3), ModelStore(BUCKET, s3), model_name=MODEL
-    )
-    return Traffic(logger, s3)
+    return Traffic.in_bucket(s3)
 
 
 def keys(s3: Any, prefix: str) -> list[str]:

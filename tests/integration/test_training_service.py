@@ -125,8 +125,9 @@ def test_promotion_is_a_conditional_write_that_loses_a_race(
     month0_csv: bytes,
 ) -> None:
     trainer.train_and_register(config, month0_csv, "s3://data/a.csv")
-    month3 = csv_bytes(generate(1200, conditions_for_month(3), seed=3))
-    second = trainer.train_and_register(config, month3, "s3://data/b.csv", promote=False)
+    # (more of the same market: a drifted month is held until live labels clear it)
+    more = csv_bytes(generate(3000, conditions_for_month(0), seed=3))
+    second = trainer.train_and_register(config, more, "s3://data/b.csv", promote=False)
     assert second.status == "candidate"
     # A promoter that read production as "2" (stale) must not overwrite the real state.
     with pytest.raises(ConflictError):

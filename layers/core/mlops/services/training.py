@@ -95,15 +95,25 @@ class TrainingService:
             )
         return _result(result)
 
-    def promote(self, model: str, version: str, alias: str = PRODUCTION) -> str | None:
-        """Point ``alias`` at an existing ``version``; returns the version it pointed at."""
+    def promote(
+        self,
+        model: str,
+        version: str,
+        alias: str = PRODUCTION,
+        *,
+        force: bool = False,
+        reason: str = "promoted by hand",
+    ) -> str | None:
+        """Point ``alias`` at an existing ``version``; returns the version it pointed at.
+        ``force`` (with a reason) promotes a version the gate rejected or held."""
         change = promotion.promote(
             self._registry,
             model,
             version,
             alias,
             actor="mlops train",
-            reason="promoted by hand",
+            reason=reason,
+            force=force,
             store=self._store,
         )
         return change.from_version
