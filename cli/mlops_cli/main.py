@@ -202,10 +202,13 @@ def _lifecycle_commands(sub: Any) -> None:
         default=None,
         metavar="MODE",
         help="direct, shadow or canary[:PCT] (e.g. canary:20): prove the version on live "
-        "traffic first; the drift evaluator's schedule promotes or rolls it back",
+        "traffic first; the drift evaluator's schedule promotes or rolls it back (the version "
+        "already rolling out: switches it to this mode and share, its verdict starts again)",
     )
     p.add_argument(
-        "--force", action="store_true", help="promote a version the gate rejected (needs --reason)"
+        "--force",
+        action="store_true",
+        help="promote, or roll out, a version the gate rejected or held (needs --reason)",
     )
     _stack_option(p)
     p.set_defaults(func=_promote)
@@ -571,7 +574,9 @@ def _promote(args: argparse.Namespace) -> int:
     from mlops_cli.local.target import resolve_target
 
     if args.force and not args.reason.strip():
-        raise InvalidInputError("--force needs --reason: say why a rejected version should serve")
+        raise InvalidInputError(
+            "--force needs --reason: say why a rejected or held version should serve"
+        )
     target = resolve_target(args.stack)
     if args.rollout is not None and args.rollout[0] != "direct":
         from mlops.services.rollout import RolloutService
@@ -579,17 +584,36 @@ def _promote(args: argparse.Namespace) -> int:
         if args.alias != "production":
             raise InvalidInputError("--rollout proves a version against production only")
         mode, percent = args.rollout
-        rollout = RolloutService(
+        done = RolloutService(
             model=target.model_name,
             store=target.store(),
             registry=target.registry(),
             actor=_actor(args.stack),
-        ).start(args.version, mode=mode, percent=percent, reason=args.reason or "by hand")
+        ).start_or_switch(
+            args.version,
+            mode=mode,
+            percent=percent,
+            reason=args.reason or "by hand",
+            force=args.force,
+        )
+        rollout = done.rollout
         if args.json:
-            print(json.dumps(rollout.as_dict()))
-        else:
+            print(json.dumps(rollout.as_dict() | {"action": done.action}))
+        elif done.action == "switched":
+            assert done.previous is not None
             print(
-                f"rollout started: {rollout.describe}; the drift evaluator's schedule "
+                f"rollout switched: {done.previous.phase} → {rollout.phase} "
+                f"(v{rollout.version} against v{rollout.production_version}); its verdict "
+                "starts again from now"
+            )
+        elif done.action == "unchanged":
+            print(f"rollout already running, unchanged: {rollout.describe}")
+        else:
+            ended = (
+                f" (it superseded the {done.previous.describe}: archived)" if done.previous else ""
+            )
+            print(
+                f"rollout started: {rollout.describe}{ended}; the drift evaluator's schedule "
                 "promotes or rolls it back (`mlops status` shows its verdicts, "
                 "`mlops rollback` ends it now)"
             )
@@ -676,7 +700,6 @@ def _print_change(change: AliasChange, as_json: bool) -> None:
 
 # Headline metrics, in order of preference: the first two a version has are shown.
 _HEADLINE_METRICS = ("rmse", "r2", "mae", "mape", "accuracy", "f1_macro", "roc_auc", "log_loss")
-_STATUS_STYLES = {"production": "bold green", "candidate": "cyan", "rejected": "red"}
 _WIDE = 110  # below this many columns the table drops its trigger column and times
 
 
@@ -736,7 +759,7 @@ def _print_status(
                 *([marks] if wide else []),
             ]
             row = [_escape(cell) for cell in cells]
-            row[1] = f"[{_STATUS_STYLES.get(v.status, 'dim')}]{row[1]}[/]"
+            row[1] = f"[{_status_style(v.status)}]{row[1]}[/]"
             table.add_row(*row)
         console.print(table)
         if len(shown) < len(versions):
@@ -769,6 +792,13 @@ def _print_status(
     console.print(moves)
 
 
+def _status_style(status: str) -> str:
+    from mlops.adapters.registry import CANDIDATE, HELD, PRODUCTION, REJECTED
+
+    styles = {PRODUCTION: "bold green", CANDIDATE: "cyan", REJECTED: "red", HELD: "yellow"}
+    return styles.get(status, "dim")
+
+
 def _rollout_line(rollout: Rollout) -> str:
     check = rollout.last_check or {}
     verdict = (
@@ -777,9 +807,17 @@ def _rollout_line(rollout: Rollout) -> str:
         if check
         else "not evaluated yet"
     )
+    forced = " (forced)" if rollout.forced else ""
+    switched = ""
+    if rollout.switches:
+        last = rollout.switches[-1]
+        switched = (
+            f"; switched from {last.get('from_mode', '?')} by "
+            f"{_short_actor(str(last.get('actor', '?')))}: {last.get('reason') or '-'}"
+        )
     return (
-        f"Rollout: {rollout.describe}, since {_when(rollout.started_at)} UTC "
-        f"({rollout.rollout_id}); latest verdict: {verdict}"
+        f"Rollout: {rollout.describe}{forced}, since {_when(rollout.started_at)} UTC "
+        f"({rollout.rollout_id}){switched}; latest verdict: {verdict}"
     )
 
 

@@ -347,3 +347,131 @@ def test_a_non_canonical_version_is_refused_before_anything_is_touched(
     assert result.returncode == 2
     assert "error: argument version: expected a version number like 3" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- rollouts: held and rejected versions, switching (issue 17) -------------------------------
+
+LABELS_DISAGREE = "uploaded labels disagree with the champion on 31% of rows"
+
+
+def hold(stack: Stack, version: str) -> None:
+    stack.registry.set_status("house-prices", version, "held", (LABELS_DISAGREE,))
+
+
+def test_a_held_version_may_only_shadow_unless_forced_with_a_reason(
+    aws_env: dict[str, str], stack: Stack
+) -> None:
+    # Given v2 held by the gate
+    hold(stack, "2")
+    # Then a canary and a direct promotion are refused, saying why, and change nothing
+    canary = mlops(aws_env, "promote", "2", "--rollout", "canary:30", "--stack", stack.name)
+    assert canary.returncode == 2
+    assert canary.stderr.startswith(
+        f"error: v2 of house-prices cannot be rolled out: it is held ({LABELS_DISAGREE})"
+    ), canary.stderr
+    direct = mlops(aws_env, "promote", "2", "--stack", stack.name)
+    assert direct.returncode == 2
+    assert direct.stderr.startswith(f"error: version 2 of house-prices is held ({LABELS_DISAGREE})")
+    assert status_json(aws_env, stack)["rollout"] is None
+    # A shadow is allowed
+    shadow = mlops(aws_env, "promote", "2", "--rollout", "shadow", "--stack", stack.name)
+    assert shadow.returncode == 0, shadow.stderr
+    assert shadow.stdout.startswith("rollout started: shadow of v2 against v1")
+    # Force without a reason is bad usage
+    no_reason = mlops(
+        aws_env, "promote", "2", "--rollout", "canary:30", "--force", "--stack", stack.name
+    )
+    assert no_reason.returncode == 2
+    assert no_reason.stderr.startswith("error: --force needs --reason")
+    assert status_json(aws_env, stack)["rollout"]["mode"] == "shadow"
+    # With force and a reason the shadow becomes a canary; the reason and the actor are kept
+    forced = mlops(
+        aws_env, "promote", "2", "--rollout", "canary:30", "--force",
+        "--reason", "labels checked by hand", "--stack", stack.name,
+    )  # fmt: skip
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.startswith("rollout switched: shadow → canary 30 %"), forced.stdout
+    status = status_json(aws_env, stack)
+    rollout = status["rollout"]
+    assert (rollout["mode"], rollout["percent"], rollout["forced"]) == ("canary", 30.0, True)
+    assert rollout["reason"] == "labels checked by hand"
+    assert rollout["actor"].startswith("arn:aws:")
+    assert rollout["switches"][0]["reason"] == "labels checked by hand"
+    assert {v["version"]: v["status"] for v in status["versions"]}["2"] == "held"
+
+
+def test_a_held_version_is_promoted_directly_with_force_and_a_reason(
+    aws_env: dict[str, str], stack: Stack
+) -> None:
+    hold(stack, "2")
+    forced = mlops(
+        aws_env, "promote", "2", "--force", "--reason", "labels fixed upstream",
+        "--stack", stack.name,
+    )  # fmt: skip
+    assert forced.returncode == 0, forced.stderr
+    assert status_json(aws_env, stack)["aliases"] == {"production": "2"}
+    assert status_json(aws_env, stack)["history"][0]["reason"] == "labels fixed upstream"
+
+
+@pytest.mark.parametrize("rollout", ["shadow", "canary:20"])
+def test_a_rejected_version_rolls_out_only_with_force_and_a_reason(
+    aws_env: dict[str, str], stack: Stack, rollout: str
+) -> None:
+    refused = mlops(aws_env, "promote", "3", "--rollout", rollout, "--stack", stack.name)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        "error: v3 of house-prices cannot be rolled out: it was rejected (rmse 15.3% worse"
+    ), refused.stderr
+    assert status_json(aws_env, stack)["rollout"] is None
+    forced = mlops(
+        aws_env, "promote", "3", "--rollout", rollout, "--force",
+        "--reason", "v1 misprices lofts", "--stack", stack.name,
+    )  # fmt: skip
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.startswith(f"rollout started: {rollout.partition(':')[0]}")
+    started = status_json(aws_env, stack)["rollout"]
+    assert (started["version"], started["forced"]) == ("3", True)
+    assert started["reason"] == "v1 misprices lofts"
+
+
+def test_a_rollout_command_switches_the_running_rollout_and_says_so(
+    aws_env: dict[str, str], stack: Stack
+) -> None:
+    # Given a shadow of v2
+    started = mlops(aws_env, "promote", "2", "--rollout", "shadow", "--stack", stack.name)
+    assert started.returncode == 0, started.stderr
+    shadow = status_json(aws_env, stack)["rollout"]
+    # When it is started again as it runs, nothing changes (a retry is harmless)
+    again = mlops(aws_env, "promote", "2", "--rollout", "shadow", "--stack", stack.name)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("rollout already running, unchanged: shadow of v2")
+    assert status_json(aws_env, stack)["rollout"] == shadow
+    # When a 30 % canary of it is asked for, the shadow becomes that canary, and says so
+    switched = mlops(
+        aws_env, "promote", "2", "--rollout", "canary:30", "--reason", "shadow looks fine",
+        "--stack", stack.name, "--json",
+    )  # fmt: skip
+    assert switched.returncode == 0, switched.stderr
+    assert json.loads(switched.stdout)["action"] == "switched"
+    canary = status_json(aws_env, stack)["rollout"]
+    assert (canary["mode"], canary["percent"]) == ("canary", 30.0)
+    assert canary["started_at"] > shadow["started_at"]
+    assert canary["rollout_id"] != shadow["rollout_id"]
+    [switch] = canary["switches"]
+    assert (switch["from_mode"], switch["to_mode"], switch["reason"]) == (
+        "shadow",
+        "canary",
+        "shadow looks fine",
+    )
+    text = mlops(aws_env | {"COLUMNS": "200"}, "status", "--stack", stack.name)
+    assert "Rollout: canary 30% of v2 against v1" in text.stdout
+    assert "switched from shadow by" in text.stdout
+
+
+def test_status_shows_a_held_version(aws_env: dict[str, str], stack: Stack) -> None:
+    hold(stack, "2")
+    result = mlops(aws_env | {"COLUMNS": "160"}, "status", "--stack", stack.name)
+    assert result.returncode == 0, result.stderr
+    [row] = [line for line in result.stdout.splitlines() if line.startswith(" v2 ")]
+    assert row.split()[1] == "held"
+    assert "uploaded labels disagree" in row

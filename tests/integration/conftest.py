@@ -32,6 +32,24 @@ INFERENCE_ENV = {
 Invoke = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+class BeforeTransaction:
+    """A DynamoDB client that runs ``competitor`` once, just before the first transaction
+    goes out: a writer that read the registry, then lost the race to the write."""
+
+    def __init__(self, client: Any, competitor: Callable[[], object]) -> None:
+        self._client = client
+        self._competitor: Callable[[], object] | None = competitor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        if self._competitor is not None:
+            competitor, self._competitor = self._competitor, None
+            competitor()
+        return self._client.transact_write_items(**kwargs)
+
+
 def load_handler_module() -> ModuleType:
     """Import functions/inference/app.py afresh, as a new Lambda container would."""
     bootstrap.inference_service.cache_clear()

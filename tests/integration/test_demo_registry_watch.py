@@ -68,3 +68,24 @@ def test_versions_canaries_promotions_and_rollbacks_become_events_once(
     registry.rollback(MODEL, actor="operator", reason="drill")
     assert kinds(watch) == [("rolled_back", "rolled back to v1")]
     assert (watch.production, watch.promotions, watch.rollbacks) == ("1", 1, 2)
+
+
+def test_a_switched_rollout_is_one_event_not_a_rollback(registry: Registry) -> None:
+    # Given a shadow of v2 the watch has seen
+    watch = RegistryWatch(registry, MODEL)
+    register(registry, "1")
+    registry.promote(MODEL, "1", expected=None, actor="gate", reason="first model")
+    register(registry, "2")
+    shadow = registry.start_rollout(
+        MODEL, "2", mode="shadow", percent=0, rollout_id="r2", actor="gate", reason="passed"
+    )
+    watch.poll()
+    # When an operator switches it to a canary (a new rollout id, the same candidate)
+    registry.switch_rollout(
+        shadow, mode="canary", percent=30, rollout_id="r2b", actor="ops", reason="looks fine"
+    )
+    events = watch.poll()
+    # Then the demo says it was switched, and counts no rollback
+    assert [(e.kind, e.short) for e in events] == [("canary", "canary 30 %")]
+    assert "switched: shadow → canary 30 %" in events[0].text
+    assert watch.rollbacks == 0

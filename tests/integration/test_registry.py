@@ -19,6 +19,7 @@ from mlops.adapters.registry import AliasChange, Registry, VersionRecord
 from mlops.errors import ConflictError, InvalidInputError
 from mlops.services import promotion
 from tests.conftest import TABLE, moto_resources
+from tests.integration.conftest import BeforeTransaction
 
 _models = itertools.count(1)
 LINEAGE = {
@@ -114,24 +115,6 @@ def items(model: str) -> list[dict[str, Any]]:
         ConsistentRead=True,
     )
     return list(response["Items"])
-
-
-class BeforeTransaction:
-    """A DynamoDB client that runs ``competitor`` once, just before the first transaction
-    goes out: a writer that read the registry, then lost the race to the write."""
-
-    def __init__(self, client: Any, competitor: Callable[[], object]) -> None:
-        self._client = client
-        self._competitor: Callable[[], object] | None = competitor
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def transact_write_items(self, **kwargs: Any) -> Any:
-        if self._competitor is not None:
-            competitor, self._competitor = self._competitor, None
-            competitor()
-        return self._client.transact_write_items(**kwargs)
 
 
 # ------------------------------------------------------------------------- versions, statuses

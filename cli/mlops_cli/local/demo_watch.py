@@ -201,7 +201,21 @@ class RegistryWatch:
             else:
                 text = f"v{version} trained and passed the gate"
                 events.append(Event("trained", text, version, f"v{version} trained"))
-        if rollout is not None and (
+        # A rollout switched to another mode or share gets a new id: the same candidate, on.
+        switched = _switched(self._rollout, rollout)
+        if switched:
+            assert rollout is not None
+            assert self._rollout is not None
+            events.append(
+                Event(
+                    "canary",
+                    f"rollout of v{rollout.version} switched: {self._rollout.phase} → "
+                    f"{rollout.phase} (against v{rollout.production_version})",
+                    rollout.version,
+                    rollout.phase,
+                )
+            )
+        elif rollout is not None and (
             self._rollout is None or self._rollout.rollout_id != rollout.rollout_id
         ):
             canary = rollout.mode == "canary"
@@ -241,7 +255,11 @@ class RegistryWatch:
                 )
         self._history = len(history)
         ended = self._rollout
-        if ended is not None and (rollout is None or rollout.rollout_id != ended.rollout_id):
+        if (
+            ended is not None
+            and not switched
+            and (rollout is None or rollout.rollout_id != ended.rollout_id)
+        ):
             last = records.get(ended.version)
             if aliases.get("production") != ended.version and last is not None:
                 self.rollbacks += 1
@@ -259,3 +277,12 @@ class RegistryWatch:
         self.rollout = rollout
         self.production = aliases.get("production")
         return events
+
+
+def _switched(before: Rollout | None, now: Rollout | None) -> bool:
+    """Whether ``now`` is ``before`` switched to another mode or share (not a new rollout)."""
+    if before is None or now is None or not now.switches:
+        return False
+    return now.version == before.version and any(
+        s.get("from_rollout_id") == before.rollout_id for s in now.switches
+    )

@@ -5,10 +5,11 @@ One table, ``pk = model#<name>``; the sort key says what an item is:
 ``version#<10-digit version>``
     A registered version: ``version``, ``created_at``, ``manifest_key``, ``model_sha256``,
     ``metrics`` (JSON), ``status`` (``candidate`` | ``production`` | ``archived`` |
-    ``rejected``; the legacy ``registered`` reads as ``candidate``), ``reasons`` (a list of
-    strings: why it was rejected, archived or rolled back) and ``lineage`` (JSON: what the gate
-    knew when it registered the version, e.g. ``trigger``, ``data`` ``{"objects": [...],
-    "rows": n}``, challenger and champion metrics on the shared holdout, parity, timings).
+    ``rejected`` | ``held``; the legacy ``registered`` reads as ``candidate``), ``reasons`` (a
+    list of strings: why it was rejected, held, archived or rolled back) and ``lineage``
+    (JSON: what the gate knew when it registered the version, e.g. ``trigger``, ``data``
+    ``{"objects": [...], "rows": n}``, challenger and champion metrics on the shared holdout,
+    parity, timings).
 ``alias#<alias>``
     The version the alias points at (``version``), ``updated_at``, ``previous_version`` and
     ``changes``: how many times it has moved, the sequence number of its latest history item.
@@ -22,9 +23,16 @@ One table, ``pk = model#<name>``; the sort key says what an item is:
     An active rollout (DESIGN §6): the candidate ``version``, ``mode`` (``shadow`` |
     ``canary``), ``percent`` (the canary's share of requests), ``rollout_id``,
     ``production_version`` (the champion it is compared with), ``started_at``, ``actor``,
-    ``reason`` and ``last_check`` (JSON: the evaluator's latest verdict). The inference
+    ``reason``, ``last_check`` (JSON: the evaluator's latest verdict), ``forced`` (started or
+    switched with force: a rejected version, or a held one's canary) and ``switches`` (JSON:
+    each earlier mode and share it ran in, who switched it, when and why). The inference
     function reads it with the aliases, in the same query. Ending the rollout deletes it in
     the transaction that promotes the candidate, or that rejects it (a rollback).
+
+A ``held`` version (DESIGN §6: its labels disagree with the world) is never promoted directly
+nor put before users on its own evidence: it may run as a shadow, which the evaluator promotes
+once live labels clear it; a canary or a direct promotion of it needs force. Every such rule is
+checked when read and again as a condition of the write, so a racing writer cannot bypass it.
 
 An alias moves in one ``TransactWriteItems``: the alias (conditional on the version and change
 count it was read with, so of two racing moves exactly one wins), its history item, and for
@@ -38,7 +46,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,7 +59,7 @@ CANDIDATE = "candidate"
 PRODUCTION = "production"  # the status, and the alias whose moves keep statuses in step
 ARCHIVED = "archived"
 REJECTED = "rejected"
-HELD = "held"  # its labels disagree with the world: it may only run as a shadow
+HELD = "held"  # its labels disagree with the world: a shadow until live labels clear it
 STATUSES = (CANDIDATE, PRODUCTION, ARCHIVED, REJECTED, HELD)
 # Written before statuses had a lifecycle; read (and accepted on write) as a candidate.
 _LEGACY_STATUSES = {"registered": CANDIDATE}
@@ -61,7 +69,9 @@ _WRITABLE_STATUSES = (CANDIDATE, ARCHIVED, REJECTED, HELD)
 PROMOTE = "promote"
 ROLLBACK = "rollback"
 ROLLOUT_ALIAS = "candidate"
-ROLLOUT_MODES = ("shadow", "canary")
+SHADOW = "shadow"
+CANARY = "canary"
+ROLLOUT_MODES = (SHADOW, CANARY)
 MIN_CANARY_PERCENT = 0.01  # one request in 10,000: below it a canary never answers
 _ALIAS_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _HISTORY_PAGE = 50
@@ -118,16 +128,30 @@ class Rollout:
     actor: str
     reason: str
     last_check: Mapping[str, Any] = field(default_factory=dict)
+    forced: bool = False  # started or switched with force (a rejected or held version)
+    # Each earlier mode and share, newest last: {"at", "actor", "reason", "from_mode",
+    # "from_percent", "from_rollout_id", "from_started_at", "to_mode", "to_percent"}.
+    switches: tuple[Mapping[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)} | {
-            "last_check": dict(self.last_check)
+            "last_check": dict(self.last_check),
+            "switches": [dict(s) for s in self.switches],
         }
 
     @property
+    def phase(self) -> str:
+        """``shadow`` or ``canary 30 %``: what users see of the candidate."""
+        return phase(self.mode, self.percent)
+
+    @property
     def describe(self) -> str:
-        share = f" {self.percent:g}%" if self.mode == "canary" else ""
+        share = f" {self.percent:g}%" if self.mode == CANARY else ""
         return f"{self.mode}{share} of v{self.version} against v{self.production_version}"
+
+    def runs_as(self, mode: str, percent: float) -> bool:
+        """Whether starting ``mode`` at ``percent`` asks for what this rollout already does."""
+        return self.mode == mode and (mode == SHADOW or self.percent == float(percent))
 
 
 @dataclass(frozen=True)
@@ -352,12 +376,14 @@ class Registry:
         rollout_id: str,
         actor: str,
         reason: str,
+        force: bool = False,
     ) -> Rollout:
         """Start proving registered ``version`` against the current production version.
 
         One transaction: the rollout item (only if no rollout is active), a check that
-        production still points where it was read and that ``version`` is registered and
-        neither rejected nor in production. ``ConflictError`` names what failed."""
+        production still points where it was read and that ``version`` is registered, not in
+        production and, unless ``force``, neither rejected nor (for a canary) held.
+        ``ConflictError`` names what failed."""
         version = parse_version(version)
         check_rollout(mode, percent)
         production = self._alias_state(model, PRODUCTION).version
@@ -365,24 +391,20 @@ class Registry:
             raise ConflictError(f"{model} has no production version to roll out against")
         if production == version:
             raise ConflictError(f"v{version} of {model} is already in production")
-        record = self.get_version(model, version)
-        if record is None:
-            raise ConflictError(f"version {version} of {model} is not registered")
-        if record.status == REJECTED:
-            raise ConflictError(
-                f"version {version} of {model} was rejected{_because(record.reasons)}"
-            )
+        self._check_rollout_status(model, version, mode, force)
+        # Milliseconds: captures are, and the evaluator reads traffic from this instant.
+        started = datetime.now(UTC).isoformat(timespec="milliseconds")
         rollout = Rollout(
             model=model,
             version=version,
             production_version=production,
             mode=mode,
-            percent=float(percent) if mode == "canary" else 0.0,
+            percent=float(percent) if mode == CANARY else 0.0,
             rollout_id=rollout_id,
-            # Milliseconds: captures are, and the evaluator reads traffic from this instant.
-            started_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            started_at=started,
             actor=actor,
             reason=reason,
+            forced=force,
         )
         item = {
             "pk": _pk(model),
@@ -392,11 +414,12 @@ class Registry:
             "mode": {"S": mode},
             "percent": {"N": repr(rollout.percent)},
             "rollout_id": {"S": rollout_id},
-            "started_at": {"S": rollout.started_at},
-            "updated_at": {"S": rollout.started_at},
+            "started_at": {"S": started},
+            "updated_at": {"S": started},
             "actor": {"S": actor},
             "reason": {"S": reason},
             "last_check": {"S": "{}"},
+            "forced": {"BOOL": force},
         }
         self._transact(
             [
@@ -426,25 +449,139 @@ class Registry:
                     },
                     _moved(model, PRODUCTION, production, None),
                 ),
-                (
-                    {
-                        "ConditionCheck": {
-                            "TableName": self.table,
-                            "Key": {"pk": _pk(model), "sk": _version_sk(version)},
-                            "ConditionExpression": "attribute_exists(sk) AND "
-                            "#status <> :rejected AND #status <> :production",
-                            "ExpressionAttributeNames": {"#status": "status"},
-                            "ExpressionAttributeValues": {
-                                ":rejected": {"S": REJECTED},
-                                ":production": {"S": PRODUCTION},
-                            },
-                        }
-                    },
-                    f"version {version} of {model} was rejected or promoted meanwhile",
-                ),
+                self._rollout_status_check(model, version, mode, force),
             ]
         )
         return rollout
+
+    def switch_rollout(
+        self,
+        rollout: Rollout,
+        *,
+        mode: str,
+        percent: float,
+        rollout_id: str,
+        actor: str,
+        reason: str,
+        force: bool = False,
+    ) -> Rollout:
+        """Run active ``rollout`` in another mode or share from now on, in one transaction.
+
+        Its verdict starts again: a new ``rollout_id`` (an evaluation of the earlier mode that
+        is still running can no longer act on it) and ``started_at`` (the bake, the request
+        count and the evaluator's window start from the switch), no ``last_check``. The earlier
+        mode, who switched and why are appended to ``switches``. The transaction is
+        conditioned on ``rollout`` still being the active one (not promoted, rolled back or
+        superseded since it was read) and on its version's status as for a start."""
+        check_rollout(mode, percent)
+        model, version = rollout.model, rollout.version
+        self._check_rollout_status(model, version, mode, force)
+        started = datetime.now(UTC).isoformat(timespec="milliseconds")
+        share = float(percent) if mode == CANARY else 0.0
+        switch = {
+            "at": started,
+            "actor": actor,
+            "reason": reason,
+            "from_mode": rollout.mode,
+            "from_percent": rollout.percent,
+            "from_rollout_id": rollout.rollout_id,
+            "from_started_at": rollout.started_at,
+            "to_mode": mode,
+            "to_percent": share,
+        }
+        switched = replace(
+            rollout,
+            mode=mode,
+            percent=share,
+            rollout_id=rollout_id,
+            started_at=started,
+            actor=actor,
+            reason=reason,
+            last_check={},
+            forced=rollout.forced or force,
+            switches=(*rollout.switches, switch),
+        )
+        written = {
+            "mode": {"S": mode},
+            "percent": {"N": repr(share)},
+            "rollout_id": {"S": rollout_id},
+            "started_at": {"S": started},
+            "updated_at": {"S": started},
+            "actor": {"S": actor},
+            "reason": {"S": reason},
+            "last_check": {"S": "{}"},
+            "forced": {"BOOL": switched.forced},
+            "switches": {"S": json.dumps([dict(s) for s in switched.switches])},
+        }
+        self._transact(
+            [
+                (
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {"pk": _pk(model), "sk": {"S": f"alias#{ROLLOUT_ALIAS}"}},
+                            # Every name aliased: PERCENT is a reserved word, among others.
+                            "UpdateExpression": "SET "
+                            + ", ".join(f"#{name} = :{name}" for name in written),
+                            "ConditionExpression": "#rollout_id = :id AND #version = :version",
+                            "ExpressionAttributeNames": {f"#{name}": name for name in written}
+                            | {"#version": "version"},
+                            "ExpressionAttributeValues": {
+                                f":{name}": value for name, value in written.items()
+                            }
+                            | {":id": {"S": rollout.rollout_id}, ":version": {"S": version}},
+                        }
+                    },
+                    f"rollout {rollout.rollout_id} of {model} ({rollout.describe}) ended or was "
+                    "superseded since it was read: nothing was switched",
+                ),
+                self._rollout_status_check(model, version, mode, force),
+            ]
+        )
+        return switched
+
+    def _check_rollout_status(self, model: str, version: str, mode: str, force: bool) -> None:
+        """``ConflictError`` unless registered ``version`` may run as ``mode`` now: never
+        while in production; a rejected one only with force; a held one as a shadow, or with
+        force as a canary."""
+        record = self.get_version(model, version)
+        if record is None:
+            raise ConflictError(f"version {version} of {model} is not registered")
+        if record.status == PRODUCTION:
+            raise ConflictError(f"v{version} of {model} is already in production")
+        if record.status == REJECTED and not force:
+            raise ConflictError(
+                f"version {version} of {model} was rejected{_because(record.reasons)}: "
+                "rolling it out needs force"
+            )
+        if record.status == HELD and mode == CANARY and not force:
+            raise ConflictError(
+                f"version {version} of {model} is held{_because(record.reasons)}: it may run "
+                "only as a shadow until live labels clear it; a canary needs force"
+            )
+
+    def _rollout_status_check(
+        self, model: str, version: str, mode: str, force: bool
+    ) -> tuple[dict[str, Any], str]:
+        """The condition of ``_check_rollout_status``, for the write's transaction."""
+        refused = [PRODUCTION]
+        if not force:
+            refused += [REJECTED, HELD] if mode == CANARY else [REJECTED]
+        names = " or ".join("promoted" if s == PRODUCTION else s for s in reversed(refused))
+        return (
+            {
+                "ConditionCheck": {
+                    "TableName": self.table,
+                    "Key": {"pk": _pk(model), "sk": _version_sk(version)},
+                    "ConditionExpression": " AND ".join(
+                        ["attribute_exists(sk)", *(f"#status <> :{s}" for s in refused)]
+                    ),
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {f":{s}": {"S": s} for s in refused},
+                }
+            },
+            f"version {version} of {model} was {names} meanwhile",
+        )
 
     def record_check(self, model: str, rollout_id: str, check: Mapping[str, Any]) -> None:
         """Keep the evaluator's latest verdict on the rollout (what ``mlops status`` shows);
@@ -471,12 +608,15 @@ class Registry:
         actor: str,
         reason: str,
         status: str = REJECTED,
+        force: bool = False,
     ) -> AliasChange | None:
         """End ``rollout`` in one transaction, conditioned on it still being the active one.
 
         ``promote``: production moves to the candidate (if it still points at the version the
-        rollout compared with), history item and statuses as for any promotion. Otherwise
-        the candidate is taken off traffic and gets ``status`` (``rejected`` after a failed
+        rollout compared with), history item and statuses as for any promotion. A held
+        candidate is promoted (its rollout's verdict is the live evidence it waited for); a
+        rejected one only if the rollout was forced, or with ``force``. Otherwise the
+        candidate is taken off traffic and gets ``status`` (``rejected`` after a failed
         rollout, ``archived`` when superseded) with ``rolled back: <reason>`` in its reasons;
         production is untouched."""
         end = (
@@ -500,7 +640,7 @@ class Registry:
                 reason=reason,
                 kind=PROMOTE,
                 target_must_exist=True,
-                allow_rejected=False,
+                refuse=() if force or rollout.forced else (REJECTED,),
                 extra=[end],
             )
         if status not in (REJECTED, ARCHIVED):
@@ -551,8 +691,9 @@ class Registry:
 
         One transaction: the alias, a ``promote`` history item and, for ``production``, the
         version's status (→ ``production``) and the previous version's (→ ``archived``). A
-        ``rejected`` version is refused unless ``force``. Any condition that no longer holds
-        (the alias moved, the version is not registered or was rejected) is a
+        ``rejected`` or ``held`` version is refused unless ``force`` (a held one is promoted
+        by its shadow's verdict: ``finish_rollout``). Any condition that no longer holds (the
+        alias moved, the version is not registered, was rejected or held) is a
         ``ConflictError`` naming it, and nothing is written.
         """
         version = parse_version(version)
@@ -564,6 +705,11 @@ class Registry:
                 f"version {version} of {model} was rejected{_because(record.reasons)}: "
                 "promoting it needs force"
             )
+        if record.status == HELD and not force:
+            raise ConflictError(
+                f"version {version} of {model} is held{_because(record.reasons)}: it may run "
+                "only as a shadow until live labels clear it; promoting it needs force"
+            )
         return self._move(
             model,
             alias,
@@ -573,7 +719,7 @@ class Registry:
             reason=reason,
             kind=PROMOTE,
             target_must_exist=True,
-            allow_rejected=force,
+            refuse=() if force else (REJECTED, HELD),
         )
 
     def rollback(
@@ -609,7 +755,7 @@ class Registry:
             reason=reason,
             kind=ROLLBACK,
             target_must_exist=True,
-            allow_rejected=False,
+            refuse=(REJECTED,),
             unwinds=unwinds,
             leaving_reason=f"rolled back: {reason}" if reason else f"rolled back by {actor}",
         )
@@ -655,7 +801,7 @@ class Registry:
             reason=reason,
             kind=PROMOTE,
             target_must_exist=False,
-            allow_rejected=True,
+            refuse=(),
         )
 
     # ------------------------------------------------------------------------------ internals
@@ -671,7 +817,7 @@ class Registry:
         reason: str,
         kind: str,
         target_must_exist: bool,
-        allow_rejected: bool,
+        refuse: tuple[str, ...],
         unwinds: int | None = None,
         leaving_reason: str | None = None,
         extra: list[tuple[dict[str, Any], str]] | None = None,
@@ -756,9 +902,7 @@ class Registry:
         ]
         target_exists = target_must_exist or self.get_version(model, to) is not None
         if target_exists:
-            operations.append(
-                self._target_operation(model, alias, to, at, allow_rejected=allow_rejected)
-            )
+            operations.append(self._target_operation(model, alias, to, at, refuse=refuse))
         if (
             alias == PRODUCTION
             and expected is not None
@@ -769,17 +913,16 @@ class Registry:
         return change
 
     def _target_operation(
-        self, model: str, alias: str, version: str, at: str, *, allow_rejected: bool
+        self, model: str, alias: str, version: str, at: str, *, refuse: tuple[str, ...]
     ) -> tuple[dict[str, Any], str]:
-        """The version an alias moves to: registered (and not rejected unless allowed); for
-        production its status becomes production."""
-        condition = "attribute_exists(sk)"
-        values: dict[str, Any] = {}
-        problem = f"version {version} of {model} is not registered"
-        if not allow_rejected:
-            condition += " AND #status <> :rejected"
-            values[":rejected"] = {"S": REJECTED}
-            problem = f"version {version} of {model} is not registered or was rejected"
+        """The version an alias moves to: registered, and in none of the statuses ``refuse``
+        names; for production its status becomes production."""
+        condition = " AND ".join(["attribute_exists(sk)", *(f"#status <> :{s}" for s in refuse)])
+        values: dict[str, Any] = {f":{s}": {"S": s} for s in refuse}
+        refused = {REJECTED: "was rejected", HELD: "is held"}
+        problem = " or ".join(
+            [f"version {version} of {model} is not registered", *(refused[s] for s in refuse)]
+        )
         operation: dict[str, Any] = {
             "TableName": self.table,
             "Key": {"pk": _pk(model), "sk": _version_sk(version)},
@@ -962,11 +1105,16 @@ def check_rollout(mode: str, percent: float) -> None:
             f"{mode!r} is not a rollout mode",
             [Problem("mode", f"expected one of {', '.join(ROLLOUT_MODES)}")],
         )
-    if mode == "canary" and not MIN_CANARY_PERCENT <= percent <= 100:
+    if mode == CANARY and not MIN_CANARY_PERCENT <= percent <= 100:
         raise InvalidInputError(
             f"a canary's share must be from {MIN_CANARY_PERCENT} to 100 percent, got {percent}",
             [Problem("percent", f"expected a number from {MIN_CANARY_PERCENT} to 100")],
         )
+
+
+def phase(mode: str, percent: float) -> str:
+    """``shadow``, or ``canary 30 %``: how a rollout puts its candidate before users."""
+    return f"{mode} {percent:g} %" if mode == CANARY else mode
 
 
 def _moved(model: str, alias: str, expected: str | None, actual: str | None) -> str:
@@ -1020,6 +1168,7 @@ def _record(model: str, item: Mapping[str, Any]) -> VersionRecord:
 
 def _rollout(model: str, item: Mapping[str, Any]) -> Rollout:
     check = item.get("last_check", {}).get("S")
+    switches = item.get("switches", {}).get("S")
     return Rollout(
         model=model,
         version=item["version"]["S"],
@@ -1031,6 +1180,8 @@ def _rollout(model: str, item: Mapping[str, Any]) -> Rollout:
         actor=item.get("actor", {}).get("S", ""),
         reason=item.get("reason", {}).get("S", ""),
         last_check=json.loads(check) if check else {},
+        forced=bool(item.get("forced", {}).get("BOOL", False)),
+        switches=tuple(json.loads(switches)) if switches else (),
     )
 
 

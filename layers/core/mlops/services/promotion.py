@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 
 from mlops.adapters.model_store import ModelStore, version_prefix
-from mlops.adapters.registry import PRODUCTION, REJECTED, AliasChange, Registry
+from mlops.adapters.registry import HELD, PRODUCTION, REJECTED, AliasChange, Registry
 from mlops.domain.versions import parse_version
 from mlops.errors import ConflictError, IntegrityError, InvalidInputError, Problem
 
@@ -33,16 +33,18 @@ def promote(
     registry's sha256 first: an alias never moves to a version the inference function would
     refuse to load.
 
-    A version the gate rejected is refused unless ``force``, and forcing needs a reason (it
-    is kept in the alias history). While a rollout is in progress, promoting its candidate
-    ends it early; promoting another version is refused. Raises ``ConflictError`` when the
-    version is not registered, was rejected, or the alias moved while this ran.
+    A version the gate rejected or held is refused unless ``force``, and forcing needs a
+    reason (it is kept in the alias history): a held one may run only as a shadow, which the
+    evaluator promotes once live labels clear it. While a rollout is in progress, promoting
+    its candidate ends it early; promoting another version is refused. Raises
+    ``ConflictError`` when the version is not registered, was rejected or held, or the alias
+    moved while this ran.
     """
     version = parse_version(version)
     if force and not reason.strip():
         raise InvalidInputError(
             "a forced promotion needs a reason",
-            [Problem("reason", "say why a rejected version should serve anyway")],
+            [Problem("reason", "say why a rejected or held version should serve anyway")],
         )
     record = registry.get_version(model, version)
     if record is None:
@@ -52,6 +54,13 @@ def promote(
         raise ConflictError(
             f"version {version} of {model} was rejected{why}: promote it with force "
             "(`mlops promote --force --reason ...`) if it must serve anyway"
+        )
+    if record.status == HELD and not force:
+        why = f" ({'; '.join(record.reasons)})" if record.reasons else ""
+        raise ConflictError(
+            f"version {version} of {model} is held{why}: it may run only as a shadow until "
+            f"live labels clear it (`mlops promote {version} --rollout shadow`); promote it "
+            "with force (`mlops promote --force --reason ...`) if it must serve anyway"
         )
     if store is not None:
         verify_artifacts(store, registry, model, version)
@@ -64,7 +73,7 @@ def promote(
             )
         # Promoting the candidate by hand ends its rollout early, in the same transaction.
         change = registry.finish_rollout(
-            rollout, promote=True, actor=actor, reason=reason or "promoted by hand"
+            rollout, promote=True, actor=actor, reason=reason or "promoted by hand", force=force
         )
         assert change is not None
         return change

@@ -6,6 +6,10 @@ both versions' captures since the rollout began and the labels that arrived, ask
 ``domain.rollout.judge_rollout`` and promotes or rolls back in one registry transaction
 conditioned on the rollout still being the active one. Every evaluation writes a JSON report
 under ``reports/rollout/`` and keeps its verdict on the rollout item (``mlops status``).
+
+Starting the version already rolling out in another mode or share switches the rollout (its
+verdict starts again). A ``held`` candidate (its labels disagreed with the world) may start
+only as a shadow unless forced, and is promoted only when live labels clear it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,16 +26,20 @@ from mlops.adapters.aws import client
 from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import (
     ARCHIVED,
+    CANARY,
+    HELD,
     PRODUCTION,
     REJECTED,
     Registry,
     Rollout,
+    VersionRecord,
     check_rollout,
+    phase,
 )
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain.config import ModelConfig
 from mlops.domain.rollout import judge_rollout
-from mlops.errors import ConflictError, IntegrityError, NotFoundError
+from mlops.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, Problem
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.promotion import verify_artifacts
 from mlops.services.stack_config import stack_config
@@ -82,6 +90,17 @@ class RolloutOutcome:
         }
 
 
+@dataclass(frozen=True)
+class RolloutStart:
+    """What a start did: ``started`` (``previous``: the rollout of another version it
+    superseded, if any), ``switched`` (``previous``: the same rollout before the switch) or
+    ``unchanged`` (it was already running so)."""
+
+    action: str  # started | switched | unchanged
+    rollout: Rollout
+    previous: Rollout | None
+
+
 class RolloutService:
     def __init__(
         self,
@@ -101,32 +120,64 @@ class RolloutService:
         self._clock = clock
 
     def start(
-        self, version: str, *, mode: str, percent: float, reason: str, actor: str | None = None
+        self,
+        version: str,
+        *,
+        mode: str,
+        percent: float,
+        reason: str,
+        actor: str | None = None,
+        force: bool = False,
     ) -> Rollout:
+        """Put registered ``version`` in front of live traffic as a shadow or canary; the
+        rollout that runs afterwards (``start_or_switch`` says what was done)."""
+        return self.start_or_switch(
+            version, mode=mode, percent=percent, reason=reason, actor=actor, force=force
+        ).rollout
+
+    def start_or_switch(
+        self,
+        version: str,
+        *,
+        mode: str,
+        percent: float,
+        reason: str,
+        actor: str | None = None,
+        force: bool = False,
+    ) -> RolloutStart:
         """Put registered ``version`` in front of live traffic as a shadow or canary.
 
         Everything that could refuse it is checked first (its artifacts against the registry,
-        its status, production), so a refused start leaves a running rollout alone. A rollout
-        of another version still running is then superseded (that candidate is archived: it
-        was trained on older data); one of the same version is returned as is, so a retried
-        start is harmless."""
+        its status, production), so a refused start leaves a running rollout alone. A rejected
+        version, or a held one's canary, needs ``force`` and a reason. A rollout of another
+        version still running is then superseded (that candidate is archived: it was trained
+        on older data). One of the same version in the same mode and share is returned as is
+        (a retried start is harmless); in another mode or share it is switched, and its
+        verdict starts again from the switch."""
         actor = actor or self._actor
         check_rollout(mode, percent)
+        if force and not reason.strip():
+            raise InvalidInputError(
+                "a forced rollout needs a reason",
+                [Problem("reason", "say why a rejected or held version should be rolled out")],
+            )
         active = self._registry.get_rollout(self._model)
         if active is not None and active.version == version:
-            return active
+            if active.runs_as(mode, percent):
+                return RolloutStart("unchanged", active, active)
+            return self._switch(active, mode, percent, reason=reason, actor=actor, force=force)
         verify_artifacts(self._store, self._registry, self._model, version)
         record = self._registry.get_version(self._model, version)
         production = self._registry.get_alias(self._model, PRODUCTION)
         refused = None
         if record is None:
             refused = "it is not registered"
-        elif record.status == REJECTED:
-            refused = f"it was rejected ({'; '.join(record.reasons)})"
         elif production is None:
             refused = "there is no production version to prove it against"
         elif version == production or record.status == PRODUCTION:
             refused = "it is already in production"
+        else:
+            refused = _refusal(record, mode, force)
         if refused:
             raise ConflictError(f"v{version} of {self._model} cannot be rolled out: {refused}")
         if active is not None:
@@ -143,13 +194,37 @@ class RolloutService:
             version,
             mode=mode,
             percent=percent,
-            rollout_id=f"r{version}-{uuid.uuid4().hex[:8]}",
+            rollout_id=_rollout_id(version),
             actor=actor,
             reason=reason,
+            force=force,
         )
         metrics.add_metric(name="RolloutStarted", unit=MetricUnit.Count, value=1)
         logger.info("rollout started", **rollout.as_dict())
-        return rollout
+        return RolloutStart("started", rollout, active)
+
+    def _switch(
+        self, active: Rollout, mode: str, percent: float, *, reason: str, actor: str, force: bool
+    ) -> RolloutStart:
+        verify_artifacts(self._store, self._registry, self._model, active.version)
+        record = self._registry.get_version(self._model, active.version)
+        refused = "it is not registered" if record is None else _refusal(record, mode, force)
+        if refused:
+            raise ConflictError(
+                f"the {active.describe} cannot be switched to {phase(mode, percent)}: {refused}"
+            )
+        switched = self._registry.switch_rollout(
+            active,
+            mode=mode,
+            percent=percent,
+            rollout_id=_rollout_id(active.version),
+            actor=actor,
+            reason=reason,
+            force=force,
+        )
+        metrics.add_metric(name="RolloutSwitched", unit=MetricUnit.Count, value=1)
+        logger.info("rollout switched", from_phase=active.phase, **switched.as_dict())
+        return RolloutStart("switched", switched, active)
 
     def abort(self, *, reason: str, actor: str | None = None) -> Rollout:
         """Take the active rollout's candidate off traffic now (``mlops rollback``): it is
@@ -175,6 +250,15 @@ class RolloutService:
         if self._traffic is None:
             raise ValueError("evaluating a rollout needs the capture bucket (traffic=)")
         config = stack_config(self._store, self._model)
+        record = self._registry.get_version(self._model, rollout.version)
+        held = record is not None and record.status == HELD
+        if held:
+            # Its uploaded labels disagreed with the world: only live labels clear it, whatever
+            # the config allows (require_labels = false, on_inconclusive = promote).
+            config = replace(
+                config,
+                rollout=replace(config.rollout, require_labels=True, on_inconclusive="rollback"),
+            )
         now = self._clock()
         # Whoever started the rollout wrote started_at with their clock (a laptop's, for
         # `mlops promote --rollout`): never read traffic from the future.
@@ -200,6 +284,7 @@ class RolloutService:
             "acted": False,
             "reasons": reasons,
             "verdict": verdict,
+            "held": held,
         }
         self._store.put_bytes(key, json.dumps(report, indent=2, default=str).encode())
         acted = False
@@ -341,6 +426,25 @@ class RolloutService:
             metrics.add_metric(name="CandidateErrorRate", unit=MetricUnit.Count, value=rate)
         if not acted and decision == "wait":
             metrics.add_metric(name="RolloutWaiting", unit=MetricUnit.Count, value=1)
+
+
+def _refusal(record: VersionRecord, mode: str, force: bool) -> str | None:
+    """Why ``record``'s version may not run as ``mode`` (None: it may)."""
+    why = f" ({'; '.join(record.reasons)})" if record.reasons else ""
+    if record.status == PRODUCTION:
+        return "it is already in production"
+    if record.status == REJECTED and not force:
+        return f"it was rejected{why}; only force with a reason rolls it out anyway"
+    if record.status == HELD and mode == CANARY and not force:
+        return (
+            f"it is held{why}: it may run only as a shadow until live labels clear it; "
+            "a canary needs force with a reason"
+        )
+    return None
+
+
+def _rollout_id(version: str) -> str:
+    return f"r{version}-{uuid.uuid4().hex[:8]}"
 
 
 def _ts(row: Mapping[str, Any]) -> int:
