@@ -333,6 +333,8 @@ def test_two_gates_racing_promote_one_winner_and_never_share_a_version(
     """Gate A has judged against v1 and is about to promote when gate B promotes first.
     (Interleaved in turn, not in parallel threads: moto is not thread-safe, DynamoDB is.)"""
     pipeline.run("m0.csv", month(0))
+    pipeline.config(DIRECT_CONFIG)
+    pipeline.serve(6)
     a = only(pipeline.retrain(pipeline.upload("m6a.csv", month(6, seed=60))))["candidate"]
     b = only(pipeline.retrain(pipeline.upload("m6b.csv", month(6, seed=61))))["candidate"]
     a_ready, b_done = threading.Event(), threading.Event()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mlops.domain import comparison, quality, rollout
+from mlops.domain import comparison, quality
 from mlops.domain.config import RolloutConfig
 from mlops.domain.rollout import RolloutVerdict, judge_rollout
 

@@ -398,27 +398,7 @@ def _policies(
         problems.append(Problem("validation.max_category_ratio", "must be above 0 and at most 1"))
     if validation.max_categories < 2:
         problems.append(Problem("validation.max_categories", "must be at least 2"))
-    promotion = _section(raw, "promotion", PromotionConfig, problems)
-    if task in METRICS and promotion.metric and promotion.metric not in METRICS[task]:
-        allowed = ", ".join(sorted(METRICS[task]))
-        problems.append(
-            Problem("promotion.metric", f"{promotion.metric!r} is not one of: {allowed}")
-        )
-    if promotion.mode not in ("auto", "manual"):
-        problems.append(Problem("promotion.mode", "must be auto or manual"))
-    if promotion.on_inconclusive not in ("shadow", "canary", "manual"):
-        problems.append(Problem("promotion.on_inconclusive", "must be shadow, canary or manual"))
-    if not 0.5 <= promotion.confidence < 1.0:
-        problems.append(Problem("promotion.confidence", "must be from 0.5 to below 1"))
-    for name in ("reference_days", "reference_rows", "min_reference_rows"):
-        if getattr(promotion, name) < 1:
-            problems.append(Problem(f"promotion.{name}", "must be at least 1"))
-    if promotion.min_reference_rows > promotion.reference_rows:
-        problems.append(Problem("promotion.min_reference_rows", "must be at most reference_rows"))
-    if promotion.max_reference_degradation < 0:
-        problems.append(Problem("promotion.max_reference_degradation", "must not be negative"))
-    if promotion.max_label_error_ratio <= 1:
-        problems.append(Problem("promotion.max_label_error_ratio", "must be above 1"))
+    promotion = _promotion(raw, task, problems)
     retraining = _section(raw, "retraining", RetrainingConfig, problems)
     if retraining.training_set not in ("new_object", "window"):
         problems.append(Problem("retraining.training_set", "must be new_object or window"))
@@ -446,6 +426,31 @@ def _policies(
     if drift.cooldown_hours < 0:
         problems.append(Problem("drift.cooldown_hours", "must not be negative"))
     return validation, promotion, retraining, drift
+
+
+def _promotion(raw: Mapping[str, Any], task: Any, problems: list[Problem]) -> PromotionConfig:
+    promotion = _section(raw, "promotion", PromotionConfig, problems)
+    if task in METRICS and promotion.metric and promotion.metric not in METRICS[task]:
+        allowed = ", ".join(sorted(METRICS[task]))
+        problems.append(
+            Problem("promotion.metric", f"{promotion.metric!r} is not one of: {allowed}")
+        )
+    if promotion.mode not in ("auto", "manual"):
+        problems.append(Problem("promotion.mode", "must be auto or manual"))
+    if promotion.on_inconclusive not in ("shadow", "canary", "manual"):
+        problems.append(Problem("promotion.on_inconclusive", "must be shadow, canary or manual"))
+    if not 0.5 <= promotion.confidence < 1.0:
+        problems.append(Problem("promotion.confidence", "must be from 0.5 to below 1"))
+    for name in ("reference_days", "reference_rows", "min_reference_rows"):
+        if getattr(promotion, name) < 1:
+            problems.append(Problem(f"promotion.{name}", "must be at least 1"))
+    if promotion.min_reference_rows > promotion.reference_rows:
+        problems.append(Problem("promotion.min_reference_rows", "must be at most reference_rows"))
+    if promotion.max_reference_degradation < 0:
+        problems.append(Problem("promotion.max_reference_degradation", "must not be negative"))
+    if promotion.max_label_error_ratio <= 1:
+        problems.append(Problem("promotion.max_label_error_ratio", "must be above 1"))
+    return promotion
 
 
 def _drift_overrides(

@@ -231,6 +231,7 @@ class CandidateGate:
             candidate_id=candidate_id,
             outcome=decision.verdict,
             champion_version=evaluation.champion_version,
+            champion_scored=evaluation.champion_metrics is not None,
             why=decision.reasons[-1] if decision.reasons else "passed the gate",
             reasons=reasons,
             promote=promote,
@@ -277,6 +278,7 @@ class CandidateGate:
                 candidate_id=str(doc["candidate_id"]),
                 outcome=outcome,
                 champion_version=champion,
+                champion_scored=bool((lineage.get("champion") or {}).get("metrics")),
                 why=reasons[-1] if reasons else "passed the gate",
                 reasons=reasons,
                 promote=promote,
@@ -447,12 +449,14 @@ class CandidateGate:
         candidate_id: str,
         outcome: str,
         champion_version: str | None,
+        champion_scored: bool,
         why: str,
         reasons: tuple[str, ...],
         promote: bool | None,
     ) -> tuple[str, tuple[str, ...]]:
         """The version's final status and reasons, after promoting it or starting its
-        rollout as its outcome allows."""
+        rollout as its outcome allows. A production model that could not be scored (it does
+        not load) is replaced directly: a rollout would compare with a model not serving."""
         if outcome == REJECTED:
             metrics.add_metric(name="CandidateRejected", unit=MetricUnit.Count, value=1)
             return REJECTED, reasons
@@ -476,7 +480,7 @@ class CandidateGate:
                 config, version, candidate_id=candidate_id,
                 mode=config.promotion.on_inconclusive, why=why, reasons=reasons, status=status,
             )  # fmt: skip
-        if config.rollout.mode != "direct" and champion_version is not None:
+        if config.rollout.mode != "direct" and champion_scored:
             return self._roll_out(
                 config, version, candidate_id=candidate_id, mode=config.rollout.mode, why=why,
                 reasons=reasons, status=status,
