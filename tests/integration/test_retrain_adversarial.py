@@ -21,6 +21,7 @@ from mlops.services import promotion
 from mlops_cli.local.stack import LambdaContext
 from tests.conftest import BUCKET, load_event
 from tests.integration.retrain_pipeline import (
+    DIRECT_CONFIG,
     FAST_CONFIG,
     FIXED_NOW,
     IDEMPOTENCY_TABLE,
@@ -77,6 +78,8 @@ def test_a_gate_retry_after_promotion_reports_the_promotion_and_registers_once(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pipeline.run("m0.csv", month(0))
+    pipeline.config(DIRECT_CONFIG)
+    pipeline.serve(6)
     event = pipeline.upload("m6.csv", month(6))
     response = pipeline.retrain(event)
     # Given S3 refuses the decision report once, after the promotion went through
@@ -113,6 +116,8 @@ def test_rollback_refuses_a_version_whose_model_no_longer_matches_the_registry(
     pipeline: Pipeline,
 ) -> None:
     pipeline.run("m0.csv", month(0))
+    pipeline.config(DIRECT_CONFIG)
+    pipeline.serve(6)
     pipeline.run("m6.csv", month(6))
     assert pipeline.registry.get_alias(MODEL, "production") == "2"
     # Given v1's model.onnx replaced (or deleted, or expired by a lifecycle rule)

@@ -321,7 +321,7 @@ def test_a_rollout_without_enough_evidence_waits_and_says_why(
 
 def test_the_shipped_config_parses_with_its_rollout_section() -> None:
     shipped = resources.files("mlops.defaults").joinpath("house_prices.toml").read_text()
-    assert tomllib.loads(shipped)["rollout"]["mode"] == "direct"
+    assert tomllib.loads(shipped)["rollout"]["mode"] == "canary"
 
 
 @pytest.mark.parametrize(("mode", "percent"), [("canary", 0.001), ("canary", 101.0), ("blue", 5.0)])

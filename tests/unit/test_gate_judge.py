@@ -237,3 +237,11 @@ def test_equal_models_pass_the_gate_rarely() -> None:
         y, champ, chal = predictions(300, 30_000, 30_000, seed=seed)
         passed += judged(regression_set("holdout", y, champ, chal)).passed
     assert passed / 200 <= 0.05
+
+
+def test_a_challenger_identical_on_every_row_is_rejected_not_rolled_out() -> None:
+    # A re-upload of the same bytes trains the same model: nothing for live labels to decide
+    y, champ, _ = predictions(300, 30_000, 30_000)
+    decision = judged(regression_set("holdout", y, champ, champ))
+    assert decision.sets[0].verdict == "identical"
+    assert decision.outcome == "rejected"

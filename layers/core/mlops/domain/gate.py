@@ -352,6 +352,11 @@ def judge(
         outcome, why = REJECTED, "rejected: the absolute threshold is not met"
     elif held_out.verdict == "worse":
         outcome, why = REJECTED, "rejected: worse than production on the new data's holdout"
+    elif held_out.verdict == "identical":
+        outcome, why = (
+            REJECTED,
+            "rejected: it scores exactly as production on every holdout row: nothing to roll out",
+        )
     elif traffic_used and traffic is not None and traffic.verdict == "worse":
         outcome, why = (
             REJECTED,
@@ -449,6 +454,10 @@ def _set_verdict(
         )  # fmt: skip
     shown += f" ({found.confidence:.0%} interval {_signed(low)} to {_signed(high)} worse; {where})"
     margin = policy.min_relative_change
+    if low == high == point == 0:
+        return SetVerdict(
+            rows.name, rows.rows, "identical", found, f"{shown}: identical on every row"
+        )  # fmt: skip
     if low > tolerance:
         tail = f" beyond the {tolerance:.1%} tolerance" if tolerance else ""
         return SetVerdict(rows.name, rows.rows, "worse", found, f"{shown}: worse{tail}")
