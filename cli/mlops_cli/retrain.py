@@ -130,13 +130,14 @@ def describe(doc: dict[str, Any]) -> str:
     head = {
         "production": f"v{version} promoted to production",
         "candidate": f"v{version} registered as a candidate (not promoted)",
+        "held": f"v{version} held: it may run only as a shadow until live labels clear it",
     }.get(str(status), f"rejected{f' (registered as v{version})' if version else ''}")
     reasons = "; ".join(doc.get("reasons") or [])
     return f"{head}: {reasons} ({doc['uri']})"
 
 
 def outcome(doc: dict[str, Any]) -> str:
-    """promoted | candidate | rejected, for ``--json`` and the exit code."""
+    """promoted | candidate | held | rejected, for ``--json`` and the exit code."""
     if doc.get("kind") == "retrain_decision":
         return {"production": "promoted"}.get(str(doc.get("status")), str(doc.get("status")))
     return "rejected"
