@@ -110,6 +110,18 @@ def test_cli_trains_a_new_version_against_the_running_stack(
     result = json.loads(run.stdout)
     assert result["version"] == expected
     assert result["parity"]["passed"]
+    # And an operator who reviewed it promotes it (month 3's market moved: the gate, with no
+    # labeled traffic to show it, holds it until live labels clear it)
+    assert result["status"] == "held", result
+    promote = subprocess.run(
+        [*MLOPS, "promote", expected, "--force", "--reason", "e2e: reviewed by hand"],
+        cwd=local_stack.cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert promote.returncode == 0, promote.stderr
     # Then the stack serves it once the alias refresh interval (2 s locally) has passed
     deadline = time.monotonic() + 45
     version = None
