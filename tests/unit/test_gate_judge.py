@@ -3,6 +3,8 @@ check, and the paired bootstrap against scipy's on the same rows."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -245,3 +247,11 @@ def test_a_challenger_identical_on_every_row_is_rejected_not_rolled_out() -> Non
     decision = judged(regression_set("holdout", y, champ, champ))
     assert decision.sets[0].verdict == "identical"
     assert decision.outcome == "rejected"
+
+
+def test_the_interval_is_said_in_the_direction_it_lies() -> None:
+    y, champ, chal = predictions(400, 40_000, 20_000)
+    better = judged(regression_set("holdout", y, champ, chal)).sets[0].detail
+    worse = judged(regression_set("holdout", y, chal, champ)).sets[0].detail
+    assert re.search(r"interval \d+\.\d% to \d+\.\d% better;", better), better
+    assert re.search(r"interval \d+\.\d% to \d+\.\d% worse;", worse), worse

@@ -161,7 +161,9 @@ def describe_answer(doc: dict[str, Any]) -> str:
     why = reasons[-1] if reasons else ""
     if status == "rejected":
         return f"v{version} rejected by the gate: {why}" if version else f"rejected: {why}"
-    return f"v{version} passed the gate: {why}"
+    if status == "held":
+        return f"v{version} held by the gate: {why}"
+    return f"v{version} judged by the gate: {why}"
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,14 @@ class RegistryWatch:
             if record.status == "rejected":
                 text = f"v{version} rejected by the gate: {reason}"
                 events.append(Event("rejected", text, version, f"v{version} rejected"))
+            elif record.status == "held" or any(
+                r.startswith(("held:", "inconclusive:")) for r in record.reasons
+            ):
+                verdict = next(
+                    r for r in record.reasons if r.startswith(("held:", "inconclusive:"))
+                )
+                text = f"v{version} trained, not passed: {verdict}"
+                events.append(Event("trained", text, version, f"v{version} trained"))
             else:
                 text = f"v{version} trained and passed the gate"
                 events.append(Event("trained", text, version, f"v{version} trained"))

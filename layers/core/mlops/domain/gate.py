@@ -452,7 +452,7 @@ def _set_verdict(
             rows.name, rows.rows, "inconclusive", found,
             f"{shown}; too few rows for an interval ({where})",
         )  # fmt: skip
-    shown += f" ({found.confidence:.0%} interval {_signed(low)} to {_signed(high)} worse; {where})"
+    shown += f" ({found.confidence:.0%} interval {_interval(low, high)}; {where})"
     margin = policy.min_relative_change
     if low == high == point == 0:
         return SetVerdict(
@@ -514,5 +514,10 @@ def _meets(value: float, bar: float, higher: bool) -> bool:
     return value >= bar if higher else value <= bar
 
 
-def _signed(value: float) -> str:
-    return f"{value:+.1%}"
+def _interval(low: float, high: float) -> str:
+    """An interval of the relative change in the bad direction, in words."""
+    if high < 0:
+        return f"{-high:.1%} to {-low:.1%} better"
+    if low > 0:
+        return f"{low:.1%} to {high:.1%} worse"
+    return f"{-low:.1%} better to {high:.1%} worse"

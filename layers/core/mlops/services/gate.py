@@ -54,7 +54,7 @@ from mlops.settings import gate_settings
 # What each outcome is registered as (a held version may only run as a shadow).
 _REGISTERED_AS = {PASSED: CANDIDATE, INCONCLUSIVE: CANDIDATE, HELD: HELD, REJECTED: REJECTED}
 # Reasons the gate adds once a candidate's fate is settled (a retry must not act again).
-_SETTLED = ("not promoted:", "registered as a candidate", "rollout started:")
+_SETTLED = ("not promoted:", "registered as ", "rollout started:")
 
 
 @dataclass(frozen=True)
@@ -420,9 +420,8 @@ class CandidateGate:
         """Production's golden set, if it has one whose bytes its manifest names."""
         version = champion.loaded.version
         prefix = version_prefix(config.name, version)
-        try:
-            manifest_doc = self._store.get_json(prefix + "manifest.json")
-            expected = manifest_doc["artifacts"][candidate.GOLDEN]["sha256"]
+        try:  # the manifest load_version read and checked against the registry
+            expected = champion.loaded.manifest.raw["artifacts"][candidate.GOLDEN]["sha256"]
         except (KeyError, TypeError):
             return None, f"production v{version} has no golden set (registered before them)"
         try:
@@ -467,7 +466,7 @@ class CandidateGate:
         if outcome == INCONCLUSIVE and config.promotion.on_inconclusive == "manual":
             manual = True
         if manual or (champion_version is None and outcome != PASSED):
-            reasons = (*reasons, "registered as a candidate: promotion is manual")
+            reasons = (*reasons, f"registered as {status}: promotion is manual")
             self._registry.set_status(config.name, version, status, reasons)
             return status, reasons
         if outcome == HELD:
