@@ -141,27 +141,30 @@ def store_feedback(logger: Any, model: str, batch: list[tuple[int, dict[str, Any
 
 
 def evaluator(stack: Any, clock: Callable[[], datetime]) -> Any:
+    """The drift evaluator's service as its composition root builds it (only the function's
+    own modules: the measured child's memory is the function's)."""
     from mlops.adapters.aws import client
     from mlops.adapters.label_store import LabelStore
+    from mlops.adapters.model_store import ModelStore
+    from mlops.adapters.registry import Registry
     from mlops.adapters.sketch_store import SketchStore
     from mlops.adapters.training_data import TrainingDataStore
     from mlops.services.drift import DriftService
     from mlops.services.labels import LabelFolder
-    from mlops_cli.local.target import Target
 
-    target = Target(stack.outputs, "benchmark stack")
-    store = target.store()
+    outputs = stack.outputs
+    bucket = outputs["ArtifactsBucketName"]
     s3 = client("s3")
     return DriftService(
-        model=target.model_name,
-        store=store,
-        registry=target.registry(),
-        sketches=SketchStore(store.bucket, s3),
-        traffic=TrainingDataStore(store.bucket, s3),
+        model=outputs["ModelName"],
+        store=ModelStore(bucket, s3),
+        registry=Registry(outputs["RegistryTableName"], client("dynamodb")),
+        sketches=SketchStore(bucket, s3),
+        traffic=TrainingDataStore(bucket, s3),
         labels=LabelFolder(
-            target.model_name,
-            TrainingDataStore(store.bucket, s3),
-            LabelStore(store.bucket, s3),
+            outputs["ModelName"],
+            TrainingDataStore(bucket, s3),
+            LabelStore(bucket, s3),
             clock=clock,
         ),
         bus=None,

@@ -95,7 +95,7 @@ def test_the_window_read_equals_the_join_of_every_capture_and_label(s3: Any) -> 
     now[0] += timedelta(minutes=20)
     labels.fold(first_hours=24)
     rows, documents = labels.rows(NOW - timedelta(hours=13), NOW + timedelta(hours=1))
-    assert documents == 15  # 23:00 to 13:00, both partial hours included
+    assert documents == 12  # the 12 of the window's 15 hours that hold labeled predictions
     captures, feedback = as_join_inputs(rows)
     store = TrainingDataStore(BUCKET, s3)
     all_captures, all_feedback, _ = store.traffic(
@@ -116,7 +116,7 @@ def test_the_window_read_equals_the_join_of_every_capture_and_label(s3: Any) -> 
     columnar, hours = labels.joined(
         NOW - timedelta(hours=13), NOW + timedelta(hours=1), version="1", label_delay_ms=delay
     )
-    assert hours == 15
+    assert hours == 12
     assert (columnar.ts, columnar.predictions, columnar.actuals) == (
         expected.ts,
         expected.predictions,
@@ -176,3 +176,33 @@ def test_a_corrupt_labeled_document_is_replaced_not_fatal(s3: Any) -> None:
     assert labels.fold(first_hours=24).added == 3
     rows, _ = store.hour(MODEL, hour)
     assert len(rows) == 3
+
+
+def test_a_fold_racing_another_keeps_both_folds_hours_in_the_index(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two evaluations folding at once: the other writes the state between our read and
+    # our write (its hour would never be read again if our write dropped it)
+    traffic = Traffic.in_bucket(s3)
+    now = [NOW]
+    mine = traffic.predict(NOW - timedelta(hours=2), [HOUSE] * 2)
+    traffic.label(NOW - timedelta(minutes=3), dict.fromkeys(mine, 1.0))
+    store = LabelStore(BUCKET, s3)
+    other_hour = f"{NOW - timedelta(hours=5):dt=%Y-%m-%d/hour=%H}"
+    put_state = store.put_state
+    raced = []
+
+    def racing(model: str, doc: dict[str, Any], etag: str | None) -> None:
+        if not raced:
+            raced.append(True)
+            put_state(model, {"schema": 1, "documents": [other_hour], "folded": {}}, None)
+        put_state(model, doc, etag)
+
+    monkeypatch.setattr(store, "put_state", racing)
+    labels = LabelFolder(MODEL, TrainingDataStore(BUCKET, s3), store, clock=lambda: now[0])
+    summary = labels.fold(first_hours=24)
+    # Then our write lost the race, merged, and both hours are in the index
+    assert summary.conflicts == 1
+    state, _ = LabelStore(BUCKET, s3).state(MODEL)
+    mine_hour = f"{NOW - timedelta(hours=2):dt=%Y-%m-%d/hour=%H}"
+    assert set(state["documents"]) == {mine_hour, other_hour}

@@ -12,6 +12,7 @@ stack never issued) cannot be placed and is counted, so the caller can say so.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +36,8 @@ from mlops.observability import logger
 FEEDBACK = "feedback/"
 CLOSE_AFTER_HOURS = 26  # a feedback hour is listed again until then (late deliveries)
 MAX_PENDING = 100_000
+KEEP_INDEX = timedelta(days=45)  # the documents index keeps this many days of hours
+READERS = 8
 
 
 @dataclass
@@ -50,6 +53,7 @@ class FoldSummary:
     legacy: bool = False  # such ids were seen within first_hours: read windows the old way too
     dropped: int = 0  # over an hour's row cap
     capture_hours: int = 0
+    hours_written: list[str] = field(default_factory=list)
     capture_objects: int = 0
     corrupt_objects: int = 0
     conflicts: int = 0
@@ -74,6 +78,7 @@ class LabelFolder:
         self._labels = labels
         self._clock = clock
         self._pending_hours = pending_hours
+        self._documents: set[str] | None = None  # hours with a labeled document, once known
 
     def fold(self, *, first_hours: float) -> FoldSummary:
         """Fold the labels that arrived since the last fold (on the first, the last
@@ -121,24 +126,53 @@ class LabelFolder:
         if summary.unplaceable:
             legacy_until = (now + timedelta(hours=first_hours)).isoformat(timespec="seconds")
         summary.legacy = legacy_until > now.isoformat(timespec="seconds")
-        doc = {
+        written = sorted(set(_strings(state.get("documents"))) | set(summary.hours_written))
+        documents = [h for h in written if h >= _hour(now - KEEP_INDEX)]
+        doc: dict[str, Any] = {
             "schema": 1,
             "since": max(closed, since),
             "folded": {h: keys for h, keys in folded.items() if h >= closed},
             "pending": {pid: [label.ts, label.actual] for pid, label in still.items()},
+            "documents": documents,
             "folded_at": now.isoformat(timespec="seconds"),
             "legacy_until": legacy_until,
         }
-        try:
-            self._labels.put_state(self._model, doc, etag)
-        except ConflictError:
-            # Another evaluation folded at the same time; folding is idempotent, the next
-            # run lists these objects again.
-            summary.conflicts += 1
+        self._save_state(doc, etag, summary)
+        self._documents = set(documents) | set(_strings(doc["documents"]))
         logger.info(
             "labels folded", **{k: v for k, v in summary.as_dict().items() if k != "problems"}
         )
         return summary
+
+    def _save_state(self, doc: dict[str, Any], etag: str | None, summary: FoldSummary) -> None:
+        """Write the state; if another fold wrote it meanwhile, merge what both folded (the
+        documents index above all: an hour missing from it would never be read) and retry."""
+        for _ in range(3):
+            try:
+                self._labels.put_state(self._model, doc, etag)
+                return
+            except ConflictError:
+                summary.conflicts += 1
+                theirs, etag = self._labels.state(self._model)
+                doc["documents"] = sorted(
+                    set(doc["documents"]) | set(_strings(theirs.get("documents")))
+                )
+                for hour, keys in (theirs.get("folded") or {}).items():
+                    if isinstance(keys, list) and hour in doc["folded"]:
+                        doc["folded"][hour] = sorted(set(doc["folded"][hour]) | set(keys))
+        raise ConflictError("the label state kept changing while it was written")
+
+    def _hours_to_read(self, since: datetime, until: datetime) -> list[str]:
+        """The window's hours that have a labeled document (all of them when the state has no
+        index: written before it)."""
+        hours = _window_hours(since, until)
+        if self._documents is None:
+            state, _ = self._labels.state(self._model)
+            if isinstance(state.get("documents"), list):
+                self._documents = set(_strings(state["documents"]))
+        if self._documents is None:
+            return hours
+        return [h for h in hours if h in self._documents]
 
     def labeled_traffic(
         self, config: ModelConfig, since: datetime, until: datetime
@@ -182,7 +216,7 @@ class LabelFolder:
         """The labeled rows of the capture hours overlapping ``[since, until)`` (with their
         inputs, for training: one more document an hour), and how many hours were read."""
         out: list[dict[str, Any]] = []
-        hours = _window_hours(since, until)
+        hours = self._hours_to_read(since, until)
         for hour in hours:
             rows, _ = self._labels.hour(self._model, hour)
             if with_inputs and rows:
@@ -201,9 +235,11 @@ class LabelFolder:
         predictions: list[Any] = []
         actuals: list[Any] = []
         probabilities: list[Any] = []
-        hours = _window_hours(since, until)
-        for hour in hours:
-            columns, _ = self._labels.columns(self._model, hour)
+        hours = self._hours_to_read(since, until)
+        # One GET an hour, in parallel: on S3 each is a round trip of tens of milliseconds.
+        with ThreadPoolExecutor(max_workers=READERS) as pool:
+            documents = list(pool.map(lambda h: self._labels.columns(self._model, h)[0], hours))
+        for columns in documents:
             if not columns or "ts" not in columns or "label_ts" not in columns:
                 continue
             size = len(columns["ts"])
@@ -256,6 +292,8 @@ class LabelFolder:
                 summary.conflicts += 1
                 if attempt == 2:
                     raise
+        if result.added or result.updated:
+            summary.hours_written.append(hour)
         summary.joined += len(result.joined)
         summary.added += result.added
         summary.updated += result.updated
@@ -280,6 +318,10 @@ def _hours_between(first: str, last: str) -> list[str]:
         out.append(f"{start:dt=%Y-%m-%d/hour=%H}")
         start += timedelta(hours=1)
     return out
+
+
+def _strings(raw: Any) -> list[str]:
+    return [str(v) for v in raw] if isinstance(raw, list) else []
 
 
 def _pending(raw: Any) -> dict[str, Label]:
