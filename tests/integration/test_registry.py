@@ -725,6 +725,20 @@ def test_a_rollout_start_racing_a_production_move_is_refused(
     assert statuses(registry, model) == {"1": "archived", "2": "candidate", "3": "production"}
 
 
+def test_a_rollout_start_against_a_champion_no_longer_in_production_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: ``against`` (the gate's champion): a candidate judged against v1 is not rolled
+    # out against v3, a version it was never compared with.
+    register(registry, model, "1", "2", "3")
+    promote(registry, model, "1")
+    promote(registry, model, "3")
+    with pytest.raises(ConflictError, match="expected 1, it points at 3"):
+        start_rollout(registry, model, "2", against="1")
+    assert registry.get_rollout(model) is None
+    assert start_rollout(registry, model, "2", against="3").production_version == "3"
+
+
 def test_a_shadow_start_racing_a_rejection_of_its_version_is_refused(
     registry: Registry, model: str
 ) -> None:
