@@ -667,6 +667,32 @@ def test_the_first_move_of_an_alias_racing_another_first_move_is_refused(
     assert [c.to_version for c in registry.history(model)] == ["1"]
 
 
+def test_a_move_racing_an_alias_rewritten_outside_the_registry_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: ``#version = :expected`` in a move's alias condition. A move through the registry
+    # also writes the next history item, whose own condition refuses a second mover; an
+    # alias rewritten by hand (`aws dynamodb update-item`) writes none, and only the alias
+    # condition stops a promoter that read the alias before it.
+    register(registry, model, "1", "2", "3")
+    promote(registry, model, "1")
+
+    def rewrite_by_hand() -> None:
+        aws.client("dynamodb").update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": f"model#{model}"}, "sk": {"S": "alias#production"}},
+            UpdateExpression="SET #version = :v",
+            ExpressionAttributeNames={"#version": "version"},
+            ExpressionAttributeValues={":v": {"S": "2"}},
+        )
+
+    with pytest.raises(ConflictError, match=r"alias production of \S+ moved since it was read"):
+        racing(rewrite_by_hand).promote(model, "3", expected="1", actor="carol", reason="late")
+    assert registry.aliases(model) == {"production": "2"}
+    assert statuses(registry, model)["3"] == "candidate"
+    assert len(registry.history(model)) == 1
+
+
 def test_a_rollback_whose_target_is_rejected_meanwhile_is_refused(
     registry: Registry, model: str
 ) -> None:
