@@ -128,11 +128,18 @@ class RolloutService:
         reason: str,
         actor: str | None = None,
         force: bool = False,
+        against: str | None = None,
     ) -> Rollout:
         """Put registered ``version`` in front of live traffic as a shadow or canary; the
         rollout that runs afterwards (``start_or_switch`` says what was done)."""
         return self.start_or_switch(
-            version, mode=mode, percent=percent, reason=reason, actor=actor, force=force
+            version,
+            mode=mode,
+            percent=percent,
+            reason=reason,
+            actor=actor,
+            force=force,
+            against=against,
         ).rollout
 
     def start_or_switch(
@@ -144,8 +151,11 @@ class RolloutService:
         reason: str,
         actor: str | None = None,
         force: bool = False,
+        against: str | None = None,
     ) -> RolloutStart:
-        """Put registered ``version`` in front of live traffic as a shadow or canary.
+        """Put registered ``version`` in front of live traffic as a shadow or canary (with
+        ``against``, the production version it was judged against: only while production is
+        still that version).
 
         Everything that could refuse it is checked first (its artifacts against the registry,
         its status, production), so a refused start leaves a running rollout alone. A rejected
@@ -176,6 +186,10 @@ class RolloutService:
             refused = "there is no production version to prove it against"
         elif version == production or record.status == PRODUCTION:
             refused = "it is already in production"
+        elif against is not None and production != against:
+            refused = (
+                f"production moved from v{against}, which it was judged against, to v{production}"
+            )
         else:
             refused = _refusal(record, mode, force)
         if refused:
@@ -198,6 +212,7 @@ class RolloutService:
             actor=actor,
             reason=reason,
             force=force,
+            against=against,
         )
         metrics.add_metric(name="RolloutStarted", unit=MetricUnit.Count, value=1)
         logger.info("rollout started", **rollout.as_dict())
