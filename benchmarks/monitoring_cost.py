@@ -13,8 +13,8 @@ deliveries of 1,000. The evaluator runs once an hour before the day ends (warm-u
 up the sketches and folds the labels so far), then the last hour's labels arrive and the
 measured run happens: ``DriftService.evaluate`` over the default 24 h window, exactly as the
 scheduled function runs it. Measured: its wall time, its S3 requests by operation (a botocore
-hook on the client it uses) and the peak of Python allocations during it (tracemalloc, which
-sees numpy's buffers; the Lambda's RSS adds the imports' ≈ 150 MB).
+hook on the client it uses) and the measured process's peak resident memory (VmHWM: the function's
+imports included, as Lambda counts them).
 
 Prints a table; with --json one JSON object: per size ``seconds``, ``s3_requests`` (and by
 operation), ``peak_mb``, ``labels``, ``folded`` (the fold's counts); ``targets`` and
@@ -30,7 +30,6 @@ import json
 import os
 import sys
 import time
-import tracemalloc
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -225,10 +224,16 @@ def child_evaluate(outputs: dict[str, str], at: datetime) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def status_mb(field: str) -> float:
+    """A ``/proc/self/status`` memory figure (kB) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def run_child(outputs_json: str, at_iso: str) -> None:
     """The measured evaluation: one ``DriftService.evaluate`` at ``at``, in this process."""
-    import resource
-
     from mlops.adapters.aws import client
 
     class Stack:
@@ -242,8 +247,7 @@ def run_child(outputs_json: str, at_iso: str) -> None:
         calls[model.name] += 1
 
     client("s3").meta.events.register("provide-client-params.s3", count_call)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    tracemalloc.start()
+    before = status_mb("VmRSS")
     started = time.perf_counter()
     if os.environ.get("BENCH_PROFILE"):  # where the time goes: a cProfile dump
         import cProfile
@@ -254,8 +258,6 @@ def run_child(outputs_json: str, at_iso: str) -> None:
     else:
         outcome = service.evaluate(24, act=False)
     seconds = time.perf_counter() - started
-    traced = tracemalloc.get_traced_memory()[1] / 1e6
-    tracemalloc.stop()
     sources = outcome.report.get("sources", {})
     labels = sources.get("labels") or {}
     print(
@@ -264,9 +266,9 @@ def run_child(outputs_json: str, at_iso: str) -> None:
                 "seconds": round(seconds, 3),
                 "s3_requests": sum(calls.values()),
                 "s3_by_operation": dict(calls),
-                "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                # VmHWM, not ru_maxrss: a forked child's ru_maxrss counts the parent's pages
+                "peak_mb": round(status_mb("VmHWM"), 1),
                 "rss_before_mb": round(before, 1),
-                "traced_peak_mb": round(traced, 1),
                 "quality_labels": (outcome.report.get("quality") or {}).get("labels"),
                 "folded": labels.get("folded"),
                 "labeled_documents": labels.get("labeled_documents"),
