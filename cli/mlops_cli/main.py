@@ -506,9 +506,11 @@ def _drift(args: argparse.Namespace) -> int:
 
     from mlops.adapters.aws import client
     from mlops.adapters.events import EventBus
+    from mlops.adapters.label_store import LabelStore
     from mlops.adapters.sketch_store import SketchStore
     from mlops.adapters.training_data import TrainingDataStore
     from mlops.services.drift import DriftService
+    from mlops.services.labels import LabelFolder
     from mlops_cli.local.target import resolve_target
 
     target = resolve_target(args.stack)
@@ -519,6 +521,11 @@ def _drift(args: argparse.Namespace) -> int:
         registry=target.registry(),
         sketches=SketchStore(store.bucket, client("s3")),
         traffic=TrainingDataStore(store.bucket, client("s3")),
+        labels=LabelFolder(
+            target.model_name,
+            TrainingDataStore(store.bucket, client("s3")),
+            LabelStore(store.bucket, client("s3")),
+        ),
         bus=EventBus(target.output("RetrainBusName"), client("events")),
     )
     # The service publishes CloudWatch metrics as EMF lines on stdout (Lambda's log is where

@@ -32,7 +32,7 @@ def test_every_setting_the_evaluator_reads_is_in_its_environment() -> None:
     assert env["POWERTOOLS_SERVICE_NAME"] == "drift-evaluator"
 
 
-def test_it_may_request_retraining_on_the_bus_and_write_only_roll_ups_and_reports() -> None:
+def test_it_may_request_retraining_and_write_only_roll_ups_reports_and_folded_labels() -> None:
     statements = DRIFT["Policies"][0]["Statement"]
     by_sid = {s["Sid"]: s for s in statements}
     assert by_sid["RequestRetraining"]["Action"] == "events:PutEvents"
@@ -40,6 +40,7 @@ def test_it_may_request_retraining_on_the_bus_and_write_only_roll_ups_and_report
     writes = [r["Fn::Sub"] for r in by_sid["WriteRollupsAndReports"]["Resource"]]
     assert writes == [
         "${ArtifactsBucket.Arn}/sketches/model=${ModelName}/version=*/rollup/*",
+        "${ArtifactsBucket.Arn}/labels/model=${ModelName}/*",
         "${ArtifactsBucket.Arn}/reports/drift/*",
         "${ArtifactsBucket.Arn}/reports/rollout/*",
     ]

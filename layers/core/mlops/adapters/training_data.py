@@ -283,6 +283,31 @@ class TrainingDataStore:
         }
         return captures, feedback, counts
 
+    def hour_keys(self, base: str, hour: str) -> list[str]:
+        """The batch objects' keys in one hour partition (a listing, nothing read)."""
+        return sorted(
+            item["Key"]
+            for page in self._pages(Prefix=f"{base}{hour}/")
+            for item in page.get("Contents", ())
+            if _PARTITION_OBJECT.fullmatch(item["Key"][len(base) :])
+        )
+
+    def rows_of(self, keys: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The rows of the named batch objects (corrupt ones skipped and counted)."""
+        stats = _ReadStats()
+        rows = []
+        for key in keys:
+            rows.extend(self._traffic_rows(key, self._max_traffic_object_bytes, stats))
+        counts = {
+            "objects_read": stats.objects_read,
+            "corrupt_objects": stats.corrupt_objects,
+            "problems": [p.as_dict() for p in stats.problems],
+        }
+        return rows, counts
+
+    def version_prefixes(self, model: str) -> list[str]:
+        return self._version_prefixes(model)
+
     def _version_prefixes(self, model: str) -> list[str]:
         """``captures/model=<m>/version=<v>/`` for every version that has captures."""
         return sorted(

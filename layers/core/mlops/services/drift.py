@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import single_metric
 
 from mlops.adapters.aws import client
 from mlops.adapters.events import EventBus
+from mlops.adapters.label_store import LabelStore
 from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import Registry
 from mlops.adapters.sketch_store import SketchStore
@@ -28,10 +29,12 @@ from mlops.domain import drift as statistics
 from mlops.domain import quality, strict_json
 from mlops.domain.config import ModelConfig
 from mlops.domain.drift_report import headline, render_html
+from mlops.domain.labels import as_join_inputs
 from mlops.domain.sketch import baseline_fingerprint
 from mlops.domain.triggers import retrain_request
 from mlops.errors import NotFoundError
 from mlops.observability import MetricUnit, logger, metrics
+from mlops.services.labels import LabelFolder
 from mlops.services.stack_config import stack_config
 from mlops.settings import drift_settings
 
@@ -70,6 +73,7 @@ class DriftService:
         registry: Registry,
         sketches: SketchStore,
         traffic: TrainingDataStore,
+        labels: LabelFolder,
         bus: EventBus | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         service: str = "drift-evaluator",
@@ -80,6 +84,7 @@ class DriftService:
         self._registry = registry
         self._sketches = sketches
         self._traffic = traffic
+        self._labels = labels
         self._bus = bus
         self._clock = clock
 
@@ -105,16 +110,7 @@ class DriftService:
         )
         report["sources"] = window.as_dict()
         rows = window.sketch.rows if window.sketch else 0
-        # Live quality needs only labeled predictions: kept as they are read, so memory
-        # follows the labels, not the traffic (a day of 1M predictions is gigabytes of rows).
-        captures, feedback, read = self._traffic.traffic(
-            self._model,
-            since - timedelta(hours=config.drift.label_delay_hours),
-            until,
-            version=version,
-            labeled_only=True,
-        )
-        report["sources"]["traffic"] = read
+        captures, feedback = self._labeled(config, version, since, until, report)
         if window.sketch is None:
             result = None
         elif rows <= config.drift.small_sample_rows:
@@ -135,6 +131,35 @@ class DriftService:
         report["quality"] = self._quality(config, manifest, captures, feedback).as_dict()
         reasons: list[str] = []
         return self._finish(report, reasons, config, act)
+
+    def _labeled(
+        self,
+        config: ModelConfig,
+        version: str,
+        since: datetime,
+        until: datetime,
+        report: dict[str, Any],
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Labeled predictions of ``version`` made in the window or the label delay before it:
+        labels that arrived since the last run are folded first (``services.labels``), then
+        one labeled document per hour is read. O(new labels + hours), not O(predictions)."""
+        delay = timedelta(hours=config.drift.label_delay_hours)
+        span = (until - since + delay).total_seconds() / 3600
+        folded = self._labels.fold(first_hours=span)
+        rows, documents = self._labels.rows(since - delay, until)
+        captures, feedback = as_join_inputs(r for r in rows if str(r.get("version")) == version)
+        sources: dict[str, Any] = {"folded": folded.as_dict(), "labeled_documents": documents}
+        if folded.legacy:
+            # Labels for ids from before time-ordered ids: found the old way, by reading the
+            # window's captures (labeled ones kept), until they age out of the window.
+            old_captures, old_feedback, read = self._traffic.traffic(
+                self._model, since - delay, until, version=version, labeled_only=True
+            )
+            captures += old_captures
+            feedback += old_feedback
+            sources["legacy_traffic"] = read
+        report["sources"]["labels"] = sources
+        return captures, feedback
 
     def _quality(
         self,
@@ -371,6 +396,11 @@ def drift_service() -> DriftService:
         registry=Registry(settings.registry_table, client("dynamodb")),
         sketches=SketchStore(settings.model_bucket, s3),
         traffic=TrainingDataStore(settings.capture_bucket, s3),
+        labels=LabelFolder(
+            settings.model_name,
+            TrainingDataStore(settings.capture_bucket, s3),
+            LabelStore(settings.capture_bucket, s3),
+        ),
         bus=EventBus(settings.retrain_bus, client("events")),
         service=settings.service_name,
     )
