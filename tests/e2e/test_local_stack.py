@@ -199,6 +199,7 @@ def test_the_artifacts_bucket_carries_the_templates_retention_rules(local_stack:
         "ExpireOldObjectVersions": ("", None),
         "ExpireStagedCandidates": ("staging/", 14),
         "ExpireCaptures": ("captures/", 90),
+        "ExpireLabeledPredictions": ("labels/", 90),
         "ExpireFeedback": ("feedback/", 400),
         "ExpireQuarantine": ("quarantine/", 30),
         "ExpireSketches": ("sketches/", 100),

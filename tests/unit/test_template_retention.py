@@ -63,6 +63,13 @@ def test_each_written_prefix_expires_after_its_parameters_days(
     assert len(PARAMETERS[parameter]["Description"]) > 100
 
 
+def test_labeled_predictions_hold_captured_inputs_and_expire_with_the_captures() -> None:
+    assert "labels/model=" in (LAYER / "adapters/label_store.py").read_text()
+    rule = RULES["ExpireLabeledPredictions"]
+    assert (rule["Status"], rule["Prefix"]) == ("Enabled", "labels/")
+    assert rule["ExpirationInDays"] == {"Ref": "CapturesRetentionDays"}
+
+
 def test_the_buckets_own_rules_stay() -> None:
     versions = RULES["ExpireOldObjectVersions"]
     assert versions["NoncurrentVersionExpiration"] == {"NoncurrentDays": 90}
