@@ -112,6 +112,16 @@ def test_the_window_read_equals_the_join_of_every_capture_and_label(s3: Any) -> 
         expected.predictions,
         expected.actuals,
     )
+    # And the columnar read live quality uses gives the same rows, in the same order
+    columnar, hours = labels.joined(
+        NOW - timedelta(hours=13), NOW + timedelta(hours=1), version="1", label_delay_ms=delay
+    )
+    assert hours == 15
+    assert (columnar.ts, columnar.predictions, columnar.actuals) == (
+        expected.ts,
+        expected.predictions,
+        expected.actuals,
+    )
 
 
 def test_a_label_before_its_capture_waits_and_an_unknown_id_is_counted(s3: Any) -> None:
@@ -136,6 +146,22 @@ def test_a_label_before_its_capture_waits_and_an_unknown_id_is_counted(s3: Any) 
     assert labels.fold(first_hours=24).pending == 1
     now[0] += timedelta(hours=4)
     assert labels.fold(first_hours=24).expired == 1
+
+
+def test_only_the_labeled_rows_of_a_capture_object_are_parsed(s3: Any) -> None:
+    traffic = Traffic.in_bucket(s3)
+    ids = traffic.predict(NOW - timedelta(hours=1), [HOUSE] * 50)
+    store = TrainingDataStore(BUCKET, s3)
+    keys = [
+        k
+        for p in store.version_prefixes(MODEL)
+        for k in store.hour_keys(p, f"{NOW - timedelta(hours=1):dt=%Y-%m-%d/hour=%H}")
+    ]
+    everything, _ = store.rows_of(keys)
+    wanted = set(ids[::7])
+    some, _ = store.rows_of(keys, ids=wanted)
+    assert [r for r in everything if r["prediction_id"] in wanted] == some
+    assert len(some) == len(wanted) == 8
 
 
 def test_a_corrupt_labeled_document_is_replaced_not_fatal(s3: Any) -> None:

@@ -110,7 +110,7 @@ class DriftService:
         )
         report["sources"] = window.as_dict()
         rows = window.sketch.rows if window.sketch else 0
-        captures, feedback = self._labeled(config, version, since, until, report)
+        joined = self._labeled(config, version, since, until, report)
         if window.sketch is None:
             result = None
         elif rows <= config.drift.small_sample_rows:
@@ -128,7 +128,7 @@ class DriftService:
         if result is not None:
             report |= result.as_dict()
         report["rows"] = rows
-        report["quality"] = self._quality(config, manifest, captures, feedback).as_dict()
+        report["quality"] = self._quality(config, manifest, joined).as_dict()
         reasons: list[str] = []
         return self._finish(report, reasons, config, act)
 
@@ -139,41 +139,39 @@ class DriftService:
         since: datetime,
         until: datetime,
         report: dict[str, Any],
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> quality.Joined:
         """Labeled predictions of ``version`` made in the window or the label delay before it:
         labels that arrived since the last run are folded first (``services.labels``), then
         one labeled document per hour is read. O(new labels + hours), not O(predictions)."""
         delay = timedelta(hours=config.drift.label_delay_hours)
+        delay_ms = int(config.drift.label_delay_hours * 3_600_000)
         span = (until - since + delay).total_seconds() / 3600
         folded = self._labels.fold(first_hours=span)
-        rows, documents = self._labels.rows(since - delay, until)
-        captures, feedback = as_join_inputs(r for r in rows if str(r.get("version")) == version)
+        joined, documents = self._labels.joined(
+            since - delay, until, version=version, label_delay_ms=delay_ms
+        )
         sources: dict[str, Any] = {"folded": folded.as_dict(), "labeled_documents": documents}
         if folded.legacy:
             # Labels for ids from before time-ordered ids: found the old way, by reading the
             # window's captures (labeled ones kept), until they age out of the window.
-            old_captures, old_feedback, read = self._traffic.traffic(
+            captures, feedback, read = self._traffic.traffic(
                 self._model, since - delay, until, version=version, labeled_only=True
             )
-            captures += old_captures
-            feedback += old_feedback
+            new_captures, new_feedback = as_join_inputs(
+                r for r in self._labels.rows(since - delay, until)[0]
+                if str(r.get("version")) == version
+            )  # fmt: skip
+            joined = quality.join(
+                [*new_captures, *captures], [*new_feedback, *feedback], label_delay_ms=delay_ms
+            )
             sources["legacy_traffic"] = read
         report["sources"]["labels"] = sources
-        return captures, feedback
+        return joined
 
     def _quality(
-        self,
-        config: ModelConfig,
-        manifest: dict[str, Any],
-        captures: list[dict[str, Any]],
-        feedback: list[dict[str, Any]],
+        self, config: ModelConfig, manifest: dict[str, Any], joined: quality.Joined
     ) -> quality.QualityResult:
         metric = config.promotion.metric_for(config.task)
-        joined = quality.join(
-            captures,
-            feedback,
-            label_delay_ms=int(config.drift.label_delay_hours * 3_600_000),
-        )
         return quality.measure(
             joined,
             task=config.task,

@@ -18,6 +18,7 @@ from typing import Any
 
 from mlops.adapters.label_store import LabelStore
 from mlops.adapters.training_data import TrainingDataStore
+from mlops.domain import quality
 from mlops.domain.config import ModelConfig
 from mlops.domain.labeled_traffic import LabeledTraffic, join
 from mlops.domain.labels import (
@@ -148,7 +149,7 @@ class LabelFolder:
         summary = self.fold(first_hours=(until - since).total_seconds() / 3600)
         if summary.legacy:
             return self._traffic.labeled_traffic(config.name, since, until, config)
-        rows, documents = self.rows(since, until)
+        rows, documents = self.rows(since, until, with_inputs=True)
         captures, feedback = as_join_inputs(rows)
         traffic = join(captures, feedback, config)
         return replace(
@@ -175,21 +176,70 @@ class LabelFolder:
             folded[hour] = keys
         return folded, new_keys
 
-    def rows(self, since: datetime, until: datetime) -> tuple[list[dict[str, Any]], int]:
-        """The labeled rows of the capture hours overlapping ``[since, until)``, and how many
-        documents were read."""
+    def rows(
+        self, since: datetime, until: datetime, *, with_inputs: bool = False
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The labeled rows of the capture hours overlapping ``[since, until)`` (with their
+        inputs, for training: one more document an hour), and how many hours were read."""
         out: list[dict[str, Any]] = []
-        hours = _hours_between(_hour(since), _hour(until - timedelta(milliseconds=1)))
+        hours = _window_hours(since, until)
         for hour in hours:
             rows, _ = self._labels.hour(self._model, hour)
+            if with_inputs and rows:
+                inputs = self._labels.inputs(self._model, hour)
+                rows = [r | {"inputs": inputs.get(r["prediction_id"])} for r in rows]
             out.extend(rows)
         return out, len(hours)
+
+    def joined(
+        self, since: datetime, until: datetime, *, version: str, label_delay_ms: int
+    ) -> tuple[quality.Joined, int]:
+        """Live quality's input for ``version``: its labeled predictions of the capture hours
+        overlapping ``[since, until)`` whose label came within ``label_delay_ms`` (the rule of
+        ``quality.join``), from one columnar document an hour; and how many were read."""
+        ts: list[int] = []
+        predictions: list[Any] = []
+        actuals: list[Any] = []
+        probabilities: list[Any] = []
+        hours = _window_hours(since, until)
+        for hour in hours:
+            columns, _ = self._labels.columns(self._model, hour)
+            if not columns or "ts" not in columns or "label_ts" not in columns:
+                continue
+            size = len(columns["ts"])
+            chance = columns.get("probabilities") or [None] * size
+            for i in range(size):
+                at, came = columns["ts"][i], columns["label_ts"][i]
+                if (
+                    str(columns["version"][i]) != version
+                    or not isinstance(at, int)
+                    or not isinstance(came, int)
+                    or not 0 <= came - at <= label_delay_ms
+                ):
+                    continue
+                ts.append(at)
+                predictions.append(columns["prediction"][i])
+                actuals.append(columns["actual"][i])
+                probabilities.append(chance[i])
+        order = sorted(range(len(ts)), key=ts.__getitem__)
+        return (
+            quality.Joined(
+                ts=[ts[i] for i in order],
+                predictions=[predictions[i] for i in order],
+                actuals=[actuals[i] for i in order],
+                probabilities=[probabilities[i] for i in order],
+                captured=len(ts),
+                labels=len(ts),
+                unmatched_labels=0,
+            ),
+            len(hours),
+        )
 
     def _fold_hour(
         self, hour: str, group: dict[str, Label], prefixes: list[str], summary: FoldSummary
     ) -> set[str]:
         keys = [k for prefix in prefixes for k in self._traffic.hour_keys(prefix, hour)]
-        captures, read = self._traffic.rows_of(keys)
+        captures, read = self._traffic.rows_of(keys, ids=set(group))
         summary.capture_hours += 1
         summary.capture_objects += read["objects_read"]
         summary.corrupt_objects += read["corrupt_objects"]
@@ -215,6 +265,10 @@ class LabelFolder:
 
 def _hour(moment: datetime) -> str:
     return hour_of_ms(int(moment.timestamp() * 1000))
+
+
+def _window_hours(since: datetime, until: datetime) -> list[str]:
+    return _hours_between(_hour(since), _hour(until - timedelta(milliseconds=1)))
 
 
 def _hours_between(first: str, last: str) -> list[str]:
