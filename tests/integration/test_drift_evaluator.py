@@ -25,6 +25,7 @@ from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.domain import capture, quality
 from mlops.domain.config import ModelConfig
+from mlops.domain.ids import uuid7s
 from mlops.domain.synthetic import MarketConditions, conditions_for_month, csv_bytes, generate
 from mlops.services.inference import load_version
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
@@ -76,10 +77,12 @@ class Evaluator:
         seed: int,
         price_factor: float = 1.0,
         labels: bool = True,
+        time_ordered: bool = False,
     ) -> None:
         """``rows`` predictions of production on ``month`` of the market (or on explicit
         conditions), captured and (with ``labels``) labeled, stored by the real logger as its
-        subscription would."""
+        subscription would. Ids are random (UUIDv4, as before time-ordered ids) unless
+        ``time_ordered`` (UUIDv7, as /predict issues now)."""
         conditions = conditions_for_month(month) if isinstance(month, int) else month
         columns = generate(rows, conditions, seed=seed)
         loaded = load_version(self.store, Registry(TABLE, aws.client("dynamodb")), MODEL, "1")
@@ -87,7 +90,7 @@ class Evaluator:
         predictions = loaded.model.score(inputs).values
         ts = int((NOW - timedelta(hours=2)).timestamp() * 1000)
         events = []
-        ids = [str(uuid.uuid4()) for _ in range(rows)]
+        ids = uuid7s(ts, rows) if time_ordered else [str(uuid.uuid4()) for _ in range(rows)]
         for start in range(0, rows, 200):
             stop = min(rows, start + 200)
             instances = [{n: _plain(columns[n][i]) for n in FEATURES} for i in range(start, stop)]
@@ -379,17 +382,19 @@ def label_captured(evaluator: Evaluator, actual: Callable[[int, float], Any]) ->
     evaluator.logger.store_batch([LogEvent(f"9{i:055d}", ts, line) for i, line in enumerate(lines)])
 
 
+@pytest.mark.parametrize("time_ordered", [True, False], ids=["folded-labels", "legacy-ids"])
 def test_a_stored_label_too_large_to_square_is_skipped_and_counted(
-    evaluator: Evaluator, capsys: pytest.CaptureFixture[str]
+    evaluator: Evaluator, capsys: pytest.CaptureFixture[str], time_ordered: bool
 ) -> None:
     # Given 300 labeled predictions, one labeled 1e308 (accepted before /feedback refused it)
-    evaluator.serve(0, 300, seed=111, labels=False)
+    evaluator.serve(0, 300, seed=111, labels=False, time_ordered=time_ordered)
     label_captured(evaluator, lambda i, p: 1e308 if i == 7 else p * 1.02)
     capsys.readouterr()
     # When the evaluator runs
     result = evaluator.run()
     # Then live quality is measured on the other 299, and the skipped one is counted
     doc = stored_report(evaluator, result)
+    assert doc["sources"]["labels"]["folded"]["legacy"] is not time_ordered
     assert doc["quality"]["skipped_labels"] == 1
     assert doc["quality"]["labels"] == 299
     assert math.isfinite(doc["quality"]["value"])
