@@ -10,12 +10,11 @@ cool-down, put a ``RetrainRequested`` event on the retrain bus.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from aws_lambda_powertools.metrics import single_metric
 
@@ -27,9 +26,9 @@ from mlops.adapters.registry import Registry
 from mlops.adapters.sketch_store import SketchStore
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain import drift as statistics
-from mlops.domain import quality
+from mlops.domain import quality, strict_json
 from mlops.domain.config import ModelConfig
-from mlops.domain.drift_report import render_html
+from mlops.domain.drift_report import headline, render_html
 from mlops.domain.labels import as_join_inputs
 from mlops.domain.sketch import baseline_fingerprint
 from mlops.domain.triggers import retrain_request
@@ -54,6 +53,7 @@ class DriftOutcome:
         return {
             "model": self.report["model"],
             "version": self.report["version"],
+            "headline": self.report["headline"],
             "status": verdict["status"],
             "dataset_drift": verdict["dataset_drift"],
             "drift_share": verdict["drift_share"],
@@ -243,7 +243,14 @@ class DriftService:
             reasons.append(f"no dataset drift: {len(drifted)} of {total} features drifted")
         if quality_doc.get("reason"):
             reasons.append(str(quality_doc["reason"]))
-        status = "drift" if dataset_drift else ("ok" if enough else "insufficient_data")
+        # A quality breach is a verdict of its own: inputs can stay put while the world's
+        # answer to them moves (concept drift), and "ok" would hide the retrain it requests.
+        if dataset_drift:
+            status = "drift"
+        elif breach:
+            status = "quality_loss"
+        else:
+            status = "ok" if enough else "insufficient_data"
         now = self._clock()
         cooldown = self._cooldown(now, drift.cooldown_hours)
         requested = False
@@ -267,17 +274,19 @@ class DriftService:
             "dataset_drift": dataset_drift,
             "drift_share": share,
             "drift_share_threshold": drift.drift_share,
+            "min_rows": drift.min_rows,
             "drifted": drifted,
             "quality_breach": breach,
             "retrain_requested": requested,
             "reasons": reasons,
         }
         report["cooldown"] = cooldown
+        report["headline"] = headline(report)[0]
         stamp = f"{now:%Y%m%dT%H%M%SZ}-v{report['version'] or 'none'}"
         json_key, html_key = f"{REPORTS}{stamp}.json", f"{REPORTS}{stamp}.html"
         if requested:
             self._request(report, now, self._store.uri(json_key))
-        self._store.put_bytes(json_key, json.dumps(report, indent=2, default=str).encode())
+        self._store.put_bytes(json_key, strict_json.dumps(report).encode())
         self._store.put_bytes(html_key, render_html(report).encode())
         self._publish(report)
         logger.info(
@@ -322,28 +331,30 @@ class DriftService:
             )
         )
         state = {"last_request_at": now.isoformat(timespec="seconds"), "request_id": request_id}
-        self._store.put_bytes(f"{REPORTS}state/{self._model}.json", json.dumps(state).encode())
+        state_doc = strict_json.dumps(state, indent=None).encode()
+        self._store.put_bytes(f"{REPORTS}state/{self._model}.json", state_doc)
         metrics.add_metric(name="RetrainRequested", unit=MetricUnit.Count, value=1)
 
     def _publish(self, report: dict[str, Any]) -> None:
+        """The run's metrics. ``DriftEvaluations`` on every completed run, whatever the data
+        (the dead man's switch alarms on its absence); a non-finite value is never published:
+        it would make the whole EMF line invalid JSON, and CloudWatch would drop every metric
+        on it (the alarmed ones too)."""
         verdict = report["verdict"]
-        metrics.add_metric(name="DriftShare", unit=MetricUnit.Count, value=verdict["drift_share"])
-        metrics.add_metric(
-            name="DatasetDrift", unit=MetricUnit.Count, value=int(verdict["dataset_drift"])
-        )
-        metrics.add_metric(
-            name="QualityBreach", unit=MetricUnit.Count, value=int(verdict["quality_breach"])
-        )
+        self._metric(name="DriftEvaluations", value=1)
+        self._metric(name="DriftShare", value=verdict["drift_share"])
+        self._metric(name="DatasetDrift", value=int(verdict["dataset_drift"]))
+        self._metric(name="QualityBreach", value=int(verdict["quality_breach"]))
         value = (report.get("quality") or {}).get("value")
         if isinstance(value, int | float):
-            metrics.add_metric(name="LiveQuality", unit=MetricUnit.Count, value=float(value))
-        metrics.add_metric(name="EvaluatedRows", unit=MetricUnit.Count, value=report["rows"])
+            self._metric(name="LiveQuality", value=value)
+        self._metric(name="EvaluatedRows", value=report["rows"])
         # One score per feature, with the feature as a dimension (its own EMF document: the
         # batch above shares one dimension set). PSI for numeric, Jensen-Shannon otherwise.
         for feature in report["features"]:
             stats = feature.get("statistics") or {}
             score = stats.get("psi", stats.get("js_distance"))
-            if not isinstance(score, int | float) or math.isnan(score):
+            if not _finite(score):
                 continue
             with single_metric(
                 name="FeatureDriftScore",
@@ -353,6 +364,24 @@ class DriftService:
                 default_dimensions={"service": self._service, "model": self._model},
             ) as metric:
                 metric.add_dimension(name="feature", value=str(feature["name"]))
+
+    @staticmethod
+    def _metric(*, name: str, value: Any) -> None:
+        if not _finite(value):
+            logger.warning(
+                "metric not published: not a finite number", metric=name, value=str(value)
+            )
+            return
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=float(value))
+
+
+def _finite(value: Any) -> TypeGuard[int | float]:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float64
+        return False
 
 
 def drift_service() -> DriftService:

@@ -21,7 +21,7 @@ import numpy as np
 from mlops.adapters.aws import client
 from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import CANDIDATE, PRODUCTION, Registry, VersionRecord
-from mlops.domain import candidate, manifest, parity
+from mlops.domain import candidate, manifest, parity, strict_json
 from mlops.domain.candidate import ParityInputs
 from mlops.domain.comparison import Sample
 from mlops.domain.config import ModelConfig, parse_config
@@ -672,7 +672,7 @@ class CandidateGate:
             "sklearn_metrics": doc.get("sklearn_metrics", {}),
             "gate_seconds": round(time.perf_counter() - started, 3),
         }
-        self._store.put_bytes(key, json.dumps(body, indent=2, default=str).encode())
+        self._store.put_bytes(key, strict_json.dumps(body).encode())
         logger.info(
             "candidate judged",
             candidate_id=result.candidate_id,

@@ -8,7 +8,6 @@ retrying them would only repeat them. Storage errors propagate, so Lambda retrie
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,6 +22,7 @@ from mlops.adapters.aws import client
 from mlops.adapters.label_store import LabelStore
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.training_data import DataObject, TrainingDataStore
+from mlops.domain import strict_json
 from mlops.domain.candidate import LabeledRows
 from mlops.domain.config import ModelConfig
 from mlops.domain.dataset import Dataset, inspect_csv
@@ -228,7 +228,7 @@ class RetrainService:
             },
             "report": report,
         }
-        self._store.put_bytes(key, json.dumps(doc, indent=2, default=str).encode())
+        self._store.put_bytes(key, strict_json.dumps(doc).encode())
         return doc | {"uri": self._store.uri(key)}
 
     def _window(
@@ -317,7 +317,7 @@ class RetrainService:
                 "at": now.isoformat(timespec="seconds"),
                 "trigger": trigger.as_dict(),
             }
-            self._store.put_bytes(key, json.dumps(report, indent=2, default=str).encode())
+            self._store.put_bytes(key, strict_json.dumps(report).encode())
             report["uri"] = self._store.uri(key)
         logger.warning(
             "retrain rejected", reason=exc.message, report=report["uri"], trigger=trigger.as_dict()

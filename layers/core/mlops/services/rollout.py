@@ -15,7 +15,7 @@ only as a shadow unless forced, and is promoted only when live labels clear it.
 from __future__ import annotations
 
 import contextlib
-import json
+import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -37,6 +37,7 @@ from mlops.adapters.registry import (
     phase,
 )
 from mlops.adapters.training_data import TrainingDataStore
+from mlops.domain import strict_json
 from mlops.domain.config import ModelConfig
 from mlops.domain.rollout import judge_rollout
 from mlops.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, Problem
@@ -301,12 +302,12 @@ class RolloutService:
             "verdict": verdict,
             "held": held,
         }
-        self._store.put_bytes(key, json.dumps(report, indent=2, default=str).encode())
+        self._store.put_bytes(key, strict_json.dumps(report).encode())
         acted = False
         if act and decision in ("promote", "rollback"):
             decision, reasons, acted = self._act(rollout, decision, reasons, uri)
             report |= {"decision": decision, "acted": acted, "reasons": reasons}
-            self._store.put_bytes(key, json.dumps(report, indent=2, default=str).encode())
+            self._store.put_bytes(key, strict_json.dumps(report).encode())
         if not acted:
             summary = {
                 "at": report["evaluated_at"],
@@ -437,7 +438,8 @@ class RolloutService:
         metrics.add_metric(name="RolloutEvaluated", unit=MetricUnit.Count, value=1)
         candidate = (verdict.get("variants") or {}).get("candidate") or {}
         rate = candidate.get("error_rate")
-        if isinstance(rate, int | float):
+        # A NaN or infinity would make the EMF line invalid JSON: every metric on it lost.
+        if isinstance(rate, int | float) and not isinstance(rate, bool) and math.isfinite(rate):
             metrics.add_metric(name="CandidateErrorRate", unit=MetricUnit.Count, value=rate)
         if not acted and decision == "wait":
             metrics.add_metric(name="RolloutWaiting", unit=MetricUnit.Count, value=1)
