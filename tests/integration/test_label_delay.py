@@ -17,10 +17,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mlops.adapters import aws
+from mlops.adapters.label_store import LabelStore
 from mlops.adapters.sketch_store import SketchStore
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain import capture
+from mlops.domain.ids import uuid7s
 from mlops.services.drift import DriftService
+from mlops.services.labels import LabelFolder
 from mlops.services.prediction_logger import LogEvent
 from mlops.services.rollout import RolloutService
 from mlops.services.stack_config import config_key
@@ -53,7 +56,7 @@ def predict_then_label(
     """``ROWS`` predictions of ``version`` at ``at``, each labeled ``after`` later, stored by
     the real prediction logger as its log subscription delivers them."""
     instances, prices = market_rows(0, ROWS, seed=int(version))
-    ids = [str(uuid.uuid4()) for _ in instances]
+    ids = uuid7s(ms(at), ROWS)  # time-ordered, as the inference function issues them
     lines = capture.capture_lines(
         model=MODEL, version=version, alias="production", variant=variant,
         request_id=str(uuid.uuid4()), timestamp_ms=ms(at), latency_ms=4.0,
@@ -86,6 +89,9 @@ def test_live_quality_joins_a_label_hours_late_within_the_label_delay(
         registry=stack.registry,
         sketches=SketchStore(BUCKET, s3),
         traffic=TrainingDataStore(BUCKET, s3),
+        labels=LabelFolder(
+            MODEL, TrainingDataStore(BUCKET, s3), LabelStore(BUCKET, s3), clock=lambda: now
+        ),
         bus=None,
         clock=lambda: now,
     )
