@@ -1,5 +1,6 @@
-"""Drift statistics agree with independent scipy/numpy computations on the same data, and the
-drift rules fire on real changes and stay quiet on unchanged traffic."""
+"""Drift statistics (``mlops.domain.drift_statistics``) agree with independent scipy/numpy
+computations on the same data, and the drift rules (``mlops.domain.drift``) fire on real
+changes and stay quiet on unchanged traffic."""
 
 from __future__ import annotations
 
@@ -14,13 +15,11 @@ from scipy.spatial.distance import jensenshannon
 
 from mlops.domain.baseline import build_baseline, numeric_summary
 from mlops.domain.config import DriftConfig
-from mlops.domain.drift import (
+from mlops.domain.drift import DriftResult, evaluate_rows, evaluate_sketch
+from mlops.domain.drift_statistics import (
     PSI_EPSILON,
-    DriftResult,
     chi2_sf,
     chi_square_test,
-    evaluate_rows,
-    evaluate_sketch,
     js_distance,
     kolmogorov_pvalue,
     ks_binned,
