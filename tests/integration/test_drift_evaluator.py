@@ -254,6 +254,47 @@ def test_a_small_window_is_evaluated_exactly_from_the_captures(evaluator: Evalua
     assert doc["quality"]["labels"] == 0
 
 
+@pytest.mark.parametrize(("rows", "mode"), [(300, "exact"), (301, "sketch")])
+def test_a_window_of_exactly_small_sample_rows_is_read_raw_and_one_more_row_is_not(
+    evaluator: Evaluator, rows: int, mode: str
+) -> None:
+    # Given a stack config whose small windows end at 300 rows (the default 1,000 made small)
+    text = (ROOT / "layers/core/mlops/defaults/house_prices.toml").read_text()
+    small = text + "\n[drift]\nsmall_sample_rows = 300\n"
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"config/{MODEL}.toml", Body=small.encode())
+    evaluator.serve(6, rows, seed=8, labels=False)
+    # When
+    doc = report(evaluator, evaluator.run({"window_hours": 24, "act": False}))
+    # Then 300 rows are judged from the captures, 301 from the sketches, to the same effect
+    assert doc["rows"] == rows
+    assert doc["mode"] == mode
+    assert {"interest_rate", "location", "sqft"} <= set(doc["verdict"]["drifted"])
+
+
+@pytest.mark.parametrize(("rows", "mode"), [(400, "exact"), (2000, "sketch")])
+def test_a_config_feature_the_baseline_lacks_is_reported_not_judged(
+    evaluator: Evaluator, rows: int, mode: str
+) -> None:
+    # Given a stack config that names a feature v1 was not trained with
+    text = (ROOT / "layers/core/mlops/defaults/house_prices.toml").read_text()
+    extra = text.replace(
+        "[estimator]", '[[features]]\nname = "garage_spaces"\ntype = "numeric"\n\n[estimator]'
+    )
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"config/{MODEL}.toml", Body=extra.encode())
+    evaluator.serve(6, rows, seed=10, labels=False)
+    # When (before: exact mode raised ValueError, sketch mode left the feature out unsaid)
+    result = evaluator.run({"window_hours": 24, "act": False})
+    doc = report(evaluator, result)
+    # Then the run reports, the feature is listed as not judged with the reason, and the
+    # other nine are judged and counted
+    assert doc["mode"] == mode
+    garage = next(f for f in doc["features"] if f["name"] == "garage_spaces")
+    assert garage["judged"] is False
+    assert "no numeric feature 'garage_spaces'" in garage["note"]
+    assert result["status"] == "drift"
+    assert doc["drift_share"] == len(doc["verdict"]["drifted"]) / 9
+
+
 def test_a_corrupt_sketch_is_skipped_and_reported(evaluator: Evaluator) -> None:
     evaluator.serve(0, 1500, seed=103, labels=False)
     hour = NOW - timedelta(hours=2)

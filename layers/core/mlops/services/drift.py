@@ -2,7 +2,7 @@
 
 For the production version, over a window: merge the hour roll-ups of the logger's sketches
 (cost O(hours), not O(traffic)), or read the raw captures when the window is small (exact
-mode, where the size-aware test is KS on the values themselves); compare with the version's
+mode, judged on the same bins); compare with the version's
 ``baseline.json``; join late labels for live quality; write a JSON and an HTML report to
 ``reports/drift/``; publish metrics; and on dataset drift or a quality breach, outside the
 cool-down, put a ``RetrainRequested`` event on the retrain bus.
@@ -124,7 +124,9 @@ class DriftService:
             report["mode"] = "exact"
             result = statistics.evaluate_rows(baseline, in_window, config.features, config.drift)
         else:
-            result = statistics.evaluate_sketch(baseline, window.sketch, config.drift)
+            result = statistics.evaluate_sketch(
+                baseline, window.sketch, config.drift, config.features
+            )
         if result is not None:
             report |= result.as_dict()
         report["rows"] = rows
