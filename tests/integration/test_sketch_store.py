@@ -250,10 +250,10 @@ def test_a_batch_sketch_one_cannot_trust_is_skipped_listed_and_not_read_again(
 
 
 def test_an_oversized_object_is_not_read_whole(store: SketchStore, plan: SketchPlan) -> None:
-    put(HOUR_PREFIX + "huge.json", b" " * (8 * MAX_SKETCH_BYTES))
+    put(HOUR_PREFIX + "huge.json", b" " * (2 * MAX_SKETCH_BYTES))
     window = read_hour(store, plan)
     assert window.bytes_read <= MAX_SKETCH_BYTES + 1
-    assert "bytes, above the 1,048,576 read" in window.skipped[0]["reason"]
+    assert "bytes, above the 4,194,304 read" in window.skipped[0]["reason"]
 
 
 def rolled_up(store: SketchStore, plan: SketchPlan) -> Sketch:

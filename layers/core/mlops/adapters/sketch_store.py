@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,13 +52,15 @@ from mlops.errors import StorageError
 
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 ROLLUP_SCHEMA = 2  # 2: bounded sketches, event digests, skipped keys remembered
-# A batch sketch: 10,000 events' digests (110 kB) and (baseline + K) names a feature; ~30 kB
-# is usual. A roll-up adds its batch keys (~110 bytes each). The digests: 8 bytes an event.
-MAX_SKETCH_BYTES = 1 << 20
-MAX_ROLLUP_BYTES = 8 << 20
+# A batch sketch: ~10 kB usual; at most 10,000 events' digests (110 kB) and, per categorical
+# feature, its baseline categories (validation allows 1,000) and K unseen names. A roll-up
+# adds its batch keys (~110 bytes each). The digests: 8 bytes an event.
+MAX_SKETCH_BYTES = 4 << 20
+MAX_ROLLUP_BYTES = 16 << 20
 MAX_EVENTS_BYTES = 64 << 20  # 8M events an hour
 MAX_REMEMBERED = 100  # skipped keys a roll-up lists (all are counted)
 _MERGE_EVERY = 128  # sketches held before they are merged: memory does not follow batches
+READERS = 8  # concurrent GETs (botocore keeps 10 connections a client)
 
 
 @dataclass
@@ -78,6 +81,11 @@ class SketchWindow:
     def skip(self, key: str, reason: str) -> None:
         self.skipped.append({"key": key, "reason": reason})
         self.skipped_count += 1
+
+    def note(self, body: bytes | str | None, size: int) -> None:
+        """One GET made (None: the object was not there; still a request)."""
+        self.objects_read += body is not None
+        self.bytes_read += size
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -235,8 +243,8 @@ class SketchStore:
 
     def _count(self, keys: list[str], count: _Count, at: _Reading) -> None:
         """Read ``keys`` in order into ``count``, each once."""
-        for key in keys:
-            read = self._read_batch(key, at, count)
+        for key, body in self._bodies(keys, at.result):
+            read = _parse_batch(key, body, at, count)
             if read is None:
                 continue
             sketch, digests = read
@@ -251,8 +259,8 @@ class SketchStore:
     def _recount(self, keys: list[str], at: _Reading) -> _Count:
         sizes: dict[str, int] = {}
         probe = _Count(at.max_unseen, EventLedger())
-        for key in keys:  # first pass: how many events each holds (skips are recorded below)
-            read = self._read_batch(key, at, probe)
+        for key, body in self._bodies(keys, at.result):  # first: how many events each holds
+            read = _parse_batch(key, body, at, probe)
             if read is not None:
                 sizes[key] = 0 if read[1] is None else int(read[1].size)
         count = _Count(at.max_unseen, EventLedger())
@@ -270,24 +278,19 @@ class SketchStore:
         count.overlapping = []
         return count
 
-    def _read_batch(
-        self, key: str, at: _Reading, count: _Count
-    ) -> tuple[Sketch, Digests | None] | None:
-        body = self._get(key, MAX_SKETCH_BYTES, at.result)
-        if body is None:
-            return None
-        if isinstance(body, str):
-            count.skip(key, body)
-            return None
-        try:
-            doc = _json(body)
-            sketch = Sketch.from_dict(doc)
-            at.plan.check(sketch, at.model, at.version)
-            digests = None if doc.get("events") is None else event_set.decode(doc["events"])
-        except (ValueError, SketchError) as exc:
-            count.skip(key, f"not a sketch of this version: {exc}"[:300])
-            return None
-        return sketch, digests
+    def _bodies(
+        self, keys: list[str], result: SketchWindow
+    ) -> Iterator[tuple[str, bytes | str | None]]:
+        """Each key with its body (or why not), in order. GETs run ``READERS`` at a time (an
+        hour after a flood holds thousands of batches: one at a time at 20-50 ms a GET would
+        take minutes), ``_MERGE_EVERY`` keys at a time, so memory holds that many bodies."""
+        with ThreadPoolExecutor(max_workers=READERS) as pool:
+            for start in range(0, len(keys), _MERGE_EVERY):
+                chunk = keys[start : start + _MERGE_EVERY]
+                fetched = pool.map(lambda key: self._fetch(key, MAX_SKETCH_BYTES), chunk)
+                for key, (body, size) in zip(chunk, fetched, strict=True):
+                    result.note(body, size)
+                    yield key, body
 
     def _read_rollup(
         self, key: str, batch_prefix: str, at: _Reading
@@ -391,8 +394,14 @@ class SketchStore:
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
     def _get(self, key: str, limit: int, result: SketchWindow) -> bytes | str | None:
+        body, size = self._fetch(key, limit)
+        result.note(body, size)
+        return body
+
+    def _fetch(self, key: str, limit: int) -> tuple[bytes | str | None, int]:
         """The object's bytes; None when it does not exist; a reason (str) when it is bigger
-        than ``limit`` (never read whole: at most ``limit + 1`` bytes leave S3's stream)."""
+        than ``limit`` (never read whole: at most ``limit + 1`` bytes leave S3's stream).
+        With the bytes read. Safe to call from several threads (boto3 clients are)."""
         try:
             response = self._s3.get_object(Bucket=self.bucket, Key=key)
             stream = response["Body"]
@@ -403,21 +412,40 @@ class SketchStore:
                 stream.close()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
-                return None
+                return None, 0
             raise StorageError(f"cannot read s3://{self.bucket}/{key}: {exc}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"cannot read s3://{self.bucket}/{key}: {exc}") from exc
-        result.objects_read += 1
-        result.bytes_read += len(body)
         if size > limit or len(body) > limit:
-            return f"{max(size, len(body)):,} bytes, above the {limit:,} read for it"
-        return body
+            return f"{max(size, len(body)):,} bytes, above the {limit:,} read for it", len(body)
+        return body, len(body)
 
     def _put(self, key: str, body: bytes, content_type: str) -> None:
         try:
             self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot write s3://{self.bucket}/{key}: {exc}") from exc
+
+
+def _parse_batch(
+    key: str, body: bytes | str | None, at: _Reading, count: _Count
+) -> tuple[Sketch, Digests | None] | None:
+    """A batch document's sketch and event digests; None (and ``count`` told why) when it
+    is gone, too big, or not a sketch of this version on its plan."""
+    if body is None:
+        return None
+    if isinstance(body, str):
+        count.skip(key, body)
+        return None
+    try:
+        doc = _json(body)
+        sketch = Sketch.from_dict(doc)
+        at.plan.check(sketch, at.model, at.version)
+        digests = None if doc.get("events") is None else event_set.decode(doc["events"])
+    except (ValueError, SketchError) as exc:
+        count.skip(key, f"not a sketch of this version: {exc}"[:300])
+        return None
+    return sketch, digests
 
 
 def _json(body: bytes) -> Any:
