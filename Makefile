@@ -99,6 +99,7 @@ bench: venv
 	$(BIN)/python benchmarks/retrain.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/rollout.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/monitoring_scale.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .mypy_cache .ruff_cache .pytest_cache .coverage .mlops
