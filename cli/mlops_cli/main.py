@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -10,7 +11,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,18 @@ def _service_logs_to_stderr() -> None:
     if isinstance(handler, logging.StreamHandler):
         handler.setStream(sys.stderr)
     logger.setLevel(os.environ.get("MLOPS_LOG_LEVEL", "WARNING"))
+
+
+@contextlib.contextmanager
+def _metrics_off_stdout() -> Iterator[None]:
+    """Send what the services print while this runs (Powertools' EMF metric lines) to stderr
+    with ``MLOPS_LOG_LEVEL=DEBUG``, else nowhere: stdout stays the command's own output."""
+    if os.environ.get("MLOPS_LOG_LEVEL", "").upper() == "DEBUG":
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -493,9 +506,11 @@ def _drift(args: argparse.Namespace) -> int:
 
     from mlops.adapters.aws import client
     from mlops.adapters.events import EventBus
+    from mlops.adapters.label_store import LabelStore
     from mlops.adapters.sketch_store import SketchStore
     from mlops.adapters.training_data import TrainingDataStore
     from mlops.services.drift import DriftService
+    from mlops.services.labels import LabelFolder
     from mlops_cli.local.target import resolve_target
 
     target = resolve_target(args.stack)
@@ -506,17 +521,25 @@ def _drift(args: argparse.Namespace) -> int:
         registry=target.registry(),
         sketches=SketchStore(store.bucket, client("s3")),
         traffic=TrainingDataStore(store.bucket, client("s3")),
+        labels=LabelFolder(
+            target.model_name,
+            TrainingDataStore(store.bucket, client("s3")),
+            LabelStore(store.bucket, client("s3")),
+        ),
         bus=EventBus(target.output("RetrainBusName"), client("events")),
     )
-    outcome = service.evaluate(args.window, act=not args.no_act)
+    # The service publishes CloudWatch metrics as EMF lines on stdout (Lambda's log is where
+    # CloudWatch reads them); here they would only bury the verdict, or break --json.
+    with _metrics_off_stdout():
+        outcome = service.evaluate(args.window, act=not args.no_act)
     if args.json:
         print(json.dumps(outcome.as_dict()))
     else:
-        verdict = outcome.report["verdict"]
         print(
-            f"{target.model_name} v{outcome.report['version']}: {verdict['status']} "
+            f"{target.model_name} v{outcome.report['version']}: {outcome.report['headline']} "
             f"({outcome.report['rows']:,} rows, {outcome.report['window']['hours']} h)"
         )
+        verdict = outcome.report["verdict"]
         for reason in verdict["reasons"]:
             print(f"  - {reason}")
         print(f"Report: {outcome.json_uri}")

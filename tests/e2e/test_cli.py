@@ -3,6 +3,7 @@ CloudFormation on a local server stands in for AWS) or with bad arguments."""
 
 from __future__ import annotations
 
+import copy
 import getpass
 import hashlib
 import itertools
@@ -11,16 +12,27 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 from moto.server import ThreadedMotoServer
 
+from mlops.adapters.capture_store import CaptureStore
+from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry, VersionRecord
+from mlops.domain import capture
+from mlops.domain.config import ModelConfig
+from mlops.domain.synthetic import conditions_for_month, generate
+from mlops.services.inference import load_version
+from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
+from mlops.services.training import TrainingService
 from mlops_cli.local.stack import free_port
 from tests.conftest import AWS_TEST_ENV
 
@@ -475,3 +487,80 @@ def test_status_shows_a_held_version(aws_env: dict[str, str], stack: Stack) -> N
     [row] = [line for line in result.stdout.splitlines() if line.startswith(" v2 ")]
     assert row.split()[1] == "held"
     assert "uploaded labels disagree" in row
+
+
+# --- mlops drift: the verdict as it is, and --json as one object -----------------------------
+
+
+@pytest.fixture
+def shifted_stack(aws_env: dict[str, str], config: ModelConfig, month0_csv: bytes) -> Stack:
+    """A stack whose production v1 (trained by the real pipeline) served 2,000 predictions of
+    its own market in the last hours, every one labeled twice its price: a concept shift."""
+    name = f"shifted-{next(_stacks)}"
+    template = copy.deepcopy(STACK_TEMPLATE)
+    # moto's CloudFormation gives an EventBus's !Ref as an object's repr: name the bus here
+    bus = client(aws_env, "events").create_event_bus(Name=f"{name}-retrain")["EventBusArn"]
+    template["Outputs"]["RetrainBusName"] = {"Value": bus.rsplit("/", 1)[-1]}
+    cloudformation = client(aws_env, "cloudformation")
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cloudformation.describe_stacks(StackName=name)["Stacks"][0]["Outputs"]
+    }
+    s3, bucket = client(aws_env, "s3"), outputs["ArtifactsBucketName"]
+    registry = Registry(outputs["RegistryTableName"], client(aws_env, "dynamodb"))
+    store = ModelStore(bucket, s3)
+    TrainingService(store, registry, "test").train_and_register(config, month0_csv, "s3://d/m0")
+    loaded = load_version(store, registry, "house-prices", "1")
+    rows = 2000
+    columns = generate(rows, conditions_for_month(0), seed=121)
+    features = [f.name for f in config.features]
+    predictions = loaded.model.score({n: np.asarray(columns[n]) for n in features}).values
+    ts = int((datetime.now(UTC) - timedelta(hours=2)).timestamp() * 1000)
+    ids = [str(uuid.uuid4()) for _ in range(rows)]
+    lines = []
+    for start in range(0, rows, 200):
+        stop = start + 200
+        instances = [
+            {n: (v.item() if isinstance(v := columns[n][i], np.generic) else v) for n in features}
+            for i in range(start, stop)
+        ]
+        lines += capture.capture_lines(
+            model="house-prices", version="1", alias="production", variant=None,
+            request_id=f"r{start}", timestamp_ms=ts + start, latency_ms=0.3,
+            instances=instances, prediction_ids=ids[start:stop],
+            predictions=list(predictions[start:stop]), probabilities=None,
+        )  # fmt: skip
+    labels = [{"prediction_id": ids[i], "actual": 2.0 * columns["price"][i]} for i in range(rows)]
+    lines += capture.feedback_line(model="house-prices", timestamp_ms=ts + rows, items=labels)
+    logger = PredictionLoggerService(CaptureStore(bucket, s3), store, model_name="house-prices")
+    logger.store_batch([LogEvent(f"{i:056d}", ts, line) for i, line in enumerate(lines)])
+    return Stack(name, outputs, registry)
+
+
+def test_drift_json_is_one_object_on_stdout_headlined_as_a_quality_loss(
+    aws_env: dict[str, str], shifted_stack: Stack
+) -> None:
+    # When `mlops drift --json` evaluates the concept shift
+    result = mlops(aws_env, "drift", "--stack", shifted_stack.name, "--json")
+    # Then stdout is exactly one JSON object (the service's metric lines are not on it)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1, result.stdout[:2000]
+    verdict = json.loads(result.stdout)
+    # And its verdict is the quality loss, with the retrain it requested
+    assert verdict["status"] == "quality_loss"
+    assert re.fullmatch(r"Quality loss: live RMSE \+[\d,]+ %", verdict["headline"])
+    assert not verdict["dataset_drift"]
+    assert verdict["quality_breach"]
+    assert verdict["retrain_requested"]
+
+
+def test_drift_prints_the_headline_not_ok(aws_env: dict[str, str], shifted_stack: Stack) -> None:
+    result = mlops(aws_env, "drift", "--stack", shifted_stack.name, "--no-act")
+    assert result.returncode == 0, result.stderr
+    first, *rest = result.stdout.splitlines()
+    assert re.fullmatch(
+        r"house-prices v1: Quality loss: live RMSE \+[\d,]+ % \(2,000 rows, 24 h\)", first
+    ), first
+    assert not any(line.startswith("{") for line in rest)
+    assert any(line.startswith("Report: s3://") for line in rest)

@@ -180,6 +180,36 @@ def test_the_stacks_s3_refuses_a_key_aws_would_refuse(local_stack: Running) -> N
     assert s3.head_object(Bucket="e2e-key-limit", Key="k" * 1024)["ContentLength"] == 1
 
 
+def test_the_artifacts_bucket_carries_the_templates_retention_rules(local_stack: Running) -> None:
+    # Given the running stack's artifacts bucket (its name from the stack's outputs)
+    state = json.loads((local_stack.cwd / ".mlops" / "local.json").read_text())
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=state["endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    bucket = state["outputs"]["ArtifactsBucketName"]
+    # When its lifecycle configuration is read, Then the template's rules are there with the
+    # parameters' defaults (stored only: moto never expires an object)
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    expiry = {i: (r["Filter"]["Prefix"], r["Expiration"].get("Days")) for i, r in rules.items()}
+    assert expiry == {
+        "ExpireOldObjectVersions": ("", None),
+        "ExpireStagedCandidates": ("staging/", 14),
+        "ExpireCaptures": ("captures/", 90),
+        "ExpireLabeledPredictions": ("labels/", 90),
+        "ExpireFeedback": ("feedback/", 400),
+        "ExpireQuarantine": ("quarantine/", 30),
+        "ExpireSketches": ("sketches/", 100),
+        "ExpireReports": ("reports/", 400),
+    }
+    kept = rules["ExpireOldObjectVersions"]
+    assert kept["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90
+    assert kept["Expiration"] == {"ExpiredObjectDeleteMarker": True}
+
+
 def test_ctrl_c_stops_the_stack_cleanly(local_stack: Running) -> None:
     local_stack.process.send_signal(signal.SIGINT)
     assert local_stack.process.wait(timeout=30) == 0

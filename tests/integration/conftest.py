@@ -32,22 +32,57 @@ INFERENCE_ENV = {
 Invoke = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-class BeforeTransaction:
-    """A DynamoDB client that runs ``competitor`` once, just before the first transaction
-    goes out: a writer that read the registry, then lost the race to the write."""
+class BeforeWrite:
+    """A DynamoDB client that runs ``competitor`` once, just before the first ``operation``
+    call that ``when`` accepts (any, by default) goes out: a writer that read the registry,
+    then lost the race to the write."""
 
-    def __init__(self, client: Any, competitor: Callable[[], object]) -> None:
+    operation = "update_item"
+
+    def __init__(
+        self,
+        client: Any,
+        competitor: Callable[[], object],
+        *,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
         self._client = client
         self._competitor: Callable[[], object] | None = competitor
+        self._when = when
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+        method = getattr(self._client, name)
+        if name != self.operation:
+            return method
 
-    def transact_write_items(self, **kwargs: Any) -> Any:
-        if self._competitor is not None:
-            competitor, self._competitor = self._competitor, None
-            competitor()
-        return self._client.transact_write_items(**kwargs)
+        def write(**kwargs: Any) -> Any:
+            if self._competitor is not None and (self._when is None or self._when(kwargs)):
+                competitor, self._competitor = self._competitor, None
+                competitor()
+            return method(**kwargs)
+
+        return write
+
+
+class BeforeTransaction(BeforeWrite):
+    """``BeforeWrite`` for the registry's transactions (``TransactWriteItems``)."""
+
+    operation = "transact_write_items"
+
+
+def writes_item(sk: str) -> Callable[[dict[str, Any]], bool]:
+    """``when`` for ``BeforeWrite``: a transaction that writes (not only checks) item ``sk``,
+    e.g. ``alias#production``: the race is run just before that one, whatever came first."""
+
+    def matches(kwargs: dict[str, Any]) -> bool:
+        return any(
+            op.get("Key", op.get("Item", {})).get("sk", {}).get("S") == sk
+            for item in kwargs.get("TransactItems", [])
+            for kind, op in item.items()
+            if kind != "ConditionCheck"
+        )
+
+    return matches
 
 
 def load_handler_module() -> ModuleType:

@@ -124,3 +124,44 @@ def test_bad_feedback_is_a_4xx_naming_the_field(
     assert response["statusCode"] == status
     fields = [d["field"] for d in json.loads(response["body"])["error"].get("details", [])]
     assert field in fields
+
+
+PID = "2f1b2c1e-6d3a-4c7e-9a4e-0d7f5f4b2a11"
+
+
+def _ids(count: int) -> list[str]:
+    return [f"00000000-0000-4000-8000-{i:012d}" for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        # One label among several whose square overflows float64: RMSE would be infinite
+        (
+            {"feedback": [{"prediction_id": i, "actual": 405000} for i in _ids(3)]
+             + [{"prediction_id": _ids(4)[3], "actual": 1e308}]},
+            "feedback[3].actual",
+        ),
+        ({"prediction_id": PID, "actual": -1e155}, "actual"),
+        ({"prediction_id": PID, "actual": 10**200}, "actual"),  # an integer, as JSON allows
+    ],
+)  # fmt: skip
+def test_a_label_whose_square_overflows_is_refused_naming_it(
+    served: Served, capsys: pytest.CaptureFixture[str], body: Any, field: str
+) -> None:
+    # Given a real-shaped POST /feedback event holding such a label
+    capsys.readouterr()
+    response = served.invoke(http_event("http_feedback.json", body))
+    # Then it is a 400 invalid_input naming the field, and no label of the request is logged
+    assert response["statusCode"] == 400
+    error = json.loads(response["body"])["error"]
+    assert error["code"] == "invalid_input"
+    [detail] = [d for d in error["details"] if d["field"] == field]
+    assert "square must be finite" in detail["problem"]
+    assert log_records(capsys.readouterr().out, "feedback") == []
+
+
+def test_a_label_just_inside_the_square_limit_is_accepted(served: Served) -> None:
+    body = {"prediction_id": PID, "actual": 1.34e154}
+    response = served.invoke(http_event("http_feedback.json", body))
+    assert response["statusCode"] == 202

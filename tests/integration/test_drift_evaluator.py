@@ -4,11 +4,13 @@ request caught on the bus through a rule with a queue target."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import math
 import string
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -22,8 +24,9 @@ from mlops.adapters import aws
 from mlops.adapters.capture_store import CaptureStore
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
-from mlops.domain import capture
+from mlops.domain import capture, quality
 from mlops.domain.config import ModelConfig
+from mlops.domain.ids import uuid7s
 from mlops.domain.synthetic import MarketConditions, conditions_for_month, csv_bytes, generate
 from mlops.services.inference import load_version
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
@@ -77,12 +80,15 @@ class Evaluator:
         labels: bool = True,
         flood: int = 0,
         delivery: int | None = None,
+        time_ordered: bool = False,
     ) -> None:
         """``rows`` predictions of production on ``month`` of the market (or on explicit
         conditions), captured and (with ``labels``) labeled, stored by the real logger as its
         subscription would: ``delivery`` log events (of 200 rows) a batch, all in one by
         default. ``flood``: that many rows have a random 32-character ``location`` and
-        ``property_type`` each, as a client with /predict access can send."""
+        ``property_type`` each, as a client with /predict access can send. Ids are random
+        (UUIDv4, as before time-ordered ids) unless ``time_ordered`` (UUIDv7, as /predict
+        issues now)."""
         conditions = conditions_for_month(month) if isinstance(month, int) else month
         columns = generate(rows, conditions, seed=seed)
         rng = np.random.default_rng(seed)
@@ -94,7 +100,7 @@ class Evaluator:
         predictions = loaded.model.score(inputs).values
         ts = int((NOW - timedelta(hours=2)).timestamp() * 1000)
         events = []
-        ids = [str(uuid.uuid4()) for _ in range(rows)]
+        ids = uuid7s(ts, rows) if time_ordered else [str(uuid.uuid4()) for _ in range(rows)]
         for start in range(0, rows, 200):
             stop = min(rows, start + 200)
             instances = [{n: _plain(columns[n][i]) for n in FEATURES} for i in range(start, stop)]
@@ -260,6 +266,47 @@ def test_a_small_window_is_evaluated_exactly_from_the_captures(evaluator: Evalua
     assert doc["quality"]["labels"] == 0
 
 
+@pytest.mark.parametrize(("rows", "mode"), [(300, "exact"), (301, "sketch")])
+def test_a_window_of_exactly_small_sample_rows_is_read_raw_and_one_more_row_is_not(
+    evaluator: Evaluator, rows: int, mode: str
+) -> None:
+    # Given a stack config whose small windows end at 300 rows (the default 1,000 made small)
+    text = (ROOT / "layers/core/mlops/defaults/house_prices.toml").read_text()
+    small = text + "\n[drift]\nsmall_sample_rows = 300\n"
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"config/{MODEL}.toml", Body=small.encode())
+    evaluator.serve(6, rows, seed=8, labels=False)
+    # When
+    doc = report(evaluator, evaluator.run({"window_hours": 24, "act": False}))
+    # Then 300 rows are judged from the captures, 301 from the sketches, to the same effect
+    assert doc["rows"] == rows
+    assert doc["mode"] == mode
+    assert {"interest_rate", "location", "sqft"} <= set(doc["verdict"]["drifted"])
+
+
+@pytest.mark.parametrize(("rows", "mode"), [(400, "exact"), (2000, "sketch")])
+def test_a_config_feature_the_baseline_lacks_is_reported_not_judged(
+    evaluator: Evaluator, rows: int, mode: str
+) -> None:
+    # Given a stack config that names a feature v1 was not trained with
+    text = (ROOT / "layers/core/mlops/defaults/house_prices.toml").read_text()
+    extra = text.replace(
+        "[estimator]", '[[features]]\nname = "garage_spaces"\ntype = "numeric"\n\n[estimator]'
+    )
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"config/{MODEL}.toml", Body=extra.encode())
+    evaluator.serve(6, rows, seed=10, labels=False)
+    # When (before: exact mode raised ValueError, sketch mode left the feature out unsaid)
+    result = evaluator.run({"window_hours": 24, "act": False})
+    doc = report(evaluator, result)
+    # Then the run reports, the feature is listed as not judged with the reason, and the
+    # other nine are judged and counted
+    assert doc["mode"] == mode
+    garage = next(f for f in doc["features"] if f["name"] == "garage_spaces")
+    assert garage["judged"] is False
+    assert "no numeric feature 'garage_spaces'" in garage["note"]
+    assert result["status"] == "drift"
+    assert doc["drift_share"] == len(doc["verdict"]["drifted"]) / 9
+
+
 def test_a_corrupt_sketch_is_skipped_and_reported(evaluator: Evaluator) -> None:
     evaluator.serve(0, 1500, seed=103, labels=False)
     hour = NOW - timedelta(hours=2)
@@ -411,3 +458,159 @@ def test_an_object_that_used_to_stop_the_evaluator_is_skipped_and_listed_in_its_
 def _keys(prefix: str) -> list[str]:
     listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix)
     return [o["Key"] for o in listed.get("Contents", [])]
+
+
+# --- never silent: nothing non-finite published, the verdict said as it is, a heartbeat ------
+
+
+def strict_json(text: str) -> Any:
+    """JSON as every parser but Python's reads it: ``NaN``/``Infinity`` are errors."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def emf_lines(out: str) -> list[dict[str, Any]]:
+    """Every embedded-metric line printed, each parsed as CloudWatch would (strictly)."""
+    return [
+        strict_json(line) for line in out.splitlines() if line.startswith("{") and "_aws" in line
+    ]
+
+
+def metric_values(out: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for blob in emf_lines(out):
+        for definition in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in definition["Metrics"]:
+                values[metric["Name"]] = float(np.ravel(blob[metric["Name"]])[0])
+    return values
+
+
+def stored_report(evaluator: Evaluator, result: dict[str, Any]) -> dict[str, Any]:
+    key = result["report"].removeprefix(f"s3://{BUCKET}/")
+    return dict(strict_json(evaluator.store.get_bytes(key).decode()))
+
+
+def label_captured(evaluator: Evaluator, actual: Callable[[int, float], Any]) -> None:
+    """Label every stored capture: ``actual(index, prediction)``, written as stored feedback
+    (what older data may hold: the logger stores what the log line says)."""
+    s3 = boto3.client("s3")
+    rows = []
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"captures/model={MODEL}/")
+    for obj in sorted(listed.get("Contents", []), key=lambda o: o["Key"]):
+        body = gzip.decompress(s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
+        rows += [json.loads(line) for line in body.splitlines() if line.strip()]
+    items = [
+        {"prediction_id": row["prediction_id"], "actual": actual(i, row["prediction"])}
+        for i, row in enumerate(rows)
+    ]
+    ts = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+    lines = capture.feedback_line(model=MODEL, timestamp_ms=ts, items=items)
+    evaluator.logger.store_batch([LogEvent(f"9{i:055d}", ts, line) for i, line in enumerate(lines)])
+
+
+@pytest.mark.parametrize("time_ordered", [True, False], ids=["folded-labels", "legacy-ids"])
+def test_a_stored_label_too_large_to_square_is_skipped_and_counted(
+    evaluator: Evaluator, capsys: pytest.CaptureFixture[str], time_ordered: bool
+) -> None:
+    # Given 300 labeled predictions, one labeled 1e308 (accepted before /feedback refused it)
+    evaluator.serve(0, 300, seed=111, labels=False, time_ordered=time_ordered)
+    label_captured(evaluator, lambda i, p: 1e308 if i == 7 else p * 1.02)
+    capsys.readouterr()
+    # When the evaluator runs
+    result = evaluator.run()
+    # Then live quality is measured on the other 299, and the skipped one is counted
+    doc = stored_report(evaluator, result)
+    assert doc["sources"]["labels"]["folded"]["legacy"] is not time_ordered
+    assert doc["quality"]["skipped_labels"] == 1
+    assert doc["quality"]["labels"] == 299
+    assert math.isfinite(doc["quality"]["value"])
+    assert all(math.isfinite(v) for v in doc["quality"]["metrics"].values())
+    assert not result["quality_breach"]
+    assert not result["retrain_requested"]
+    # And every metric line is valid JSON, the live metric among them
+    published = metric_values(capsys.readouterr().out)
+    assert published["QualityBreach"] == 0
+    assert math.isfinite(published["LiveQuality"])
+
+
+def test_labels_whose_squares_overflow_together_publish_no_live_metric(
+    evaluator: Evaluator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given labels each just inside the limit, whose squared errors overflow when summed
+    evaluator.serve(0, 300, seed=112, labels=False)
+    label_captured(evaluator, lambda i, p: 1.3e154 if i < 3 else p)
+    capsys.readouterr()
+    result = evaluator.run()
+    # Then the report says why there is no RMSE, and holds no NaN or infinity anywhere
+    doc = stored_report(evaluator, result)
+    assert doc["quality"]["value"] is None
+    assert "rmse" not in doc["quality"]["metrics"]
+    assert "not finite" in doc["quality"]["reason"]
+    assert not result["quality_breach"]
+    # And the metric lines stay valid, without a LiveQuality
+    published = metric_values(capsys.readouterr().out)
+    assert "LiveQuality" not in published
+    assert published["QualityBreach"] == 0
+
+
+def test_a_non_finite_live_quality_is_never_published_nor_written(
+    evaluator: Evaluator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given live quality that came out infinite, whatever computed it
+    measured = quality.measure
+
+    def infinite(*args: Any, **kwargs: Any) -> quality.QualityResult:
+        result = measured(*args, **kwargs)
+        rmse = {"rmse": math.inf, "r2": math.nan}
+        return replace(result, value=math.inf, breach=True, metrics=rmse)
+
+    monkeypatch.setattr(quality, "measure", infinite)
+    evaluator.serve(0, 300, seed=113)
+    capsys.readouterr()
+    # When the evaluator runs
+    result = evaluator.run({"window_hours": 24, "act": False})
+    # Then the breach is published on a valid line, the infinite value is not
+    published = metric_values(capsys.readouterr().out)
+    assert published["QualityBreach"] == 1
+    assert "LiveQuality" not in published
+    # And the JSON report is strict JSON: the values are null
+    doc = stored_report(evaluator, result)
+    assert doc["quality"]["value"] is None
+    assert doc["quality"]["metrics"] == {"rmse": None, "r2": None}
+
+
+def test_every_completed_run_publishes_the_heartbeat_even_without_data(
+    evaluator: Evaluator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given no traffic at all
+    capsys.readouterr()
+    # When the evaluator runs
+    result = evaluator.run()
+    # Then it reports that, and still says it ran (the dead man's switch's metric)
+    assert result["status"] == "insufficient_data"
+    assert metric_values(capsys.readouterr().out)["DriftEvaluations"] == 1
+
+
+def test_a_concept_shift_is_headlined_as_a_quality_loss_everywhere(
+    evaluator: Evaluator,
+) -> None:
+    # Given the training market's inputs, but every sale closing at twice the price
+    evaluator.serve(0, 2000, seed=114, price_factor=2.0)
+    # When the evaluator runs
+    result = evaluator.run()
+    doc = stored_report(evaluator, result)
+    # Then the verdict is a quality loss, not "ok", with the change in its headline
+    assert not result["dataset_drift"], doc["verdict"]
+    assert result["status"] == doc["verdict"]["status"] == "quality_loss"
+    assert result["retrain_requested"]
+    holdout, live = doc["quality"]["holdout"], doc["quality"]["value"]
+    change = round((live - holdout) / holdout * 100)
+    assert doc["headline"] == result["headline"] == f"Quality loss: live RMSE +{change:,} %"
+    # And the HTML page heads with the same words, never a green "No drift"
+    html = evaluator.store.get_bytes(result["html"].removeprefix(f"s3://{BUCKET}/")).decode()
+    assert f'<h1 id="verdict">{doc["headline"]}</h1>' in html
+    assert "No drift" not in html
+    assert '<header class="verdict tone-drift">' in html

@@ -152,7 +152,9 @@ def test_the_page_a_person_opens_shows_verdict_table_and_charts(
     # When Chromium opens it and serialises what it built
     dom = Dom(browse(report, "--dump-dom"))
     # Then the verdict heads the page, every feature has a row and a chart
-    assert dom.heading == "Dataset drift: 7 of 9 features drifted (78 % ≥ 50 %)"
+    assert dom.heading == (
+        "Dataset drift: 7 of 9 features drifted (78 % ≥ 50 %); quality loss: live RMSE +112 %"
+    )
     text = " ".join(dom.text)
     assert "Live RMSE 61,700 vs holdout 29,100 (+112 %): quality breach" in text
     assert "Retrain requested" in text
@@ -172,6 +174,54 @@ def test_hostile_names_stay_text_in_the_browser(browse: Browse, report: dict[str
     assert "script" not in dom.tags
     assert "img" not in dom.tags
     assert "<script>document.title='owned'</script>" in dom.card_names
+
+
+def test_bidirectional_overrides_reach_the_browser_as_visible_code_points(
+    browse: Browse, report: dict[str, Any]
+) -> None:
+    # Given a category that would read "cod" + "txt.exe" reversed, and an isolating name
+    spoofed = copy.deepcopy(report)
+    spoofed["features"][0]["name"] = "sqft\u2067 (stable)\u2069"
+    location = next(f for f in spoofed["features"] if f["name"] == "location")
+    location["histogram"]["categories"][0] = "cod\u202eexe.txt"
+    # When Chromium builds the page
+    dom = Dom(browse(spoofed, "--dump-dom"))
+    text = " ".join(dom.text)
+    # Then no override or isolate is in what it built; each shows as its code point
+    assert not any(c in text for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    assert "sqft[U+2067] (stable)[U+2069]" in dom.card_names
+    assert "cod[U+202E]exe.txt" in text
+
+
+def _banner_pixels(data: bytes) -> list[bytes]:
+    width, _, rows = png_rows(data, 160)
+    return [row[i : i + 3] for row in rows for i in range(0, len(row), len(row) // width)]
+
+
+def test_a_concept_shift_is_a_red_quality_loss_not_a_green_no_drift(
+    browse: Browse, report: dict[str, Any], tmp_path: Path
+) -> None:
+    # Given inputs that did not move (no feature drifted) and live RMSE 112 % over the holdout
+    shift = copy.deepcopy(report)
+    for feature in shift["features"]:
+        feature["drifted"] = False
+    shift["verdict"] |= {
+        "status": "quality_loss",
+        "dataset_drift": False,
+        "drift_share": 0.0,
+        "drifted": [],
+    }
+    # When Chromium opens it
+    dom = Dom(browse(shift, "--dump-dom"))
+    shot = tmp_path / "shift.png"
+    browse(shift, f"--window-size={WIDTH},800", f"--screenshot={shot}")
+    # Then the heading is the quality loss, and the banner is red, not green
+    assert dom.heading == "Quality loss: live RMSE +112 %"
+    pixels = _banner_pixels(shot.read_bytes())
+    reddish = [p for p in pixels if p[0] > p[1] + 6 and p[0] > p[2] + 6]
+    greenish = [p for p in pixels if p[1] > p[0] + 6 and p[1] > p[2] + 6]
+    assert len(reddish) > 0.2 * len(pixels)
+    assert len(greenish) < 0.01 * len(pixels)
 
 
 def test_the_screenshot_is_the_report_not_a_blank_page(

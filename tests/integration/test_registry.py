@@ -15,11 +15,11 @@ from moto.dynamodb.models import DynamoDBBackend
 
 from mlops.adapters import aws
 from mlops.adapters.model_store import version_prefix
-from mlops.adapters.registry import AliasChange, Registry, VersionRecord
+from mlops.adapters.registry import AliasChange, Registry, Rollout, VersionRecord
 from mlops.errors import ConflictError, InvalidInputError
 from mlops.services import promotion
 from tests.conftest import TABLE, moto_resources
-from tests.integration.conftest import BeforeTransaction
+from tests.integration.conftest import BeforeTransaction, BeforeWrite
 
 _models = itertools.count(1)
 LINEAGE = {
@@ -568,3 +568,285 @@ def test_history_of_every_alias_merges_them_newest_first(registry: Registry, mod
     }
     assert [c.to_version for c in registry.history(model, alias="candidate")] == ["3", "2"]
     assert registry.history(model, alias="shadow") == []
+
+
+# ----------------------------------------------------- racing writers: every repeated check
+# Each write below checks the registry when it reads it, then repeats the check as its
+# DynamoDB condition. A competing write slipped between the read and the write (``BeforeWrite``,
+# ``BeforeTransaction``) finds the in-process check already passed: only the condition can
+# refuse it, and a refused write leaves nothing half-written. (Covered elsewhere: a promotion
+# racing a promotion, or a rejection or hold of its target, above and in
+# test_rollout_held.py; a switch racing the end or supersede of its rollout, or a hold, in
+# test_rollout_held.py; a second rollout, a verdict or an end of an ended rollout: those
+# writes read nothing first, the tests in test_rollout.py call them stale.)
+
+
+def racing(competitor: Callable[[], object], *, before: str = "transaction") -> Registry:
+    """A registry whose first write of kind ``before`` (``transaction`` or ``update``) is
+    preceded by ``competitor``, run through the plain registry."""
+    kind = BeforeTransaction if before == "transaction" else BeforeWrite
+    return Registry(TABLE, kind(aws.client("dynamodb"), competitor))
+
+
+def start_rollout(registry: Registry, model: str, version: str, **kwargs: Any) -> Rollout:
+    kwargs = {"mode": "canary", "percent": 10.0, "rollout_id": f"r{version}"} | kwargs
+    return registry.start_rollout(model, version, actor="gate", reason="passed", **kwargs)
+
+
+def test_set_status_racing_a_promotion_of_its_version_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: set_status's condition ``#status <> :production`` (without it the gate's late
+    # "rejected" lands on the version production now serves, and rollback walks past it).
+    # Given a writer that read v2 as a candidate, and v2 promoted just before its update
+    register(registry, model, "1", "2")
+    promote(registry, model, "1")
+    racer = racing(lambda: promote(registry, model, "2"), before="update")
+    with pytest.raises(ConflictError, match=r"version 2 of \S+ was promoted while its status"):
+        racer.set_status(model, "2", "rejected", ("late verdict",))
+    # Then v2 serves as production, its status and reasons untouched
+    assert registry.aliases(model) == {"production": "2"}
+    assert registry.get_version(model, "2") == record(model, "2", "production")
+
+
+@pytest.mark.parametrize("write", ["set_status", "promote to it", "promote from it"])
+def test_a_write_to_a_version_deleted_by_hand_meanwhile_creates_no_stub(
+    registry: Registry, model: str, write: str
+) -> None:
+    # Pins: ``attribute_exists(sk)`` on set_status, on a promotion's target and on the
+    # version production leaves (without it an update creates a version item holding only a
+    # status: every later read of it fails, `mlops versions` included).
+    register(registry, model, "1", "2")
+    promote(registry, model, "1")
+    gone = "1" if write == "promote from it" else "2"
+
+    def delete() -> None:
+        aws.client("dynamodb").delete_item(
+            TableName=TABLE,
+            Key={"pk": {"S": f"model#{model}"}, "sk": {"S": f"version#{int(gone):010d}"}},
+        )
+
+    if write == "set_status":
+        late = functools.partial(racing(delete, before="update").set_status, model, "2", "archived")
+    else:
+        late = functools.partial(
+            racing(delete).promote, model, "2", expected="1", actor="alice", reason="ship"
+        )
+    with pytest.raises(ConflictError):
+        late()
+    assert registry.get_version(model, gone) is None
+    assert registry.aliases(model) == {"production": "1"}
+    assert len(registry.history(model)) == 1
+
+
+def test_a_candidate_registered_by_a_racing_gate_is_registered_once(
+    registry: Registry, model: str
+) -> None:
+    # Pins: the ``candidate#<id>`` item's condition. The gate checks
+    # ``version_for_candidate`` first; a retried invocation running beside the first passes
+    # that check too, and only the condition keeps one candidate from two versions.
+    racer = racing(lambda: registry.put_version(record(model, "2"), candidate_id="c-1"))
+    with pytest.raises(ConflictError, match=f"candidate c-1 of {model} is already registered"):
+        racer.put_version(record(model, "3"), candidate_id="c-1")
+    # Then the candidate names the winner's version, and the loser's version was not written
+    assert registry.version_for_candidate(model, "c-1") == "2"
+    assert [r.version for r in registry.list_versions(model)] == ["2"]
+
+
+def test_the_first_move_of_an_alias_racing_another_first_move_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: ``attribute_not_exists(#version)``, the condition of a move from an unset alias
+    # (the training service's first registration, through move_alias).
+    register(registry, model, "1", "2")
+    racer = racing(lambda: registry.move_alias(model, "production", "1", expected=None))
+    with pytest.raises(ConflictError, match=r"alias production of \S+ moved since it was read"):
+        racer.move_alias(model, "production", "2", expected=None)
+    assert registry.aliases(model) == {"production": "1"}
+    assert statuses(registry, model) == {"1": "production", "2": "candidate"}
+    assert [c.to_version for c in registry.history(model)] == ["1"]
+
+
+def test_a_move_racing_an_alias_rewritten_outside_the_registry_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: ``#version = :expected`` in a move's alias condition. A move through the registry
+    # also writes the next history item, whose own condition refuses a second mover; an
+    # alias rewritten by hand (`aws dynamodb update-item`) writes none, and only the alias
+    # condition stops a promoter that read the alias before it.
+    register(registry, model, "1", "2", "3")
+    promote(registry, model, "1")
+
+    def rewrite_by_hand() -> None:
+        aws.client("dynamodb").update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": f"model#{model}"}, "sk": {"S": "alias#production"}},
+            UpdateExpression="SET #version = :v",
+            ExpressionAttributeNames={"#version": "version"},
+            ExpressionAttributeValues={":v": {"S": "2"}},
+        )
+
+    with pytest.raises(ConflictError, match=r"alias production of \S+ moved since it was read"):
+        racing(rewrite_by_hand).promote(model, "3", expected="1", actor="carol", reason="late")
+    assert registry.aliases(model) == {"production": "2"}
+    assert statuses(registry, model)["3"] == "candidate"
+    assert len(registry.history(model)) == 1
+
+
+def test_a_rollback_whose_target_is_rejected_meanwhile_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: a rollback's ``#status <> :rejected`` on its target (it walked the history past
+    # rejected versions when it read; one rejected after that must not serve).
+    register(registry, model, "1", "2", "3")
+    for version in ("1", "2", "3"):
+        promote(registry, model, version)
+    racer = racing(lambda: registry.set_status(model, "2", "rejected", ("biased",)))
+    with pytest.raises(ConflictError, match=r"version 2 of \S+ is not registered or was rejected"):
+        racer.rollback(model, actor="bob", reason="canary regressed")
+    assert registry.aliases(model) == {"production": "3"}
+    assert statuses(registry, model) == {"1": "archived", "2": "rejected", "3": "production"}
+    assert len(registry.history(model)) == 3
+
+
+def test_moving_a_legacy_candidate_alias_racing_a_rollout_start_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: ``attribute_not_exists(#mode)`` on moves of the ``candidate`` alias. A candidate
+    # alias written before aliases counted their moves carries no ``changes``; a rollout of
+    # the same version replaces it with no ``changes`` either, so the version and change
+    # count it was read with still match: only the mode condition keeps the move from
+    # rewriting the running rollout's version.
+    register(registry, model, "1", "2", "3")
+    promote(registry, model, "1")
+    aws.client("dynamodb").put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": f"model#{model}"},
+            "sk": {"S": "alias#candidate"},
+            "version": {"S": "2"},
+        },
+    )
+    racer = racing(lambda: start_rollout(registry, model, "2"))
+    with pytest.raises(ConflictError, match=r"alias candidate of \S+ moved since it was read"):
+        racer.promote(model, "3", expected="2", actor="alice", reason="try v3", alias="candidate")
+    rollout = registry.get_rollout(model)
+    assert rollout is not None
+    assert (rollout.version, rollout.rollout_id) == ("2", "r2")
+    assert registry.history(model, alias="candidate") == []
+
+
+def test_a_rollout_start_racing_a_production_move_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: start_rollout's check that production still names the version it read (the
+    # rollout would compare the candidate with a champion no longer serving).
+    register(registry, model, "1", "2", "3")
+    promote(registry, model, "1")
+    racer = racing(lambda: promote(registry, model, "3"))
+    with pytest.raises(ConflictError, match=r"alias production of \S+ moved since it was read"):
+        start_rollout(racer, model, "2")
+    assert registry.get_rollout(model) is None
+    assert registry.aliases(model) == {"production": "3"}
+    assert statuses(registry, model) == {"1": "archived", "2": "candidate", "3": "production"}
+
+
+def test_a_rollout_start_against_a_champion_no_longer_in_production_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: ``against`` (the gate's champion): a candidate judged against v1 is not rolled
+    # out against v3, a version it was never compared with.
+    register(registry, model, "1", "2", "3")
+    promote(registry, model, "1")
+    promote(registry, model, "3")
+    with pytest.raises(ConflictError, match="expected 1, it points at 3"):
+        start_rollout(registry, model, "2", against="1")
+    assert registry.get_rollout(model) is None
+    assert start_rollout(registry, model, "2", against="3").production_version == "3"
+
+
+def test_a_shadow_start_racing_a_rejection_of_its_version_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: ``#status <> :rejected`` in start_rollout's status check (a shadow's list; the
+    # canary's hold is pinned in test_rollout_held.py).
+    register(registry, model, "1", "2")
+    promote(registry, model, "1")
+    racer = racing(lambda: registry.set_status(model, "2", "rejected", ("leaked target",)))
+    with pytest.raises(ConflictError, match=r"version 2 of \S+ was rejected or promoted meanwhile"):
+        start_rollout(racer, model, "2", mode="shadow", percent=0.0)
+    assert registry.get_rollout(model) is None
+    assert statuses(registry, model) == {"1": "production", "2": "rejected"}
+
+
+@pytest.mark.parametrize("meanwhile", ["rejected", "production"])
+def test_a_switch_racing_a_rejection_or_promotion_of_its_version_is_refused(
+    registry: Registry, model: str, meanwhile: str
+) -> None:
+    # Pins: ``#status <> :rejected`` and ``#status <> :production`` in switch_rollout's status
+    # check (a promotion through the registry alone leaves the rollout item in place).
+    register(registry, model, "1", "2")
+    promote(registry, model, "1")
+    shadow = start_rollout(registry, model, "2", mode="shadow", percent=0.0)
+
+    def competitor() -> None:
+        if meanwhile == "rejected":
+            registry.set_status(model, "2", "rejected", ("leaked target",))
+        else:
+            registry.promote(model, "2", expected="1", actor="ops", reason="ship it now")
+
+    with pytest.raises(ConflictError, match=r"version 2 of \S+ was held or rejected or promoted"):
+        racing(competitor).switch_rollout(
+            shadow, mode="canary", percent=30.0, rollout_id="r2-canary", actor="ops", reason="ok"
+        )
+    assert registry.get_rollout(model) == shadow
+    assert statuses(registry, model)["2"] == meanwhile
+
+
+def test_a_rollouts_promotion_racing_a_production_move_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: the alias condition of finish_rollout(promote=True) (it read production on the
+    # rollout's champion, v1; v3 since replaced it and must not be archived by a verdict
+    # that compared the candidate with v1).
+    register(registry, model, "1", "2", "3")
+    promote(registry, model, "1")
+    rollout = start_rollout(registry, model, "2")
+    racer = racing(lambda: registry.promote(model, "3", expected="1", actor="ops", reason="hot"))
+    with pytest.raises(ConflictError, match=r"alias production of \S+ moved since it was read"):
+        racer.finish_rollout(rollout, promote=True, actor="evaluator", reason="canary passed")
+    assert registry.aliases(model)["production"] == "3"
+    assert statuses(registry, model) == {"1": "archived", "2": "candidate", "3": "production"}
+    assert registry.get_rollout(model) == rollout
+    assert [c.to_version for c in registry.history(model, alias="production")] == ["3", "1"]
+
+
+def test_a_rollouts_promotion_racing_a_rejection_of_its_candidate_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: ``#status <> :rejected`` on the target of an unforced rollout's promotion.
+    register(registry, model, "1", "2")
+    promote(registry, model, "1")
+    rollout = start_rollout(registry, model, "2")
+    racer = racing(lambda: registry.set_status(model, "2", "rejected", ("leaked target",)))
+    with pytest.raises(ConflictError, match=r"version 2 of \S+ is not registered or was rejected"):
+        racer.finish_rollout(rollout, promote=True, actor="evaluator", reason="canary passed")
+    assert registry.aliases(model)["production"] == "1"
+    assert statuses(registry, model) == {"1": "production", "2": "rejected"}
+    assert registry.get_rollout(model) == rollout
+
+
+def test_a_rollouts_rollback_racing_a_promotion_of_its_candidate_is_refused(
+    registry: Registry, model: str
+) -> None:
+    # Pins: ``#status <> :production`` on the candidate a rollback rejects (without it the
+    # version production serves becomes "rejected", and the rollout item is deleted).
+    register(registry, model, "1", "2")
+    promote(registry, model, "1")
+    rollout = start_rollout(registry, model, "2")
+    racer = racing(lambda: registry.promote(model, "2", expected="1", actor="ops", reason="now"))
+    with pytest.raises(ConflictError, match=r"version 2 of \S+ is in production"):
+        racer.finish_rollout(rollout, promote=False, actor="evaluator", reason="too slow")
+    assert statuses(registry, model) == {"1": "archived", "2": "production"}
+    assert registry.get_version(model, "2") == record(model, "2", "production")
+    assert registry.get_rollout(model) == rollout

@@ -17,8 +17,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from mlops.adapters import aws
 from mlops.adapters.registry import Registry
 from mlops.domain import candidate
+from mlops.services import promotion
 from mlops.services.gate import CandidateGate
 from tests.conftest import BUCKET, TABLE, load_event
+from tests.integration.conftest import BeforeTransaction, writes_item
 from tests.integration.retrain_pipeline import (
     DIRECT_CONFIG,
     FAST_CONFIG,
@@ -370,6 +372,83 @@ def test_two_gates_racing_promote_one_winner_and_never_share_a_version(
     assert record is not None
     assert record.status == "candidate"
     assert [h.to_version for h in pipeline.registry.history(MODEL)] == [results["b"].version, "1"]
+
+
+def _judged_while_production_moves(
+    pipeline: Pipeline, config: str, *, before: str | None
+) -> tuple[Any, str]:
+    """v1 in production and v2 registered (manual promotion); a challenger staged from month
+    6, judged against v1 under ``config`` by a gate whose registry lets an operator promote
+    v2 just before the gate's first transaction writing item ``before`` (any, if None: the
+    challenger's registration, after its scoring). The gate's result and the challenger's
+    version."""
+    pipeline.run("m0.csv", month(0))
+    pipeline.serve(6)
+    pipeline.config(FAST_CONFIG.replace('mode = "auto"', 'mode = "manual"'))
+    _, judged = pipeline.run("m6b.csv", month(6, seed=61))
+    assert (decision(judged)["version"], decision(judged)["status"]) == ("2", "candidate")
+    pipeline.config(config)
+    staged = only(pipeline.retrain(pipeline.upload("m6a.csv", month(6, seed=60))))["candidate"]
+
+    def operator_promotes_v2() -> None:
+        promotion.promote(pipeline.registry, MODEL, "2", actor="ops", reason="hotfix")
+
+    client = BeforeTransaction(
+        aws.client("dynamodb"),
+        operator_promotes_v2,
+        when=None if before is None else writes_item(before),
+    )
+    gate = CandidateGate(pipeline.store, Registry(TABLE, client))
+    result = gate.judge(MODEL, staged["candidate_id"])
+    assert result.champion_version == "1"  # it was judged against v1
+    assert result.version == "3"
+    return result, "3"
+
+
+@pytest.mark.parametrize(
+    "before",
+    [None, "alias#production"],
+    ids=["after its scoring", "inside its promotion"],
+)
+def test_a_gate_whose_champion_left_production_meanwhile_does_not_promote(
+    pipeline: Pipeline, before: str | None
+) -> None:
+    # Pins: the gate promotes only over the champion it scored (``expected`` of its
+    # promotion, and that write's alias condition when the move lands between its read and
+    # its transaction). Promoting over v2 would replace a version it was never compared with.
+    result, version = _judged_while_production_moves(pipeline, DIRECT_CONFIG, before=before)
+    assert result.status == "candidate", result.reasons
+    assert any("not promoted: production moved from v1 to v2" in r for r in result.reasons)
+    assert pipeline.registry.get_alias(MODEL, "production") == "2"
+    record = pipeline.registry.get_version(MODEL, version)
+    assert record is not None
+    assert (record.status, record.reasons) == ("candidate", result.reasons)
+    assert [h.to_version for h in pipeline.registry.history(MODEL)] == ["2", "1"]
+
+
+@pytest.mark.parametrize(
+    "before",
+    [None, "alias#candidate"],
+    ids=["after its scoring", "inside its rollout start"],
+)
+def test_a_gate_whose_champion_left_production_meanwhile_starts_no_rollout(
+    pipeline: Pipeline, before: str | None
+) -> None:
+    # Pins: the gate's rollout is started only against the champion it scored (a canary of
+    # v3 against v2 would let the evaluator promote v3 over a version the gate never
+    # compared it with), and start_rollout's production condition when the move lands
+    # between the start's read and its transaction.
+    result, version = _judged_while_production_moves(pipeline, FAST_CONFIG, before=before)
+    assert result.status == "candidate", result.reasons
+    assert any(
+        r.startswith("not promoted: its rollout could not start") and "moved" in r
+        for r in result.reasons
+    ), result.reasons
+    assert pipeline.registry.get_rollout(MODEL) is None
+    assert pipeline.registry.get_alias(MODEL, "production") == "2"
+    record = pipeline.registry.get_version(MODEL, version)
+    assert record is not None
+    assert (record.status, record.reasons) == ("candidate", result.reasons)
 
 
 # ------------------------------------------------------------------------ the gate's checks

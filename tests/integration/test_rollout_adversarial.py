@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from types import ModuleType
 from typing import Any
 
@@ -45,6 +45,19 @@ from tests.integration.rollout_stack import (  # noqa: F401 (pytest fixtures)
 @pytest.fixture
 def stack(rollout_stack: Stack) -> Stack:
     return rollout_stack
+
+
+def starter_clock(monkeypatch: pytest.MonkeyPatch, offset: timedelta) -> None:
+    """Whoever starts a rollout stamps ``started_at`` with their own clock (a laptop's, for
+    `mlops promote --rollout`): the registry's clock, ``offset`` from the true time."""
+    real = datetime
+
+    class Skewed(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return real.now(tz) + offset
+
+    monkeypatch.setattr(registry_module, "datetime", Skewed)
 
 
 def test_errors_of_a_superseded_candidate_are_not_charged_to_its_successor(
@@ -88,10 +101,10 @@ def test_a_rollout_started_by_a_clock_ahead_does_not_break_the_evaluator(
     # laptop a day off wedges it for a day. Fix: clamp started_at to now in the evaluator
     # (and stamp it server side: the first evaluation that sees the rollout, or DynamoDB's
     # own write time is not available, so record the evaluator's first sighting).
-    ahead = datetime.now(UTC) + timedelta(minutes=5)
-    monkeypatch.setattr(registry_module, "_now", lambda: ahead.isoformat(timespec="seconds"))
-    stack.rollouts.start("2", mode="shadow", percent=0.0, reason="laptop clock ahead")
+    starter_clock(monkeypatch, timedelta(minutes=5))
+    rollout = stack.rollouts.start("2", mode="shadow", percent=0.0, reason="laptop clock ahead")
     monkeypatch.undo()
+    assert datetime.fromisoformat(rollout.started_at) > datetime.now(UTC) + timedelta(minutes=4)
     outcome = stack.rollouts.evaluate()
     assert outcome is not None
     assert outcome.decision == "wait"
@@ -105,17 +118,22 @@ def test_a_rollout_started_by_a_clock_behind_still_bakes_for_the_bake_period(
     # and the candidate is promoted on its first few minutes of traffic. Fix: measure the
     # bake from a server-side time (the evaluator's first sighting of the rollout, or the
     # first candidate capture's ts), never from started_at alone.
-    stack.configure(min_bake_minutes="60")
-    behind = datetime.now(UTC) - timedelta(hours=2)
-    monkeypatch.setattr(registry_module, "_now", lambda: behind.isoformat(timespec="seconds"))
-    stack.rollouts.start("2", mode="canary", percent=50.0, reason="laptop clock behind")
+    #
+    # Latency is not what this checks: its bound is set out of reach, or the candidate's p95
+    # measured on a loaded machine (12.1 ms vs production's 4.6 ms) rolls it back.
+    stack.configure(min_bake_minutes="60", latency_slack_ms="60000")
+    starter_clock(monkeypatch, -timedelta(hours=2))
+    rollout = stack.rollouts.start("2", mode="canary", percent=50.0, reason="laptop clock behind")
     monkeypatch.undo()
+    assert datetime.fromisoformat(rollout.started_at) < datetime.now(UTC) - timedelta(hours=1)
     invoke = invoker(stack.handler())
     serve_and_label(stack, invoke, capsys, month=4, rows=400)  # v2 is better on month 4
     outcome = stack.rollouts.evaluate()
     assert outcome is not None
     # Seconds after the rollout really started: it cannot have baked 60 minutes
     assert outcome.decision == "wait", outcome.reasons
+    [bake] = [c for c in outcome.verdict["checks"] if c["name"] == "bake"]
+    assert bake["status"] == "pending", outcome.reasons
 
 
 def test_an_alias_named_candidate_cannot_rewrite_an_active_rollout(stack: Stack) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from mlops.adapters.capture_store import CaptureStore
 from mlops.adapters.model_store import ModelStore
 from mlops.domain import capture
+from mlops.domain.ids import uuid7s
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
 from mlops_cli.local.sources import log_event_id
 from tests.conftest import BUCKET
@@ -38,20 +39,27 @@ class Traffic:
         return cls(logger, s3)
 
     def predict(
-        self, when: datetime, houses: list[dict[str, Any]], version: str = "1"
+        self,
+        when: datetime,
+        houses: list[dict[str, Any]],
+        version: str = "1",
+        *,
+        predictions: list[float] | None = None,
+        variant: str | None = None,
+        ids: list[str] | None = None,
     ) -> list[str]:
-        ids = [str(uuid.uuid4()) for _ in houses]
+        ids = ids or uuid7s(ms(when), len(houses))  # as the inference function issues them
         lines = capture.capture_lines(
             model=MODEL,
             version=version,
             alias="production",
-            variant=None,
+            variant=variant,
             request_id=str(uuid.uuid4()),
             timestamp_ms=ms(when),
             latency_ms=0.2,
             instances=houses,
             prediction_ids=ids,
-            predictions=[300_000.0] * len(houses),
+            predictions=list(predictions) if predictions is not None else [300_000.0] * len(houses),
             probabilities=None,
         )
         self._store(when, lines)

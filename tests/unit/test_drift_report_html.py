@@ -7,6 +7,7 @@ import copy
 import json
 import math
 import re
+import unicodedata
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from typing import Any
@@ -92,11 +93,13 @@ def svgs(markup: str) -> list[str]:
 
 
 def test_the_fixture_verdict_is_the_page_heading(report: dict[str, Any]) -> None:
-    # Given the example report (7 of 9 features drifted)
+    # Given the example report (7 of 9 features drifted, live RMSE 112 % over the holdout)
     # When it is rendered
     page = Page(render_html(report))
-    # Then the heading says so, with the share against the threshold
-    assert page.heading == "Dataset drift: 7 of 9 features drifted (78 % ≥ 50 %)"
+    # Then the heading says both, with the share against the threshold and the quality change
+    assert page.heading == (
+        "Dataset drift: 7 of 9 features drifted (78 % ≥ 50 %); quality loss: live RMSE +112 %"
+    )
 
 
 @pytest.mark.parametrize(
@@ -119,18 +122,63 @@ def test_the_fixture_verdict_is_the_page_heading(report: dict[str, Any]) -> None
         ),
         ({"status": "insufficient_data"}, 120, "Not enough data (120 rows)"),
         (
-            {"status": "drift", "dataset_drift": False, "quality_breach": True, "drifted": []},
+            {"status": "quality_loss", "dataset_drift": False, "quality_breach": True},
             12000,
-            "Drift: live quality breach",
+            "Quality loss: live RMSE +112 %",
+        ),
+        # Concept drift: no feature moved, the labels did; never a green "No drift"
+        (
+            {"status": "ok", "dataset_drift": False, "quality_breach": True, "drifted": []},
+            12000,
+            "Quality loss: live RMSE +112 %",
+        ),
+        # Too few rows to judge the inputs, enough labels to judge the answers
+        (
+            {"status": "insufficient_data", "quality_breach": True, "min_rows": 200},
+            120,
+            "Quality loss: live RMSE +112 %",
         ),
     ],
 )
 def test_each_status_has_its_heading(
     report: dict[str, Any], verdict: dict[str, Any], rows: int, heading: str
 ) -> None:
-    report["verdict"] = {"drift_share_threshold": 0.5, "reasons": []} | verdict
+    report["verdict"] = {"drift_share_threshold": 0.5, "reasons": [], "quality_breach": False}
+    report["verdict"] |= verdict
     report["rows"] = rows
     assert Page(render_html(report)).heading == heading
+
+
+def test_a_stack_without_production_says_so_rather_than_counting_rows(
+    report: dict[str, Any],
+) -> None:
+    report["version"] = None
+    report["verdict"] = {"status": "insufficient_data", "quality_breach": False}
+    assert Page(render_html(report)).heading == "No production version to evaluate"
+
+
+def test_a_report_without_a_verdict_flag_takes_the_breach_from_its_quality(
+    report: dict[str, Any],
+) -> None:
+    report["verdict"] = {"status": "ok", "dataset_drift": False, "drifted": []}
+    assert Page(render_html(report)).heading == "Quality loss: live RMSE +112 %"
+
+
+@pytest.mark.parametrize(
+    ("quality", "loss"),
+    [
+        ({"metric": "accuracy", "greater_is_better": True, "value": 0.81, "holdout": 0.9},
+         f"live accuracy {MINUS}10 %"),
+        ({"value": 61700.0, "holdout": 0.0}, "live RMSE 61,700 vs holdout 0"),
+        ({"value": None}, "live RMSE worse than the holdout"),
+    ],
+)  # fmt: skip
+def test_a_quality_loss_headline_says_what_it_can(
+    report: dict[str, Any], quality: dict[str, Any], loss: str
+) -> None:
+    report["verdict"] |= {"status": "quality_loss", "dataset_drift": False}
+    report["quality"] |= quality
+    assert Page(render_html(report)).heading == f"Quality loss: {loss}"
 
 
 @pytest.mark.parametrize(
@@ -139,6 +187,7 @@ def test_each_status_has_its_heading(
 )
 def test_the_verdict_is_coloured_by_status(report: dict[str, Any], status: str, tone: str) -> None:
     report["verdict"] |= {"status": status, "dataset_drift": status == "drift", "drifted": []}
+    report["verdict"]["quality_breach"] = False
     assert f'<header class="verdict {tone}">' in render_html(report)
 
 
@@ -301,6 +350,49 @@ def test_hostile_names_render_as_text(report: dict[str, Any]) -> None:
         ET.fromstring(chart)
 
 
+# A category that reads "txt.exe" backwards through a right-to-left override, a name that
+# isolates its tail, a terminal escape, a NUL and a lone surrogate (JSON "\\ud800" decodes to one).
+SPOOFED_CATEGORY = "cod\u202eexe.txt"
+SPOOFED_NAME = "price\u2066 (ok)\u2069\x1b[31m\x00\ud800"
+
+
+def test_bidirectional_overrides_and_controls_are_shown_as_code_points(
+    report: dict[str, Any],
+) -> None:
+    # Given user strings holding bidirectional overrides, isolates and control characters
+    location = feature(report, "location")
+    location["name"] = SPOOFED_NAME
+    location["histogram"]["categories"][0] = SPOOFED_CATEGORY
+    report["verdict"]["reasons"].append(f"unseen category {SPOOFED_CATEGORY}")
+    # When the page is rendered
+    markup = render_html(report)
+    # Then none of them reaches the page; each is shown where it was, as its code point
+    assert not re.search("[\x00-\x08\x0b-\x1f\u202a-\u202e\u2066-\u2069\ud800-\udfff]", markup)
+    text = Page(markup).all_text
+    assert "cod[U+202E]exe.txt" in text
+    assert "price[U+2066] (ok)[U+2069][U+001B][31m[U+0000][U+D800]" in text
+    assert "unseen category cod[U+202E]exe.txt" in text
+    markup.encode("utf-8")  # a lone surrogate would make the page unencodable
+    for chart in svgs(markup):
+        ET.fromstring(chart)
+
+
+def test_every_control_and_format_character_is_neutralised_but_the_joiners() -> None:
+    # Given every code point Unicode (as this Python knows it) calls a control, a format
+    # character or a surrogate
+    invisible = [
+        chr(code)
+        for code in range(0x110000)
+        if unicodedata.category(chr(code)) in ("Cc", "Cf", "Cs")
+    ]
+    # When each is rendered as a model name, Then only the zero-width (non-)joiners that
+    # scripts and emoji sequences need come through as themselves
+    kept = {c for c in invisible if f"&lt;{c}&gt;" in render_html({"model": f"<{c}>"})}
+    assert kept == {"\u200c", "\u200d"}
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert family in Page(render_html({"model": family})).all_text
+
+
 def test_nothing_is_fetched_from_anywhere(report: dict[str, Any]) -> None:
     markup = render_html(report)
     page = Page(markup)
@@ -384,6 +476,7 @@ def test_counts_have_thousands_separators(value: object, text: str) -> None:
 def test_a_report_without_features_renders(report: dict[str, Any]) -> None:
     report["features"] = []
     report["verdict"] |= {"status": "ok", "dataset_drift": False, "drifted": []}
+    report["verdict"]["quality_breach"] = False
     page = Page(render_html(report))
     assert "No features in this report." in page.all_text
     assert page.heading == "No drift"

@@ -628,6 +628,43 @@ def test_a_window_that_only_looks_worse_waits_for_the_interval() -> None:
     assert verdict.decision == "wait"
 
 
+@pytest.mark.parametrize(
+    ("mode", "metric", "candidate", "seed"),
+    [
+        ("canary", "accuracy", 0.78, 0),  # 4.9 % worse: the point within the tolerance
+        ("canary", "accuracy", 0.78, 2),  # 6.9 % worse: the point beyond it
+        ("canary", "f1_macro", 0.78, 0),
+        ("shadow", "accuracy", 0.78, 2),
+        ("shadow", "f1_macro", 0.76, 0),
+    ],
+)
+def test_a_greater_is_better_interval_straddling_the_tolerance_waits(
+    mode: str, metric: str, candidate: float, seed: int
+) -> None:
+    # Pins the direction of a greater-is-better metric: the degradation is the negated
+    # change with its bounds swapped (``Comparison.degradation``), and only a whole interval
+    # on one side of the tolerance decides. Read as lower-is-better this interval would lie
+    # within the tolerance (promote); negated without the swap, beyond it (rollback); judged
+    # on its point, either, by the seed.
+    traffic = classification_traffic(
+        400, mode=mode, production=0.80, candidate=candidate, seed=seed
+    )
+    verdict = judge(
+        traffic, mode=mode, task="classification", metric=metric, greater_is_better=True
+    )
+    point, low, high = verdict.quality.degradation
+    tolerance = CONFIG.max_quality_degradation
+    assert point is not None
+    assert low is not None
+    assert high is not None
+    assert -tolerance < low < tolerance < high  # worse, but not shown worse than allowed
+    assert verdict.quality.relative_change == pytest.approx(-point)
+    assert verdict.check("quality").status == "pending"
+    assert verdict.decision == "wait", verdict.reasons
+    assert verdict.reasons == (f"waiting: {verdict.check('quality').detail}",)
+    assert verdict.check("quality").detail.endswith("not yet shown within the 5.0% tolerance")
+
+
 # --- labels and rows ----------------------------------------------------------------------------
 
 

@@ -32,7 +32,7 @@ def test_every_setting_the_evaluator_reads_is_in_its_environment() -> None:
     assert env["POWERTOOLS_SERVICE_NAME"] == "drift-evaluator"
 
 
-def test_it_may_request_retraining_on_the_bus_and_write_only_roll_ups_and_reports() -> None:
+def test_it_may_request_retraining_and_write_only_roll_ups_reports_and_folded_labels() -> None:
     statements = DRIFT["Policies"][0]["Statement"]
     by_sid = {s["Sid"]: s for s in statements}
     assert by_sid["RequestRetraining"]["Action"] == "events:PutEvents"
@@ -40,6 +40,7 @@ def test_it_may_request_retraining_on_the_bus_and_write_only_roll_ups_and_report
     writes = [r["Fn::Sub"] for r in by_sid["WriteRollupsAndReports"]["Resource"]]
     assert writes == [
         "${ArtifactsBucket.Arn}/sketches/model=${ModelName}/version=*/rollup/*",
+        "${ArtifactsBucket.Arn}/labels/model=${ModelName}/*",
         "${ArtifactsBucket.Arn}/reports/drift/*",
         "${ArtifactsBucket.Arn}/reports/rollout/*",
     ]
@@ -75,3 +76,53 @@ def test_the_alarms_watch_metrics_the_service_emits_under_its_service_name() -> 
                 "POWERTOOLS_METRICS_NAMESPACE"
             ]
         )
+
+
+HANDLER_CODE = (ROOT / "functions/drift_evaluator/app.py").read_text()
+
+
+def test_a_dead_mans_switch_fires_when_no_evaluation_completes_for_the_silence_hours() -> None:
+    # Given the alarm on the metric every completed evaluation publishes
+    alarm = RESOURCES["DriftEvaluatorSilentAlarm"]["Properties"]
+    assert alarm["MetricName"] == "DriftEvaluations"
+    assert re.search(r'name="DriftEvaluations"', SERVICE_CODE)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "drift-evaluator"}]
+    # Then it fires on silence: hours with no datapoint count as breaching, all of them needed
+    assert alarm["TreatMissingData"] == "breaching"
+    assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 1)
+    assert alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert alarm["Period"] == 3600
+    silence = {"Ref": "DriftSilenceHours"}
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == silence
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    # And the default tolerates two missed hourly runs; the largest stays in CloudWatch's
+    # 7-day evaluation range
+    parameter = TEMPLATE["Parameters"]["DriftSilenceHours"]
+    assert parameter["Default"] == 3
+    assert parameter["MinValue"] >= 1
+    assert parameter["MaxValue"] * alarm["Period"] <= 7 * 24 * 3600
+
+
+def test_the_evaluators_failure_alarm_says_what_failed_and_where_to_look() -> None:
+    alarm = RESOURCES["DriftEvaluatorErrorsAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert alarm["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": "DriftEvaluatorFunction"}}
+    ]
+    assert alarm["TreatMissingData"] == "notBreaching"
+    description = alarm["AlarmDescription"]
+    assert description.startswith("The drift evaluator failed")
+    assert "retrain" not in description.split(".")[0].lower()  # not blamed on retraining
+    # The log lines it names are the ones the handler writes
+    for line in ("drift evaluation failed", "rollout evaluation failed"):
+        assert f'"{line}"' in description
+        assert f'logger.exception("{line}")' in HANDLER_CODE
+    assert "DriftEvaluatorLogs" in description
+
+
+def test_the_shared_failure_queues_alarm_no_longer_blames_only_retraining() -> None:
+    description = RESOURCES["RetrainFailuresAlarm"]["Properties"]["AlarmDescription"]
+    assert "drift evaluation" in description
+    assert DRIFT["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["RetrainFailures", "Arn"]
+    }

@@ -251,6 +251,13 @@ class LocalStack:
                 s3.put_bucket_versioning(
                     Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
                 )
+            rules = (self.resolver.resolve(props.get("LifecycleConfiguration")) or {}).get("Rules")
+            if rules:
+                # Stored, so the local stack answers GetBucketLifecycleConfiguration as AWS
+                # would; moto never expires anything, so nothing is ever deleted locally.
+                s3.put_bucket_lifecycle_configuration(
+                    Bucket=bucket, LifecycleConfiguration={"Rules": lifecycle_rules(rules)}
+                )
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         for name, raw in self._resources("AWS::DynamoDB::Table"):
             props = self.resolver.resolve(raw)
@@ -347,6 +354,36 @@ class LocalStack:
     def _on_log(self, line: LogLine) -> None:
         for listener in self.log_listeners:
             listener(line)
+
+
+def lifecycle_rules(rules: list[dict[str, Any]]) -> list[Any]:
+    """CloudFormation's ``LifecycleConfiguration.Rules`` (resolved) in the S3 API's shape: the
+    expirations, prefixes and multipart clean-up the template uses; transitions and tag
+    filters, meaningless without storage classes, are left out."""
+    out: list[dict[str, Any]] = []
+    for rule in rules:
+        api: dict[str, Any] = {
+            "ID": str(rule.get("Id") or f"rule-{len(out)}"),
+            "Status": str(rule.get("Status", "Enabled")),
+            "Filter": {"Prefix": str(rule.get("Prefix") or "")},
+        }
+        expiration: dict[str, Any] = {}
+        if "ExpirationInDays" in rule:
+            expiration["Days"] = int(rule["ExpirationInDays"])
+        if str(rule.get("ExpiredObjectDeleteMarker", "")).lower() == "true":
+            expiration["ExpiredObjectDeleteMarker"] = True
+        if expiration:
+            api["Expiration"] = expiration
+        noncurrent = rule.get("NoncurrentVersionExpiration") or {}
+        if "NoncurrentDays" in noncurrent:
+            days = int(noncurrent["NoncurrentDays"])
+            api["NoncurrentVersionExpiration"] = {"NoncurrentDays": days}
+        multipart = rule.get("AbortIncompleteMultipartUpload") or {}
+        if "DaysAfterInitiation" in multipart:
+            days = int(multipart["DaysAfterInitiation"])
+            api["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+        out.append(api)
+    return out
 
 
 def local_aws_environment(endpoint: str) -> dict[str, str]:

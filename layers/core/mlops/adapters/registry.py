@@ -377,8 +377,11 @@ class Registry:
         actor: str,
         reason: str,
         force: bool = False,
+        against: str | None = None,
     ) -> Rollout:
-        """Start proving registered ``version`` against the current production version.
+        """Start proving registered ``version`` against the current production version (with
+        ``against``: only if production is that version, the one the candidate was judged
+        against).
 
         One transaction: the rollout item (only if no rollout is active), a check that
         production still points where it was read and that ``version`` is registered, not in
@@ -389,6 +392,8 @@ class Registry:
         production = self._alias_state(model, PRODUCTION).version
         if production is None:
             raise ConflictError(f"{model} has no production version to roll out against")
+        if against is not None and production != against:
+            raise ConflictError(_moved(model, PRODUCTION, against, production))
         if production == version:
             raise ConflictError(f"v{version} of {model} is already in production")
         self._check_rollout_status(model, version, mode, force)

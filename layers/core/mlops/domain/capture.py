@@ -18,6 +18,7 @@ import json
 import json.encoder
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,6 +32,9 @@ FEEDBACK_FIELDS = frozenset({"prediction_id", "actual"})
 # The form /predict issues (str(uuid.uuid4())): feedback joins on the exact string.
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CAPTURE_OUTPUTS = ("prediction_ids", "predictions", "probabilities")
+# The largest label whose square is a finite float64 (≈ 1.34e154): live quality squares errors,
+# so a larger label would make RMSE infinite and R² NaN, which no metric or report may carry.
+MAX_LABEL_MAGNITUDE = math.sqrt(sys.float_info.max)
 
 
 def _make_encoder() -> Callable[[Any], str]:
@@ -357,10 +361,17 @@ def _number_problem(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"expected a finite number, got {show_value(value)}"
     try:
-        finite = math.isfinite(float(value))
+        number = float(value)
     except OverflowError:  # an integer literal beyond float64
-        finite = False
-    return None if finite else f"expected a finite number, got {show_value(value)}"
+        number = math.inf
+    if not math.isfinite(number):
+        return f"expected a finite number, got {show_value(value)}"
+    if abs(number) > MAX_LABEL_MAGNITUDE:
+        return (
+            f"expected a number of magnitude at most {MAX_LABEL_MAGNITUDE:.3g} "
+            f"(its square must be finite), got {show_value(value)}"
+        )
+    return None
 
 
 def _label_problem(value: Any, labels: tuple[str | int, ...]) -> str | None:

@@ -175,11 +175,13 @@ class DriftConfig:
     """When live traffic has moved away from the training data (DESIGN §5; Evidently's rules).
 
     Numeric features: PSI on the baseline's bins (``psi_warn`` / ``psi_threshold``) and the
-    Wasserstein distance normalised by the training standard deviation
-    (``wasserstein_threshold``); when the window has at most ``small_sample_rows`` rows the
-    size-aware test is KS instead (drift when its p-value is under ``ks_pvalue``).
-    Categorical features: Jensen-Shannon distance (``js_threshold``) or a share of categories
-    never seen in training above ``unseen_threshold``. Any feature: a missing-rate increase
+    Wasserstein distance winsorised at the baseline's outer edges, over the training standard
+    deviation (``wasserstein_threshold``). Categorical features: Jensen-Shannon distance
+    (``js_threshold``) or a share of categories never seen in training above
+    ``unseen_threshold``. PSI, the distance and JS count only when the test on the same counts
+    (chi-square; KS for the distance) gives a p-value under ``ks_pvalue``: a change too small
+    for the window's size to tell from sampling noise is no drift. A window of at most
+    ``small_sample_rows`` rows is read from the raw captures. Any feature: a missing-rate increase
     above ``missing_rate_threshold``. The dataset drifts when at least ``drift_share`` of the
     features drift. Below ``min_rows`` rows a window is not judged; after a retrain request
     another waits ``cooldown_hours``. Live quality breaches when the gate metric is worse than

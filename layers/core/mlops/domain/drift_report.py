@@ -7,8 +7,13 @@ reference-vs-current histogram per feature and for the prediction, and live qual
 
 Nothing on the page comes from anywhere else: the CSS is inline, the charts are inline SVG drawn
 here, and a Content-Security-Policy forbids every fetch and script. Every string from the report
-is escaped (feature and category names are user data). Missing optional sections, NaN or None
+is escaped (feature and category names are user data), and control characters in it, the
+bidirectional overrides among them, are shown as their code points (``[U+202E]``): they could
+otherwise reorder or hide what a person reads. Missing optional sections, NaN or None
 statistics, empty histograms and thousands of categories render as such instead of failing.
+
+``headline`` is the verdict in one line; the evaluator stores it in the JSON report too, so the
+page, the JSON and ``mlops drift`` say the same thing.
 
 Pure and stdlib-only: it ships in the Lambda layer.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -60,8 +66,26 @@ _AXIS_TEXT = "#6b7280"
 # --- numbers and text ------------------------------------------------------------------------
 
 
+# Every C0/C1 control, every Unicode format character (Cf: bidirectional embeddings, overrides,
+# isolates and marks, zero-width spaces, the BOM, tag characters) except the zero-width
+# (non-)joiners that Persian, Indic scripts and emoji sequences need, and lone surrogates
+# (a JSON "\ud800" decodes to one, and it cannot even be encoded as UTF-8).
+_INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+    "\ufff9-\ufffb\ud800-\udfff\U000110bd\U000110cd\U00013430-\U0001343f"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
+
+
+def _visible(text: str) -> str:
+    """``text`` with each control or format character shown as its code point."""
+    return _INVISIBLE.sub(lambda match: f"[U+{ord(match.group()):04X}]", text)
+
+
 def _esc(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """The one place report text enters the page: escaped, and its controls made visible."""
+    return html.escape(_visible("" if value is None else str(value)), quote=True)
 
 
 def _number(value: object) -> float | None:
@@ -178,8 +202,13 @@ def _truncate(text: str, limit: int) -> str:
 # --- the verdict -----------------------------------------------------------------------------
 
 
-def _verdict_title(report: Mapping[str, Any]) -> tuple[str, str]:
-    """The headline and its tone (``drift``, ``ok``, ``insufficient``)."""
+def headline(report: Mapping[str, Any]) -> tuple[str, str]:
+    """The verdict in one line and its tone (``drift``, ``ok``, ``insufficient``).
+
+    A quality breach is headlined as such ("Quality loss: live RMSE +103 %"), alone or next to
+    dataset drift: the inputs may not have moved at all (concept drift), so "No drift" would
+    hide a retrain request.
+    """
     verdict = _mapping(report.get("verdict"))
     features = _sequence(report.get("features"))
     status = verdict.get("status")
@@ -194,23 +223,45 @@ def _verdict_title(report: Mapping[str, Any]) -> tuple[str, str]:
         share = drifted / total
     threshold = format_share(verdict.get("drift_share_threshold"))
     counted = f"{drifted} of {total} features drifted"
+    loss = _quality_loss(report)
 
+    if verdict.get("dataset_drift") is True:
+        title = f"Dataset drift: {counted} ({format_share(share)} ≥ {threshold})"
+        return (f"{title}; quality loss: {loss}" if loss else title), "drift"
+    if loss:
+        return f"Quality loss: {loss}", "drift"
     if status == "insufficient_data":
+        if "version" in report and report["version"] is None:
+            return "No production version to evaluate", "insufficient"
         rows = format_count(report.get("rows"))
         minimum = _number(verdict.get("min_rows"))
         if minimum is None:
             return f"Not enough data ({rows} rows)", "insufficient"
         return f"Not enough data ({rows} rows < {format_count(minimum)})", "insufficient"
-    if verdict.get("dataset_drift") is True:
-        return f"Dataset drift: {counted} ({format_share(share)} ≥ {threshold})", "drift"
     if status == "drift":
-        cause = "live quality breach" if verdict.get("quality_breach") else counted
-        return f"Drift: {cause}", "drift"
+        return f"Drift: {counted}", "drift"
     if status == "ok":
         if drifted == 0:
             return "No drift", "ok"
         return f"No dataset drift: {counted} ({format_share(share)} < {threshold})", "ok"
     return f"Verdict: {status if status is not None else NOT_AVAILABLE}", "insufficient"
+
+
+def _quality_loss(report: Mapping[str, Any]) -> str:
+    """``live RMSE +103 %`` when live quality breached (the verdict says so, or the quality
+    section when the verdict does not say); empty otherwise."""
+    verdict = _mapping(report.get("verdict"))
+    quality = _mapping(report.get("quality"))
+    breach = verdict.get("quality_breach")
+    if breach is not True and (breach is False or quality.get("breach") is not True):
+        return ""
+    name = _metric_name(quality.get("metric") or "quality")
+    value, holdout = _number(quality.get("value")), _number(quality.get("holdout"))
+    if value is None:
+        return f"live {name} worse than the holdout"
+    if holdout is None or holdout == 0 or math.isinf(holdout):
+        return f"live {name} {format_number(value)} vs holdout {format_number(holdout)}"
+    return f"live {name} {format_share((value - holdout) / abs(holdout), signed=True)}"
 
 
 def _quality_line(quality: Mapping[str, Any] | None) -> tuple[str, str]:
@@ -221,6 +272,8 @@ def _quality_line(quality: Mapping[str, Any] | None) -> tuple[str, str]:
     value = _number(quality.get("value"))
     labels = format_count(quality.get("labels"))
     if value is None:
+        if quality.get("enough_labels") is True and quality.get("reason"):
+            return f"Live {name}: not judged ({quality.get('reason')})", "muted"
         minimum = _number(quality.get("min_labels"))
         bar = f" < {format_count(minimum)}" if minimum is not None else ""
         return f"Live {name}: not enough labels ({labels}{bar})", "muted"
@@ -255,7 +308,7 @@ def _retrain_line(report: Mapping[str, Any], tone: str) -> str:
 
 
 def _verdict_section(report: Mapping[str, Any]) -> str:
-    title, tone = _verdict_title(report)
+    title, tone = headline(report)
     quality = report.get("quality")
     quality_text, quality_tone = _quality_line(quality if isinstance(quality, Mapping) else None)
     retrain = _retrain_line(report, tone)
@@ -894,7 +947,7 @@ footer { color: #9ca3af; font-size: 12px; margin-top: 18px; text-align: center; 
 
 def render_html(report: Mapping[str, Any]) -> str:
     """The drift report as one self-contained HTML page (UTF-8, no external resources)."""
-    title, _ = _verdict_title(report)
+    title, _ = headline(report)
     window = _mapping(report.get("window"))
     heading = (
         f"Drift report: {report.get('model') or 'model'} v{report.get('version') or '?'}, "

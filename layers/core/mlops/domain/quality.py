@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mlops.domain.capture import MAX_LABEL_MAGNITUDE
 from mlops.domain.metrics import classification_metrics, regression_metrics
 
 
@@ -46,12 +47,16 @@ class QualityResult:
     metrics: dict[str, float] = field(default_factory=dict)
     over_time: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
+    # Joined labels left out: a prediction or label that is not a number, not finite, or too
+    # large to square (older data may hold them; /feedback refuses them now).
+    skipped_labels: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "metric": self.metric,
             "greater_is_better": self.greater_is_better,
             "labels": self.labels,
+            "skipped_labels": self.skipped_labels,
             "value": self.value,
             "holdout": self.holdout,
             "tolerance": self.tolerance,
@@ -122,7 +127,10 @@ def measure(
 ) -> QualityResult:
     """Live metrics over the joined labels, per period too, and whether ``metric`` is worse
     than ``holdout`` by more than ``tolerance`` (relative): a breach, judged only with at least
-    ``min_labels`` labels."""
+    ``min_labels`` labels. Regression rows whose prediction or label cannot be squared to a
+    finite number are skipped and counted; a metric that still comes out non-finite is left
+    out, so the result never holds NaN or infinity."""
+    joined, skipped = _usable(joined, task)
     count = len(joined.actuals)
     enough = count >= min_labels
     base = QualityResult(
@@ -134,9 +142,13 @@ def measure(
         tolerance=tolerance,
         breach=False,
         enough_labels=enough,
+        skipped_labels=skipped,
     )
     if count == 0:
-        return replace(base, reason="no labeled predictions in the window")
+        reason = "no labeled predictions in the window"
+        if skipped:
+            reason += f" ({skipped} skipped: not finite or too large to square)"
+        return replace(base, reason=reason)
     metrics = _metrics(task, classes, joined.predictions, joined.actuals, joined.probabilities)
     value = metrics.get(metric)
     over_time = []
@@ -162,13 +174,15 @@ def measure(
     if not enough:
         reason = f"{count} labels, fewer than the {min_labels} needed to judge live quality"
         return replace(base, value=value, metrics=metrics, over_time=over_time, reason=reason)
-    if value is None or holdout is None or math.isnan(value):
+    if value is None or holdout is None or not math.isfinite(holdout):
+        overflowed = value is None and task == "regression" and metric in _REGRESSION
         return replace(
             base,
             value=value,
             metrics=metrics,
             over_time=over_time,
-            reason=f"no {metric} to compare with the holdout",
+            reason=f"no {metric} to compare with the holdout"
+            + (" (not finite: labels or predictions of extreme magnitude)" if overflowed else ""),
         )
     worse = (holdout - value) if greater_is_better else (value - holdout)
     relative = worse / abs(holdout) if holdout else (math.inf if worse > 0 else 0.0)
@@ -183,6 +197,27 @@ def measure(
     )
 
 
+def _usable(joined: Joined, task: str) -> tuple[Joined, int]:
+    """``joined`` without the regression rows no metric can be computed on, and their count."""
+    if task != "regression":
+        return joined, 0
+    keep = [
+        i
+        for i, (p, a) in enumerate(zip(joined.predictions, joined.actuals, strict=True))
+        if _squarable(p) and _squarable(a)
+    ]
+    if len(keep) == len(joined.actuals):
+        return joined, 0
+    usable = replace(
+        joined,
+        ts=[joined.ts[i] for i in keep],
+        predictions=[joined.predictions[i] for i in keep],
+        actuals=[joined.actuals[i] for i in keep],
+        probabilities=[joined.probabilities[i] for i in keep],
+    )
+    return usable, len(joined.actuals) - len(keep)
+
+
 def _metrics(
     task: str,
     classes: Sequence[Any],
@@ -190,23 +225,33 @@ def _metrics(
     actuals: list[Any],
     probabilities: list[Mapping[str, float] | None],
 ) -> dict[str, float]:
+    """The task's metrics, without any that came out NaN or infinite (many labels near
+    ``MAX_LABEL_MAGNITUDE`` can still overflow a sum of squares)."""
     if task == "regression":
-        pairs = [(p, a) for p, a in zip(predictions, actuals, strict=True) if _number(p, a)]
-        if not pairs:
+        if not actuals:
             return {}
-        return regression_metrics([a for _, a in pairs], [p for p, _ in pairs])
-    keys = [str(c) for c in classes]
-    matrix = np.asarray(
-        [[float((row or {}).get(k, 0.0)) for k in keys] for row in probabilities],
-        dtype=np.float64,
-    )
-    return classification_metrics(actuals, predictions, matrix, classes)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is dropped below
+            computed = regression_metrics(actuals, predictions)
+    else:
+        keys = [str(c) for c in classes]
+        matrix = np.asarray(
+            [[float((row or {}).get(k, 0.0)) for k in keys] for row in probabilities],
+            dtype=np.float64,
+        )
+        computed = classification_metrics(actuals, predictions, matrix, classes)
+    return {name: value for name, value in computed.items() if math.isfinite(value)}
 
 
-def _number(*values: Any) -> bool:
-    return all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
-    )
+_REGRESSION = frozenset({"rmse", "mae", "r2", "mape"})
+
+
+def _squarable(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return abs(float(value)) <= MAX_LABEL_MAGNITUDE  # False for NaN and infinity too
+    except OverflowError:  # an integer beyond float64
+        return False
 
 
 def show_metric(metric: str, value: float) -> str:

@@ -2,7 +2,7 @@
 
 For the production version, over a window: merge the hour roll-ups of the logger's sketches
 (cost O(hours), not O(traffic)), or read the raw captures when the window is small (exact
-mode, where the size-aware test is KS on the values themselves); compare with the version's
+mode, judged on the same bins); compare with the version's
 ``baseline.json``; join late labels for live quality; write a JSON and an HTML report to
 ``reports/drift/``; publish metrics; and on dataset drift or a quality breach, outside the
 cool-down, put a ``RetrainRequested`` event on the retrain bus.
@@ -10,29 +10,31 @@ cool-down, put a ``RetrainRequested`` event on the retrain bus.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from aws_lambda_powertools.metrics import single_metric
 
 from mlops.adapters.aws import client
 from mlops.adapters.events import EventBus
+from mlops.adapters.label_store import LabelStore
 from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import Registry
 from mlops.adapters.sketch_store import SketchStore
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain import drift as statistics
-from mlops.domain import quality
+from mlops.domain import quality, strict_json
 from mlops.domain.config import ModelConfig
-from mlops.domain.drift_report import render_html
+from mlops.domain.drift_report import headline, render_html
+from mlops.domain.labels import as_join_inputs
 from mlops.domain.sketch import SketchPlan
 from mlops.domain.triggers import retrain_request
 from mlops.errors import NotFoundError
 from mlops.observability import MetricUnit, logger, metrics
+from mlops.services.labels import LabelFolder
 from mlops.services.stack_config import stack_config
 from mlops.settings import drift_settings
 
@@ -51,6 +53,7 @@ class DriftOutcome:
         return {
             "model": self.report["model"],
             "version": self.report["version"],
+            "headline": self.report["headline"],
             "status": verdict["status"],
             "dataset_drift": verdict["dataset_drift"],
             "drift_share": verdict["drift_share"],
@@ -70,6 +73,7 @@ class DriftService:
         registry: Registry,
         sketches: SketchStore,
         traffic: TrainingDataStore,
+        labels: LabelFolder,
         bus: EventBus | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         service: str = "drift-evaluator",
@@ -80,6 +84,7 @@ class DriftService:
         self._registry = registry
         self._sketches = sketches
         self._traffic = traffic
+        self._labels = labels
         self._bus = bus
         self._clock = clock
 
@@ -110,16 +115,7 @@ class DriftService:
         )
         report["sources"] = window.as_dict()
         rows = window.sketch.rows if window.sketch else 0
-        # Live quality needs only labeled predictions: kept as they are read, so memory
-        # follows the labels, not the traffic (a day of 1M predictions is gigabytes of rows).
-        captures, feedback, read = self._traffic.traffic(
-            self._model,
-            since - timedelta(hours=config.drift.label_delay_hours),
-            until,
-            version=version,
-            labeled_only=True,
-        )
-        report["sources"]["traffic"] = read
+        joined = self._labeled(config, version, since, until, report)
         if window.sketch is None:
             result = None
         elif rows <= config.drift.small_sample_rows:
@@ -133,27 +129,56 @@ class DriftService:
             report["mode"] = "exact"
             result = statistics.evaluate_rows(baseline, in_window, config.features, config.drift)
         else:
-            result = statistics.evaluate_sketch(baseline, window.sketch, config.drift)
+            result = statistics.evaluate_sketch(
+                baseline, window.sketch, config.drift, config.features
+            )
         if result is not None:
             report |= result.as_dict()
         report["rows"] = rows
-        report["quality"] = self._quality(config, manifest, captures, feedback).as_dict()
+        report["quality"] = self._quality(config, manifest, joined).as_dict()
         reasons: list[str] = []
         return self._finish(report, reasons, config, act)
 
-    def _quality(
+    def _labeled(
         self,
         config: ModelConfig,
-        manifest: dict[str, Any],
-        captures: list[dict[str, Any]],
-        feedback: list[dict[str, Any]],
+        version: str,
+        since: datetime,
+        until: datetime,
+        report: dict[str, Any],
+    ) -> quality.Joined:
+        """Labeled predictions of ``version`` made in the window or the label delay before it:
+        labels that arrived since the last run are folded first (``services.labels``), then
+        one labeled document per hour is read. O(new labels + hours), not O(predictions)."""
+        delay = timedelta(hours=config.drift.label_delay_hours)
+        delay_ms = int(config.drift.label_delay_hours * 3_600_000)
+        span = (until - since + delay).total_seconds() / 3600
+        folded = self._labels.fold(first_hours=span)
+        joined, documents = self._labels.joined(
+            since - delay, until, version=version, label_delay_ms=delay_ms
+        )
+        sources: dict[str, Any] = {"folded": folded.as_dict(), "labeled_documents": documents}
+        if folded.legacy:
+            # Labels for ids from before time-ordered ids: found the old way, by reading the
+            # window's captures (labeled ones kept), until they age out of the window.
+            captures, feedback, read = self._traffic.traffic(
+                self._model, since - delay, until, version=version, labeled_only=True
+            )
+            new_captures, new_feedback = as_join_inputs(
+                r for r in self._labels.rows(since - delay, until)[0]
+                if str(r.get("version")) == version
+            )  # fmt: skip
+            joined = quality.join(
+                [*new_captures, *captures], [*new_feedback, *feedback], label_delay_ms=delay_ms
+            )
+            sources["legacy_traffic"] = read
+        report["sources"]["labels"] = sources
+        return joined
+
+    def _quality(
+        self, config: ModelConfig, manifest: dict[str, Any], joined: quality.Joined
     ) -> quality.QualityResult:
         metric = config.promotion.metric_for(config.task)
-        joined = quality.join(
-            captures,
-            feedback,
-            label_delay_ms=int(config.drift.label_delay_hours * 3_600_000),
-        )
         return quality.measure(
             joined,
             task=config.task,
@@ -225,7 +250,14 @@ class DriftService:
             reasons.append(f"no dataset drift: {len(drifted)} of {total} features drifted")
         if quality_doc.get("reason"):
             reasons.append(str(quality_doc["reason"]))
-        status = "drift" if dataset_drift else ("ok" if enough else "insufficient_data")
+        # A quality breach is a verdict of its own: inputs can stay put while the world's
+        # answer to them moves (concept drift), and "ok" would hide the retrain it requests.
+        if dataset_drift:
+            status = "drift"
+        elif breach:
+            status = "quality_loss"
+        else:
+            status = "ok" if enough else "insufficient_data"
         now = self._clock()
         cooldown = self._cooldown(now, drift.cooldown_hours)
         requested = False
@@ -249,17 +281,19 @@ class DriftService:
             "dataset_drift": dataset_drift,
             "drift_share": share,
             "drift_share_threshold": drift.drift_share,
+            "min_rows": drift.min_rows,
             "drifted": drifted,
             "quality_breach": breach,
             "retrain_requested": requested,
             "reasons": reasons,
         }
         report["cooldown"] = cooldown
+        report["headline"] = headline(report)[0]
         stamp = f"{now:%Y%m%dT%H%M%SZ}-v{report['version'] or 'none'}"
         json_key, html_key = f"{REPORTS}{stamp}.json", f"{REPORTS}{stamp}.html"
         if requested:
             self._request(report, now, self._store.uri(json_key))
-        self._store.put_bytes(json_key, json.dumps(report, indent=2, default=str).encode())
+        self._store.put_bytes(json_key, strict_json.dumps(report).encode())
         self._store.put_bytes(html_key, render_html(report).encode())
         self._publish(report)
         logger.info(
@@ -304,28 +338,30 @@ class DriftService:
             )
         )
         state = {"last_request_at": now.isoformat(timespec="seconds"), "request_id": request_id}
-        self._store.put_bytes(f"{REPORTS}state/{self._model}.json", json.dumps(state).encode())
+        state_doc = strict_json.dumps(state, indent=None).encode()
+        self._store.put_bytes(f"{REPORTS}state/{self._model}.json", state_doc)
         metrics.add_metric(name="RetrainRequested", unit=MetricUnit.Count, value=1)
 
     def _publish(self, report: dict[str, Any]) -> None:
+        """The run's metrics. ``DriftEvaluations`` on every completed run, whatever the data
+        (the dead man's switch alarms on its absence); a non-finite value is never published:
+        it would make the whole EMF line invalid JSON, and CloudWatch would drop every metric
+        on it (the alarmed ones too)."""
         verdict = report["verdict"]
-        metrics.add_metric(name="DriftShare", unit=MetricUnit.Count, value=verdict["drift_share"])
-        metrics.add_metric(
-            name="DatasetDrift", unit=MetricUnit.Count, value=int(verdict["dataset_drift"])
-        )
-        metrics.add_metric(
-            name="QualityBreach", unit=MetricUnit.Count, value=int(verdict["quality_breach"])
-        )
+        self._metric(name="DriftEvaluations", value=1)
+        self._metric(name="DriftShare", value=verdict["drift_share"])
+        self._metric(name="DatasetDrift", value=int(verdict["dataset_drift"]))
+        self._metric(name="QualityBreach", value=int(verdict["quality_breach"]))
         value = (report.get("quality") or {}).get("value")
         if isinstance(value, int | float):
-            metrics.add_metric(name="LiveQuality", unit=MetricUnit.Count, value=float(value))
-        metrics.add_metric(name="EvaluatedRows", unit=MetricUnit.Count, value=report["rows"])
+            self._metric(name="LiveQuality", value=value)
+        self._metric(name="EvaluatedRows", value=report["rows"])
         # One score per feature, with the feature as a dimension (its own EMF document: the
         # batch above shares one dimension set). PSI for numeric, Jensen-Shannon otherwise.
         for feature in report["features"]:
             stats = feature.get("statistics") or {}
             score = stats.get("psi", stats.get("js_distance"))
-            if not isinstance(score, int | float) or math.isnan(score):
+            if not _finite(score):
                 continue
             with single_metric(
                 name="FeatureDriftScore",
@@ -335,6 +371,24 @@ class DriftService:
                 default_dimensions={"service": self._service, "model": self._model},
             ) as metric:
                 metric.add_dimension(name="feature", value=str(feature["name"]))
+
+    @staticmethod
+    def _metric(*, name: str, value: Any) -> None:
+        if not _finite(value):
+            logger.warning(
+                "metric not published: not a finite number", metric=name, value=str(value)
+            )
+            return
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=float(value))
+
+
+def _finite(value: Any) -> TypeGuard[int | float]:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float64
+        return False
 
 
 def drift_service() -> DriftService:
@@ -347,6 +401,11 @@ def drift_service() -> DriftService:
         registry=Registry(settings.registry_table, client("dynamodb")),
         sketches=SketchStore(settings.model_bucket, s3),
         traffic=TrainingDataStore(settings.capture_bucket, s3),
+        labels=LabelFolder(
+            settings.model_name,
+            TrainingDataStore(settings.capture_bucket, s3),
+            LabelStore(settings.capture_bucket, s3),
+        ),
         bus=EventBus(settings.retrain_bus, client("events")),
         service=settings.service_name,
     )

@@ -21,7 +21,7 @@ import numpy as np
 from mlops.adapters.aws import client
 from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import CANDIDATE, PRODUCTION, Registry, VersionRecord
-from mlops.domain import candidate, manifest, parity
+from mlops.domain import candidate, manifest, parity, strict_json
 from mlops.domain.candidate import ParityInputs
 from mlops.domain.comparison import Sample
 from mlops.domain.config import ModelConfig, parse_config
@@ -472,17 +472,18 @@ class CandidateGate:
         if outcome == HELD:
             return self._roll_out(
                 config, version, candidate_id=candidate_id, mode="shadow", why=why,
-                reasons=reasons, status=status,
+                reasons=reasons, status=status, against=champion_version,
             )  # fmt: skip
         if outcome == INCONCLUSIVE:
             return self._roll_out(
                 config, version, candidate_id=candidate_id,
                 mode=config.promotion.on_inconclusive, why=why, reasons=reasons, status=status,
+                against=champion_version,
             )  # fmt: skip
         if config.rollout.mode != "direct" and champion_scored:
             return self._roll_out(
                 config, version, candidate_id=candidate_id, mode=config.rollout.mode, why=why,
-                reasons=reasons, status=status,
+                reasons=reasons, status=status, against=champion_version,
             )  # fmt: skip
         try:
             self._registry.promote(
@@ -517,8 +518,11 @@ class CandidateGate:
         why: str,
         reasons: tuple[str, ...],
         status: str,
+        against: str | None,
     ) -> tuple[str, tuple[str, ...]]:
-        """Start a shadow or canary instead of promoting: live traffic decides (DESIGN §6)."""
+        """Start a shadow or canary instead of promoting: live traffic decides (DESIGN §6).
+        Only against ``against``, the production version the candidate was judged against:
+        if production moved since, this candidate was never compared with the new one."""
         rollouts = RolloutService(
             model=config.name,
             store=self._store,
@@ -527,7 +531,11 @@ class CandidateGate:
         )
         try:
             rollout = rollouts.start(
-                version, mode=mode, percent=config.rollout.canary_percent, reason=why
+                version,
+                mode=mode,
+                percent=config.rollout.canary_percent,
+                reason=why,
+                against=against,
             )
         except ConflictError as exc:
             reasons = (*reasons, f"not promoted: its rollout could not start ({exc.message})")
@@ -664,7 +672,7 @@ class CandidateGate:
             "sklearn_metrics": doc.get("sklearn_metrics", {}),
             "gate_seconds": round(time.perf_counter() - started, 3),
         }
-        self._store.put_bytes(key, json.dumps(body, indent=2, default=str).encode())
+        self._store.put_bytes(key, strict_json.dumps(body).encode())
         logger.info(
             "candidate judged",
             candidate_id=result.candidate_id,

@@ -35,6 +35,7 @@ from typing import Any
 from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import PRODUCTION, Registry, Rollout
 from mlops.domain import capture
+from mlops.domain.ids import uuid7s
 from mlops.domain.manifest import Manifest
 from mlops.domain.schema import valid_unicode
 from mlops.domain.scoring import OnnxModel
@@ -440,7 +441,9 @@ class InferenceService:
         live = self._provider.live_rollout()
         # Production's signature is the API's contract: a request it accepts is never refused.
         columns = loaded.manifest.signature.columns(instances, self._max_instances)
-        prediction_ids = [str(uuid.uuid4()) for _ in instances]
+        # One clock read: the ids carry the capture's ts, so a label names its capture's hour.
+        now_ms = self._clock_ms()
+        prediction_ids = uuid7s(now_ms, len(instances))
         serving, variant, candidate_error = loaded, PRODUCTION, None
         scores = None
         if live is not None and live.routes_to_candidate(
@@ -471,11 +474,17 @@ class InferenceService:
                 # After the answer is final, and only for captured requests: what the shadow
                 # says is worth nothing unless it is captured. One ONNX run, never returned.
                 shadow, candidate_error = self._shadow(
-                    live, instances, response, key, _shared(loaded, live, columns)
+                    live,
+                    instances,
+                    response,
+                    key,
+                    _shared(loaded, live, columns),
+                    timestamp_ms=now_ms,
                 )
             self._capture(
                 serving,
                 variant,
+                timestamp_ms=now_ms,
                 instances=instances,
                 response=response,
                 request_id=key,
@@ -498,6 +507,8 @@ class InferenceService:
         response: dict[str, Any],
         request_id: str,
         columns: dict[str, Any] | None,
+        *,
+        timestamp_ms: int,
     ) -> tuple[list[str], str | None]:
         """The shadow's capture lines for this request (sharing its prediction ids, so labels
         join both variants), or why the candidate failed."""
@@ -512,7 +523,7 @@ class InferenceService:
                 alias=self._provider.alias,
                 variant="shadow",
                 request_id=request_id,
-                timestamp_ms=self._clock_ms(),
+                timestamp_ms=timestamp_ms,
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
                 instances=instances,
                 prediction_ids=response["prediction_ids"],
@@ -530,6 +541,7 @@ class InferenceService:
         loaded: LoadedModel,
         variant: str,
         *,
+        timestamp_ms: int,
         instances: list[dict[str, Any]],
         response: dict[str, Any],
         request_id: str,
@@ -546,7 +558,7 @@ class InferenceService:
                 alias=self._provider.alias,
                 variant=variant,
                 request_id=request_id,
-                timestamp_ms=self._clock_ms(),
+                timestamp_ms=timestamp_ms,
                 latency_ms=round(latency_ms, 3),
                 instances=instances,
                 prediction_ids=response["prediction_ids"],

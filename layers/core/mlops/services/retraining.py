@@ -8,7 +8,6 @@ retrying them would only repeat them. Storage errors propagate, so Lambda retrie
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -20,8 +19,10 @@ import numpy as np
 
 from mlops import __version__
 from mlops.adapters.aws import client
+from mlops.adapters.label_store import LabelStore
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.training_data import DataObject, TrainingDataStore
+from mlops.domain import strict_json
 from mlops.domain.candidate import LabeledRows
 from mlops.domain.config import ModelConfig
 from mlops.domain.dataset import Dataset, inspect_csv
@@ -30,6 +31,7 @@ from mlops.domain.triggers import Trigger
 from mlops.errors import ConfigError, DataValidationError, MlopsError, NotFoundError
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.candidates import CandidateBuilder, DataSource
+from mlops.services.labels import LabelFolder
 from mlops.services.stack_config import stack_config
 from mlops.settings import retrainer_settings
 
@@ -73,6 +75,7 @@ class RetrainService:
         training_prefix: str,
         traffic: TrainingDataStore,
         builder: CandidateBuilder,
+        labels: LabelFolder | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._model = model
@@ -81,6 +84,7 @@ class RetrainService:
         self._prefix = training_prefix
         self._traffic = traffic
         self._builder = builder
+        self._labels = labels
         self._clock = clock
 
     def retrain(self, trigger: Trigger) -> RetrainOutcome:
@@ -224,7 +228,7 @@ class RetrainService:
             },
             "report": report,
         }
-        self._store.put_bytes(key, json.dumps(doc, indent=2, default=str).encode())
+        self._store.put_bytes(key, strict_json.dumps(doc).encode())
         return doc | {"uri": self._store.uri(key)}
 
     def _window(
@@ -265,7 +269,11 @@ class RetrainService:
         if not config.retraining.include_feedback:
             days = policy.reference_days
         since = until - timedelta(days=days)
-        traffic = self._traffic.labeled_traffic(config.name, since, until, config)
+        traffic = (
+            self._labels.labeled_traffic(config, since, until)
+            if self._labels is not None
+            else self._traffic.labeled_traffic(config.name, since, until, config)
+        )
         data = traffic.dataset  # sorted by capture time
         cut = max(0, data.rows - policy.reference_rows)
         recent = data.take(np.arange(cut, data.rows))
@@ -309,7 +317,7 @@ class RetrainService:
                 "at": now.isoformat(timespec="seconds"),
                 "trigger": trigger.as_dict(),
             }
-            self._store.put_bytes(key, json.dumps(report, indent=2, default=str).encode())
+            self._store.put_bytes(key, strict_json.dumps(report).encode())
             report["uri"] = self._store.uri(key)
         logger.warning(
             "retrain rejected", reason=exc.message, report=report["uri"], trigger=trigger.as_dict()
@@ -360,4 +368,9 @@ def retrain_service() -> RetrainService:
         training_prefix=settings.training_prefix,
         traffic=TrainingDataStore(settings.capture_bucket, s3),
         builder=CandidateBuilder(store, __version__),
+        labels=LabelFolder(
+            settings.model_name,
+            TrainingDataStore(settings.capture_bucket, s3),
+            LabelStore(settings.capture_bucket, s3),
+        ),
     )

@@ -15,7 +15,7 @@ only as a shadow unless forced, and is promoted only when live labels clear it.
 from __future__ import annotations
 
 import contextlib
-import json
+import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -37,6 +37,7 @@ from mlops.adapters.registry import (
     phase,
 )
 from mlops.adapters.training_data import TrainingDataStore
+from mlops.domain import strict_json
 from mlops.domain.config import ModelConfig
 from mlops.domain.rollout import judge_rollout
 from mlops.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, Problem
@@ -128,11 +129,18 @@ class RolloutService:
         reason: str,
         actor: str | None = None,
         force: bool = False,
+        against: str | None = None,
     ) -> Rollout:
         """Put registered ``version`` in front of live traffic as a shadow or canary; the
         rollout that runs afterwards (``start_or_switch`` says what was done)."""
         return self.start_or_switch(
-            version, mode=mode, percent=percent, reason=reason, actor=actor, force=force
+            version,
+            mode=mode,
+            percent=percent,
+            reason=reason,
+            actor=actor,
+            force=force,
+            against=against,
         ).rollout
 
     def start_or_switch(
@@ -144,8 +152,11 @@ class RolloutService:
         reason: str,
         actor: str | None = None,
         force: bool = False,
+        against: str | None = None,
     ) -> RolloutStart:
-        """Put registered ``version`` in front of live traffic as a shadow or canary.
+        """Put registered ``version`` in front of live traffic as a shadow or canary (with
+        ``against``, the production version it was judged against: only while production is
+        still that version).
 
         Everything that could refuse it is checked first (its artifacts against the registry,
         its status, production), so a refused start leaves a running rollout alone. A rejected
@@ -176,6 +187,10 @@ class RolloutService:
             refused = "there is no production version to prove it against"
         elif version == production or record.status == PRODUCTION:
             refused = "it is already in production"
+        elif against is not None and production != against:
+            refused = (
+                f"production moved from v{against}, which it was judged against, to v{production}"
+            )
         else:
             refused = _refusal(record, mode, force)
         if refused:
@@ -198,6 +213,7 @@ class RolloutService:
             actor=actor,
             reason=reason,
             force=force,
+            against=against,
         )
         metrics.add_metric(name="RolloutStarted", unit=MetricUnit.Count, value=1)
         logger.info("rollout started", **rollout.as_dict())
@@ -286,12 +302,12 @@ class RolloutService:
             "verdict": verdict,
             "held": held,
         }
-        self._store.put_bytes(key, json.dumps(report, indent=2, default=str).encode())
+        self._store.put_bytes(key, strict_json.dumps(report).encode())
         acted = False
         if act and decision in ("promote", "rollback"):
             decision, reasons, acted = self._act(rollout, decision, reasons, uri)
             report |= {"decision": decision, "acted": acted, "reasons": reasons}
-            self._store.put_bytes(key, json.dumps(report, indent=2, default=str).encode())
+            self._store.put_bytes(key, strict_json.dumps(report).encode())
         if not acted:
             summary = {
                 "at": report["evaluated_at"],
@@ -422,7 +438,8 @@ class RolloutService:
         metrics.add_metric(name="RolloutEvaluated", unit=MetricUnit.Count, value=1)
         candidate = (verdict.get("variants") or {}).get("candidate") or {}
         rate = candidate.get("error_rate")
-        if isinstance(rate, int | float):
+        # A NaN or infinity would make the EMF line invalid JSON: every metric on it lost.
+        if isinstance(rate, int | float) and not isinstance(rate, bool) and math.isfinite(rate):
             metrics.add_metric(name="CandidateErrorRate", unit=MetricUnit.Count, value=rate)
         if not acted and decision == "wait":
             metrics.add_metric(name="RolloutWaiting", unit=MetricUnit.Count, value=1)
