@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import string
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -77,14 +78,23 @@ class Evaluator:
         seed: int,
         price_factor: float = 1.0,
         labels: bool = True,
+        flood: int = 0,
+        delivery: int | None = None,
         time_ordered: bool = False,
     ) -> None:
         """``rows`` predictions of production on ``month`` of the market (or on explicit
         conditions), captured and (with ``labels``) labeled, stored by the real logger as its
-        subscription would. Ids are random (UUIDv4, as before time-ordered ids) unless
-        ``time_ordered`` (UUIDv7, as /predict issues now)."""
+        subscription would: ``delivery`` log events (of 200 rows) a batch, all in one by
+        default. ``flood``: that many rows have a random 32-character ``location`` and
+        ``property_type`` each, as a client with /predict access can send. Ids are random
+        (UUIDv4, as before time-ordered ids) unless ``time_ordered`` (UUIDv7, as /predict
+        issues now)."""
         conditions = conditions_for_month(month) if isinstance(month, int) else month
         columns = generate(rows, conditions, seed=seed)
+        rng = np.random.default_rng(seed)
+        for name in ("location", "property_type") if flood else ():
+            letters = rng.choice(list(string.ascii_letters), size=(flood, 32))
+            columns[name] = [*("".join(r) for r in letters), *columns[name][flood:]]
         loaded = load_version(self.store, Registry(TABLE, aws.client("dynamodb")), MODEL, "1")
         inputs = {n: np.asarray(columns[n]) for n in FEATURES}
         predictions = loaded.model.score(inputs).values
@@ -108,7 +118,9 @@ class Evaluator:
             ]
             for line in capture.feedback_line(model=MODEL, timestamp_ms=ts + rows, items=items):
                 events.append(LogEvent(f"{len(events):056d}", ts + rows, line))
-        self.logger.store_batch(events)
+        size = delivery or len(events)
+        for start in range(0, len(events), size):
+            self.logger.store_batch(events[start : start + size])
 
     def requests(self) -> list[dict[str, Any]]:
         sqs = boto3.client("sqs")
@@ -370,6 +382,82 @@ def test_a_tiny_window_is_reported_but_never_judged(evaluator: Evaluator) -> Non
     assert not result["dataset_drift"]
     assert not result["retrain_requested"]
     assert any("150 rows" in r for r in doc["verdict"]["reasons"])
+
+
+def test_a_flooded_window_is_evaluated_from_bounded_sketches_with_the_exact_unseen_share(
+    evaluator: Evaluator,
+) -> None:
+    # Given 20,000 predictions in batches of 1,000, of which 15,000 name a random location and
+    # property type each (the review's flood, scaled down)
+    evaluator.serve(0, 20_000, seed=111, labels=False, flood=15_000, delivery=5)
+    # When the evaluator runs
+    doc = report(evaluator, evaluator.run({"window_hours": 24, "act": False}))
+    # Then it reports from sketches that kept 64 names a feature, not 15,000
+    assert (doc["mode"], doc["rows"], doc["sources"]["batches"]) == ("sketch", 20_000, 20)
+    hour = NOW - timedelta(hours=2)
+    rollup = evaluator.store.get_json(
+        f"sketches/model={MODEL}/version=1/rollup/dt={hour:%Y-%m-%d}/hour={hour:%H}.json"
+    )
+    for name in ("location", "property_type"):
+        assert len(rollup["sketch"]["categorical"][name]["unseen_top"]) == 64
+    assert len(json.dumps(rollup)) < 30_000  # every unique string kept: over 1 MB
+    # And the unseen share is exact: the 15,000 random values (the rest are known ones)
+    shares = {
+        f["name"]: f["statistics"]["unseen_share"]
+        for f in doc["features"]
+        if f["type"] == "categorical"
+    }
+    assert shares == {"location": 15_000 / 20_000, "property_type": 15_000 / 20_000}
+    assert set(doc["verdict"]["drifted"]) == {"location", "property_type"}
+
+
+@pytest.mark.parametrize(
+    ("where", "body"),
+    [
+        ("rollup", b"null"),
+        ("rollup", b"[]"),
+        ("rollup", b"1"),
+        ("rollup", b"[" * 100_000 + b"]" * 100_000),
+        ("batch", b"[" * 100_000 + b"]" * 100_000),
+        ("batch", "version=2"),
+        ("batch", "a bin short"),
+        ("batch", "sqft missing"),
+    ],
+)
+def test_an_object_that_used_to_stop_the_evaluator_is_skipped_and_listed_in_its_report(
+    evaluator: Evaluator, where: str, body: bytes | str
+) -> None:
+    # Given a window rolled up once, then one of the review's objects that raised
+    evaluator.serve(0, 1500, seed=103, labels=False)
+    evaluator.run({"window_hours": 24, "act": False})
+    hour = NOW - timedelta(hours=2)
+    base = f"sketches/model={MODEL}/version=1/"
+    partition = f"dt={hour:%Y-%m-%d}/hour={hour:%H}"
+    key = f"{base}rollup/{partition}.json" if where == "rollup" else f"{base}{partition}/bad.json"
+    if isinstance(body, str):  # a real sketch of the window, damaged
+        (batch,) = _keys(base + partition + "/")
+        document = evaluator.store.get_json(batch)
+        if body == "version=2":
+            document["version"] = "2"
+        elif body == "a bin short":
+            counts = document["numeric"]["sqft"]["counts"]
+            counts[-2] += counts.pop()
+        else:
+            document["numeric"].pop("sqft")
+        body = json.dumps(document).encode()
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
+    # When the evaluator runs, twice
+    first = report(evaluator, evaluator.run({"window_hours": 24, "act": False}))
+    second = report(evaluator, evaluator.run({"window_hours": 24, "act": False}))
+    # Then both report the window's 1,500 rows, and the first lists the object it skipped
+    assert (first["rows"], second["rows"]) == (1500, 1500)
+    assert [s["key"] for s in first["sources"]["skipped"]] == [key]
+    assert first["verdict"]["status"] == second["verdict"]["status"] == "ok"
+
+
+def _keys(prefix: str) -> list[str]:
+    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return [o["Key"] for o in listed.get("Contents", [])]
 
 
 # --- never silent: nothing non-finite published, the verdict said as it is, a heartbeat ------

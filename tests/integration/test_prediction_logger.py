@@ -21,7 +21,7 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from mlops.adapters import aws
-from mlops.domain import capture
+from mlops.domain import capture, event_set
 from mlops.domain.baseline import build_baseline
 from mlops.domain.config import load_config
 from mlops.domain.sketch import Sketch, build_sketch
@@ -256,6 +256,48 @@ def test_a_sketch_of_each_capture_object_is_written_on_the_version_baseline(app:
     stored = Sketch.from_dict(json.loads(app.body(sketch_key)))
     assert stored == build_sketch(BASELINE, app.rows(capture_key))
     assert stored.rows == 12
+
+
+def test_a_sketch_lists_the_digests_of_the_log_events_it_counts(app: Logger) -> None:
+    # Given a batch of four log events in one hour
+    lines = [line(capture_line(HOUR_10 + i, HOUSES[i : i + 1])) for i in range(4)]
+    app.invoke(subscription_event(lines))
+    # Then its sketch names those events (so a re-batched redelivery can be counted once)
+    (sketch_key,) = app.keys("sketches/")
+    document = json.loads(app.body(sketch_key))
+    assert np.array_equal(
+        event_set.decode(document["events"]), event_set.digests(x.id for x in lines)
+    )
+    assert len(event_set.decode(document["events"])) == 4
+
+
+def flooded(count: int) -> list[dict[str, Any]]:
+    """``count`` houses, each in a location of its own that training never saw."""
+    return [HOUSES[i % len(HOUSES)] | {"location": f"nowhere-{i:04d}"} for i in range(count)]
+
+
+def test_sketches_keep_as_many_unseen_names_as_the_stack_config_says(app: Logger) -> None:
+    # Given the stack's model config keeping 2 unseen categories by name
+    shipped = (ROOT / "layers/core/mlops/defaults/house_prices.toml").read_text()
+    config = shipped + "\n[drift]\nmax_unseen_categories = 2\n"
+    app.s3.put_object(Bucket=BUCKET, Key=f"config/{MODEL}.toml", Body=config.encode())
+    # When a request with five new locations is logged
+    app.invoke(subscription_event([line(capture_line(HOUR_10, flooded(5)))]))
+    # Then two are kept by name and the other three are counted
+    (sketch_key,) = app.keys("sketches/")
+    location = Sketch.from_dict(json.loads(app.body(sketch_key))).categorical["location"]
+    assert (len(location.unseen_top), location.unseen_other, location.unseen) == (2, 3, 5)
+
+
+def test_an_unusable_stack_config_leaves_the_default_k_and_says_so(
+    app: Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.s3.put_object(Bucket=BUCKET, Key=f"config/{MODEL}.toml", Body=b"not = [toml")
+    app.invoke(subscription_event([line(capture_line(HOUR_10, flooded(70)))]))
+    (sketch_key,) = app.keys("sketches/")
+    location = Sketch.from_dict(json.loads(app.body(sketch_key))).categorical["location"]
+    assert (len(location.unseen_top), location.unseen_other) == (64, 6)
+    assert "model config unusable" in caplog.text
 
 
 def test_the_same_event_delivered_twice_overwrites_instead_of_duplicating(app: Logger) -> None:

@@ -143,3 +143,13 @@ def test_a_bad_per_feature_drift_override_is_named(overrides: dict[str, Any], fi
     with pytest.raises(ConfigError) as caught:
         parse_config(raw)
     assert field in [p.field for p in caught.value.details]
+
+
+@pytest.mark.parametrize(("value", "ok"), [(0, True), (1024, True), (-1, False), (1025, False)])
+def test_max_unseen_categories_is_read_from_0_to_1024(value: int, ok: bool) -> None:
+    raw = {**MINIMAL, "drift": {"max_unseen_categories": value}}
+    if ok:
+        assert parse_config(raw).drift.max_unseen_categories == value
+    else:
+        assert "drift.max_unseen_categories" in fields(raw)
+    assert parse_config(MINIMAL).drift.max_unseen_categories == 64  # the default K

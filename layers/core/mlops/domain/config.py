@@ -167,6 +167,9 @@ class RetrainingConfig:
     feedback_days: int = 30
 
 
+MAX_UNSEEN_CATEGORIES = 1024  # the largest [drift] max_unseen_categories
+
+
 @dataclass(frozen=True)
 class DriftConfig:
     """When live traffic has moved away from the training data (DESIGN §5; Evidently's rules).
@@ -183,7 +186,9 @@ class DriftConfig:
     features drift. Below ``min_rows`` rows a window is not judged; after a retrain request
     another waits ``cooldown_hours``. Live quality breaches when the gate metric is worse than
     the version's holdout value by more than ``quality_tolerance`` (relative), over at least
-    ``min_labels`` labels joined within ``label_delay_hours`` of their prediction.
+    ``min_labels`` labels joined within ``label_delay_hours`` of their prediction. Sketches
+    keep at most ``max_unseen_categories`` unseen categories by name per feature (the rest as
+    one count, so their size does not follow what clients send; 0 to 1,024).
     """
 
     psi_warn: float = 0.1
@@ -200,6 +205,7 @@ class DriftConfig:
     quality_tolerance: float = 0.2
     min_labels: int = 50
     label_delay_hours: float = 72.0
+    max_unseen_categories: int = 64
     # Per-feature thresholds: ``[drift.features.sqft] psi_threshold = 0.4`` (TOML).
     features: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
@@ -427,6 +433,8 @@ def _policies(
             problems.append(Problem(f"drift.{count}", "must be at least 1"))
     if drift.cooldown_hours < 0:
         problems.append(Problem("drift.cooldown_hours", "must not be negative"))
+    if not 0 <= drift.max_unseen_categories <= MAX_UNSEEN_CATEGORIES:
+        problems.append(Problem("drift.max_unseen_categories", "must be from 0 to 1,024"))
     return validation, promotion, retraining, drift
 
 

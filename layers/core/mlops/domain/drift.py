@@ -536,24 +536,29 @@ def _categorical_drift(
         reference_rows=n_ref,
         current_rows=n_cur,
         missing_rate=missing,
-        histogram=_category_histogram(known, column.counts),
+        histogram=_category_histogram(
+            known, {**column.counts, **column.unseen_top}, unnamed=column.unseen_other
+        ),
     )
 
 
-def _category_histogram(reference: Mapping[str, int], current: Mapping[str, int]) -> dict[str, Any]:
+def _category_histogram(
+    reference: Mapping[str, int], current: Mapping[str, int], unnamed: int = 0
+) -> dict[str, Any]:
     """The ``TOP_CATEGORIES`` categories with the largest share on either side (new ones
-    included), the rest as "other"; shares of each side's non-missing values."""
+    included), the rest as "other"; shares of each side's non-missing values. ``unnamed``:
+    current values the sketch counted without their name (unseen ones beyond its K)."""
     ref_total = sum(reference.values()) or 1
-    cur_total = sum(current.values()) or 1
+    cur_total = (sum(current.values()) + unnamed) or 1
     every = set(reference) | set(current)
     weight = {c: max(reference.get(c, 0) / ref_total, current.get(c, 0) / cur_total) for c in every}
     top = sorted(every, key=lambda c: (-weight[c], c))[:TOP_CATEGORIES]
     ref_shares = [reference.get(c, 0) / ref_total for c in top]
     cur_shares = [current.get(c, 0) / cur_total for c in top]
-    if len(every) > len(top):
+    if len(every) > len(top) or unnamed:
         top.append("other")
         ref_shares.append(max(1.0 - sum(ref_shares), 0.0) if reference else 0.0)
-        cur_shares.append(max(1.0 - sum(cur_shares), 0.0) if current else 0.0)
+        cur_shares.append(max(1.0 - sum(cur_shares), 0.0) if current or unnamed else 0.0)
     return {"categories": top, "reference": ref_shares, "current": cur_shares}
 
 

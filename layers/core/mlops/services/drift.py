@@ -30,7 +30,7 @@ from mlops.domain import quality, strict_json
 from mlops.domain.config import ModelConfig
 from mlops.domain.drift_report import headline, render_html
 from mlops.domain.labels import as_join_inputs
-from mlops.domain.sketch import baseline_fingerprint
+from mlops.domain.sketch import SketchPlan
 from mlops.domain.triggers import retrain_request
 from mlops.errors import NotFoundError
 from mlops.observability import MetricUnit, logger, metrics
@@ -106,7 +106,12 @@ class DriftService:
             return self._finish(report, [f"v{version} has no baseline.json"], config, act)
         manifest = self._store.get_json(prefix + "manifest.json")
         window = self._sketches.window(
-            self._model, version, since, until, baseline_fingerprint(baseline)
+            self._model,
+            version,
+            since,
+            until,
+            SketchPlan.from_baseline(baseline),
+            max_unseen=config.drift.max_unseen_categories,
         )
         report["sources"] = window.as_dict()
         rows = window.sketch.rows if window.sketch else 0

@@ -21,6 +21,15 @@ retries, then hands to the on-failure destination) is completed by the next atte
 batch stored twice is stored once. Nothing is ever appended, and no object is conditional on
 another attempt's.
 
+A redelivery may also re-batch events already stored (5 + 5 events instead of 10): the new
+objects have new keys. Each sketch therefore lists the digests of the log events it counts
+(``domain.event_set``), and the sketch store counts each event once per hour when it rolls
+sketches up. Captures and feedback are stored as delivered; their readers count by id.
+
+Sketches are bounded whatever clients send: each keeps at most ``[drift]
+max_unseen_categories`` unseen categories by name per feature (the stack's model config, read
+once per container; the default when it cannot be used, with a warning).
+
 Keys are built from validated values only: a record's model must be the one this stack serves
 (``MODEL_NAME``) and its version a canonical version number; anything else is quarantined.
 """
@@ -39,12 +48,13 @@ from typing import Any
 from mlops.adapters.aws import client
 from mlops.adapters.capture_store import CaptureStore
 from mlops.adapters.model_store import ModelStore, version_prefix
-from mlops.domain import capture
+from mlops.domain import capture, event_set
 from mlops.domain.capture import MalformedRecordError
-from mlops.domain.sketch import SketchPlan, build_sketch
+from mlops.domain.sketch import DEFAULT_MAX_UNSEEN, SketchPlan, build_sketch
 from mlops.domain.versions import parse_version
-from mlops.errors import InvalidInputError, NotFoundError, Problem
+from mlops.errors import ConfigError, InvalidInputError, NotFoundError, Problem
 from mlops.observability import MetricUnit, logger, metrics
+from mlops.services.stack_config import stack_config
 from mlops.settings import _required
 
 BATCH_ID_HEX = 32
@@ -124,6 +134,7 @@ class PredictionLoggerService:
         # Versions are immutable, so a baseline read once is good for the container's life.
         # A missing one is not remembered: it is looked for again at the next batch.
         self._plans: dict[tuple[str, str], SketchPlan] = {}
+        self._max_unseen: int | None = None  # the config's K, once read
 
     def store_batch(self, events: Iterable[LogEvent]) -> BatchSummary:
         """Write the batch's objects; raises ``StorageError`` (to be retried) if S3 fails."""
@@ -167,9 +178,12 @@ class PredictionLoggerService:
             if plan is None:
                 missing += 1
                 continue
-            sketch = build_sketch(plan, part.rows, model=model, version=version)
+            sketch = build_sketch(
+                plan, part.rows, model=model, version=version, max_unseen=self._k()
+            )
             key = f"sketches/model={model}/version={version}/{hour}/{part.batch_id}.json"
-            self._captures.put_json(key, sketch.to_dict())
+            counted = event_set.encode(event_set.digests(part.event_ids))
+            self._captures.put_json(key, sketch.to_dict() | {"events": counted})
             written += 1
 
         summary = BatchSummary(
@@ -226,6 +240,22 @@ class PredictionLoggerService:
             return None
         self._plans[(model, version)] = plan
         return plan
+
+    def _k(self) -> int:
+        """``[drift] max_unseen_categories`` of the stack's model config. An unusable config
+        does not stop captures: the default applies, and is looked for again next batch."""
+        if self._max_unseen is None:
+            try:
+                config = stack_config(self._models, self._model_name)
+            except ConfigError as exc:
+                logger.warning(
+                    "model config unusable: sketches keep the default unseen categories",
+                    error=exc.message,
+                    max_unseen_categories=DEFAULT_MAX_UNSEEN,
+                )
+                return DEFAULT_MAX_UNSEEN
+            self._max_unseen = config.drift.max_unseen_categories
+        return self._max_unseen
 
     def _publish(self, summary: BatchSummary) -> None:
         for name, value in (
