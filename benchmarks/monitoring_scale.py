@@ -24,8 +24,11 @@ Each scenario is a section of its own (``--scenarios``; default: every implement
           evaluation); S3 requests by operation. Targets (issue 18): first evaluation
           <= 30 s and <= 256 MB, a report written, the sketch window's size bounded
           (``unseen_top`` of each categorical feature <= K).
-  scale   (not yet implemented) evaluator time, memory and S3 requests at 10k to 10M
-          predictions a day with 10 % labels.
+  scale   the hourly run's cost as traffic grows: ``benchmarks/monitoring_cost.py`` (its
+          docstring says how) for ``--sizes`` predictions a day (default 10k, 100k, 1M), 10 %
+          labeled or ``--labels`` a day at every size. Targets (issue 18) at 1M: <= 10 s,
+          <= 300 S3 requests, <= 512 MB; from 1M to 10M at equal labels (when both ran): time
+          <= 1.5x, requests flat.
 
 Without --json: a table per section on stdout, progress on stderr. With --json: one JSON
 object, the only line on stdout: ``scenarios`` (the sections run), per section its figures
@@ -376,9 +379,26 @@ def rss_mb(field_name: str) -> float:
 
 # --- the run ----------------------------------------------------------------------------------
 
+
+def scale(args: argparse.Namespace) -> Section:
+    """The hourly run at growing traffic (``monitoring_cost``, one local stack per size)."""
+    import monitoring_cost
+
+    results = {rows: monitoring_cost.measure(rows, args.labels) for rows in args.sizes}
+    summary = monitoring_cost.summarise(results)
+    table = [
+        (
+            f"{name}/day, {f['labels']:,} labels",
+            f"{f['seconds']:.2f} s, {f['s3_requests']} S3 req, {f['peak_mb']:.0f} MB",
+        )
+        for name, f in summary["sizes"].items()
+    ]
+    return Section(summary, summary["targets"], summary["targets_met"], table)
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Section] | None] = {
     "flood": flood,
-    "scale": None,  # evaluator cost at 10k-10M predictions a day: another section, to come
+    "scale": scale,
 }
 
 
@@ -390,6 +410,8 @@ def main() -> int:
     )
     parser.add_argument("--flood-rows", type=int, default=2_270_000)
     parser.add_argument("--batch", type=int, default=1000, help="instances a request")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--labels", type=int, default=None, help="scale: labels a day, fixed")
     parser.add_argument("--child-evaluate", metavar="ENDPOINT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_evaluate:
