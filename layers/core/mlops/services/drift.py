@@ -22,7 +22,7 @@ from mlops.adapters.aws import client
 from mlops.adapters.events import EventBus
 from mlops.adapters.label_store import LabelStore
 from mlops.adapters.model_store import ModelStore, version_prefix
-from mlops.adapters.registry import Registry
+from mlops.adapters.registry import PRODUCTION, Registry
 from mlops.adapters.sketch_store import SketchStore
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain import drift as statistics
@@ -38,7 +38,6 @@ from mlops.services.labels import LabelFolder
 from mlops.services.stack_config import stack_config
 from mlops.settings import drift_settings
 
-PRODUCTION = "production"
 REPORTS = "reports/drift/"
 
 

@@ -92,7 +92,7 @@ class GateResult:
 
     @property
     def promoted(self) -> bool:
-        return self.status == "production"
+        return self.status == PRODUCTION
 
     def as_dict(self) -> dict[str, Any]:
         return {

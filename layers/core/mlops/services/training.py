@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops.adapters.model_store import ModelStore
-from mlops.adapters.registry import Registry
+from mlops.adapters.registry import PRODUCTION, Registry
 from mlops.domain import parity
 from mlops.domain.config import ModelConfig
 from mlops.domain.dataset import parse_csv
@@ -29,7 +29,6 @@ from mlops.services.candidates import (
 from mlops.services.gate import CandidateGate, GateResult
 
 __all__ = ["TrainingResult", "TrainingService", "check_parity", "signature_from_training"]
-PRODUCTION = "production"
 
 
 @dataclass(frozen=True)
