@@ -11,7 +11,7 @@ from scipy import stats
 
 from mlops.domain.comparison import Sample, compare
 from mlops.domain.config import PromotionConfig
-from mlops.domain.gate import RowSet, check_labels, judge
+from mlops.domain.gate import GATE_RESAMPLES, RowSet, check_labels, judge
 from mlops.domain.metrics import regression_metrics
 
 RNG = np.random.default_rng(0)
@@ -255,3 +255,10 @@ def test_the_interval_is_said_in_the_direction_it_lies() -> None:
     worse = judged(regression_set("holdout", y, chal, champ)).sets[0].detail
     assert re.search(r"interval \d+\.\d% to \d+\.\d% better;", better), better
     assert re.search(r"interval \d+\.\d% to \d+\.\d% worse;", worse), worse
+
+
+def test_the_gate_draws_its_own_number_of_resamples() -> None:
+    y, champ, chal = predictions(400, 40_000, 20_000)
+    comparison = judged(regression_set("holdout", y, champ, chal)).sets[0].comparison
+    assert comparison is not None
+    assert comparison.resamples == GATE_RESAMPLES

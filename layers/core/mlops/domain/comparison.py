@@ -146,7 +146,9 @@ def compare(
     confidence: float,
     tolerance: float,
     rng: np.random.Generator,
+    resamples: int = RESAMPLES,
 ) -> Comparison:
+    """At most ``resamples`` bootstrap resamples (fewer when the cost budget says so)."""
     n_prod, n_cand = len(production.ids), len(candidate.ids)
     empty = Comparison(
         metric=metric,
@@ -168,12 +170,13 @@ def compare(
         return empty
     if metric == "roc_auc":
         prod_stats, cand_stats, resamples, sampling = _bootstrap_ranked(
-            classes, production, candidate, paired, rng
+            classes, production, candidate, paired, rng, most=resamples
         )
     else:
         prod_stats, cand_stats, resamples, sampling = _bootstrap_means(
-            production, candidate, task=task, metric=metric, paired=paired, rng=rng
-        )
+            production, candidate, task=task, metric=metric, paired=paired, rng=rng,
+            most=resamples,
+        )  # fmt: skip
     prod_value, cand_value = prod_stats[0], cand_stats[0]  # row 0: the whole sample
     if not (math.isfinite(prod_value) and math.isfinite(cand_value)):
         return replace(
@@ -207,6 +210,7 @@ def _bootstrap_means(
     metric: str,
     paired: bool,
     rng: np.random.Generator,
+    most: int = RESAMPLES,
 ) -> tuple[FloatArray, FloatArray, int, str]:
     """The metric of each variant on the whole sample (index 0) and on each resample."""
     prod_values = _row_values(task, metric, production)
@@ -215,7 +219,7 @@ def _bootstrap_means(
     n_prod, n_cand = len(prod_values), len(cand_values)
     units = min(max(n_prod, n_cand), MAX_BOOTSTRAP_UNITS)
     columns = prod_values.shape[1] + cand_values.shape[1]
-    resamples = max(MIN_RESAMPLES, min(RESAMPLES, int(COST_BUDGET / (units * columns))))
+    resamples = max(MIN_RESAMPLES, min(most, int(COST_BUDGET / (units * columns))))
     if paired:
         means = _resampled_means(np.hstack([prod_values, cand_values]), resamples, rng)
         split = prod_values.shape[1]
@@ -341,6 +345,8 @@ def _bootstrap_ranked(
     candidate: Sample,
     paired: bool,
     rng: np.random.Generator,
+    *,
+    most: int = RESAMPLES,
 ) -> tuple[FloatArray, FloatArray, int, str]:
     """ROC-AUC on the whole sample (index 0) and on resamples: ranks, not means, so no groups;
     the resamples are drawn from a random ``RANKED_MAX_ROWS`` labels per variant at most."""
@@ -349,7 +355,7 @@ def _bootstrap_ranked(
     cand_codes, cand_proba = _ranked(candidate, labels)
     n_prod, n_cand = len(prod_codes), len(cand_codes)
     curves = 1 if len(labels) == 2 else len(labels)
-    resamples = max(MIN_RESAMPLES, min(RESAMPLES, RANKED_BUDGET // (curves * RANKED_MAX_ROWS)))
+    resamples = max(MIN_RESAMPLES, min(most, RANKED_BUDGET // (curves * RANKED_MAX_ROWS)))
     prod_keep = _subsample(rng, n_prod)
     cand_keep = prod_keep if paired else _subsample(rng, n_cand)
     prod_stats = np.empty(resamples + 1)

@@ -37,6 +37,9 @@ SET_DESCRIPTIONS = {
     "golden": "production's golden set",
     "no_skill": "the new data's holdout",
 }
+# Per set: 1,000 percentile-bootstrap resamples put a 95 % interval's ends within about a
+# tenth of its width of the 2,000 the rollout judge draws, at half the cost.
+GATE_RESAMPLES = 1_000
 # Classification: production's error on its own holdout can be near 0; fresh data is never
 # expected to be that easy, so the label check's bar is never below this error rate.
 MIN_LABEL_ERROR_RATE = 0.05
@@ -431,6 +434,7 @@ def _set_verdict(
         confidence=policy.confidence,
         tolerance=tolerance,
         rng=rng,
+        resamples=GATE_RESAMPLES,
     )
     point, low, high = found.degradation
     if found.candidate is None or found.production is None or point is None:
