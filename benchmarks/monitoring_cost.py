@@ -1,23 +1,28 @@
 """What one hourly evaluation costs as traffic grows: the drift evaluator (drift from sketch
-roll-ups, live quality from folded labels) after a day of N predictions, 10 % labeled.
+roll-ups, live quality from folded labels, and the judge of a 10 % canary from serving digests
+and labeled documents) after a day of N predictions, 10 % labeled.
 
     .venv/bin/python benchmarks/monitoring_cost.py [--json] [--sizes 10000 100000 1000000]
 
 For each size a local stack (moto server on loopback, the template's resources) gets v1
-trained and promoted, then a day of traffic written through the real prediction logger
+trained and promoted and v2 trained and rolled out as a 10 % canary at the start of the day,
+then a day of traffic (10 % of each delivery answered by the canary) written through the real
+prediction logger
 (``PredictionLoggerService.store_batch``, deliveries of 1,000 rows, as CloudWatch Logs would
 deliver the inference function's capture lines; ids are the inference function's UUIDv7s),
 and labels for 10 % of the predictions (``--labels`` fixes their number instead, e.g. 100,000
 at every size: "equal labels"), each arriving 30-90 minutes after its prediction, in feedback
 deliveries of 1,000. The evaluator runs once an hour before the day ends (warm-up: it rolls
 up the sketches and folds the labels so far), then the last hour's labels arrive and the
-measured run happens: ``DriftService.evaluate`` over the default 24 h window, exactly as the
-scheduled function runs it. Measured: its wall time, its S3 requests by operation (a botocore
-hook on the client it uses) and the measured process's peak resident memory (VmHWM: the function's
-imports included, as Lambda counts them).
+measured run happens: ``DriftService.evaluate`` over the default 24 h window, then
+``RolloutService.evaluate`` (without acting), sharing one sketch store and label folder,
+exactly as the scheduled function runs them. Measured: the run's wall time, its S3 requests by
+operation and by part (a botocore hook on the client it uses) and the measured process's peak
+resident memory (VmHWM: the function's imports included, as Lambda counts them).
 
 Prints a table; with --json one JSON object: per size ``seconds``, ``s3_requests`` (and by
-operation), ``peak_mb``, ``labels``, ``folded`` (the fold's counts); ``targets`` and
+operation), ``drift``/``rollout`` (each part's seconds and requests), ``peak_mb``, ``labels``,
+``folded`` (the fold's counts), ``rollout_decision``; ``targets`` and
 ``targets_met`` for the 1M size (≤ 10 s, ≤ 300 requests, ≤ 512 MB) and, when both 1M and 10M
 ran, the growth from 1M to 10M (time ≤ 1.5x, requests flat).
 """
@@ -56,6 +61,9 @@ def label(rows: int) -> str:
     return f"{rows // 1_000_000}M" if rows >= 1_000_000 else f"{rows // 1_000}k"
 
 
+CANARY_SHARE = 0.10
+
+
 def write_day(stack: Any, rows: int, labels: int, end: datetime) -> tuple[int, list[Any]]:
     """A day of ``rows`` predictions ending at ``end`` through the real logger; returns the
     number of labels and the last hour's feedback deliveries (written later)."""
@@ -76,9 +84,9 @@ def write_day(stack: Any, rows: int, labels: int, end: datetime) -> tuple[int, l
     logger = PredictionLoggerService(
         CaptureStore(target.store().bucket, s3), target.store(), model_name=model
     )
-    loaded = load_version(
-        target.store(), Registry(target.output("RegistryTableName"), client("dynamodb")), model, "1"
-    )
+    registry = Registry(target.output("RegistryTableName"), client("dynamodb"))
+    loaded = load_version(target.store(), registry, model, "1")
+    canary = load_version(target.store(), registry, model, "2")
     rng = np.random.default_rng(0)
     start_ms = int((end - timedelta(hours=24)).timestamp() * 1000)
     span_ms = 24 * 3_600_000
@@ -91,6 +99,7 @@ def write_day(stack: Any, rows: int, labels: int, end: datetime) -> tuple[int, l
         columns = generate(n, conditions_for_month(0), seed=first)
         inputs = {k: np.asarray(columns[k]) for k in names}
         predictions = [float(p) for p in loaded.model.score(inputs).values]
+        answers = [float(p) for p in canary.model.score(inputs).values]
         prices = columns["price"]
         ts = np.sort(start_ms + rng.integers(0, span_ms, n))
         events = []
@@ -102,11 +111,17 @@ def write_day(stack: Any, rows: int, labels: int, end: datetime) -> tuple[int, l
             ]
             moment = int(ts[lo])
             ids = uuid7s(moment, hi - lo)
+            cut = round((hi - lo) * (1 - CANARY_SHARE))  # the rest answered by the canary
             lines = capture.capture_lines(
                 model=model, version="1", alias="production", variant=None,
                 request_id=f"r{first + lo}", timestamp_ms=moment, latency_ms=0.3,
-                instances=instances, prediction_ids=ids, predictions=predictions[lo:hi],
-                probabilities=None,
+                instances=instances[:cut], prediction_ids=ids[:cut],
+                predictions=predictions[lo:lo + cut], probabilities=None,
+            ) + capture.capture_lines(
+                model=model, version="2", alias="production", variant="canary",
+                request_id=f"c{first + lo}", timestamp_ms=moment, latency_ms=0.4,
+                instances=instances[cut:], prediction_ids=ids[cut:],
+                predictions=answers[lo + cut:hi], probabilities=None,
             )  # fmt: skip
             events = [LogEvent(log_event_id(moment), moment, line) for line in lines]
             logger.store_batch(events)
@@ -139,6 +154,27 @@ def store_feedback(logger: Any, model: str, batch: list[tuple[int, dict[str, Any
     logger.store_batch([LogEvent(log_event_id(moment), moment, line) for line in lines])
 
 
+def start_canary(target: Any, config: Any, at: datetime) -> None:
+    """v2, trained on month 1, rolled out as a 10 % canary at ``at`` (the start of the day)."""
+    from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
+    from mlops.services.rollout import RolloutService
+    from mlops_cli.local.runner import training_service
+
+    data = csv_bytes(generate(5_000, conditions_for_month(1), seed=7))
+    v2 = training_service(target).train_and_register(
+        config, data, "s3://benchmark/month-1.csv", promote=False
+    )
+    assert v2.version == "2", v2
+    target.registry().set_status(target.model_name, "2", "candidate", ("benchmark",))
+    RolloutService(
+        model=target.model_name,
+        store=target.store(),
+        registry=target.registry(),
+        actor="benchmark",
+        clock=lambda: at,
+    ).start("2", mode="canary", percent=CANARY_SHARE * 100, reason="benchmark", force=True)
+
+
 def evaluator(stack: Any, clock: Callable[[], datetime]) -> Any:
     """The drift evaluator's service as its composition root builds it (only the function's
     own modules: the measured child's memory is the function's)."""
@@ -150,25 +186,38 @@ def evaluator(stack: Any, clock: Callable[[], datetime]) -> Any:
     from mlops.adapters.training_data import TrainingDataStore
     from mlops.services.drift import DriftService
     from mlops.services.labels import LabelFolder
+    from mlops.services.rollout import RolloutService
 
     outputs = stack.outputs
     bucket = outputs["ArtifactsBucketName"]
     s3 = client("s3")
-    return DriftService(
+    sketches = SketchStore(bucket, s3)  # shared, as the function shares them
+    labels = LabelFolder(
+        outputs["ModelName"], TrainingDataStore(bucket, s3), LabelStore(bucket, s3), clock=clock
+    )
+    store = ModelStore(bucket, s3)
+    registry = Registry(outputs["RegistryTableName"], client("dynamodb"))
+    drift = DriftService(
         model=outputs["ModelName"],
-        store=ModelStore(bucket, s3),
-        registry=Registry(outputs["RegistryTableName"], client("dynamodb")),
-        sketches=SketchStore(bucket, s3),
+        store=store,
+        registry=registry,
+        sketches=sketches,
         traffic=TrainingDataStore(bucket, s3),
-        labels=LabelFolder(
-            outputs["ModelName"],
-            TrainingDataStore(bucket, s3),
-            LabelStore(bucket, s3),
-            clock=clock,
-        ),
+        labels=labels,
         bus=None,
         clock=clock,
     )
+    rollout = RolloutService(
+        model=outputs["ModelName"],
+        store=store,
+        registry=registry,
+        actor="benchmark",
+        traffic=TrainingDataStore(bucket, s3),
+        sketches=sketches,
+        labels=labels,
+        clock=clock,
+    )
+    return drift, rollout
 
 
 def measure(rows: int, labels: int | None) -> dict[str, Any]:
@@ -186,15 +235,18 @@ def measure(rows: int, labels: int | None) -> dict[str, Any]:
         try:
             assert stack.sources is not None
             stack.sources.stop()
-            progress(f"[{label(rows)}] training v1 ...")
-            with threadpool_limits(limits=1):
-                ensure_model(Target(stack.outputs, "benchmark stack"), load_config())
+            progress(f"[{label(rows)}] training v1 and v2 ...")
+            target = Target(stack.outputs, "benchmark stack")
             end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            with threadpool_limits(limits=1):
+                ensure_model(target, load_config())
+                start_canary(target, load_config(), end - timedelta(hours=24))
             count, late = write_day(stack, rows, labels or rows // 10, end)
             now = [end - timedelta(minutes=59)]
-            service = evaluator(stack, lambda: now[0])
+            service, rollout = evaluator(stack, lambda: now[0])
             progress(f"[{label(rows)}] warm-up evaluation (roll-ups, labels so far) ...")
             service.evaluate(24, act=False)
+            rollout.evaluate(act=False)
             from mlops.adapters.capture_store import CaptureStore
             from mlops.services.prediction_logger import PredictionLoggerService
 
@@ -240,24 +292,37 @@ def run_child(outputs_json: str, at_iso: str) -> None:
         outputs = json.loads(outputs_json)
 
     at = datetime.fromisoformat(at_iso)
-    service = evaluator(Stack(), lambda: at)
+    service, rollout = evaluator(Stack(), lambda: at)
     calls: Counter[str] = Counter()
+    part: list[str] = ["drift"]
+    by_part: Counter[str] = Counter()
 
     def count_call(model: Any, **_: Any) -> None:
         calls[model.name] += 1
+        by_part[part[0]] += 1
 
     client("s3").meta.events.register("provide-client-params.s3", count_call)
     before = status_mb("VmRSS")
-    started = time.perf_counter()
+    times: dict[str, float] = {}
+
+    def run() -> tuple[Any, Any]:
+        started = time.perf_counter()
+        outcome = service.evaluate(24, act=False)
+        times["drift"] = time.perf_counter() - started
+        part[0] = "rollout"
+        judged = rollout.evaluate(act=False)
+        times["rollout"] = time.perf_counter() - started - times["drift"]
+        return outcome, judged
+
     if os.environ.get("BENCH_PROFILE"):  # where the time goes: a cProfile dump
         import cProfile
 
         with cProfile.Profile() as profile:
-            outcome = service.evaluate(24, act=False)
+            outcome, judged = run()
         profile.dump_stats(os.environ["BENCH_PROFILE"])
     else:
-        outcome = service.evaluate(24, act=False)
-    seconds = time.perf_counter() - started
+        outcome, judged = run()
+    seconds = times["drift"] + times["rollout"]
     sources = outcome.report.get("sources", {})
     labels = sources.get("labels") or {}
     print(
@@ -266,6 +331,13 @@ def run_child(outputs_json: str, at_iso: str) -> None:
                 "seconds": round(seconds, 3),
                 "s3_requests": sum(calls.values()),
                 "s3_by_operation": dict(calls),
+                "drift": {"seconds": round(times["drift"], 3), "s3_requests": by_part["drift"]},
+                "rollout": {
+                    "seconds": round(times["rollout"], 3),
+                    "s3_requests": by_part["rollout"],
+                    "mode": (judged.verdict.get("sources") or {}).get("mode") if judged else None,
+                },
+                "rollout_decision": judged.decision if judged else None,
                 # VmHWM, not ru_maxrss: a forked child's ru_maxrss counts the parent's pages
                 "peak_mb": round(status_mb("VmHWM"), 1),
                 "rss_before_mb": round(before, 1),
@@ -298,12 +370,18 @@ def summarise(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
 
 
 def report(summary: dict[str, Any]) -> None:
-    head = ("predictions/day", "labels", "seconds", "S3 req", "peak MB")
-    print(f"{head[0]:>16} {head[1]:>9} {head[2]:>8} {head[3]:>7} {head[4]:>8}  by operation")
+    head = ("predictions/day", "labels", "seconds", "S3 req", "peak MB", "drift", "rollout")
+    print(
+        f"{head[0]:>16} {head[1]:>9} {head[2]:>8} {head[3]:>7} {head[4]:>8} "
+        f"{head[5]:>12} {head[6]:>12}  by operation"
+    )
     for name, f in summary["sizes"].items():
         ops = ", ".join(f"{k} {v}" for k, v in sorted(f["s3_by_operation"].items()))
         cells = f"{f['labels']:>9,} {f['seconds']:>8.2f} {f['s3_requests']:>7} {f['peak_mb']:>8.1f}"
-        print(f"{name:>16} {cells}  {ops}")
+        parts = " ".join(
+            f"{f[p]['seconds']:>5.2f}s {f[p]['s3_requests']:>4}r" for p in ("drift", "rollout")
+        )
+        print(f"{name:>16} {cells} {parts}  {ops}")
     for key, ok in summary["targets_met"].items():
         print(f"target {key} ({summary['targets'][key]}): {'met' if ok else 'MISSED'}")
 

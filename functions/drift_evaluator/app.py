@@ -14,15 +14,22 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mlops.adapters.aws import client
+from mlops.adapters.sketch_store import SketchStore
 from mlops.domain.triggers import drift_request
 from mlops.observability import logger, metrics, tracer
 from mlops.services.drift import drift_service
+from mlops.services.labels import label_folder
 from mlops.services.rollout import rollout_service
 from mlops.settings import drift_settings
 
 settings = drift_settings()
-service = drift_service()
-rollouts = rollout_service()
+# One sketch store and one label folder for both: the rollout judge reads hours the drift
+# evaluation has just rolled up and folded (final hours are then read once a run).
+sketches = SketchStore(settings.model_bucket, client("s3"))
+labels = label_folder()
+service = drift_service(sketches, labels)
+rollouts = rollout_service(sketches, labels)
 
 
 @logger.inject_lambda_context(clear_state=True)

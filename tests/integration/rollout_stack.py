@@ -19,12 +19,15 @@ import pytest
 
 from mlops.adapters import aws
 from mlops.adapters.capture_store import CaptureStore
+from mlops.adapters.label_store import LabelStore
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
+from mlops.adapters.sketch_store import SketchStore
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain.config import ModelConfig, PromotionConfig, load_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.services.inference import load_version
+from mlops.services.labels import LabelFolder
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
 from mlops.services.rollout import RolloutService
 from mlops.services.stack_config import config_key
@@ -137,6 +140,12 @@ def rollout_stack(rollout_models: Snapshot) -> Iterator[Stack]:
             registry=registry,
             actor="test",
             traffic=TrainingDataStore(BUCKET, aws.client("s3")),
+            sketches=SketchStore(BUCKET, aws.client("s3")),
+            labels=LabelFolder(
+                MODEL,
+                TrainingDataStore(BUCKET, aws.client("s3")),
+                LabelStore(BUCKET, aws.client("s3")),
+            ),
         )
         logger = PredictionLoggerService(
             CaptureStore(BUCKET, aws.client("s3")), store, model_name=MODEL

@@ -27,6 +27,7 @@ from mlops.adapters.registry import Registry
 from mlops.domain import capture, quality
 from mlops.domain.config import ModelConfig
 from mlops.domain.ids import uuid7s
+from mlops.domain.serving import SAMPLE_SIZE
 from mlops.domain.synthetic import MarketConditions, conditions_for_month, csv_bytes, generate
 from mlops.services.inference import load_version
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
@@ -400,6 +401,13 @@ def test_a_flooded_window_is_evaluated_from_bounded_sketches_with_the_exact_unse
     )
     for name in ("location", "property_type"):
         assert len(rollup["sketch"]["categorical"][name]["unseen_top"]) == 64
+    # Its serving digests (what a rollout is judged on) hold at most K samples each
+    serving = rollup["sketch"].pop("serving")
+    assert all(
+        len(digest[column]) <= SAMPLE_SIZE
+        for digest in serving.values()
+        for column in ("latency_ms", "answers")
+    )
     assert len(json.dumps(rollup)) < 30_000  # every unique string kept: over 1 MB
     # And the unseen share is exact: the 15,000 random values (the rest are known ones)
     shares = {

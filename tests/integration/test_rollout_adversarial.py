@@ -10,7 +10,6 @@ candidates); each test starts from a fresh moto holding a copy of that state.
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta, tzinfo
 from types import ModuleType
 from typing import Any
@@ -20,11 +19,9 @@ import pytest
 
 from mlops.adapters import aws
 from mlops.adapters import registry as registry_module
-from mlops.adapters.capture_store import CaptureStore
 from mlops.adapters.model_store import version_prefix
 from mlops.errors import ConflictError, StorageError
 from mlops.services import promotion
-from mlops.services import rollout as rollout_module
 from mlops_cli.local.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, http_event, import_fresh
 from tests.integration.conftest import invoker
@@ -356,40 +353,44 @@ def test_a_shadow_whose_capture_line_cannot_be_written_never_fails_the_request(
     assert response["statusCode"] == 200, response["body"]
 
 
-def test_the_evaluators_memory_does_not_follow_unlabeled_traffic(
+def test_the_evaluators_cost_does_not_follow_unlabeled_traffic(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Was a defect: _judge kept every capture row of both versions (~2.5 KB each) for the whole
-    # bake, so a busy endpoint ran the evaluator out of memory on every schedule. Now only
-    # the judged fields of each row are kept, and of the unlabeled rows a bounded sample.
+    # Was a defect: _judge read every capture of both versions since the rollout began (then a
+    # bounded sample of them): time and GETs followed traffic. Now it reads one sketch roll-up
+    # an hour per version (serving digests: exact counts, bottom-K samples) and the labeled
+    # documents: the captures are never read, and memory does not follow the rows.
     import tracemalloc
 
-    monkeypatch.setattr(rollout_module, "MAX_UNLABELED_ROWS", 1_000)
+    from mlops.domain.capture import capture_lines
+    from mlops.domain.ids import uuid7s
+    from mlops.services.prediction_logger import LogEvent
+
     stack.rollouts.start("2", mode="canary", percent=10.0, reason="test")
-    captures = CaptureStore(BUCKET, aws.client("s3"))
-    now = datetime.now(UTC)
-    ts = int(now.timestamp() * 1000) + 1000
+    ts = int(datetime.now(UTC).timestamp() * 1000) + 1000
     instance = market_rows(0, 1, seed=1)[0][0]
-    hour = f"dt={now:%Y-%m-%d}/hour={now:%H}"
+    gets: list[str] = []
+
+    def count_get(params: dict[str, Any], **_: Any) -> None:
+        gets.append(str(params.get("Key", "")))
+
+    aws.client("s3").meta.events.register("provide-client-params.s3.GetObject", count_get)
 
     def write(part: int) -> None:
-        rows = [
-            {
-                "prediction_id": str(uuid.uuid4()),
-                "request_id": str(uuid.uuid4()),
-                "ts": ts,
-                "model": MODEL,
-                "version": "1",
-                "variant": "production",
-                "inputs": instance,
-                "prediction": 250_000.0 + i,
-                "latency_ms": 3.0,
-            }
-            for i in range(2_000)
-        ]
-        captures.put_jsonl_gz(f"captures/model={MODEL}/version=1/{hour}/{part:032d}.jsonl.gz", rows)
+        events = []
+        for i in range(20):  # 20 requests of 100 rows
+            ids = uuid7s(ts, 100)
+            for line in capture_lines(
+                model=MODEL, version="1", alias="production", variant=None,
+                request_id=f"r{part}-{i}", timestamp_ms=ts, latency_ms=3.0,
+                instances=[instance] * 100, prediction_ids=ids,
+                predictions=[250_000.0 + j for j in range(100)], probabilities=None,
+            ):  # fmt: skip
+                events.append(LogEvent(f"{part:08d}{i:08d}{len(events):016d}", ts, line))
+        stack.logger.store_batch(events)
 
     def peak() -> tuple[int, Any]:
+        gets.clear()
         tracemalloc.start()
         try:
             outcome = stack.rollouts.evaluate(act=False)
@@ -400,15 +401,17 @@ def test_the_evaluators_memory_does_not_follow_unlabeled_traffic(
     for part in range(2):
         write(part)
     small, outcome = peak()
-    assert outcome.verdict["variants"]["production"]["rows"] == 1_000  # the sample
-    assert outcome.verdict["sources"]["production"]["captures_seen"] == 4_000
+    assert outcome.verdict["sources"]["mode"] == "digests"
+    assert outcome.verdict["variants"]["production"]["rows"] == 4_000  # exact counts
+    assert not [k for k in gets if k.startswith("captures/")]
     for part in range(2, 10):
         write(part)
     large, outcome = peak()
-    assert outcome.verdict["sources"]["production"]["captures_seen"] == 20_000
-    assert outcome.verdict["variants"]["production"]["rows"] == 1_000
-    # Five times the traffic, about the same memory (one object is parsed at a time)
-    assert large - small < 2 * 2**20, f"{small / 2**20:.1f} -> {large / 2**20:.1f} MiB"
+    assert outcome.verdict["variants"]["production"]["rows"] == 20_000
+    assert not [k for k in gets if k.startswith("captures/")]
+    # Five times the traffic, not five times the memory: the open hour's new batch sketches
+    # (at most K samples each, merged every few dozen) and the roll-ups, never the rows
+    assert large - small < 4 * 2**20, f"{small / 2**20:.1f} -> {large / 2**20:.1f} MiB"
 
 
 # =========================================================================== pinned (safe)

@@ -17,6 +17,7 @@ from mlops.adapters import aws
 from mlops.adapters.capture_store import CaptureStore
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.sketch_store import (
+    FINAL_AFTER,
     MAX_ROLLUP_BYTES,
     MAX_SKETCH_BYTES,
     SketchStore,
@@ -35,6 +36,7 @@ from tests.integration.test_prediction_logger import HOUSES, capture_line
 
 MODEL, VERSION = "house-prices", "3"
 T0 = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
+NOW = T0 + timedelta(hours=3)  # the hours read are not final yet: late batches may come
 
 
 @pytest.fixture(scope="module")
@@ -117,23 +119,85 @@ def test_a_window_merges_every_batch_exactly_and_then_reads_one_object_per_hour(
         for b in range(4):
             written.append(put_batch(plan, at, f"b{b}", rows(50, hour * 10 + b, at)))
     # When the window is read the first time
-    first = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=3), plan)
+    first = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=3), plan, now=NOW)
     # Then the merge equals merging every batch, and each hour got a roll-up
     assert first.sketch == merge_all(written)
     assert (first.batches, first.objects_read, first.rollups_written) == (12, 12, 3)
     # When it is read again: one roll-up per hour, nothing rewritten, the same sketch
-    second = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=3), plan)
+    second = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=3), plan, now=NOW)
     assert second.sketch == first.sketch
     assert (second.objects_read, second.rollups_written) == (3, 0)
 
 
 def test_a_late_batch_is_folded_into_its_hour(store: SketchStore, plan: SketchPlan) -> None:
     early = put_batch(plan, T0, "a", rows(40, 1, T0))
-    store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan)
+    store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=NOW)
     late = put_batch(plan, T0, "z-late", rows(40, 2, T0))  # delivered after a retry
-    again = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan)
+    again = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=NOW)
     assert again.sketch == merge_all([early, late])
     assert (again.objects_read, again.rollups_written) == (2, 1)  # the roll-up + the late one
+
+
+def lists(store: SketchStore) -> list[str]:
+    """The prefixes ``store`` lists from now on."""
+    seen: list[str] = []
+    store._s3.meta.events.register(
+        "provide-client-params.s3.ListObjectsV2",
+        lambda params, **_: seen.append(str(params.get("Prefix"))),
+    )
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("after_end", "final"),
+    [
+        (FINAL_AFTER - timedelta(milliseconds=1), False),
+        (FINAL_AFTER, True),  # exactly on the bound: no retried delivery can come any more
+    ],
+)
+def test_an_hour_is_final_from_the_loggers_retry_horizon_and_never_listed_again(
+    store: SketchStore, plan: SketchPlan, after_end: timedelta, final: bool
+) -> None:
+    early = put_batch(plan, T0, "a", rows(40, 1, T0))
+    at = T0 + timedelta(hours=1) + after_end
+    store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=at)
+    rollup = json.loads(
+        boto3.client("s3")
+        .get_object(
+            Bucket=BUCKET,
+            Key=f"sketches/model={MODEL}/version={VERSION}/rollup/dt=2026-11-28/hour=00.json",
+        )["Body"]
+        .read()
+    )
+    assert rollup["final"] is final
+    # A fresh reader (another run) of a final hour reads its roll-up and lists nothing
+    fresh = SketchStore(BUCKET, boto3.client("s3"))
+    listed = lists(fresh)
+    later = at + timedelta(hours=1)
+    window = fresh.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=later)
+    assert window.sketch == early
+    assert listed == (
+        [] if final else [f"sketches/model={MODEL}/version={VERSION}/dt=2026-11-28/hour=00/"]
+    )
+    # ... and the same reader's next read of it makes no request at all
+    before = window.objects_read
+    again = fresh.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=later)
+    assert again.sketch == early
+    assert again.objects_read == 0
+    assert before == 1
+
+
+def test_a_rollup_written_before_the_horizon_is_marked_final_once_after_it(
+    store: SketchStore, plan: SketchPlan
+) -> None:
+    early = put_batch(plan, T0, "a", rows(40, 1, T0))
+    store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=NOW)
+    late = put_batch(plan, T0, "z-late", rows(40, 2, T0))  # within the horizon: counted
+    after = T0 + timedelta(hours=1) + FINAL_AFTER
+    window = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=after)
+    assert window.sketch == merge_all([early, late])
+    marked = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=after)
+    assert marked.rollups_written == 0  # remembered: read and written once
 
 
 def test_corrupt_and_foreign_sketches_are_skipped_and_reported(
@@ -145,28 +209,28 @@ def test_corrupt_and_foreign_sketches_are_skipped_and_reported(
     s3.put_object(Bucket=BUCKET, Key=prefix + "corrupt.json", Body=b"{not json")
     foreign = build_sketch(plan, rows(30, 2, T0)).to_dict() | {"baseline": "another-baseline"}
     s3.put_object(Bucket=BUCKET, Key=prefix + "foreign.json", Body=json.dumps(foreign))
-    window = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan)
+    window = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=NOW)
     assert window.sketch == good
     reasons = {s["key"].rsplit("/", 1)[1]: s["reason"] for s in window.skipped}
     assert reasons["corrupt.json"].startswith("not a sketch")
     assert reasons["foreign.json"].endswith("binned on another baseline")
     # And they are not read again: the roll-up lists them as covered
-    again = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan)
+    again = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=NOW)
     assert (again.sketch, again.objects_read) == (good, 1)
 
 
 def test_a_corrupt_rollup_is_rebuilt_from_its_batches(store: SketchStore, plan: SketchPlan) -> None:
     good = put_batch(plan, T0, "a", rows(30, 1, T0))
-    store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan)
+    store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=NOW)
     key = f"sketches/model={MODEL}/version={VERSION}/rollup/dt={T0:%Y-%m-%d}/hour={T0:%H}.json"
     boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"garbage")
-    window = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan)
+    window = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=NOW)
     assert window.sketch == good
     assert window.skipped[0]["reason"].startswith("roll-up unreadable")
 
 
 def test_an_empty_window_has_no_sketch(store: SketchStore, plan: SketchPlan) -> None:
-    window = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=2), plan)
+    window = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=2), plan, now=NOW)
     assert window.sketch is None
     assert (window.hours, window.batches, window.rollups_written) == (2, 0, 0)
 
@@ -179,7 +243,7 @@ EVENTS_KEY = ROLLUP_KEY.removesuffix(".json") + ".events"
 
 
 def read_hour(store: SketchStore, plan: SketchPlan, **kwargs: Any) -> SketchWindow:
-    return store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, **kwargs)
+    return store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=NOW, **kwargs)
 
 
 def put(key: str, body: bytes | str) -> None:

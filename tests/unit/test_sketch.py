@@ -451,6 +451,8 @@ def with_rows(document: dict[str, Any], rows: int) -> dict[str, Any]:
     for column in (*document["numeric"].values(), *document["categorical"].values()):
         column["missing"] = rows
     document["prediction"]["missing"] = rows
+    for digest in document.get("serving", {}).values():  # one variant: production
+        digest["rows"] = rows
     return document | {"rows": rows}
 
 

@@ -8,7 +8,9 @@ grow with traffic again. So each hour is read through its roll-up,
 batch keys it covers and what was skipped. An evaluation lists each hour (one LIST), reads its
 roll-up (one GET), reads only batches the roll-up lacks (late deliveries: the logger retries
 for up to 6 hours), and writes the roll-up back when it grew. Cost: O(hours in the window),
-not O(batches).
+not O(batches). An hour whose roll-up was written ``FINAL_AFTER`` past its end is final: no
+batch can arrive any more, so it is not listed again, and its merged sketch is kept in memory
+for the process's next reads (the drift and rollout evaluations of one run share them).
 
 **Counted once.** A redelivery may re-batch log events already stored (``domain.event_set``):
 each batch sketch lists its events' digests, and the roll-up's companion object
@@ -59,8 +61,12 @@ MAX_SKETCH_BYTES = 4 << 20
 MAX_ROLLUP_BYTES = 16 << 20
 MAX_EVENTS_BYTES = 64 << 20  # 8M events an hour
 MAX_REMEMBERED = 100  # skipped keys a roll-up lists (all are counted)
-_MERGE_EVERY = 128  # sketches held before they are merged: memory does not follow batches
+_MERGE_EVERY = 32  # sketches held before they are merged (each up to ~200 kB with its samples)
 READERS = 8  # concurrent GETs (botocore keeps 10 connections a client)
+# The logger's invocations are retried for up to 6 hours (CloudWatch Logs' async delivery); an
+# hour whose roll-up was written this long after its end holds every batch it ever will.
+FINAL_AFTER = timedelta(hours=7)
+_FINAL_CACHE_SIZE = 512  # final hours kept in memory (a roll-up's sketch: ~10-300 kB)
 
 
 @dataclass
@@ -114,6 +120,17 @@ def hours_of(since: datetime, until: datetime) -> list[datetime]:
 
 
 @dataclass(frozen=True)
+class _Final:
+    """A final hour's reading, kept in memory: it cannot change."""
+
+    sketch: Sketch | None
+    batches: int
+    duplicates: int
+    skipped: list[dict[str, str]]
+    skipped_count: int
+
+
+@dataclass(frozen=True)
 class _Reading:
     """What every read of one window checks against, and where it reports."""
 
@@ -122,6 +139,7 @@ class _Reading:
     plan: SketchPlan
     max_unseen: int
     result: SketchWindow
+    now: datetime
 
 
 @dataclass
@@ -132,6 +150,8 @@ class _Rollup:
     duplicates: int
     skipped: list[dict[str, str]]
     skipped_count: int
+    final: bool
+    doc: dict[str, Any]
 
 
 @dataclass
@@ -169,6 +189,7 @@ class SketchStore:
     def __init__(self, bucket: str, s3: Any) -> None:
         self.bucket = bucket
         self._s3 = s3
+        self._final: dict[tuple[str, ...], _Final] = {}  # final hours read, by partition
 
     def window(
         self,
@@ -179,13 +200,16 @@ class SketchStore:
         plan: SketchPlan,
         *,
         max_unseen: int = DEFAULT_MAX_UNSEEN,
+        now: datetime | None = None,
     ) -> SketchWindow:
         """Every sketch of ``model`` v``version`` whose hour partition starts in
         ``[since, until)``, merged (at most ``max_unseen`` unseen names a feature); ``plan``
-        is the version's baseline the sketches must be binned on."""
+        is the version's baseline the sketches must be binned on; ``now`` decides which hours
+        are final."""
         hours = hours_of(since, until)
         result = SketchWindow(sketch=None, hours=len(hours))
-        reading = _Reading(model, version, plan, max_unseen, result)
+        moment = now if now is not None else datetime.now(UTC)
+        reading = _Reading(model, version, plan, max_unseen, result, moment)
         parts: list[Sketch] = []
         for hour in hours:
             merged = self._hour(hour, reading)
@@ -198,15 +222,26 @@ class SketchStore:
         result = at.result
         base = f"sketches/model={at.model}/version={at.version}/"
         partition = f"dt={hour:%Y-%m-%d}/hour={hour:%H}"
+        cache_key = (self.bucket, base, partition, at.plan.fingerprint, str(at.max_unseen))
+        known = self._final.get(cache_key)
+        if known is not None:
+            return _reuse(known, result)
+        final = at.now >= hour + timedelta(hours=1) + FINAL_AFTER
         batch_prefix = f"{base}{partition}/"
         rollup_key = f"{base}rollup/{partition}.json"
         events_key = f"{base}rollup/{partition}.events"
-        batch_keys = sorted(self._keys(batch_prefix))
         rollup, found = self._read_rollup(rollup_key, batch_prefix, at)
+        if rollup is not None and rollup.final:  # nothing can have arrived since: no LIST
+            return _reuse(self._remember(cache_key, rollup), result)
+        batch_keys = sorted(self._keys(batch_prefix))
         fresh = [key for key in batch_keys if rollup is None or key not in rollup.batches]
         if not fresh and (rollup is not None or not found):  # nothing new, nothing to repair
             if rollup is None:
                 return None
+            if final:  # once, so that it is never listed again
+                self._put_json(rollup_key, rollup.doc | {"final": True})
+                result.rollups_written += 1
+                self._remember(cache_key, rollup)
             _remembered(rollup.skipped, rollup.skipped_count, result)
             result.duplicates += rollup.duplicates
             result.batches += len(rollup.batches)
@@ -234,12 +269,25 @@ class SketchStore:
             count = self._recount(batch_keys, at)
         merged = count.flush()
         covered = sorted((rollup.batches if rollup else set()) | set(fresh))
-        self._write(rollup_key, events_key, at.plan, covered, count)
+        self._write(rollup_key, events_key, at.plan, covered, count, final=final)
         result.rollups_written += 1
         _remembered(count.skipped, count.skipped_count, result)
         result.duplicates += count.duplicates
         result.batches += len(covered)
         return merged
+
+    def _remember(self, key: tuple[str, ...], rollup: _Rollup) -> _Final:
+        known = _Final(
+            rollup.sketch,
+            len(rollup.batches),
+            rollup.duplicates,
+            list(rollup.skipped),
+            rollup.skipped_count,
+        )
+        if len(self._final) >= _FINAL_CACHE_SIZE:
+            self._final.pop(next(iter(self._final)))  # the oldest entry
+        self._final[key] = known
+        return known
 
     def _count(self, keys: list[str], count: _Count, at: _Reading) -> None:
         """Read ``keys`` in order into ``count``, each once."""
@@ -330,8 +378,18 @@ class SketchStore:
             duplicates, skipped_count = doc["duplicates"], doc["skipped_count"]
             if type(duplicates) is not int or type(skipped_count) is not int:
                 raise ValueError("duplicates and skipped_count must be counts")
+            final = doc.get("final", False)
+            if type(final) is not bool:
+                raise ValueError("final must be true or false")
             rollup = _Rollup(
-                set(batches), sketch, events, duplicates, remembered, max(0, skipped_count)
+                set(batches),
+                sketch,
+                events,
+                duplicates,
+                remembered,
+                max(0, skipped_count),
+                final,
+                doc,
             )
         except (ValueError, KeyError, TypeError, SketchError) as exc:
             # Rebuilt from the batches, which are the source of truth.
@@ -358,7 +416,14 @@ class SketchStore:
         return digests
 
     def _write(
-        self, rollup_key: str, events_key: str, plan: SketchPlan, batches: list[str], count: _Count
+        self,
+        rollup_key: str,
+        events_key: str,
+        plan: SketchPlan,
+        batches: list[str],
+        count: _Count,
+        *,
+        final: bool,
     ) -> None:
         """The digests first, then the roll-up naming them: a roll-up never points at digests
         that were not written (the other way round, the next read finds a sha256 mismatch and
@@ -376,8 +441,12 @@ class SketchStore:
             "duplicates": count.duplicates,
             "skipped": count.skipped,
             "skipped_count": count.skipped_count,
+            "final": final,
         }
-        self._put(rollup_key, json.dumps(doc, separators=(",", ":")).encode(), "application/json")
+        self._put_json(rollup_key, doc)
+
+    def _put_json(self, key: str, doc: dict[str, Any]) -> None:
+        self._put(key, json.dumps(doc, separators=(",", ":")).encode(), "application/json")
 
     def _keys(self, prefix: str) -> Iterator[str]:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
@@ -454,6 +523,13 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except RecursionError as exc:
         raise ValueError("nested too deep to be a sketch") from exc
+
+
+def _reuse(known: _Final, result: SketchWindow) -> Sketch | None:
+    _remembered(known.skipped, known.skipped_count, result)
+    result.duplicates += known.duplicates
+    result.batches += known.batches
+    return known.sketch
 
 
 def _remembered(skipped: list[dict[str, str]], count: int, result: SketchWindow) -> None:

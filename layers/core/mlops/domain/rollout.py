@@ -46,11 +46,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mlops.domain import serving
 from mlops.domain.comparison import Comparison, Sample, compare
 from mlops.domain.comparison import finite_or_none as _finite
 from mlops.domain.config import RolloutConfig
 from mlops.domain.drift import psi
 from mlops.domain.quality import show_metric
+from mlops.domain.serving import Serving, is_number, usable_prediction
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -61,7 +63,6 @@ METRICS = {
 PSI_BINS = 10  # prediction PSI: on production's deciles
 MIN_PSI_ROWS = 100  # per variant; fewer and the PSI is noise (9 bins x (1/n + 1/m))
 DISAGREEMENT_RTOL = 0.01  # regression: |c - p| > 1% of max(|p|, median |p|)
-_FLOAT_MAX = float(np.finfo(np.float64).max)
 _FLOAT = frozenset({float})
 
 
@@ -169,7 +170,50 @@ def judge_rollout(
 ) -> RolloutVerdict:
     """Promote, roll back or wait, from the capture rows (``capture.capture_rows``) of the
     production and candidate versions since the rollout began and the feedback rows
-    (``capture.feedback_rows``) for them. Deterministic for a ``seed``."""
+    (``capture.feedback_rows``) for them: ``judge`` on the rows' serving digests (as the
+    logger builds them) and on the rows themselves as the labeled ones. Every failure that
+    production's rows carry counts. Deterministic for a ``seed``."""
+    return judge(
+        mode=mode,
+        task=task,
+        classes=classes,
+        metric=metric,
+        greater_is_better=greater_is_better,
+        production=_digest(production_rows, task),
+        candidate=_digest(candidate_rows, task),
+        candidate_version=None,
+        labeled_production=production_rows,
+        labeled_candidate=candidate_rows,
+        feedback_rows=feedback_rows,
+        label_delay_ms=label_delay_ms,
+        elapsed_seconds=elapsed_seconds,
+        config=config,
+        seed=seed,
+    )
+
+
+def judge(
+    *,
+    mode: str,
+    task: str,
+    classes: Sequence[Any],
+    metric: str,
+    greater_is_better: bool,
+    production: Serving,
+    candidate: Serving,
+    candidate_version: str | None,
+    labeled_production: Sequence[Mapping[str, Any]],
+    labeled_candidate: Sequence[Mapping[str, Any]],
+    feedback_rows: Sequence[Mapping[str, Any]],
+    label_delay_ms: int,
+    elapsed_seconds: float,
+    config: RolloutConfig,
+    seed: int = 0,
+) -> RolloutVerdict:
+    """The verdict from each variant's serving digest since the rollout began
+    (``domain.serving``: counts, failures, latencies, answers) and its labeled capture rows
+    with the feedback for them. Failures production's digest holds count against
+    ``candidate_version`` (None: all of them). Deterministic for a ``seed``."""
     if mode not in ("shadow", "canary"):
         raise ValueError(f"a rollout is judged in shadow or canary mode, not {mode!r}")
     if task not in METRICS:
@@ -180,16 +224,24 @@ def judge_rollout(
     labels = _latest_labels(feedback_rows)
     scores = _score_reader(metric, [str(c) for c in classes])
     paired = mode == "shadow"
+    failed = (
+        sum(production.failed.values())
+        if candidate_version is None
+        else production.failed_for(candidate_version)
+    )
     prod, cand = (
-        _read(
-            rows,
-            labels,
-            task=task,
-            scores=scores,
-            keep_answers=paired or task == "regression",
-            delay_ms=label_delay_ms,
+        _Traffic(
+            rows=digest.rows,
+            predictions=digest.predictions,
+            failed=count,
+            answers=dict(digest.answers),
+            latency=np.fromiter((ms for _, ms in digest.latencies), dtype=np.float64),
+            sample=_labeled_sample(rows, labels, task=task, scores=scores, delay_ms=label_delay_ms),
         )
-        for rows in (production_rows, candidate_rows)
+        for digest, rows, count in (
+            (production, labeled_production, failed),
+            (candidate, labeled_candidate, 0),
+        )
     )
     # A candidate row without a usable prediction (a NaN or infinite output is captured as
     # null) failed too: counted as an error, not silently left out of the quality sample.
@@ -469,8 +521,8 @@ class _Traffic:
     rows: int
     predictions: int  # rows with a usable prediction
     failed: int  # production rows whose candidate failed
-    answers: dict[str, Any]  # usable prediction by prediction id (the first)
-    latency: FloatArray  # one per request
+    answers: dict[int, Any]  # usable predictions by prediction id hash (a bottom-K sample)
+    latency: FloatArray  # one per request (a bottom-K sample)
     sample: Sample
 
 
@@ -486,45 +538,25 @@ def _latest_labels(feedback: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int
     return labels
 
 
-def _read(
+def _labeled_sample(
     rows: Sequence[Mapping[str, Any]],
     labels: Mapping[str, tuple[int, Any]],
     *,
     task: str,
     scores: Callable[[Any, Any], Any] | None,
-    keep_answers: bool,
     delay_ms: int,
-) -> _Traffic:
-    """Counts, latencies, answers and the labeled sample of one variant, in one pass over its
-    rows (a rollout's window holds every request since it began). Labels are joined by
+) -> Sample:
+    """One variant's labeled predictions, in one pass over its rows. Labels are joined by
     ``quality.join``'s rule: a label counts only if it came within ``delay_ms`` after the
     prediction, and a prediction is counted once (``quality.join`` itself would rebuild the
     labels per variant and read the rows again)."""
-    usable = _usable_prediction(task)
-    answers: dict[str, Any] = {}
-    latency: list[float] = []
-    requests: set[str] = set()
+    usable = usable_prediction(task)
     joined: set[str] = set()
     sample = Sample([], [], [], [])
-    predictions = failed = 0
     for row in rows:
-        if "candidate_error" in row and isinstance(row["candidate_error"], str):
-            failed += 1
-        ms: Any = row.get("latency_ms")
-        if _is_number(ms):
-            request = row.get("request_id")
-            if not isinstance(request, str):
-                latency.append(float(ms))
-            elif request not in requests:  # a request's rows (one per instance) share it
-                requests.add(request)
-                latency.append(float(ms))
         pid, prediction = row.get("prediction_id"), row.get("prediction")
-        good = usable(prediction)
-        predictions += good
         if not isinstance(pid, str):
             continue
-        if good and keep_answers:
-            answers.setdefault(pid, prediction)
         label = labels.get(pid)
         if label is None or pid in joined:
             continue
@@ -533,7 +565,7 @@ def _read(
             continue
         joined.add(pid)
         actual = label[1]
-        if not good or not usable(actual):
+        if not usable(prediction) or not usable(actual):
             continue
         score = None if scores is None else scores(row.get("probabilities"), actual)
         if scores is not None and score is None:
@@ -547,14 +579,12 @@ def _read(
         keep = finite if finite.ndim == 1 else np.all(finite, axis=1)
         if not np.all(keep):
             sample = sample.take(np.flatnonzero(keep).tolist())
-    return _Traffic(
-        rows=len(rows),
-        predictions=predictions,
-        failed=failed,
-        answers=answers,
-        latency=np.asarray(latency, dtype=np.float64),
-        sample=sample,
-    )
+    return sample
+
+
+def _digest(rows: Sequence[Mapping[str, Any]], task: str) -> Serving:
+    """All of one version's rows as one digest, whatever their variants."""
+    return serving.merge(serving.build(rows, task=task).values()) if rows else serving.EMPTY
 
 
 def _pair(production: Sample, candidate: Sample) -> tuple[Sample, Sample]:
@@ -605,12 +635,6 @@ def _prediction_psi(task: str, production: _Traffic, candidate: _Traffic) -> flo
     )
 
 
-def _usable_prediction(task: str) -> Callable[[Any], bool]:
-    if task == "regression":
-        return _is_number
-    return lambda value: value is not None and not isinstance(value, dict | list)
-
-
 def _score_reader(metric: str, keys: list[str]) -> Callable[[Any, Any], Any] | None:
     """What a labeled row's probabilities must give the metric, as ``(probabilities, actual)
     -> floats | None`` (None: the row is not usable): the label's probability for log_loss (0
@@ -627,7 +651,7 @@ def _score_reader(metric: str, keys: list[str]) -> Callable[[Any, Any], Any] | N
             value = probabilities.get(text, 0.0) if text in known else 0.0
             if type(value) is float:
                 return value
-            return float(value) if _is_number(value) else None
+            return float(value) if is_number(value) else None
 
         return of_label
     if metric == "roc_auc":
@@ -640,27 +664,12 @@ def _score_reader(metric: str, keys: list[str]) -> Callable[[Any, Any], Any] | N
             values = tuple(map(probabilities.get, keys, absent))
             if _FLOAT.issuperset(map(type, values)):
                 return values
-            if all(map(_is_number, values)):
+            if all(map(is_number, values)):
                 return tuple(float(v) for v in values)
             return None
 
         return of_classes
     return None
-
-
-def _is_number(value: Any) -> bool:
-    """A finite int or float, not a bool. Exact types first: this runs on every row."""
-    kind = type(value)
-    if kind is float:
-        return bool(value - value == 0.0)  # NaN and infinities give NaN
-    if kind is int:
-        return bool(-_FLOAT_MAX <= value <= _FLOAT_MAX)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond float64
-        return False
 
 
 # --- formatting -------------------------------------------------------------------------------

@@ -52,8 +52,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mlops.domain import serving
 from mlops.domain.config import MAX_UNSEEN_CATEGORIES, DriftConfig
 from mlops.domain.exact_sum import exact_sum, from_hex, scaled, to_float, to_hex
+from mlops.domain.serving import Serving
 from mlops.errors import MlopsError
 
 SKETCH_SCHEMA = 2  # 2: unseen categories bounded (top K by name + the others' count)
@@ -62,6 +64,7 @@ DEFAULT_MAX_UNSEEN = DriftConfig().max_unseen_categories  # K when none is given
 MAX_UNSEEN_LIMIT = MAX_UNSEEN_CATEGORIES  # the largest K a config may set, a document hold
 MAX_COUNT = 2**53 - 1  # beyond this a count is not exact in float64 (nor in most JSON readers)
 MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_VARIANTS = 4  # production, canary, shadow (and room for one more)
 _MAX_TEXT = 1024  # model, version and fingerprint fields
 
 
@@ -206,11 +209,14 @@ class Sketch:
     numeric: dict[str, NumericSketch]
     categorical: dict[str, CategoricalSketch]
     prediction: ColumnSketch
+    # Per variant, what a rollout is judged on (``domain.serving``); None in sketches written
+    # before it (and in any merge with one of them).
+    serving: dict[str, Serving] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready document; ``from_dict(to_dict())`` is equal to the sketch."""
         kind = "numeric" if isinstance(self.prediction, NumericSketch) else "categorical"
-        return {
+        doc: dict[str, Any] = {
             "schema": SKETCH_SCHEMA,
             "model": self.model,
             "version": self.version,
@@ -223,6 +229,9 @@ class Sketch:
             "categorical": {k: v.to_dict() for k, v in self.categorical.items()},
             "prediction": {"type": kind, **self.prediction.to_dict()},
         }
+        if self.serving is not None:
+            doc["serving"] = {k: v.to_dict() for k, v in self.serving.items()}
+        return doc
 
     @classmethod
     def from_dict(cls, raw: Any) -> Sketch:
@@ -253,6 +262,9 @@ class Sketch:
                 prediction=NumericSketch.from_dict(prediction)
                 if kind == "numeric"
                 else CategoricalSketch.from_dict(prediction),
+                serving=_serving(
+                    raw.get("serving"), "regression" if kind == "numeric" else "classification"
+                ),
             )
             sketch.check_totals()
             return sketch
@@ -279,6 +291,8 @@ class Sketch:
         for name, column, expected in columns:
             if column.values != expected:
                 raise ValueError(f"{name[:80]!r} counts {column.values} values for {expected} rows")
+        if self.serving is not None and sum(v.rows for v in self.serving.values()) != self.rows:
+            raise ValueError("the serving digests do not count the sketch's rows")
 
 
 @dataclass(frozen=True)
@@ -400,6 +414,7 @@ def build_sketch(
     else:
         classes = plan.prediction_classes or frozenset()
         prediction = _categorical_sketch(predictions, classes, max_unseen)
+    task = "regression" if plan.prediction_edges is not None else "classification"
     return Sketch(
         model=str(model),
         version=str(version),
@@ -417,6 +432,7 @@ def build_sketch(
             for name, known in plan.categorical.items()
         },
         prediction=prediction,
+        serving=serving.build(rows, task=task),
     )
 
 
@@ -464,6 +480,9 @@ def merge_all(sketches: Iterable[Sketch], *, max_unseen: int = DEFAULT_MAX_UNSEE
             for k in first.categorical
         },
         prediction=prediction,
+        serving=None
+        if any(s.serving is None for s in items)
+        else serving.merge_variants(s.serving for s in items if s.serving is not None),
     )
 
 
@@ -643,4 +662,18 @@ def _finite_or_none(value: Any) -> float | None:
 def _text(value: Any) -> str:
     if not isinstance(value, str) or len(value) > _MAX_TEXT:
         raise TypeError(f"expected a string of at most {_MAX_TEXT} characters")
+    return value
+
+
+def _serving(raw: Any, task: str) -> dict[str, Serving] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or len(raw) > MAX_VARIANTS:
+        raise ValueError("serving maps at most a few variants to digests")
+    return {_variant(k): Serving.from_dict(v, task=task) for k, v in raw.items()}
+
+
+def _variant(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 32:
+        raise ValueError("a variant is a short name")
     return value

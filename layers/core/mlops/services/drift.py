@@ -10,7 +10,6 @@ cool-down, put a ``RetrainRequested`` event on the retrain bus.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,6 @@ from aws_lambda_powertools.metrics import single_metric
 
 from mlops.adapters.aws import client
 from mlops.adapters.events import EventBus
-from mlops.adapters.label_store import LabelStore
 from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import PRODUCTION, Registry
 from mlops.adapters.sketch_store import SketchStore
@@ -30,11 +28,12 @@ from mlops.domain import quality, strict_json
 from mlops.domain.config import ModelConfig
 from mlops.domain.drift_report import headline, render_html
 from mlops.domain.labels import as_join_inputs
+from mlops.domain.serving import is_number
 from mlops.domain.sketch import SketchPlan
 from mlops.domain.triggers import retrain_request
 from mlops.errors import NotFoundError
 from mlops.observability import MetricUnit, logger, metrics
-from mlops.services.labels import LabelFolder
+from mlops.services.labels import LabelFolder, label_folder
 from mlops.services.stack_config import stack_config
 from mlops.settings import drift_settings
 
@@ -111,6 +110,7 @@ class DriftService:
             until,
             SketchPlan.from_baseline(baseline),
             max_unseen=config.drift.max_unseen_categories,
+            now=now,
         )
         report["sources"] = window.as_dict()
         rows = window.sketch.rows if window.sketch else 0
@@ -382,29 +382,23 @@ class DriftService:
 
 
 def _finite(value: Any) -> TypeGuard[int | float]:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond float64
-        return False
+    return is_number(value)
 
 
-def drift_service() -> DriftService:
-    """Composition root of the drift evaluator, built once per container."""
+def drift_service(
+    sketches: SketchStore | None = None, labels: LabelFolder | None = None
+) -> DriftService:
+    """Composition root of the drift evaluator, built once per container (``sketches`` and
+    ``labels`` shared with the rollout judge, which reads the same hours)."""
     settings = drift_settings()
     s3 = client("s3")
     return DriftService(
         model=settings.model_name,
         store=ModelStore(settings.model_bucket, s3),
         registry=Registry(settings.registry_table, client("dynamodb")),
-        sketches=SketchStore(settings.model_bucket, s3),
+        sketches=sketches or SketchStore(settings.model_bucket, s3),
         traffic=TrainingDataStore(settings.capture_bucket, s3),
-        labels=LabelFolder(
-            settings.model_name,
-            TrainingDataStore(settings.capture_bucket, s3),
-            LabelStore(settings.capture_bucket, s3),
-        ),
+        labels=labels or label_folder(),
         bus=EventBus(settings.retrain_bus, client("events")),
         service=settings.service_name,
     )

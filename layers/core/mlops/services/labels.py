@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mlops.adapters.aws import client
 from mlops.adapters.label_store import LabelStore
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain import quality
@@ -32,6 +33,7 @@ from mlops.domain.labels import (
 )
 from mlops.errors import ConflictError
 from mlops.observability import logger
+from mlops.settings import drift_settings
 
 FEEDBACK = "feedback/"
 CLOSE_AFTER_HOURS = 26  # a feedback hour is listed again until then (late deliveries)
@@ -332,3 +334,14 @@ def _pending(raw: Any) -> dict[str, Label]:
         if isinstance(value, list) and len(value) == 2 and isinstance(value[0], int):
             out[str(pid)] = Label(value[0], value[1])
     return out
+
+
+def label_folder() -> LabelFolder:
+    """Composition root: the folder of the function's model over its capture bucket."""
+    settings = drift_settings()
+    s3 = client("s3")
+    return LabelFolder(
+        settings.model_name,
+        TrainingDataStore(settings.capture_bucket, s3),
+        LabelStore(settings.capture_bucket, s3),
+    )

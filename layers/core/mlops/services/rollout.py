@@ -2,10 +2,15 @@
 
 The gate (or ``mlops promote --rollout``) starts a rollout; the inference function reads it with
 the aliases and routes traffic; the drift evaluator's schedule calls ``evaluate``, which reads
-both versions' captures since the rollout began and the labels that arrived, asks
-``domain.rollout.judge_rollout`` and promotes or rolls back in one registry transaction
-conditioned on the rollout still being the active one. Every evaluation writes a JSON report
-under ``reports/rollout/`` and keeps its verdict on the rollout item (``mlops status``).
+both versions' serving digests since the rollout began (one sketch roll-up an hour,
+``domain.serving``) and their labeled predictions (one labeled document an hour, folded as
+labels arrive: ``services.labels``), asks ``domain.rollout.judge`` and promotes or rolls back
+in one registry transaction conditioned on the rollout still being the active one. Cost per
+evaluation: O(hours since the rollout began + labels that arrived), never O(requests). While
+the window still holds sketches written before serving digests, or labels for ids from before
+time-ordered ids, it reads the captures instead, as before (said in the report's sources).
+Every evaluation writes a JSON report under ``reports/rollout/`` and keeps its verdict on the
+rollout item (``mlops status``).
 
 Starting the version already rolling out in another mode or share switches the rollout (its
 verdict starts again). A ``held`` candidate (its labels disagreed with the world) may start
@@ -19,7 +24,7 @@ import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops.adapters.aws import client
@@ -36,12 +41,17 @@ from mlops.adapters.registry import (
     check_rollout,
     phase,
 )
+from mlops.adapters.sketch_store import SketchStore
 from mlops.adapters.training_data import TrainingDataStore
-from mlops.domain import strict_json
+from mlops.domain import serving, strict_json
 from mlops.domain.config import ModelConfig
-from mlops.domain.rollout import judge_rollout
+from mlops.domain.labels import as_join_inputs
+from mlops.domain.rollout import judge, judge_rollout
+from mlops.domain.serving import Serving
+from mlops.domain.sketch import SketchPlan
 from mlops.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, Problem
 from mlops.observability import MetricUnit, logger, metrics
+from mlops.services.labels import LabelFolder, label_folder
 from mlops.services.promotion import verify_artifacts
 from mlops.services.stack_config import stack_config
 from mlops.settings import drift_settings
@@ -111,12 +121,16 @@ class RolloutService:
         registry: Registry,
         actor: str,
         traffic: TrainingDataStore | None = None,
+        sketches: SketchStore | None = None,
+        labels: LabelFolder | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._model = model
         self._store = store
         self._registry = registry
         self._traffic = traffic
+        self._sketches = sketches
+        self._labels = labels
         self._actor = actor
         self._clock = clock
 
@@ -263,7 +277,7 @@ class RolloutService:
         rollout = self._registry.get_rollout(self._model)
         if rollout is None:
             return None
-        if self._traffic is None:
+        if self._traffic is None and (self._sketches is None or self._labels is None):
             raise ValueError("evaluating a rollout needs the capture bucket (traffic=)")
         config = stack_config(self._store, self._model)
         record = self._registry.get_version(self._model, rollout.version)
@@ -332,7 +346,107 @@ class RolloutService:
     def _judge(
         self, rollout: Rollout, config: ModelConfig, started: datetime, now: datetime
     ) -> dict[str, Any]:
-        assert self._traffic is not None
+        why = "no sketch or label store given"
+        if self._sketches is not None and self._labels is not None:
+            judged, why = self._judge_digests(rollout, config, started, now)
+            if judged is not None:
+                return judged
+        doc = self._judge_captures(rollout, config, started, now)
+        doc["sources"]["mode"] = "captures"
+        doc["sources"]["why"] = why
+        return doc
+
+    def _judge_digests(
+        self, rollout: Rollout, config: ModelConfig, started: datetime, now: datetime
+    ) -> tuple[dict[str, Any] | None, str]:
+        """The verdict from the serving digests and labeled documents (None, and why, when
+        the window cannot be judged so yet)."""
+        assert self._sketches is not None
+        assert self._labels is not None
+        since_ms = int(started.timestamp() * 1000)
+        first_hour = started.replace(minute=0, second=0, microsecond=0)
+        until = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        digests: dict[str, Serving] = {}
+        windows: dict[str, Any] = {}
+        for role, version, variant in (
+            ("candidate", rollout.version, rollout.mode),
+            ("production", rollout.production_version, serving.PRODUCTION_VARIANT),
+        ):
+            try:
+                prefix = version_prefix(self._model, version)
+                baseline = self._store.get_json(prefix + "baseline.json")
+            except NotFoundError:
+                return None, f"v{version} has no baseline.json"
+            window = self._sketches.window(
+                self._model,
+                version,
+                first_hour,
+                until,
+                SketchPlan.from_baseline(baseline),
+                max_unseen=config.drift.max_unseen_categories,
+                now=now,
+            )
+            windows[role] = window.as_dict()
+            if window.sketch is not None and window.sketch.serving is None:
+                return None, f"v{version}'s sketches since the start predate serving digests"
+            parts = window.sketch.serving if window.sketch is not None else None
+            digests[role] = (parts or {}).get(variant, serving.EMPTY)
+        span = max(1.0, (until - first_hour).total_seconds() / 3600)
+        folded = self._labels.fold(first_hours=span)
+        if folded.legacy:
+            return None, "labels for prediction ids from before time-ordered ids"
+        rows, documents = self._labels.rows(started, until)
+        labeled: dict[str, list[dict[str, Any]]] = {"candidate": [], "production": []}
+        for row in rows:
+            if _ts(row) < since_ms:
+                continue
+            if str(row.get("version")) == rollout.version and row.get("variant") == rollout.mode:
+                labeled["candidate"].append(row)
+            elif str(row.get("version")) == rollout.production_version:
+                labeled["production"].append(row)
+        candidate_rows, candidate_feedback = as_join_inputs(labeled["candidate"])
+        production_rows, production_feedback = as_join_inputs(labeled["production"])
+        candidate, production = digests["candidate"], digests["production"]
+        # The bake counts from the candidate's first answer (or its first failure that
+        # production answered), stamped by the inference function's clock; an hour's digest
+        # may hold rows from before the start (an earlier rollout of it): never before it.
+        served = [candidate.first_ts] if candidate.first_ts is not None else []
+        if production.failed_for(rollout.version) and production.first_failed_ts is not None:
+            served.append(production.first_failed_ts)
+        first = max(min(served), since_ms) / 1000 if served else started.timestamp()
+        manifest = self._store.get_json(
+            version_prefix(self._model, rollout.version) + "manifest.json"
+        )
+        verdict = judge(
+            mode=rollout.mode,
+            task=config.task,
+            classes=tuple(manifest.get("classes") or ()),
+            metric=config.promotion.metric_for(config.task),
+            greater_is_better=config.promotion.greater_is_better(config.task),
+            production=production,
+            candidate=candidate,
+            candidate_version=rollout.version,
+            labeled_production=production_rows,
+            labeled_candidate=candidate_rows,
+            feedback_rows=[*production_feedback, *candidate_feedback],
+            label_delay_ms=int(config.drift.label_delay_hours * 3_600_000),
+            elapsed_seconds=max(0.0, now.timestamp() - first),
+            config=config.rollout,
+        )
+        doc = verdict.as_dict()
+        doc["sources"] = windows | {
+            "mode": "digests",
+            "labels": {"folded": folded.as_dict(), "labeled_documents": documents},
+        }
+        return doc, ""
+
+    def _judge_captures(
+        self, rollout: Rollout, config: ModelConfig, started: datetime, now: datetime
+    ) -> dict[str, Any]:
+        """The verdict from every capture since the rollout began (O(requests)): only while
+        the window holds sketches or labels from before digests and time-ordered ids."""
+        if self._traffic is None:
+            raise ValueError("evaluating a rollout needs the capture bucket (traffic=)")
         since_ms = int(started.timestamp() * 1000)
         # Only what the verdict reads is kept of each row, as it is read (the inputs are most
         # of a capture's size), and a bounded sample of the unlabeled rows.
@@ -480,8 +594,11 @@ def _attributed(row: dict[str, Any], version: str) -> dict[str, Any]:
     return row
 
 
-def rollout_service() -> RolloutService:
-    """Composition root for the drift evaluator, which judges rollouts on its schedule."""
+def rollout_service(
+    sketches: SketchStore | None = None, labels: LabelFolder | None = None
+) -> RolloutService:
+    """Composition root for the drift evaluator, which judges rollouts on its schedule
+    (``sketches`` and ``labels`` shared with its drift service)."""
     settings = drift_settings()
     s3 = client("s3")
     return RolloutService(
@@ -489,5 +606,7 @@ def rollout_service() -> RolloutService:
         store=ModelStore(settings.model_bucket, s3),
         registry=Registry(settings.registry_table, client("dynamodb")),
         traffic=TrainingDataStore(settings.capture_bucket, s3),
+        sketches=sketches or SketchStore(settings.model_bucket, s3),
+        labels=labels or label_folder(),
         actor=settings.service_name,
     )
