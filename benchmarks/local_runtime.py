@@ -75,9 +75,9 @@ def throughput(port: int, clients: int, seconds: float) -> float:
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
-    from mlops_cli.local.runner import start_local
-    from mlops_cli.local.runtime import LocalRuntime
-    from mlops_cli.local.stack import LambdaContext, free_port
+    from mlops_cli.emulator.runner import start_local
+    from mlops_cli.emulator.runtime import LocalRuntime
+    from mlops_cli.emulator.stack import LambdaContext, free_port
 
     running = start_local(ROOT / "template.yaml", port=free_port(), quiet_functions=True)
     try:

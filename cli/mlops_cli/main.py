@@ -275,8 +275,8 @@ def _stack_option(p: argparse.ArgumentParser) -> None:
 
 
 def _local(args: argparse.Namespace) -> int:
-    from mlops_cli.local.runner import start_local
-    from mlops_cli.local.target import clear_local_state, write_local_state
+    from mlops_cli.emulator.runner import start_local
+    from mlops_cli.emulator.target import clear_local_state, write_local_state
 
     overrides = dict(item.split("=", 1) for item in args.parameter_overrides if "=" in item)
     running = start_local(
@@ -336,9 +336,9 @@ def _invoke(args: argparse.Namespace) -> int:
     or, if none runs, a fresh stack of the template's resources. The result goes to stdout,
     the function's logs to stderr; exit code 1 when the function fails."""
     from mlops.errors import ConfigError
-    from mlops_cli.local.runner import print_function_log
-    from mlops_cli.local.stack import LocalStack
-    from mlops_cli.local.target import running_local_stack
+    from mlops_cli.emulator.runner import print_function_log
+    from mlops_cli.emulator.stack import LocalStack
+    from mlops_cli.emulator.target import running_local_stack
 
     try:
         text = sys.stdin.read() if args.event == "-" else Path(args.event).read_text()
@@ -413,13 +413,13 @@ def _generate(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from mlops.domain.config import load_config
     from mlops.errors import ConfigError
-    from mlops_cli.local.runner import (
+    from mlops_cli.emulator.runner import (
         archive_dataset,
         publish_config,
         read_data,
         training_service,
     )
-    from mlops_cli.local.target import resolve_target
+    from mlops_cli.emulator.target import resolve_target
 
     config = load_config(args.config)
     target = resolve_target(args.stack)
@@ -468,7 +468,7 @@ def _train(args: argparse.Namespace) -> int:
 def _retrain(args: argparse.Namespace) -> int:
     """Exit 0 when a version was promoted or registered as a candidate, 1 when rejected."""
     from mlops_cli import retrain
-    from mlops_cli.local.target import resolve_target
+    from mlops_cli.emulator.target import resolve_target
 
     target = resolve_target(args.stack)
     started = retrain.start(target, args.data, args.reason, _actor(args.stack))
@@ -511,7 +511,7 @@ def _drift(args: argparse.Namespace) -> int:
     from mlops.adapters.training_data import TrainingDataStore
     from mlops.services.drift import DriftService
     from mlops.services.labels import LabelFolder
-    from mlops_cli.local.target import resolve_target
+    from mlops_cli.emulator.target import resolve_target
 
     target = resolve_target(args.stack)
     store = target.store()
@@ -554,7 +554,7 @@ def _drift(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from mlops_cli.local.target import resolve_target
+    from mlops_cli.emulator.target import resolve_target
 
     target = resolve_target(args.stack)
     registry = target.registry()
@@ -594,7 +594,7 @@ def _status(args: argparse.Namespace) -> int:
 def _promote(args: argparse.Namespace) -> int:
     from mlops.errors import InvalidInputError
     from mlops.services.promotion import promote
-    from mlops_cli.local.target import resolve_target
+    from mlops_cli.emulator.target import resolve_target
 
     if args.force and not args.reason.strip():
         raise InvalidInputError(
@@ -657,7 +657,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from mlops.services.promotion import rollback
-    from mlops_cli.local.target import resolve_target
+    from mlops_cli.emulator.target import resolve_target
 
     target = resolve_target(args.stack)
     registry = target.registry()

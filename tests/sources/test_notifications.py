@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.local.sources import eventbridge_event, s3_record
+from mlops_cli.emulator.sources import eventbridge_event, s3_record
 from tests.conftest import load_event
 from tests.sources.conftest import Aws, Running, stack_template
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from mlops.errors import ConfigError
-from mlops_cli.local.sources import (
+from mlops_cli.emulator.sources import (
     EventBridgeSource,
     LogsSource,
     S3Source,

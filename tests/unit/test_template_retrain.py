@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from mlops.settings import GateSettings, RetrainerSettings, metrics_namespace
-from mlops_cli.local.sources import _event_pattern
-from mlops_cli.local.template import STACK_ID, Resolver, load_template, parameter_defaults
+from mlops_cli.emulator.sources import _event_pattern
+from mlops_cli.emulator.template import STACK_ID, Resolver, load_template, parameter_defaults
 from tests.conftest import ROOT, load_event
 
 TEMPLATE = load_template(ROOT / "template.yaml")

@@ -61,6 +61,8 @@ from mlops.adapters.aws import client
 from mlops.adapters.registry import Rollout
 from mlops.domain.scoring import OnnxModel
 from mlops.domain.synthetic import csv_bytes, generate
+from mlops_cli.emulator.runner import RunningStack, start_local
+from mlops_cli.emulator.stack import free_port
 from mlops_cli.local.demo_market import conditions_dict, demo_conditions, describe_month
 from mlops_cli.local.demo_report import render_demo_html
 from mlops_cli.local.demo_watch import (
@@ -73,8 +75,6 @@ from mlops_cli.local.demo_watch import (
     describe_answer,
     trigger_of,
 )
-from mlops_cli.local.runner import RunningStack, start_local
-from mlops_cli.local.stack import free_port
 
 DEFAULT_MONTHS = 11
 DEFAULT_TRAFFIC = 1500  # houses priced per month
@@ -360,7 +360,7 @@ class Demo:
             finally:
                 # Log lines still in flight at the end (the functions' REPORT lines) are not
                 # worth a warning after the demo's table.
-                logging.getLogger("mlops_cli.local.sources").setLevel(logging.ERROR)
+                logging.getLogger("mlops_cli.emulator.sources").setLevel(logging.ERROR)
                 with self.step("stop", "stopping the local stack"):
                     running.stop()
 

@@ -99,9 +99,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.errors import ConfigError
-from mlops_cli.local.logfilter import FilterPattern
-from mlops_cli.local.runtime import Invocation, LogLine
-from mlops_cli.local.template import ACCOUNT, REGION, Resolver
+from mlops_cli.emulator.logfilter import FilterPattern
+from mlops_cli.emulator.runtime import Invocation, LogLine
+from mlops_cli.emulator.template import ACCOUNT, REGION, Resolver
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -62,8 +62,8 @@ from typing import Any
 import psutil
 import uvicorn
 
-from mlops_cli.local.runtime_api import Endpoint, Outcome, Request, RuntimeApi
-from mlops_cli.local.template import ACCOUNT, REGION
+from mlops_cli.emulator.runtime_api import Endpoint, Outcome, Request, RuntimeApi
+from mlops_cli.emulator.template import ACCOUNT, REGION
 
 # "The Init phase is limited to 10 seconds." (Lambda execution environment lifecycle)
 INIT_TIMEOUT_SECONDS = 10.0
