@@ -18,7 +18,7 @@ month after month, only through the stack's own triggers, as on AWS:
    canary (``[rollout]`` of ``demo_config.toml``);
 4. what happened is read back from the registry and the reports, as ``mlops status`` would.
 
-The market is ``demo_market``'s schedule (a shock every other month). The stack runs with
+The market is ``market``'s schedule (a shock every other month). The stack runs with
 ``demo_config.toml``: the shipped config with the lifecycle's clocks scaled to months of
 seconds, and MAPE as the metric that judges (see the file).
 """
@@ -61,11 +61,9 @@ from mlops.adapters.aws import client
 from mlops.adapters.registry import Rollout
 from mlops.domain.scoring import OnnxModel
 from mlops.domain.synthetic import csv_bytes, generate
-from mlops_cli.emulator.runner import RunningStack, start_local
-from mlops_cli.emulator.stack import free_port
-from mlops_cli.local.demo_market import conditions_dict, demo_conditions, describe_month
-from mlops_cli.local.demo_report import render_demo_html
-from mlops_cli.local.demo_watch import (
+from mlops_cli.demo.market import conditions_dict, demo_conditions, describe_month
+from mlops_cli.demo.report import render_demo_html
+from mlops_cli.demo.watch import (
     ROLLOUT_REPORTS,
     EvaluatorReports,
     Event,
@@ -75,6 +73,8 @@ from mlops_cli.local.demo_watch import (
     describe_answer,
     trigger_of,
 )
+from mlops_cli.emulator.runner import RunningStack, start_local
+from mlops_cli.emulator.stack import free_port
 
 DEFAULT_MONTHS = 11
 DEFAULT_TRAFFIC = 1500  # houses priced per month
@@ -182,7 +182,7 @@ def _round(value: float, digits: int = 1) -> float | None:
 
 
 def demo_config_path() -> Path:
-    return Path(str(resources.files("mlops_cli.local").joinpath(CONFIG_FILE)))
+    return Path(str(resources.files("mlops_cli.demo").joinpath(CONFIG_FILE)))
 
 
 # --- HTTP ------------------------------------------------------------------------------------
