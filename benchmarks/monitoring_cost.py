@@ -67,7 +67,7 @@ def write_day(stack: Any, rows: int, labels: int, end: datetime) -> tuple[int, l
     from mlops.domain.synthetic import conditions_for_month, generate
     from mlops.services.inference import load_version
     from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
-    from mlops_cli.emulator.sources import log_event_id
+    from mlops_cli.emulator.sources.logs import log_event_id
     from mlops_cli.emulator.target import Target
 
     target = Target(stack.outputs, "benchmark stack")
@@ -132,7 +132,7 @@ def deliveries(items: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, 
 def store_feedback(logger: Any, model: str, batch: list[tuple[int, dict[str, Any]]]) -> None:
     from mlops.domain import capture
     from mlops.services.prediction_logger import LogEvent
-    from mlops_cli.emulator.sources import log_event_id
+    from mlops_cli.emulator.sources.logs import log_event_id
 
     moment = batch[-1][0]
     lines = capture.feedback_line(model=model, timestamp_ms=moment, items=[i for _, i in batch])

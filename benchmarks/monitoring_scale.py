@@ -242,7 +242,7 @@ def store_flood(rows: int, batch: int, hour: datetime) -> int:
     from mlops.domain import capture
     from mlops.domain.synthetic import conditions_for_month, generate
     from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
-    from mlops_cli.emulator.sources import log_event_id
+    from mlops_cli.emulator.sources.logs import log_event_id
 
     s3 = aws.client("s3")
     service = PredictionLoggerService(

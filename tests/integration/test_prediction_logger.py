@@ -28,7 +28,7 @@ from mlops.domain.sketch import Sketch, build_sketch
 from mlops.domain.synthetic import conditions_for_month, generate
 from mlops.errors import InvalidEventError, StorageError
 from mlops.services import prediction_logger
-from mlops_cli.emulator.sources import awslogs_payload, log_event_id
+from mlops_cli.emulator.sources.logs import awslogs_payload, log_event_id
 from mlops_cli.emulator.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, import_fresh, moto_resources
 

@@ -18,7 +18,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from mlops_cli.emulator.sources import EventSources, Invocation
+from mlops_cli.emulator.runtime import Invocation
+from mlops_cli.emulator.sources.event_sources import EventSources
 from mlops_cli.emulator.stack import free_port
 from mlops_cli.emulator.template import ACCOUNT, REGION, Resolver, load_template
 

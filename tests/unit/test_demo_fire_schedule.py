@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mlops.errors import ConfigError
-from mlops_cli.emulator.sources import EventSources
+from mlops_cli.emulator.sources.event_sources import EventSources
 from mlops_cli.emulator.template import Resolver
 
 TEMPLATE = {

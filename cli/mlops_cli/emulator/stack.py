@@ -20,7 +20,7 @@ from mlops.adapters import aws
 from mlops.errors import MlopsError
 from mlops_cli.emulator.runtime import FunctionSpec, Invocation, LocalRuntime, LogLine
 from mlops_cli.emulator.s3_limits import MotoServer
-from mlops_cli.emulator.sources import EventSources
+from mlops_cli.emulator.sources.event_sources import EventSources
 from mlops_cli.emulator.template import (
     ACCOUNT,
     REGION,
