@@ -379,7 +379,8 @@ def _invoke(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from mlops.errors import ConfigError
-    from mlops_cli.demo.run import DemoOptions, json_summary, run_demo
+    from mlops_cli.demo.run import DemoOptions, run_demo
+    from mlops_cli.demo.summary import json_summary
 
     if args.months < 2 or args.traffic < 100:
         raise ConfigError("--months must be at least 2 and --traffic at least 100")
