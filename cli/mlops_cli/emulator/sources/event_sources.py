@@ -32,7 +32,7 @@ from mlops_cli.emulator.sources.logs import (
 from mlops_cli.emulator.sources.moto_backend import MotoBackend
 from mlops_cli.emulator.sources.rules import (
     EventBridgeSource,
-    deliver_matches,
+    match_delivery,
     parse_rule_event,
     rule_queue,
 )
@@ -43,7 +43,7 @@ from mlops_cli.emulator.sources.s3 import (
     parse_s3_event,
     set_notifications,
 )
-from mlops_cli.emulator.sources.s3 import deliver_notifications as deliver_s3_notifications
+from mlops_cli.emulator.sources.s3 import notification_delivery as s3_delivery
 from mlops_cli.emulator.sources.schedule import (
     Scheduler,
     ScheduleSource,
@@ -51,7 +51,7 @@ from mlops_cli.emulator.sources.schedule import (
     scheduled_event,
 )
 from mlops_cli.emulator.sources.sns import SnsSource, parse_sns_event, subscription_queue
-from mlops_cli.emulator.sources.sns import deliver_notifications as deliver_sns_notifications
+from mlops_cli.emulator.sources.sns import notification_delivery as sns_delivery
 from mlops_cli.emulator.sources.sqs import SqsSource, parse_sqs_event, poll_queue
 from mlops_cli.emulator.sources.timers import Timers
 from mlops_cli.emulator.template import Resolver
@@ -197,28 +197,15 @@ class EventSources:
             elif isinstance(source, S3Source):
                 queue_url, config = notification_queue(source, self.moto, self.stack)
                 s3_configs.setdefault(source.bucket, []).append(config)
-                deliver = partial(
-                    deliver_s3_notifications, source, self.moto, queue_url, invoke_async
-                )
-                self._thread(name, deliver)
+                self._drain(name, queue_url, s3_delivery(source, invoke_async))
             elif isinstance(source, ScheduleSource):
                 self._schedules.arm(source, datetime.now(UTC), time.monotonic())
             elif isinstance(source, EventBridgeSource):
                 queue_url = rule_queue(source, self.moto, self.stack)
-                self._thread(
-                    name, partial(deliver_matches, source, self.moto, queue_url, invoke_async)
-                )
+                self._drain(name, queue_url, match_delivery(source, invoke_async))
             elif isinstance(source, SnsSource):
                 queue_url, subscription = subscription_queue(source, self.moto, self.stack)
-                deliver = partial(
-                    deliver_sns_notifications,
-                    source,
-                    self.moto,
-                    queue_url,
-                    subscription,
-                    invoke_async,
-                )
-                self._thread(name, deliver)
+                self._drain(name, queue_url, sns_delivery(source, subscription, invoke_async))
         set_notifications(self.moto, s3_configs)
 
     def stop(self) -> None:
@@ -240,6 +227,10 @@ class EventSources:
         thread = threading.Thread(target=target, name=f"sources:{name}", daemon=True)
         self._threads.append(thread)
         thread.start()
+
+    def _drain(self, name: str, queue_url: str, deliver: Callable[[Any], None]) -> None:
+        """A thread polling an internal queue moto delivers to; ``deliver`` gets each message."""
+        self._thread(name, partial(self.moto.drain, queue_url, deliver))
 
     # ---------------------------------------------------------------- what the stack calls
 

@@ -4,8 +4,12 @@ the records it delivers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+# ``EventSources.invoke_async``: queue an event for a function, answer its request id.
+InvokeAsync = Callable[[str, Any], str]
 
 
 class InvocationResult(Protocol):

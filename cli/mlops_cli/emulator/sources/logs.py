@@ -24,7 +24,7 @@ import queue
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -35,7 +35,7 @@ from mlops.errors import ConfigError
 from mlops_cli.emulator.logfilter import FilterPattern
 from mlops_cli.emulator.sources.async_invoke import ASYNC_PAYLOAD_LIMIT
 from mlops_cli.emulator.sources.declarations import Declaration, serverless_functions
-from mlops_cli.emulator.sources.lambda_service import LogLineLike
+from mlops_cli.emulator.sources.lambda_service import InvokeAsync, LogLineLike
 from mlops_cli.emulator.sources.moto_backend import MotoBackend
 from mlops_cli.emulator.template import ACCOUNT, Resolver
 
@@ -126,7 +126,7 @@ class LogShipper:
         log_groups: Mapping[str, str],
         function_ids: Mapping[str, str],
         subscriptions: list[LogsSource],
-        invoke_async: Callable[[str, Any], str],
+        invoke_async: InvokeAsync,
     ) -> None:
         self.moto = moto
         self.log_groups = log_groups

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from mlops.errors import ConfigError
 from mlops_cli.emulator.sources.declarations import Declaration, event_pattern, json_input
+from mlops_cli.emulator.sources.lambda_service import InvokeAsync
 from mlops_cli.emulator.sources.moto_backend import MotoBackend
 from mlops_cli.emulator.template import ACCOUNT, REGION
 
@@ -93,13 +94,9 @@ def rule_queue(source: EventBridgeSource, moto: MotoBackend, stack: str) -> str:
     return url
 
 
-def deliver_matches(
-    source: EventBridgeSource,
-    moto: MotoBackend,
-    queue_url: str,
-    invoke_async: Callable[[str, Any], str],
-) -> None:
-    """The source's thread: each event the rule matched is invoked asynchronously."""
+def match_delivery(source: EventBridgeSource, invoke_async: InvokeAsync) -> Callable[[Any], None]:
+    """What becomes of each event the rule matched: invoked asynchronously, with the source's
+    Input or InputPath applied."""
 
     def deliver(body: Any) -> None:
         event = eventbridge_event(body)
@@ -111,7 +108,7 @@ def deliver_matches(
             payload = event
         invoke_async(source.function, payload)
 
-    moto.drain(queue_url, deliver)
+    return deliver
 
 
 # ------------------------------------------------------------------ the event

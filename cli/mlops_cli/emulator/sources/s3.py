@@ -25,7 +25,7 @@ from urllib.parse import quote_plus, unquote_plus
 
 from mlops.errors import ConfigError
 from mlops_cli.emulator.sources.declarations import Declaration
-from mlops_cli.emulator.sources.lambda_service import iso_ms
+from mlops_cli.emulator.sources.lambda_service import InvokeAsync, iso_ms
 from mlops_cli.emulator.sources.moto_backend import MotoBackend
 from mlops_cli.emulator.template import ACCOUNT, REGION
 
@@ -97,13 +97,9 @@ def set_notifications(moto: MotoBackend, configs: Mapping[str, list[dict[str, An
         )
 
 
-def deliver_notifications(
-    source: S3Source,
-    moto: MotoBackend,
-    queue_url: str,
-    invoke_async: Callable[[str, Any], str],
-) -> None:
-    """The source's thread: each record moto notifies is invoked asynchronously."""
+def notification_delivery(source: S3Source, invoke_async: InvokeAsync) -> Callable[[Any], None]:
+    """What becomes of each notification on the source's queue: its records, each invoked
+    asynchronously."""
 
     def deliver(body: Any) -> None:
         if not isinstance(body, dict) or body.get("Event") == "s3:TestEvent":
@@ -111,7 +107,7 @@ def deliver_notifications(
         for record in body.get("Records", []):
             invoke_async(source.function, {"Records": [s3_record(record)]})
 
-    moto.drain(queue_url, deliver)
+    return deliver
 
 
 # ------------------------------------------------------------------ the event

@@ -21,7 +21,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mlops.errors import ConfigError
 from mlops_cli.emulator.sources.declarations import Declaration, as_date, json_input, truthy
+from mlops_cli.emulator.sources.lambda_service import InvokeAsync
 from mlops_cli.emulator.sources.timers import Timers
 from mlops_cli.emulator.template import ACCOUNT, REGION
 
@@ -99,7 +100,7 @@ class Scheduler:
     """
 
     def __init__(
-        self, timers: Timers, invoke_async: Callable[[str, Any], str], every_seconds: float | None
+        self, timers: Timers, invoke_async: InvokeAsync, every_seconds: float | None
     ) -> None:
         self.timers = timers
         self.invoke_async = invoke_async

@@ -15,6 +15,7 @@ from typing import Any
 
 from mlops.errors import ConfigError
 from mlops_cli.emulator.sources.declarations import Declaration, truthy
+from mlops_cli.emulator.sources.lambda_service import InvokeAsync
 from mlops_cli.emulator.sources.moto_backend import MotoBackend
 
 
@@ -63,20 +64,16 @@ def subscription_queue(source: SnsSource, moto: MotoBackend, stack: str) -> tupl
     return url, subscription["SubscriptionArn"]
 
 
-def deliver_notifications(
-    source: SnsSource,
-    moto: MotoBackend,
-    queue_url: str,
-    subscription_arn: str,
-    invoke_async: Callable[[str, Any], str],
-) -> None:
-    """The source's thread: each notification is invoked asynchronously."""
+def notification_delivery(
+    source: SnsSource, subscription_arn: str, invoke_async: InvokeAsync
+) -> Callable[[Any], None]:
+    """What becomes of each notification of the subscription: invoked asynchronously."""
 
     def deliver(body: Any) -> None:
         if isinstance(body, dict) and body.get("Type") == "Notification":
             invoke_async(source.function, sns_event(body, subscription_arn))
 
-    moto.drain(queue_url, deliver)
+    return deliver
 
 
 # ------------------------------------------------------------------ the event
