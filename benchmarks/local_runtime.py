@@ -31,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The services' INFO lines would land on stdout, which holds only the table or the JSON.
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 PREDICT_EVENT = json.loads((ROOT / "events" / "http_predict.json").read_text())
 BODY = base64.b64decode(PREDICT_EVENT["body"])
 
