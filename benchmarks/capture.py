@@ -105,7 +105,7 @@ def capture_events(batch: int) -> list[Any]:
     """``batch`` log events, each one one-row capture line of one request."""
     from mlops.domain import capture
     from mlops.services.prediction_logger import LogEvent
-    from mlops_cli.local.sources import log_event_id
+    from mlops_cli.emulator.sources.logs import log_event_id
 
     instances, predictions = houses(batch, seed=2)
     events = []

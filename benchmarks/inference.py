@@ -124,8 +124,8 @@ def prepare(stack: Any) -> None:
     from mlops.domain.dataset import parse_csv
     from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
     from mlops.domain.training import train
-    from mlops_cli.local.runner import BOOTSTRAP_ROWS, BOOTSTRAP_SEED, ensure_model
-    from mlops_cli.local.target import Target
+    from mlops_cli.emulator.runner import BOOTSTRAP_ROWS, BOOTSTRAP_SEED, ensure_model
+    from mlops_cli.emulator.target import Target
 
     target = Target(stack.outputs, "benchmark stack")
     config = load_config()
@@ -182,7 +182,7 @@ def load_module(name: str, path: Path) -> Any:
 
 
 def measure(args: argparse.Namespace, log: Callable[..., None]) -> dict[str, float]:
-    from mlops_cli.local.stack import LocalStack
+    from mlops_cli.emulator.stack import LocalStack
 
     # INFO logs (model loaded) would interleave with the table; per-request cost is unchanged,
     # since requests log nothing below WARNING. EMF metric lines go to /dev/null below.
@@ -192,7 +192,7 @@ def measure(args: argparse.Namespace, log: Callable[..., None]) -> dict[str, flo
 
 
 def run_paths(stack: Any, args: argparse.Namespace, log: Callable[..., None]) -> dict[str, float]:
-    from mlops_cli.local.stack import LambdaContext
+    from mlops_cli.emulator.stack import LambdaContext
 
     stack.start()
     try:

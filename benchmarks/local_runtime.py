@@ -31,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The services' INFO lines would land on stdout, which holds only the table or the JSON.
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 PREDICT_EVENT = json.loads((ROOT / "events" / "http_predict.json").read_text())
 BODY = base64.b64decode(PREDICT_EVENT["body"])
 
@@ -75,9 +77,9 @@ def throughput(port: int, clients: int, seconds: float) -> float:
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
-    from mlops_cli.local.runner import start_local
-    from mlops_cli.local.runtime import LocalRuntime
-    from mlops_cli.local.stack import LambdaContext, free_port
+    from mlops_cli.emulator.runner import start_local
+    from mlops_cli.emulator.runtime import LocalRuntime
+    from mlops_cli.emulator.stack import LambdaContext, free_port
 
     running = start_local(ROOT / "template.yaml", port=free_port(), quiet_functions=True)
     try:

@@ -75,8 +75,8 @@ def write_day(stack: Any, rows: int, labels: int, end: datetime) -> tuple[int, l
     from mlops.domain.synthetic import conditions_for_month, generate
     from mlops.services.inference import load_version
     from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
-    from mlops_cli.local.sources import log_event_id
-    from mlops_cli.local.target import Target
+    from mlops_cli.emulator.sources.logs import log_event_id
+    from mlops_cli.emulator.target import Target
 
     target = Target(stack.outputs, "benchmark stack")
     s3 = client("s3")
@@ -147,7 +147,7 @@ def deliveries(items: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, 
 def store_feedback(logger: Any, model: str, batch: list[tuple[int, dict[str, Any]]]) -> None:
     from mlops.domain import capture
     from mlops.services.prediction_logger import LogEvent
-    from mlops_cli.local.sources import log_event_id
+    from mlops_cli.emulator.sources.logs import log_event_id
 
     moment = batch[-1][0]
     lines = capture.feedback_line(model=model, timestamp_ms=moment, items=[i for _, i in batch])
@@ -158,7 +158,7 @@ def start_canary(target: Any, config: Any, at: datetime) -> None:
     """v2, trained on month 1, rolled out as a 10 % canary at ``at`` (the start of the day)."""
     from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
     from mlops.services.rollout import RolloutService
-    from mlops_cli.local.runner import training_service
+    from mlops_cli.emulator.runner import training_service
 
     data = csv_bytes(generate(5_000, conditions_for_month(1), seed=7))
     v2 = training_service(target).train_and_register(
@@ -225,9 +225,9 @@ def measure(rows: int, labels: int | None) -> dict[str, Any]:
 
     from mlops.adapters.aws import client
     from mlops.domain.config import load_config
-    from mlops_cli.local.runner import ensure_model
-    from mlops_cli.local.stack import LocalStack
-    from mlops_cli.local.target import Target
+    from mlops_cli.emulator.runner import ensure_model
+    from mlops_cli.emulator.stack import LocalStack
+    from mlops_cli.emulator.target import Target
 
     stack = LocalStack(ROOT / "template.yaml", env_overrides={"POWERTOOLS_LOG_LEVEL": "WARNING"})
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):

@@ -121,8 +121,8 @@ def moto_server() -> Iterator[str]:
     """A moto server on a free port (the local stack's, refusing keys AWS refuses)."""
     import logging
 
-    from mlops_cli.local.s3_limits import MotoServer
-    from mlops_cli.local.stack import free_port
+    from mlops_cli.emulator.s3_limits import MotoServer
+    from mlops_cli.emulator.stack import free_port
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
@@ -242,7 +242,7 @@ def store_flood(rows: int, batch: int, hour: datetime) -> int:
     from mlops.domain import capture
     from mlops.domain.synthetic import conditions_for_month, generate
     from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
-    from mlops_cli.local.sources import log_event_id
+    from mlops_cli.emulator.sources.logs import log_event_id
 
     s3 = aws.client("s3")
     service = PredictionLoggerService(

@@ -124,14 +124,14 @@ def prepare(stack: Any) -> str:
     from mlops.domain.config import PromotionConfig, load_config
     from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
     from mlops.services.rollout import RolloutService
-    from mlops_cli.local.runner import (
+    from mlops_cli.emulator.runner import (
         BOOTSTRAP_ROWS,
         BOOTSTRAP_SEED,
         archive_dataset,
         ensure_model,
         training_service,
     )
-    from mlops_cli.local.target import Target
+    from mlops_cli.emulator.target import Target
 
     target = Target(stack.outputs, "benchmark stack")
     config = load_config()
@@ -325,7 +325,7 @@ def summarise(
 def measure(args: argparse.Namespace, log: Callable[..., None]) -> dict[str, float]:
     from threadpoolctl import threadpool_limits
 
-    from mlops_cli.local.stack import LambdaContext, LocalStack
+    from mlops_cli.emulator.stack import LambdaContext, LocalStack
 
     # INFO logs (model loaded, rollout serving) would interleave with the table; requests log
     # nothing below WARNING. The alias re-check (30 s on AWS) is pushed past the run: it would

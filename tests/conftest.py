@@ -31,7 +31,7 @@ from mlops.adapters.registry import Registry
 from mlops.domain.config import ModelConfig, TrainingConfig, load_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.services.training import TrainingService
-from mlops_cli.local.s3_limits import refuse_long_keys
+from mlops_cli.emulator.s3_limits import refuse_long_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"

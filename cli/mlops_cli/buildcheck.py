@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_cli.local.template import load_template
+from mlops_cli.emulator.template import load_template
 
 MB = 1_000_000
 LAMBDA_LIMIT_MB = 250

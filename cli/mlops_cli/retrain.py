@@ -20,7 +20,7 @@ from typing import Any
 from mlops.adapters.aws import client
 from mlops.domain.triggers import retrain_request
 from mlops.errors import ConfigError, MlopsError, StorageError
-from mlops_cli.local.target import Target
+from mlops_cli.emulator.target import Target
 
 REPORTS = "reports/retrain/"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_cli.local.stack import free_port
+from mlops_cli.emulator.stack import free_port
 from tests.conftest import ROOT
 
 MLOPS = [sys.executable, "-m", "mlops_cli"]

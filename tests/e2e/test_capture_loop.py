@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from mlops_cli.local.runner import RunningStack, start_local
-from mlops_cli.local.stack import free_port
+from mlops_cli.emulator.runner import RunningStack, start_local
+from mlops_cli.emulator.stack import free_port
 from tests.conftest import ROOT, predict_instance
 from tests.e2e.test_local_stack import call
 

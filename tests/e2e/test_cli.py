@@ -33,7 +33,7 @@ from mlops.domain.synthetic import conditions_for_month, generate
 from mlops.services.inference import load_version
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
 from mlops.services.training import TrainingService
-from mlops_cli.local.stack import free_port
+from mlops_cli.emulator.stack import free_port
 from tests.conftest import AWS_TEST_ENV
 
 pytestmark = pytest.mark.e2e

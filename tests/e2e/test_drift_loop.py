@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from mlops.domain.synthetic import conditions_for_month, generate
-from mlops_cli.local.runner import RunningStack, start_local
-from mlops_cli.local.stack import free_port
+from mlops_cli.emulator.runner import RunningStack, start_local
+from mlops_cli.emulator.stack import free_port
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e

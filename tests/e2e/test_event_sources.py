@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from mlops_cli.local.stack import LocalStack
+from mlops_cli.emulator.stack import LocalStack
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e

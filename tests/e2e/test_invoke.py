@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_cli.local.stack import LocalStack
+from mlops_cli.emulator.stack import LocalStack
 from tests.conftest import EVENTS, ROOT
 from tests.e2e.conftest import mlops
 

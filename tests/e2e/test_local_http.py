@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.local.api import API_GATEWAY_MAX_BODY, LocalApi
-from mlops_cli.local.template import Route
+from mlops_cli.emulator.api import API_GATEWAY_MAX_BODY, LocalApi
+from mlops_cli.emulator.template import Route
 
 BODY_TIMEOUT = 0.5
 NOT_FOUND = {"message": "Not Found"}

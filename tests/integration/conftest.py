@@ -16,7 +16,7 @@ from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.domain.config import ModelConfig
 from mlops.services.training import TrainingResult, TrainingService
-from mlops_cli.local.stack import LambdaContext
+from mlops_cli.emulator.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, TABLE, import_fresh, moto_resources
 from tests.integration.retrain_pipeline import Pipeline, pipeline_in_moto
 

@@ -21,8 +21,8 @@ from mlops.adapters import aws
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
-from mlops_cli.local.s3_limits import refuse_long_keys
-from mlops_cli.local.stack import LambdaContext
+from mlops_cli.emulator.s3_limits import refuse_long_keys
+from mlops_cli.emulator.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, TABLE, import_fresh, load_event, moto_resources
 from tests.integration.traffic import Traffic
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mlops.domain.capture import parse_capture_line
-from mlops_cli.local.stack import LambdaContext
+from mlops_cli.emulator.stack import LambdaContext
 from tests.conftest import http_event, load_event, predict_instance
 from tests.integration.conftest import Served, load_handler_module
 

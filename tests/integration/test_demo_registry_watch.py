@@ -4,7 +4,7 @@ versions, a canary starting, its promotion or its rollback, and production's mov
 from __future__ import annotations
 
 from mlops.adapters.registry import Registry, VersionRecord
-from mlops_cli.local.demo_watch import RegistryWatch
+from mlops_cli.demo.watch import RegistryWatch
 
 MODEL = "house-prices"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_cli.local.demo_report import render_demo_html
+from mlops_cli.demo.report import render_demo_html
 from tests.integration.test_drift_report_browser import png_rows
 from tests.unit.test_demo_report import example_summary
 

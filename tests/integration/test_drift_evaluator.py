@@ -32,7 +32,7 @@ from mlops.domain.synthetic import MarketConditions, conditions_for_month, csv_b
 from mlops.services.inference import load_version
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
 from mlops.services.training import TrainingService
-from mlops_cli.local.stack import LambdaContext
+from mlops_cli.emulator.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, TABLE, import_fresh, moto_resources
 
 MODEL = "house-prices"

@@ -31,7 +31,7 @@ import importlib.util
 spec = importlib.util.spec_from_file_location("app", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-from mlops_cli.local.stack import LambdaContext
+from mlops_cli.emulator.stack import LambdaContext
 result = module.lambda_handler(json.loads(sys.stdin.read()), LambdaContext("f"))
 loaded = sorted({m.split(".")[0] for m, v in sys.modules.items() if v is not None})
 print(json.dumps({"result": result, "modules": loaded}))

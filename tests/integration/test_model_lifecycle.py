@@ -27,8 +27,8 @@ from mlops.errors import InvalidInputError, ModelUnavailableError
 from mlops.services.inference import ModelProvider
 from mlops.services.training import TrainingResult, TrainingService
 from mlops.settings import InferenceSettings
-from mlops_cli.local.stack import LambdaContext
-from mlops_cli.local.template import load_template
+from mlops_cli.emulator.stack import LambdaContext
+from mlops_cli.emulator.template import load_template
 from tests.conftest import BUCKET, ROOT, TABLE, http_event, load_event, predict_instance
 from tests.integration.conftest import Served, invoker, load_handler_module
 

@@ -28,8 +28,8 @@ from mlops.domain.sketch import Sketch, build_sketch
 from mlops.domain.synthetic import conditions_for_month, generate
 from mlops.errors import InvalidEventError, StorageError
 from mlops.services import prediction_logger
-from mlops_cli.local.sources import awslogs_payload, log_event_id
-from mlops_cli.local.stack import LambdaContext
+from mlops_cli.emulator.sources.logs import awslogs_payload, log_event_id
+from mlops_cli.emulator.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, import_fresh, moto_resources
 
 APP = ROOT / "functions" / "prediction_logger" / "app.py"

@@ -18,7 +18,7 @@ import pytest
 from mlops.domain import candidate
 from mlops.errors import ConflictError, IntegrityError, InvalidEventError, StorageError
 from mlops.services import promotion
-from mlops_cli.local.stack import LambdaContext
+from mlops_cli.emulator.stack import LambdaContext
 from tests.conftest import BUCKET, load_event
 from tests.integration.retrain_pipeline import (
     DIRECT_CONFIG,

@@ -22,7 +22,7 @@ from mlops.domain.config import ModelConfig
 from mlops.errors import ConflictError, IntegrityError, InvalidInputError
 from mlops.services import promotion
 from mlops.services.training import TrainingService
-from mlops_cli.local.stack import LambdaContext
+from mlops_cli.emulator.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, http_event, import_fresh
 from tests.integration.conftest import invoker
 from tests.integration.rollout_stack import (

@@ -22,7 +22,7 @@ from mlops.adapters import registry as registry_module
 from mlops.adapters.model_store import version_prefix
 from mlops.errors import ConflictError, StorageError
 from mlops.services import promotion
-from mlops_cli.local.stack import LambdaContext
+from mlops_cli.emulator.stack import LambdaContext
 from tests.conftest import BUCKET, ROOT, http_event, import_fresh
 from tests.integration.conftest import invoker
 from tests.integration.rollout_stack import (  # noqa: F401 (pytest fixtures)

@@ -14,8 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mlops.domain.keys import MAX_KEY_BYTES
-from mlops_cli.local.s3_limits import MotoServer
-from mlops_cli.local.stack import free_port
+from mlops_cli.emulator.s3_limits import MotoServer
+from mlops_cli.emulator.stack import free_port
 from tests.conftest import moto_resources
 from tests.integration.retrain_pipeline import MODEL, PREFIX, Pipeline, decision, month, only
 

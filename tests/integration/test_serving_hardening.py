@@ -283,7 +283,7 @@ def test_the_handler_works_without_the_metrics_namespace_variable(tmp_path: Any)
         "import importlib.util, json, sys\n"
         "spec = importlib.util.spec_from_file_location('app', sys.argv[1])\n"
         "app = importlib.util.module_from_spec(spec); spec.loader.exec_module(app)\n"
-        "from mlops_cli.local.stack import LambdaContext\n"
+        "from mlops_cli.emulator.stack import LambdaContext\n"
         "event = json.load(open(sys.argv[2]))\n"
         "print('RESULT ' + json.dumps(app.lambda_handler(event, LambdaContext('f'))))\n"
     )

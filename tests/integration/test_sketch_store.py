@@ -30,7 +30,7 @@ from mlops.domain.config import load_config
 from mlops.domain.sketch import Sketch, SketchPlan, build_sketch, merge_all
 from mlops.domain.synthetic import conditions_for_month, generate
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService, batch_id
-from mlops_cli.local.sources import log_event_id
+from mlops_cli.emulator.sources.logs import log_event_id
 from tests.conftest import BUCKET, moto_resources
 from tests.integration.test_prediction_logger import HOUSES, capture_line
 

@@ -13,7 +13,7 @@ from mlops.adapters.model_store import ModelStore
 from mlops.domain import capture
 from mlops.domain.ids import uuid7s
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
-from mlops_cli.local.sources import log_event_id
+from mlops_cli.emulator.sources.logs import log_event_id
 from tests.conftest import BUCKET
 
 MODEL = "house-prices"

@@ -9,7 +9,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from mlops_cli.local.runtime import FunctionSpec, LogLine
+from mlops_cli.emulator.runtime import FunctionSpec, LogLine
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runtime"
 HANDLERS = FIXTURES / "handlers"

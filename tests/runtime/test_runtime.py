@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_cli.local.runtime import Invocation, LocalRuntime
+from mlops_cli.emulator.runtime import Invocation, LocalRuntime
 from tests.runtime.conftest import HANDLERS, LAYER, LogSink, function_spec, gone, processes_of
 
 # What Lambda adds to a function's own variables (and the RIC sets per invocation).

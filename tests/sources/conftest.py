@@ -18,9 +18,10 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from mlops_cli.local.sources import EventSources, Invocation
-from mlops_cli.local.stack import free_port
-from mlops_cli.local.template import ACCOUNT, REGION, Resolver, load_template
+from mlops_cli.emulator.runtime import Invocation
+from mlops_cli.emulator.sources.event_sources import EventSources
+from mlops_cli.emulator.stack import free_port
+from mlops_cli.emulator.template import ACCOUNT, REGION, Resolver, load_template
 
 TEMPLATE = Path(__file__).with_name("template.yaml")
 STACK = "mlops-local"
@@ -90,7 +91,7 @@ def stack_template(*functions: str) -> dict[str, Any]:
 
 
 def local_resolver(template: dict[str, Any], endpoint: str) -> Resolver:
-    """Physical names as the local stack gives them (cli/mlops_cli/local/stack.py)."""
+    """Physical names as the local stack gives them (cli/mlops_cli/emulator/stack.py)."""
     resolver = Resolver({}, {})
     for name, spec in template["Resources"].items():
         kind = spec["Type"]

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from mlops.errors import ConfigError
-from mlops_cli.local.sources import AsyncConfig, Destination, Invocation, async_configs
+from mlops_cli.emulator.runtime import Invocation
+from mlops_cli.emulator.sources.async_invoke import AsyncConfig, Destination, async_configs
 from tests.sources.conftest import Aws, Running, fail, local_resolver, stack_template, succeed
 
 EVENT = {"job": "retrain", "month": 3}
@@ -164,7 +165,7 @@ def test_without_a_destination_a_lost_event_is_logged(
     start_sources: Callable[..., Running], caplog: pytest.LogCaptureFixture
 ) -> None:
     running = start_sources("UploadFunction", script=_fails_first(99))
-    with caplog.at_level(logging.ERROR, logger="mlops_cli.local.sources"):
+    with caplog.at_level(logging.ERROR, logger="mlops_cli.emulator.sources.async_invoke"):
         request_id = running.sources.invoke_async("UploadFunction", EVENT)
         running.invoker.wait_for("UploadFunction", 3)
         _wait_idle(running)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mlops.errors import ConfigError
-from mlops_cli.local.logfilter import FilterPattern, matches
+from mlops_cli.emulator.logfilter import FilterPattern, matches
 
 
 def _doc(**fields: Any) -> str:

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mlops_cli.local.sources import LogLine, awslogs_payload, log_event_id
+from mlops_cli.emulator.runtime import LogLine
+from mlops_cli.emulator.sources.logs import awslogs_payload, log_event_id
 from tests.conftest import load_event
 from tests.sources.conftest import Aws, Running
 

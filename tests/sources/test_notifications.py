@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.local.sources import eventbridge_event, s3_record
+from mlops_cli.emulator.sources.rules import eventbridge_event
+from mlops_cli.emulator.sources.s3 import s3_record
 from tests.conftest import load_event
 from tests.sources.conftest import Aws, Running, stack_template
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mlops.errors import ConfigError
-from mlops_cli.local.sources import Cron, ScheduleSource, next_fire_time, parse_schedule
+from mlops_cli.emulator.sources.schedule import Cron, ScheduleSource, next_fire_time, parse_schedule
 from tests.conftest import load_event
 from tests.sources.conftest import Running, stack_template
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.local.sources import Invocation, SqsSource, batch_failures, sqs_record
+from mlops_cli.emulator.runtime import Invocation
+from mlops_cli.emulator.sources.sqs import SqsSource, batch_failures, sqs_record
 from tests.sources.conftest import Aws, Running, fail, stack_template, succeed
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:mlops-local-JobsQueue"
@@ -264,7 +265,7 @@ def test_sqs_record_converts_binary_attributes() -> None:
 
 
 def test_the_parsed_mapping_has_lambdas_defaults() -> None:
-    from mlops_cli.local.sources import event_sources
+    from mlops_cli.emulator.sources.event_sources import event_sources
     from tests.sources.conftest import local_resolver
 
     template = _with_sqs()

@@ -7,16 +7,13 @@ from typing import Any
 import pytest
 
 from mlops.errors import ConfigError
-from mlops_cli.local.sources import (
-    EventBridgeSource,
-    LogsSource,
-    S3Source,
-    ScheduleSource,
-    SnsSource,
-    SqsSource,
-    event_sources,
-    function_log_groups,
-)
+from mlops_cli.emulator.sources.event_sources import event_sources
+from mlops_cli.emulator.sources.logs import LogsSource, function_log_groups
+from mlops_cli.emulator.sources.rules import EventBridgeSource
+from mlops_cli.emulator.sources.s3 import S3Source
+from mlops_cli.emulator.sources.schedule import ScheduleSource
+from mlops_cli.emulator.sources.sns import SnsSource
+from mlops_cli.emulator.sources.sqs import SqsSource
 from tests.sources.conftest import STACK, local_resolver, stack_template
 
 ALL = (

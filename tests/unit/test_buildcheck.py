@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlops_cli.buildcheck import check, main, render
-from mlops_cli.local.template import load_template
+from mlops_cli.emulator.template import load_template
 from tests.conftest import ROOT
 
 TEMPLATE = """

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from mlops.errors import ConfigError
-from mlops_cli.local.sources import EventSources
-from mlops_cli.local.template import Resolver
+from mlops_cli.emulator.sources.event_sources import EventSources
+from mlops_cli.emulator.template import Resolver
 
 TEMPLATE = {
     "Resources": {

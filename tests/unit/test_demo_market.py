@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 
 from mlops.domain.synthetic import MarketConditions, generate
-from mlops_cli.local.demo import (
-    drift_digest,
-    feature_scores,
-    json_summary,
-    metric_text,
-    serving_label,
-)
-from mlops_cli.local.demo_market import SHOCKS, demo_conditions, describe_month
+from mlops_cli.demo.digest import drift_digest, feature_scores, metric_text, serving_label
+from mlops_cli.demo.market import SHOCKS, demo_conditions, describe_month
+from mlops_cli.demo.summary import json_summary
 
 
 def test_calm_months_only_inflate_and_shocks_come_one_at_a_time_with_calm_between() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.local.demo_report import error_chart, feature_heatmap, render_demo_html
+from mlops_cli.demo.report import error_chart, feature_heatmap, render_demo_html
 
 
 def month(

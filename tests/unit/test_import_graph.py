@@ -53,7 +53,7 @@ def test_the_cli_promotes_without_importing_the_training_stack() -> None:
     # `mlops promote` is one conditional write; importing scikit-learn took 4 to 17 s.
     probe = (
         "import json, sys\n"
-        "import mlops_cli.main, mlops_cli.local.target, mlops.services.promotion\n"
+        "import mlops_cli.main, mlops_cli.emulator.target, mlops.services.promotion\n"
         "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))\n"
     )
     out = subprocess.run(

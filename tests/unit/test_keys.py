@@ -9,7 +9,7 @@ import pytest
 from mlops.domain.config import parse_config
 from mlops.domain.keys import DIGEST_CHARS, MAX_KEY_BYTES, MODEL_NAME, bounded_key, dataset_key
 from mlops.errors import ConfigError
-from mlops_cli.local.template import load_template
+from mlops_cli.emulator.template import load_template
 from tests.conftest import ROOT
 
 SHA = "0" * 64

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.local.api import API_GATEWAY_MAX_BODY, LocalApi, build_event
-from mlops_cli.local.template import Route
+from mlops_cli.emulator.api import API_GATEWAY_MAX_BODY, LocalApi, build_event
+from mlops_cli.emulator.template import Route
 
 Message = MutableMapping[str, Any]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mlops.errors import ConfigError
-from mlops_cli.local.api import build_event, compile_route
-from mlops_cli.local.template import (
+from mlops_cli.emulator.api import build_event, compile_route
+from mlops_cli.emulator.template import (
     Resolver,
     Route,
     function_routes,

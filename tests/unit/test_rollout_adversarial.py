@@ -21,7 +21,7 @@ import pytest
 from mlops.domain.config import RolloutConfig, parse_config
 from mlops.domain.rollout import RolloutVerdict, judge_rollout
 from mlops.errors import ConfigError
-from mlops_cli.main import _rollout_arg
+from mlops_cli.commands.promote import rollout_arg
 
 HOUR = 3_600_000
 DELAY = 72 * HOUR
@@ -191,7 +191,7 @@ def test_a_canary_share_too_small_to_route_or_store_is_refused() -> None:
     # AWS the start fails with a ValidationException (StorageError) AFTER start() archived
     # the rollout it superseded. Fix: a floor such as 0.01 % in the CLI and start_rollout.
     with pytest.raises(argparse.ArgumentTypeError):
-        _rollout_arg("canary:1e-300")
+        rollout_arg("canary:1e-300")
 
 
 # =========================================================================== pinned (safe)
@@ -218,7 +218,7 @@ def test_a_canary_share_too_small_to_route_or_store_is_refused() -> None:
 )
 def test_bad_rollout_options_are_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
-        _rollout_arg(text)
+        rollout_arg(text)
 
 
 @pytest.mark.parametrize(
@@ -233,7 +233,7 @@ def test_bad_rollout_options_are_refused(text: str) -> None:
     ],
 )
 def test_good_rollout_options_parse(text: str, expected: tuple[str, float]) -> None:
-    assert _rollout_arg(text) == expected
+    assert rollout_arg(text) == expected
 
 
 def test_a_shadow_identical_to_production_is_promoted_with_a_zero_width_interval() -> None:

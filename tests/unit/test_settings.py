@@ -8,7 +8,7 @@ import pytest
 from mlops.adapters.aws import CLIENT_CONFIG
 from mlops.errors import ConfigError
 from mlops.settings import DEFAULT_METRICS_NAMESPACE, InferenceSettings, metrics_namespace
-from mlops_cli.local.template import load_template
+from mlops_cli.emulator.template import load_template
 from tests.conftest import ROOT
 
 REQUIRED = {"MODEL_NAME": "house-prices", "MODEL_BUCKET": "artifacts", "REGISTRY_TABLE": "registry"}

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from mlops.settings import DriftSettings
-from mlops_cli.local.template import load_template
+from mlops_cli.emulator.template import load_template
 from tests.conftest import ROOT
 
 TEMPLATE = load_template(ROOT / "template.yaml")

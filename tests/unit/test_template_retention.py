@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from mlops_cli.local.stack import lifecycle_rules
-from mlops_cli.local.template import load_template
+from mlops_cli.emulator.stack import lifecycle_rules
+from mlops_cli.emulator.template import load_template
 from tests.conftest import ROOT
 
 TEMPLATE = load_template(ROOT / "template.yaml")

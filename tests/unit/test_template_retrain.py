@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from mlops.settings import GateSettings, RetrainerSettings, metrics_namespace
-from mlops_cli.local.sources import _event_pattern
-from mlops_cli.local.template import STACK_ID, Resolver, load_template, parameter_defaults
+from mlops_cli.emulator.sources.declarations import event_pattern
+from mlops_cli.emulator.template import STACK_ID, Resolver, load_template, parameter_defaults
 from tests.conftest import ROOT, load_event
 
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -189,7 +189,7 @@ def test_the_retrain_request_fixture_matches_the_rule(
     for key, value in change.items():
         event[key] = {**event[key], **value} if isinstance(value, dict) else value
     pattern = resolver().resolve(RETRAINER["Events"]["RetrainRequest"]["Properties"]["Pattern"])
-    assert _event_pattern(json.dumps(pattern), "test").matches_event(event) is matches
+    assert event_pattern(json.dumps(pattern), "test").matches_event(event) is matches
 
 
 def test_the_training_upload_fixture_is_an_upload_the_local_stack_would_deliver() -> None:

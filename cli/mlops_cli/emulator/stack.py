@@ -18,10 +18,10 @@ import boto3
 
 from mlops.adapters import aws
 from mlops.errors import MlopsError
-from mlops_cli.local.runtime import FunctionSpec, Invocation, LocalRuntime, LogLine
-from mlops_cli.local.s3_limits import MotoServer
-from mlops_cli.local.sources import EventSources
-from mlops_cli.local.template import (
+from mlops_cli.emulator.runtime import FunctionSpec, Invocation, LocalRuntime, LogLine
+from mlops_cli.emulator.s3_limits import MotoServer
+from mlops_cli.emulator.sources.event_sources import EventSources
+from mlops_cli.emulator.template import (
     ACCOUNT,
     REGION,
     STACK_NAME,

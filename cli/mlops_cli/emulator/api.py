@@ -45,7 +45,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import uvicorn
 
-from mlops_cli.local.template import ACCOUNT, Route
+from mlops_cli.emulator.template import ACCOUNT, Route
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024  # HTTP API's own payload limit
 TEXT_TYPES = ("application/json", "text/", "application/xml", "+json")

@@ -33,6 +33,11 @@ Not faithful:
 - A multi-line record written through ``logging`` arrives as one LogLine per line (Lambda keeps
   it whole through its telemetry descriptor); the RIC's own error records are kept whole.
 - Environments are never frozen between invocations, and idle ones are never reclaimed.
+
+Why one file of about 700 lines: it holds one object, the pool of execution environments on the
+runtime's event loop. Spawning, handing an event over, timing out, killing for memory and
+discarding all change the same pool and environment state; split, that state would travel
+between modules. The protocol the environments speak is already apart (``runtime_api``).
 """
 
 from __future__ import annotations
@@ -62,8 +67,8 @@ from typing import Any
 import psutil
 import uvicorn
 
-from mlops_cli.local.runtime_api import Endpoint, Outcome, Request, RuntimeApi
-from mlops_cli.local.template import ACCOUNT, REGION
+from mlops_cli.emulator.runtime_api import Endpoint, Outcome, Request, RuntimeApi
+from mlops_cli.emulator.template import ACCOUNT, REGION
 
 # "The Init phase is limited to 10 seconds." (Lambda execution environment lifecycle)
 INIT_TIMEOUT_SECONDS = 10.0

@@ -20,6 +20,7 @@ from typing import Any
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry, Rollout
 from mlops.errors import MlopsError
+from mlops_cli.retrain import final
 
 DRIFT_REPORTS = "reports/drift/"
 ROLLOUT_REPORTS = "reports/rollout/"
@@ -137,16 +138,10 @@ class RetrainAnswers:
         while time.monotonic() < deadline:
             self._refresh()
             for doc in self._docs.values():
-                if matches(doc) and _final(doc):
+                if matches(doc) and final(doc):
                     return doc
             time.sleep(0.3)
         return None
-
-
-def _final(doc: dict[str, Any]) -> bool:
-    if doc.get("kind") == "training_data":
-        return doc.get("status") == "rejected" and doc.get("role") == "new"
-    return True
 
 
 def describe_answer(doc: dict[str, Any]) -> str:

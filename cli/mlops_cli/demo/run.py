@@ -18,7 +18,7 @@ month after month, only through the stack's own triggers, as on AWS:
    canary (``[rollout]`` of ``demo_config.toml``);
 4. what happened is read back from the registry and the reports, as ``mlops status`` would.
 
-The market is ``demo_market``'s schedule (a shock every other month). The stack runs with
+The market is ``market``'s schedule (a shock every other month). The stack runs with
 ``demo_config.toml``: the shipped config with the lifecycle's clocks scaled to months of
 seconds, and MAPE as the metric that judges (see the file).
 """
@@ -27,21 +27,17 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -54,16 +50,18 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
 from mlops.adapters.aws import client
 from mlops.adapters.registry import Rollout
 from mlops.domain.scoring import OnnxModel
 from mlops.domain.synthetic import csv_bytes, generate
-from mlops_cli.local.demo_market import conditions_dict, demo_conditions, describe_month
-from mlops_cli.local.demo_report import render_demo_html
-from mlops_cli.local.demo_watch import (
+from mlops_cli.demo.client import get, instances, post
+from mlops_cli.demo.digest import MonthRecord, drift_digest, mape, metric_text, rmse, serving_label
+from mlops_cli.demo.market import conditions_dict, demo_conditions, describe_month
+from mlops_cli.demo.report import render_demo_html
+from mlops_cli.demo.summary import print_summary
+from mlops_cli.demo.watch import (
     ROLLOUT_REPORTS,
     EvaluatorReports,
     Event,
@@ -73,8 +71,8 @@ from mlops_cli.local.demo_watch import (
     describe_answer,
     trigger_of,
 )
-from mlops_cli.local.runner import RunningStack, start_local
-from mlops_cli.local.stack import free_port
+from mlops_cli.emulator.runner import RunningStack, start_local
+from mlops_cli.emulator.stack import free_port
 
 DEFAULT_MONTHS = 11
 DEFAULT_TRAFFIC = 1500  # houses priced per month
@@ -116,167 +114,8 @@ class DemoOptions:
     json_mode: bool = False
 
 
-@dataclass
-class MonthRecord:
-    month: int
-    market: str
-    conditions: dict[str, float]
-    rows: int = 0
-    serving: str = ""
-    answered_by: dict[str, int] = field(default_factory=dict)
-    rmse_system: float = math.nan
-    rmse_static: float = math.nan
-    mape_system: float = math.nan
-    mape_static: float = math.nan
-    drift: dict[str, Any] = field(default_factory=dict)
-    events: list[str] = field(default_factory=list)
-    # what changed in serving, and when: {"label": "v3", "kind": "promoted", "at": "mid"|"end"}
-    production_changes: list[dict[str, str]] = field(default_factory=list)
-    production_after: str | None = None
-    mid_month: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "month": self.month,
-            "market": self.market,
-            "conditions": self.conditions,
-            "rows": self.rows,
-            "serving": self.serving,
-            "answered_by": self.answered_by,
-            "rmse_system": _round(self.rmse_system),
-            "rmse_static": _round(self.rmse_static),
-            "mape_system": _round(self.mape_system, 4),
-            "mape_static": _round(self.mape_static, 4),
-            "drift": self.drift,
-            "mid_month_drift": self.mid_month,
-            "events": self.events,
-            "production_changes": self.production_changes,
-            "production_after": self.production_after,
-        }
-
-
-def metric_text(metric: str, value: float) -> str:
-    """``MAPE 7.1%``, ``RMSE 26,424``."""
-    if metric in ("mape", "accuracy", "f1_macro", "roc_auc"):
-        return f"{metric.upper() if metric == 'mape' else metric} {value:.1%}"
-    return f"{metric.upper() if metric in ('rmse', 'mae') else metric} {value:,.0f}"
-
-
-def serving_label(versions: list[str], production: str | None) -> str:
-    """Who answered: ``v3``, or ``v3 + canary v4 31%`` while a rollout bakes."""
-    counts: dict[str, int] = {}
-    for version in versions:
-        counts[version] = counts.get(version, 0) + 1
-    total = sum(counts.values()) or 1
-    parts = [f"v{production}"] if production in counts else []
-    parts += [
-        f"canary v{version} {count / total:.0%}"
-        for version, count in sorted(counts.items(), key=lambda kv: -kv[1])
-        if version != production
-    ]
-    return " + ".join(parts)
-
-
-def _round(value: float, digits: int = 1) -> float | None:
-    return None if math.isnan(value) else round(value, digits)
-
-
 def demo_config_path() -> Path:
-    return Path(str(resources.files("mlops_cli.local").joinpath(CONFIG_FILE)))
-
-
-# --- HTTP ------------------------------------------------------------------------------------
-
-
-def post(url: str, body: Any) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST",
-        headers={"content-type": "application/json"},
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def get(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def instances(
-    columns: Mapping[str, npt.NDArray[Any]], features: list[str], start: int, stop: int
-) -> list[dict[str, Any]]:
-    """Rows as a client sends them, with the features the served model's signature names."""
-    return [
-        {
-            name: (
-                str(columns[name][i]) if columns[name].dtype == object else float(columns[name][i])
-            )
-            for name in features
-        }
-        for i in range(start, stop)
-    ]
-
-
-def rmse(predictions: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]) -> float:
-    return float(math.sqrt(np.mean((predictions - actual) ** 2)))
-
-
-def mape(predictions: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]) -> float:
-    return float(np.mean(np.abs(predictions - actual) / actual))
-
-
-# --- drift report digest ---------------------------------------------------------------------
-
-
-def feature_scores(report: Mapping[str, Any]) -> dict[str, float]:
-    """Each feature's strongest statistic as a multiple of its threshold (1 = at the bar)."""
-    out: dict[str, float] = {}
-    for feature in report.get("features") or []:
-        stats = feature.get("statistics") or {}
-        bars = feature.get("thresholds") or {}
-        best = 0.0
-        for name, bar in bars.items():
-            value = stats.get(name)
-            if not isinstance(value, int | float) or not isinstance(bar, int | float) or bar <= 0:
-                continue
-            if math.isnan(value):
-                continue
-            ratio = bar / max(value, 1e-12) if "pvalue" in name else value / bar
-            best = max(best, min(ratio, 10.0))
-        out[str(feature.get("name"))] = round(best, 2)
-    return out
-
-
-def drift_digest(report: Mapping[str, Any], key: str) -> dict[str, Any]:
-    verdict = report.get("verdict") or {}
-    quality = report.get("quality") or {}
-    name = Path(key).stem
-    return {
-        "report": name,
-        "report_html": f"drift/{name}.html",
-        "version": report.get("version"),
-        "status": verdict.get("status"),
-        "rows": report.get("rows"),
-        "mode": report.get("mode"),
-        "dataset_drift": bool(verdict.get("dataset_drift")),
-        "drift_share": verdict.get("drift_share"),
-        "drift_share_threshold": verdict.get("drift_share_threshold"),
-        "drifted": list(verdict.get("drifted") or []),
-        "quality_breach": bool(verdict.get("quality_breach")),
-        "quality_metric": quality.get("metric"),
-        "live_quality": quality.get("value"),
-        "holdout_quality": quality.get("holdout"),
-        "labels": quality.get("labels"),
-        "retrain_requested": bool(verdict.get("retrain_requested")),
-        "reasons": list(verdict.get("reasons") or []),
-        "feature_scores": feature_scores(report),
-    }
+    return Path(str(resources.files("mlops_cli.demo").joinpath(CONFIG_FILE)))
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -360,7 +199,7 @@ class Demo:
             finally:
                 # Log lines still in flight at the end (the functions' REPORT lines) are not
                 # worth a warning after the demo's table.
-                logging.getLogger("mlops_cli.local.sources").setLevel(logging.ERROR)
+                logging.getLogger("mlops_cli.emulator.sources").setLevel(logging.ERROR)
                 with self.step("stop", "stopping the local stack"):
                     running.stop()
 
@@ -742,73 +581,10 @@ class Demo:
         return summary
 
 
-def month_table(summary: Mapping[str, Any]) -> Table:
-    """The run, a row per month: who served, both models' live RMSE, drift share, events."""
-    table = Table(
-        title="The market moved; the system kept up",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    table.add_column("month", justify="right", no_wrap=True)
-    table.add_column("serving", ratio=2, min_width=14)
-    table.add_column("live RMSE system", justify="right", max_width=9)
-    table.add_column("RMSE never retrained", justify="right", max_width=10)
-    table.add_column("drift share", justify="right", max_width=12)
-    table.add_column("events", ratio=3)
-    for month in summary["months"]:
-        drift = month.get("drift") or {}
-        share = drift.get("drift_share")
-        share_text = "n/a" if share is None else f"{share:.0%}"
-        if drift.get("quality_breach"):
-            share_text += " +quality"
-        flagged = drift.get("dataset_drift") or drift.get("quality_breach")
-        table.add_row(
-            str(month["month"]),
-            escape(month["serving"]),
-            _money(month["rmse_system"]),
-            _money(month["rmse_static"]),
-            f"[red]{share_text}[/]" if flagged else share_text,
-            escape(", ".join(month["events"])),
-        )
-    return table
-
-
-def _money(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.0f}"
-
-
 def run_demo(options: DemoOptions) -> dict[str, Any]:
     """Run the demo; the summary (the ``--json`` object) is returned."""
     console = Console(stderr=options.json_mode, highlight=False)
     demo = Demo(options, console)
     summary = demo.run()
-    console.print()
-    console.print(month_table(summary))
-    last = summary["months"][-1]["month"]
-    console.print(
-        f"System RMSE in month {last}: {_money(summary['rmse_system_last_month'])} vs "
-        f"{_money(summary['rmse_static_last_month'])} never retrained "
-        f"(v1 on month 0: {_money(summary['rmse_v1_month0'])}); "
-        f"{summary['versions_promoted']} promoted, {summary['rollbacks']} rolled back, "
-        f"{summary['seconds']} s."
-    )
-    console.print(f"Report: {summary['report_path']}")
+    print_summary(console, summary)
     return summary
-
-
-def json_summary(summary: Mapping[str, Any]) -> str:
-    """The ``--json`` line: the contract keys, and the months without their bulky details."""
-    months = [
-        {k: v for k, v in m.items() if k not in ("drift", "mid_month_drift")}
-        | {
-            "drift_share": (m.get("drift") or {}).get("drift_share"),
-            "dataset_drift": (m.get("drift") or {}).get("dataset_drift"),
-            "quality_breach": (m.get("drift") or {}).get("quality_breach"),
-            "retrain_requested": (m.get("drift") or {}).get("retrain_requested"),
-        }
-        for m in summary["months"]
-    ]
-    bulky = ("events", "drift_reports", "rollout_reports", "months")
-    keep = {k: v for k, v in summary.items() if k not in bulky}
-    return json.dumps({"months": months, **keep})

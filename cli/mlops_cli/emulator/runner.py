@@ -19,10 +19,10 @@ from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import ConfigError
 from mlops.services.stack_config import DEFAULT_CONFIG, config_key
 from mlops.services.training import TrainingResult, TrainingService
-from mlops_cli.local.api import LocalApi
-from mlops_cli.local.runtime import LogLine
-from mlops_cli.local.stack import LocalStack
-from mlops_cli.local.target import Target
+from mlops_cli.emulator.api import LocalApi
+from mlops_cli.emulator.runtime import LogLine
+from mlops_cli.emulator.stack import LocalStack
+from mlops_cli.emulator.target import Target
 
 # Locally a promotion should show within seconds, and training shares two cores with
 # everything else (OpenMP threads that outnumber free cores spin instead of working); on AWS

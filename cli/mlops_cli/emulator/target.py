@@ -21,7 +21,7 @@ from mlops.adapters.aws import client
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.errors import ConfigError
-from mlops_cli.local.stack import local_aws_environment
+from mlops_cli.emulator.stack import local_aws_environment
 
 STATE_FILE = Path(".mlops") / "local.json"
 

@@ -107,7 +107,7 @@ class RuntimeApi:
     def open(self, endpoint: Endpoint) -> tuple[int, uvicorn.Server, asyncio.Task[None]]:
         """Serve ``endpoint`` on a fresh loopback port; returns the port, its server and the
         task serving it (``server.should_exit = True`` ends it)."""
-        # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (see local/api.py).
+        # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (see emulator/api.py).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)

@@ -1,0 +1,74 @@
+"""``mlops train``: train, export to ONNX, gate on parity and register, here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from mlops_cli.commands.stack_options import add_stack_options
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("train", help="train, export to ONNX, gate on parity and register")
+    p.add_argument("--data", type=Path, required=True, help="CSV or gzip CSV")
+    p.add_argument("--config", type=Path, default=None, help="model config (default: shipped)")
+    p.add_argument("--no-promote", action="store_true", help="register without moving production")
+    add_stack_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlops.domain.config import load_config
+    from mlops.errors import ConfigError
+    from mlops_cli.emulator.runner import (
+        archive_dataset,
+        publish_config,
+        read_data,
+        training_service,
+    )
+    from mlops_cli.emulator.target import resolve_target
+
+    config = load_config(args.config)
+    target = resolve_target(args.stack)
+    if config.name != target.model_name:
+        raise ConfigError(
+            f"the config trains {config.name!r} but the {target.description} serves "
+            f"{target.model_name!r}: pass the config the stack was started with "
+            f"(`--config`), or start the stack with `mlops local --config <this config>`"
+        )
+    data = read_data(args.data)
+    uri = archive_dataset(target.store(), data, args.data.name)
+    # The retrainer retrains with the config the model was last trained with.
+    publish_config(target, args.config)
+    result = training_service(target).train_and_register(
+        config, data, uri, promote=not args.no_promote
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "version": result.version,
+                    "status": result.status,
+                    "promoted": result.promoted,
+                    "reasons": list(result.reasons),
+                    "metrics": result.metrics,
+                    "gate": result.gate,
+                    "parity": result.parity.as_dict(),
+                    "report_uri": result.report_uri,
+                }
+            )
+        )
+        return 0
+    outcome = {
+        "production": "and promoted it to production",
+        "candidate": "as a candidate (not promoted)",
+    }.get(result.status, "as rejected (production unchanged)")
+    print(f"Registered {config.name} v{result.version} {outcome}")
+    for reason in result.reasons:
+        print(f"  - {reason}")
+    print("Holdout metrics: " + ", ".join(f"{k}={v:,.4g}" for k, v in result.metrics.items()))
+    print(f"Parity: passed ({result.parity.summary()})")
+    print(f"Report: {result.report_uri}")
+    return 0

@@ -1,0 +1,7 @@
+"""``mlops demo``: months of a moving housing market run through the local stack.
+
+The demo is a user of the system, not part of the emulator: it talks to the stack through the
+HTTP API, S3 and the registry, as an operator would. ``run`` drives it, ``market`` is the
+market's schedule, ``watch`` reads what the stack did, ``report`` renders the HTML page;
+``demo_config.toml`` (package data) is the model config the stack runs with.
+"""
