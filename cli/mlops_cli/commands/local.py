@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from mlops.domain.names import PRODUCTION
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("local", help="run the embedded local stack (moto + the real handlers)")
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 f"Trained and promoted {model} v{running.bootstrapped.version} "
                 f"from {source} (holdout {metrics})"
             )
-        elif running.target.registry().get_alias(model, "production") is None:
+        elif running.target.registry().get_alias(model, PRODUCTION) is None:
             print(
                 f"No {model} model yet: /predict answers 503 until "
                 f"`mlops train --data FILE{' --config ' + str(args.config) if args.config else ''}`"

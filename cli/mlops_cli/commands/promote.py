@@ -7,6 +7,7 @@ import json
 import math
 from typing import Any
 
+from mlops.domain.names import PRODUCTION
 from mlops.errors import MlopsError
 from mlops_cli.commands.stack_options import actor, add_stack_options
 from mlops_cli.registry_view import print_change
@@ -17,7 +18,7 @@ def register(sub: Any) -> None:
         "promote", help="point an alias at a registered version, or start its shadow/canary"
     )
     p.add_argument("version", type=_version_arg, help="a registered version number, e.g. 3")
-    p.add_argument("--alias", default="production")
+    p.add_argument("--alias", default=PRODUCTION)
     p.add_argument("--reason", default="", help="why (kept in the alias history)")
     p.add_argument(
         "--rollout",
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rollout is not None and args.rollout[0] != "direct":
         from mlops.services.rollout import RolloutService
 
-        if args.alias != "production":
+        if args.alias != PRODUCTION:
             raise InvalidInputError("--rollout proves a version against production only")
         mode, percent = args.rollout
         done = RolloutService(

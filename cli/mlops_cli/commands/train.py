@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mlops.domain.names import PRODUCTION
 from mlops_cli.commands.stack_options import add_stack_options
 
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     outcome = {
-        "production": "and promoted it to production",
+        PRODUCTION: "and promoted it to production",
         "candidate": "as a candidate (not promoted)",
     }.get(result.status, "as rejected (production unchanged)")
     print(f"Registered {config.name} v{result.version} {outcome}")

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mlops.domain.names import PRODUCTION
 from mlops.errors import ConfigError
 
 # The template sets POWERTOOLS_METRICS_NAMESPACE for every function; without it Powertools
@@ -24,7 +25,7 @@ class InferenceSettings:
     model_name: str
     model_bucket: str
     registry_table: str
-    model_alias: str = "production"
+    model_alias: str = PRODUCTION
     alias_refresh_seconds: float = 30.0
     # Longest a request waits for a due alias re-check before serving the loaded model.
     alias_refresh_wait_seconds: float = 0.1

@@ -52,15 +52,34 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mlops.domain.names import (  # re-exported: callers name them from the registry too
+    ARCHIVED,
+    CANARY,
+    CANDIDATE,
+    HELD,
+    PRODUCTION,
+    REJECTED,
+    ROLLOUT_ALIAS,
+    ROLLOUT_MODES,
+    SHADOW,
+    STATUSES,
+)
 from mlops.domain.versions import parse_version
 from mlops.errors import ConflictError, InvalidInputError, Problem, StorageError
 
-CANDIDATE = "candidate"
-PRODUCTION = "production"  # the status, and the alias whose moves keep statuses in step
-ARCHIVED = "archived"
-REJECTED = "rejected"
-HELD = "held"  # its labels disagree with the world: a shadow until live labels clear it
-STATUSES = (CANDIDATE, PRODUCTION, ARCHIVED, REJECTED, HELD)
+__all__ = [
+    "ARCHIVED",
+    "CANARY",
+    "CANDIDATE",
+    "HELD",
+    "PRODUCTION",
+    "REJECTED",
+    "ROLLOUT_ALIAS",
+    "ROLLOUT_MODES",
+    "SHADOW",
+    "STATUSES",
+]
+
 # Written before statuses had a lifecycle; read (and accepted on write) as a candidate.
 _LEGACY_STATUSES = {"registered": CANDIDATE}
 # ``production`` comes only from a promotion, which moves the alias in the same transaction.
@@ -68,10 +87,6 @@ _WRITABLE_STATUSES = (CANDIDATE, ARCHIVED, REJECTED, HELD)
 
 PROMOTE = "promote"
 ROLLBACK = "rollback"
-ROLLOUT_ALIAS = "candidate"
-SHADOW = "shadow"
-CANARY = "canary"
-ROLLOUT_MODES = (SHADOW, CANARY)
 MIN_CANARY_PERCENT = 0.01  # one request in 10,000: below it a canary never answers
 _ALIAS_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _HISTORY_PAGE = 50

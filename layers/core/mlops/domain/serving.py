@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mlops.domain.names import PRODUCTION
+
 SAMPLE_SIZE = 2048  # K: a p95 from 2,048 requests is within about 1 percentile rank
 HASH_BITS = 52  # exact in a float64 (JSON readers)
 MAX_COUNT = 2**53 - 1
@@ -39,7 +41,7 @@ MAX_LATENCY_MS = 1e9
 MAX_LABEL_CHARS = 64
 MAX_FAILED_NAMES = 8  # candidate versions named in failures, per digest
 MAX_TIMESTAMP_MS = 253_402_300_799_999
-PRODUCTION_VARIANT = "production"  # rows served by the alias itself (no variant)
+PRODUCTION_VARIANT = PRODUCTION  # rows served by the alias itself (no variant)
 _FLOAT_MAX = 1.7976931348623157e308
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops.adapters.model_store import ModelStore, version_prefix
-from mlops.adapters.registry import PRODUCTION, Registry, Rollout
+from mlops.adapters.registry import PRODUCTION, ROLLOUT_ALIAS, Registry, Rollout
 from mlops.domain import capture
 from mlops.domain.ids import uuid7s
 from mlops.domain.manifest import Manifest
@@ -51,7 +51,7 @@ from mlops.observability import MetricUnit, logger, metrics
 
 REQUEST_FIELDS = frozenset({"instances", "request_id"})
 MAX_REQUEST_ID = 128
-KNOWN_ALIASES = ("production", "candidate")
+KNOWN_ALIASES = (PRODUCTION, ROLLOUT_ALIAS)
 # Until a model loads, re-check sooner, so a first registration is picked up quickly.
 RETRY_WHILE_UNLOADED_SECONDS = 5.0
 

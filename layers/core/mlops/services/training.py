@@ -38,7 +38,7 @@ class TrainingResult:
     metrics: dict[str, float]
     parity: parity.ParityReport
     manifest: dict[str, Any]
-    status: str = "production"
+    status: str = PRODUCTION
     reasons: tuple[str, ...] = ()
     report_uri: str | None = None
     gate: dict[str, Any] = field(default_factory=dict)
