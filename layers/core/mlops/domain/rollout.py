@@ -1,7 +1,9 @@
 """Judging a live rollout (shadow or canary): promote the candidate, roll it back, or wait.
 
-The rules are ``RolloutConfig``'s (its docstring is the spec); ``judge_rollout`` applies them to
-the capture rows of both versions since the rollout began and the labels that came back.
+The rules are ``RolloutConfig``'s (its docstring is the spec); ``judge`` applies them to each
+version's serving digest since the rollout began (``domain.serving``: counts, failures, samples
+of latencies and answers) and its labeled predictions; ``judge_rollout`` does the same from raw
+capture rows (their digests built as the logger builds them).
 
 - Breach, at any time, on enough evidence: the candidate's error rate above ``max_error_rate``
   (attempts: candidate rows and production rows carrying ``candidate_error``; errors: the
@@ -25,8 +27,8 @@ the metric, ``(candidate - production) / |production|``. Shadow: both variants s
 requests, so labels are joined to both by prediction id and the same ids are resampled for both
 (paired: the noise of the requests cancels, a small consistent improvement shows at a size where
 independent samples cannot show it). Canary: each prediction was answered by one variant, so
-the two samples are resampled independently. The whole call, reading 200k capture rows and
-their labels, takes 0.7-1.2 s.
+the two samples are resampled independently. Judging from the digests of a day at 1M
+predictions (a 10 % canary, 10 % labeled) takes 0.1-0.2 s (``benchmarks/monitoring_cost.py``).
 
 A small window never decides by noise: no rule is judged before its minimum evidence, and a
 breach or a promotion needs the whole interval on one side of the tolerance. Measured on

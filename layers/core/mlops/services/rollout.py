@@ -414,24 +414,15 @@ class RolloutService:
         if production.failed_for(rollout.version) and production.first_failed_ts is not None:
             served.append(production.first_failed_ts)
         first = max(min(served), since_ms) / 1000 if served else started.timestamp()
-        manifest = self._store.get_json(
-            version_prefix(self._model, rollout.version) + "manifest.json"
-        )
         verdict = judge(
-            mode=rollout.mode,
-            task=config.task,
-            classes=tuple(manifest.get("classes") or ()),
-            metric=config.promotion.metric_for(config.task),
-            greater_is_better=config.promotion.greater_is_better(config.task),
+            **self._rules(rollout, config),
             production=production,
             candidate=candidate,
             candidate_version=rollout.version,
             labeled_production=production_rows,
             labeled_candidate=candidate_rows,
             feedback_rows=[*production_feedback, *candidate_feedback],
-            label_delay_ms=int(config.drift.label_delay_hours * 3_600_000),
             elapsed_seconds=max(0.0, now.timestamp() - first),
-            config=config.rollout,
         )
         doc = verdict.as_dict()
         doc["sources"] = windows | {
@@ -477,25 +468,32 @@ class RolloutService:
         # (A candidate that never answers is timed from the start: max_bake_hours ends it.)
         first = min(served) / 1000 if served else started.timestamp()
         elapsed = max(0.0, now.timestamp() - first)
-        manifest = self._store.get_json(
-            version_prefix(self._model, rollout.version) + "manifest.json"
-        )
         verdict = judge_rollout(
-            mode=rollout.mode,
-            task=config.task,
-            classes=tuple(manifest.get("classes") or ()),
-            metric=config.promotion.metric_for(config.task),
-            greater_is_better=config.promotion.greater_is_better(config.task),
+            **self._rules(rollout, config),
             production_rows=production,
             candidate_rows=candidate,
             feedback_rows=feedback,
-            label_delay_ms=int(config.drift.label_delay_hours * 3_600_000),
             elapsed_seconds=elapsed,
-            config=config.rollout,
         )
         doc = verdict.as_dict()
         doc["sources"] = {"candidate": read, "production": read_production}
         return doc
+
+    def _rules(self, rollout: Rollout, config: ModelConfig) -> dict[str, Any]:
+        """What either judge needs besides the traffic: the mode, the task and its classes
+        (the candidate's manifest), the metric and the rules."""
+        manifest = self._store.get_json(
+            version_prefix(self._model, rollout.version) + "manifest.json"
+        )
+        return {
+            "mode": rollout.mode,
+            "task": config.task,
+            "classes": tuple(manifest.get("classes") or ()),
+            "metric": config.promotion.metric_for(config.task),
+            "greater_is_better": config.promotion.greater_is_better(config.task),
+            "label_delay_ms": int(config.drift.label_delay_hours * 3_600_000),
+            "config": config.rollout,
+        }
 
     def _act(
         self, rollout: Rollout, decision: str, reasons: list[str], report_uri: str
