@@ -166,13 +166,23 @@ def start_canary(target: Any, config: Any, at: datetime) -> None:
     )
     assert v2.version == "2", v2
     target.registry().set_status(target.model_name, "2", "candidate", ("benchmark",))
+    from mlops.adapters.aws import client
+    from mlops.adapters.registry import ROLLOUT_ALIAS, _pk
+
     RolloutService(
         model=target.model_name,
         store=target.store(),
         registry=target.registry(),
         actor="benchmark",
-        clock=lambda: at,
     ).start("2", mode="canary", percent=CANARY_SHARE * 100, reason="benchmark", force=True)
+    # The registry stamps the start with the real clock; the day of traffic is written in the
+    # past, so the rollout is moved to its start (a benchmark's setup, not the service's).
+    client("dynamodb").update_item(
+        TableName=target.output("RegistryTableName"),
+        Key={"pk": _pk(target.model_name), "sk": {"S": f"alias#{ROLLOUT_ALIAS}"}},
+        UpdateExpression="SET started_at = :at",
+        ExpressionAttributeValues={":at": {"S": at.isoformat(timespec="milliseconds")}},
+    )
 
 
 def evaluator(stack: Any, clock: Callable[[], datetime]) -> Any:
@@ -217,7 +227,7 @@ def evaluator(stack: Any, clock: Callable[[], datetime]) -> Any:
         labels=labels,
         clock=clock,
     )
-    return drift, rollout
+    return drift, rollout, (labels, sketches)
 
 
 def measure(rows: int, labels: int | None) -> dict[str, Any]:
@@ -243,7 +253,7 @@ def measure(rows: int, labels: int | None) -> dict[str, Any]:
                 start_canary(target, load_config(), end - timedelta(hours=24))
             count, late = write_day(stack, rows, labels or rows // 10, end)
             now = [end - timedelta(minutes=59)]
-            service, rollout = evaluator(stack, lambda: now[0])
+            service, rollout, _ = evaluator(stack, lambda: now[0])
             progress(f"[{label(rows)}] warm-up evaluation (roll-ups, labels so far) ...")
             service.evaluate(24, act=False)
             rollout.evaluate(act=False)
@@ -292,7 +302,7 @@ def run_child(outputs_json: str, at_iso: str) -> None:
         outputs = json.loads(outputs_json)
 
     at = datetime.fromisoformat(at_iso)
-    service, rollout = evaluator(Stack(), lambda: at)
+    service, rollout, (labels, sketches) = evaluator(Stack(), lambda: at)
     calls: Counter[str] = Counter()
     part: list[str] = ["drift"]
     by_part: Counter[str] = Counter()
@@ -307,10 +317,11 @@ def run_child(outputs_json: str, at_iso: str) -> None:
 
     def run() -> tuple[Any, Any]:
         started = time.perf_counter()
-        outcome = service.evaluate(24, act=False)
-        times["drift"] = time.perf_counter() - started
-        part[0] = "rollout"
-        judged = rollout.evaluate(act=False)
+        with labels.run(), sketches.run():  # as the function's handler runs both
+            outcome = service.evaluate(24, act=False)
+            times["drift"] = time.perf_counter() - started
+            part[0] = "rollout"
+            judged = rollout.evaluate(act=False)
         times["rollout"] = time.perf_counter() - started - times["drift"]
         return outcome, judged
 
@@ -336,8 +347,15 @@ def run_child(outputs_json: str, at_iso: str) -> None:
                     "seconds": round(times["rollout"], 3),
                     "s3_requests": by_part["rollout"],
                     "mode": (judged.verdict.get("sources") or {}).get("mode") if judged else None,
+                    "candidate_rows": judged.verdict["variants"]["candidate"]["rows"]
+                    if judged and "variants" in judged.verdict
+                    else None,
+                    "candidate_labels": judged.verdict["variants"]["candidate"]["labels"]
+                    if judged and "variants" in judged.verdict
+                    else None,
                 },
                 "rollout_decision": judged.decision if judged else None,
+                "rollout_sources": judged.verdict.get("sources") if judged else None,
                 # VmHWM, not ru_maxrss: a forked child's ru_maxrss counts the parent's pages
                 "peak_mb": round(status_mb("VmHWM"), 1),
                 "rss_before_mb": round(before, 1),

@@ -41,17 +41,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # users, nor the other way round. Either failure still fails the invocation (retried).
     failures: list[Exception] = []
     result: dict[str, Any] = {}
-    try:
-        result = service.evaluate(window_hours, act=act).as_dict()
-    except Exception as exc:
-        logger.exception("drift evaluation failed")
-        failures.append(exc)
-    try:
-        outcome = rollouts.evaluate(act=act)
-        result["rollout"] = outcome.as_dict() if outcome else None
-    except Exception as exc:
-        logger.exception("rollout evaluation failed")
-        failures.append(exc)
+    # One fold, and one read of each labeled and each sketch hour, for both evaluations
+    with labels.run(), sketches.run():
+        try:
+            result = service.evaluate(window_hours, act=act).as_dict()
+        except Exception as exc:
+            logger.exception("drift evaluation failed")
+            failures.append(exc)
+        try:
+            outcome = rollouts.evaluate(act=act)
+            result["rollout"] = outcome.as_dict() if outcome else None
+        except Exception as exc:
+            logger.exception("rollout evaluation failed")
+            failures.append(exc)
     if failures:
         raise failures[0]
     return result

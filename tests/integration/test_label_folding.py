@@ -81,6 +81,35 @@ def test_a_run_reads_only_the_labels_that_arrived_since_the_last_one(s3: Any) ->
     assert (third.feedback_objects, third.capture_hours, third.updated) == (1, 1, 1)
 
 
+def test_a_run_folds_once_and_reads_each_labeled_hour_once_and_keeps_nothing_after(
+    s3: Any,
+) -> None:
+    # The drift evaluation and the rollout judge of one invocation share the folder: the
+    # judge's fold and reads are the ones the drift evaluation already made
+    traffic = Traffic.in_bucket(s3)
+    now = [NOW]
+    ids = traffic.predict(NOW - timedelta(hours=2), [HOUSE] * 20, predictions=[1.0] * 20)
+    traffic.label(NOW - timedelta(hours=1), dict.fromkeys(ids[:5], 1.0))
+    labels = folder(s3, now)
+    counted = Counted(s3)
+    window = (NOW - timedelta(hours=3), NOW)
+    with labels.run():
+        first = labels.fold(first_hours=24)
+        joined, _ = labels.joined(*window, version="1", label_delay_ms=3_600_000 * 24)
+        counted.take()
+        again = labels.fold(first_hours=48)
+        rows, _ = labels.rows(*window)
+        assert counted.take() == {}  # not one request
+    assert again is first
+    assert len(rows) == len(joined.ts) == 5
+    # Outside a run nothing is kept: a later label is folded and its hour read anew
+    traffic.label(NOW - timedelta(minutes=5), {ids[5]: 2.0})
+    later = labels.fold(first_hours=24)
+    rows, _ = labels.rows(*window)
+    assert (later.labels, len(rows)) == (1, 6)
+    assert counted.take().get("GetObject", 0) >= 3  # state, feedback, capture, document
+
+
 def test_the_window_read_equals_the_join_of_every_capture_and_label(s3: Any) -> None:
     traffic = Traffic.in_bucket(s3)
     now = [NOW]

@@ -187,6 +187,29 @@ def test_an_hour_is_final_from_the_loggers_retry_horizon_and_never_listed_again(
     assert before == 1
 
 
+def test_inside_a_run_an_hour_is_read_once_and_after_it_read_again(
+    store: SketchStore, plan: SketchPlan
+) -> None:
+    early = put_batch(plan, T0, "a", rows(40, 1, T0))
+    with store.run():
+        first = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=NOW)
+        again = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=NOW)
+        assert (first.sketch, again.sketch) == (early, early)
+        assert (again.objects_read, again.batches) == (0, 1)  # no request, the same figures
+    late = put_batch(plan, T0, "z-late", rows(40, 2, T0))  # an hour not final: may still grow
+    after = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=NOW)
+    assert after.sketch == merge_all([early, late])
+
+
+def test_a_final_hour_without_traffic_is_listed_once(store: SketchStore, plan: SketchPlan) -> None:
+    listed = lists(store)
+    after = T0 + timedelta(hours=1) + FINAL_AFTER
+    for _ in range(2):
+        window = store.window(MODEL, VERSION, T0, T0 + timedelta(hours=1), plan, now=after)
+        assert window.sketch is None
+    assert len(listed) == 1
+
+
 def test_a_rollup_written_before_the_horizon_is_marked_final_once_after_it(
     store: SketchStore, plan: SketchPlan
 ) -> None:

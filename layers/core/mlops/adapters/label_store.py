@@ -51,13 +51,7 @@ class LabelStore:
     def hour(self, model: str, hour: str) -> tuple[list[dict[str, Any]], str | None]:
         """An hour's labeled rows (without inputs) and the ETag to write them back with."""
         columns, etag = self.columns(model, hour)
-        names = list(columns)
-        size = len(columns[names[0]]) if names else 0
-        rows = [
-            {n: columns[n][i] for n in names if columns[n][i] is not None or n == "variant"}
-            for i in range(size)
-        ]
-        return rows, etag
+        return columns_as_rows(columns), etag
 
     def inputs(self, model: str, hour: str) -> dict[str, Any]:
         doc, _ = self._get(self.inputs_key(model, hour), compressed=True)
@@ -136,3 +130,13 @@ class LabelStore:
 
 def _gzip_json(doc: Any) -> bytes:
     return gzip.compress(json.dumps(doc, separators=(",", ":"), allow_nan=False).encode(), mtime=0)
+
+
+def columns_as_rows(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Labeled columns (``LabelStore.columns``) as rows: absent values left out."""
+    names = list(columns)
+    size = len(columns[names[0]]) if names else 0
+    return [
+        {n: columns[n][i] for n in names if columns[n][i] is not None or n == "variant"}
+        for i in range(size)
+    ]

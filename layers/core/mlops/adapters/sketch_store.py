@@ -35,6 +35,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -121,7 +122,7 @@ def hours_of(since: datetime, until: datetime) -> list[datetime]:
 
 @dataclass(frozen=True)
 class _Final:
-    """A final hour's reading, kept in memory: it cannot change."""
+    """An hour's reading, kept in memory: for good when the hour is final, else for a run."""
 
     sketch: Sketch | None
     batches: int
@@ -190,6 +191,18 @@ class SketchStore:
         self.bucket = bucket
         self._s3 = s3
         self._final: dict[tuple[str, ...], _Final] = {}  # final hours read, by partition
+        self._run: dict[tuple[str, ...], _Final] | None = None  # inside ``run()``: every hour
+
+    @contextmanager
+    def run(self) -> Iterator[None]:
+        """One evaluation run (an invocation of the drift evaluator): every hour read is kept
+        until it ends, so the rollout judge reads production's hours the drift evaluation has
+        just brought up to date without a request. Outside a run only final hours are kept."""
+        self._run = {}
+        try:
+            yield
+        finally:
+            self._run = None
 
     def window(
         self,
@@ -219,33 +232,40 @@ class SketchStore:
         return result
 
     def _hour(self, hour: datetime, at: _Reading) -> Sketch | None:
-        result = at.result
         base = f"sketches/model={at.model}/version={at.version}/"
         partition = f"dt={hour:%Y-%m-%d}/hour={hour:%H}"
-        cache_key = (self.bucket, base, partition, at.plan.fingerprint, str(at.max_unseen))
-        known = self._final.get(cache_key)
-        if known is not None:
-            return _reuse(known, result)
+        key = (self.bucket, base, partition, at.plan.fingerprint, str(at.max_unseen))
+        known = self._final.get(key)
+        if known is None and self._run is not None:
+            known = self._run.get(key)
+        if known is None:
+            known = self._read_hour(hour, at, base, partition, key)
+            if self._run is not None:
+                self._run[key] = known
+        return _reuse(known, at.result)
+
+    def _read_hour(
+        self, hour: datetime, at: _Reading, base: str, partition: str, key: tuple[str, ...]
+    ) -> _Final:
+        """The hour through its roll-up, brought up to date."""
+        result = at.result
         final = at.now >= hour + timedelta(hours=1) + FINAL_AFTER
         batch_prefix = f"{base}{partition}/"
         rollup_key = f"{base}rollup/{partition}.json"
         events_key = f"{base}rollup/{partition}.events"
         rollup, found = self._read_rollup(rollup_key, batch_prefix, at)
         if rollup is not None and rollup.final:  # nothing can have arrived since: no LIST
-            return _reuse(self._remember(cache_key, rollup), result)
+            return self._remember(key, rollup)
         batch_keys = sorted(self._keys(batch_prefix))
-        fresh = [key for key in batch_keys if rollup is None or key not in rollup.batches]
+        fresh = [k for k in batch_keys if rollup is None or k not in rollup.batches]
         if not fresh and (rollup is not None or not found):  # nothing new, nothing to repair
-            if rollup is None:
-                return None
+            if rollup is None:  # no traffic; kept when final (an empty hour has no roll-up)
+                return self._keep(key, _NO_TRAFFIC) if final else _NO_TRAFFIC
             if final:  # once, so that it is never listed again
                 self._put_json(rollup_key, rollup.doc | {"final": True})
                 result.rollups_written += 1
-                self._remember(cache_key, rollup)
-            _remembered(rollup.skipped, rollup.skipped_count, result)
-            result.duplicates += rollup.duplicates
-            result.batches += len(rollup.batches)
-            return rollup.sketch
+                return self._remember(key, rollup)
+            return _final_of(rollup)
         counted = None if rollup is None else self._read_events(events_key, rollup, result)
         if rollup is not None and counted is None:
             rollup = None  # its digests are lost: recount the hour from its batches
@@ -271,21 +291,15 @@ class SketchStore:
         covered = sorted((rollup.batches if rollup else set()) | set(fresh))
         self._write(rollup_key, events_key, at.plan, covered, count, final=final)
         result.rollups_written += 1
-        _remembered(count.skipped, count.skipped_count, result)
-        result.duplicates += count.duplicates
-        result.batches += len(covered)
-        return merged
+        return _Final(merged, len(covered), count.duplicates, count.skipped, count.skipped_count)
 
     def _remember(self, key: tuple[str, ...], rollup: _Rollup) -> _Final:
-        known = _Final(
-            rollup.sketch,
-            len(rollup.batches),
-            rollup.duplicates,
-            list(rollup.skipped),
-            rollup.skipped_count,
-        )
+        return self._keep(key, _final_of(rollup))
+
+    def _keep(self, key: tuple[str, ...], known: _Final) -> _Final:
+        """Keep a final hour's reading for good (the oldest goes past the cache's size)."""
         if len(self._final) >= _FINAL_CACHE_SIZE:
-            self._final.pop(next(iter(self._final)))  # the oldest entry
+            self._final.pop(next(iter(self._final)))
         self._final[key] = known
         return known
 
@@ -523,6 +537,19 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except RecursionError as exc:
         raise ValueError("nested too deep to be a sketch") from exc
+
+
+_NO_TRAFFIC = _Final(None, 0, 0, [], 0)
+
+
+def _final_of(rollup: _Rollup) -> _Final:
+    return _Final(
+        rollup.sketch,
+        len(rollup.batches),
+        rollup.duplicates,
+        list(rollup.skipped),
+        rollup.skipped_count,
+    )
 
 
 def _reuse(known: _Final, result: SketchWindow) -> Sketch | None:

@@ -11,14 +11,15 @@ stack never issued) cannot be placed and is counted, so the caller can say so.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops.adapters.aws import client
-from mlops.adapters.label_store import LabelStore
+from mlops.adapters.label_store import LabelStore, columns_as_rows
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain import quality
 from mlops.domain.config import ModelConfig
@@ -65,6 +66,12 @@ class FoldSummary:
         return asdict(self)
 
 
+@dataclass
+class _Run:
+    folded: FoldSummary | None = None
+    columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+
+
 class LabelFolder:
     def __init__(
         self,
@@ -81,10 +88,25 @@ class LabelFolder:
         self._clock = clock
         self._pending_hours = pending_hours
         self._documents: set[str] | None = None  # hours with a labeled document, once known
+        self._run: _Run | None = None  # inside ``run()``: what this run folded and read
+
+    @contextmanager
+    def run(self) -> Iterator[None]:
+        """One evaluation run (an invocation of the drift evaluator): its first fold is the
+        run's fold, and the labeled documents read are kept until it ends, so the drift
+        evaluation and the rollout judge after it fold once and read each hour once. Outside
+        a run nothing is kept: a warm container never serves a document another run wrote."""
+        self._run = _Run()
+        try:
+            yield
+        finally:
+            self._run = None
 
     def fold(self, *, first_hours: float) -> FoldSummary:
         """Fold the labels that arrived since the last fold (on the first, the last
-        ``first_hours`` of feedback)."""
+        ``first_hours`` of feedback); inside a ``run()``, once."""
+        if self._run is not None and self._run.folded is not None:
+            return self._run.folded
         now = self._clock()
         summary = FoldSummary()
         state, etag = self._labels.state(self._model)
@@ -144,6 +166,8 @@ class LabelFolder:
         logger.info(
             "labels folded", **{k: v for k, v in summary.as_dict().items() if k != "problems"}
         )
+        if self._run is not None:
+            self._run.folded = summary
         return summary
 
     def _save_state(self, doc: dict[str, Any], etag: str | None, summary: FoldSummary) -> None:
@@ -220,7 +244,7 @@ class LabelFolder:
         out: list[dict[str, Any]] = []
         hours = self._hours_to_read(since, until)
         for hour in hours:
-            rows, _ = self._labels.hour(self._model, hour)
+            rows = columns_as_rows(self._columns(hour))
             if with_inputs and rows:
                 inputs = self._labels.inputs(self._model, hour)
                 rows = [r | {"inputs": inputs.get(r["prediction_id"])} for r in rows]
@@ -240,7 +264,7 @@ class LabelFolder:
         hours = self._hours_to_read(since, until)
         # One GET an hour, in parallel: on S3 each is a round trip of tens of milliseconds.
         with ThreadPoolExecutor(max_workers=READERS) as pool:
-            documents = list(pool.map(lambda h: self._labels.columns(self._model, h)[0], hours))
+            documents = list(pool.map(self._columns, hours))
         for columns in documents:
             if not columns or "ts" not in columns or "label_ts" not in columns:
                 continue
@@ -272,6 +296,15 @@ class LabelFolder:
             ),
             len(hours),
         )
+
+    def _columns(self, hour: str) -> dict[str, list[Any]]:
+        """An hour's labeled columns, read once a run."""
+        if self._run is not None and hour in self._run.columns:
+            return self._run.columns[hour]
+        columns, _ = self._labels.columns(self._model, hour)
+        if self._run is not None:
+            self._run.columns[hour] = columns
+        return columns
 
     def _fold_hour(
         self, hour: str, group: dict[str, Label], prefixes: list[str], summary: FoldSummary
