@@ -27,8 +27,9 @@ the metric, ``(candidate - production) / |production|``. Shadow: both variants s
 requests, so labels are joined to both by prediction id and the same ids are resampled for both
 (paired: the noise of the requests cancels, a small consistent improvement shows at a size where
 independent samples cannot show it). Canary: each prediction was answered by one variant, so
-the two samples are resampled independently. Judging from the digests of a day at 1M
-predictions (a 10 % canary, 10 % labeled) takes 0.1-0.2 s (``benchmarks/monitoring_cost.py``).
+the two samples are resampled independently. Judging a 10 % canary after a day at 1M
+predictions, 10 % labeled (~10,000 labels a variant), takes 1.3 s from the digests, most of
+it the bootstrap (``benchmarks/monitoring_cost.py``).
 
 A small window never decides by noise: no rule is judged before its minimum evidence, and a
 breach or a promotion needs the whole interval on one side of the tolerance. Measured on
