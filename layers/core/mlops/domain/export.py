@@ -1,7 +1,8 @@
 """Export a fitted pipeline to ONNX with skl2onnx, one input per feature.
 
 Numeric inputs are float64 ``(n, 1)`` and categorical inputs are strings ``(n, 1)``, so the
-serving side feeds JSON values without a DataFrame and without a lossy client-side cast.
+serving side feeds JSON values without a DataFrame and without a lossy client-side cast. The
+graph's inputs carry ``input_names.input_name`` of each column, whatever skl2onnx made of it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
 from sklearn.pipeline import Pipeline
 
 from mlops.domain.config import ModelConfig
+from mlops.domain.input_names import input_name
 
 # ai.onnx.ml 3 is what onnxruntime's tree kernels implement for these ops.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
@@ -37,5 +39,36 @@ def to_onnx_bytes(pipeline: Pipeline, config: ModelConfig) -> bytes:
         target_opset=TARGET_OPSET,
         options=options or None,
     )
+    _rename_inputs(model.graph, [input_name(f.name) for f in config.features])
     model.doc_string = f"{config.name}: {config.task} on {', '.join(config.feature_names)}"
     return bytes(model.SerializeToString())
+
+
+def _rename_inputs(graph: Any, names: list[str]) -> None:
+    """Give the graph's inputs (in ``initial_types`` order) our derived names. skl2onnx keeps
+    the raw column names for the pipeline's own column selection but sanitises the graph's
+    names its own way (``mean radius`` -> ``mean_radius``, ``1st`` -> ``_1st``), which a
+    later skl2onnx may change: renaming makes the contract ours."""
+    if len(graph.input) != len(names):
+        raise ValueError(f"the ONNX graph has {len(graph.input)} inputs for {len(names)} features")
+    renamed = {i.name: new for i, new in zip(graph.input, names, strict=True) if i.name != new}
+    if not renamed:
+        return
+    taken = {n for node in graph.node for n in (*node.input, *node.output)} - renamed.keys()
+    if clash := taken & set(renamed.values()):
+        raise ValueError(f"derived input names {sorted(clash)} are already used in the graph")
+    for graph_input in graph.input:
+        graph_input.name = renamed.get(graph_input.name, graph_input.name)
+    _rename_uses(graph, renamed)
+    for graph_output in graph.output:  # an input passed straight through
+        graph_output.name = renamed.get(graph_output.name, graph_output.name)
+
+
+def _rename_uses(graph: Any, renamed: dict[str, str]) -> None:
+    """Rename what the nodes read, in subgraphs too (a ``Scan`` body reads outer names)."""
+    for node in graph.node:
+        node.input[:] = [renamed.get(n, n) for n in node.input]
+        for attribute in node.attribute:
+            single = [attribute.g] if attribute.HasField("g") else []
+            for subgraph in (*single, *attribute.graphs):
+                _rename_uses(subgraph, renamed)

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from mlops.domain.input_names import input_name
 from mlops.domain.schema import Signature
 
 
@@ -59,16 +60,23 @@ class OnnxModel:
         self.task = task
         self.classes = classes
         self._label_of: dict[str, str | int] = {str(c): c for c in classes}
+        # The graph's inputs carry derived names (export.py); requests keep the user's.
+        self._feeds = [
+            (f.name, input_name(f.name), f.type == "categorical") for f in signature.features
+        ]
         inputs = {i.name for i in self._session.get_inputs()}
-        if inputs != set(signature.names):
-            raise ValueError(f"ONNX inputs {sorted(inputs)} do not match the signature")
+        if inputs != {derived for _, derived, _ in self._feeds}:
+            raise ValueError(
+                f"ONNX inputs {sorted(inputs)} do not match the signature's "
+                f"{sorted(derived for _, derived, _ in self._feeds)}"
+            )
         self._outputs = [o.name for o in self._session.get_outputs()]
 
     def score(self, columns: Mapping[str, npt.NDArray[Any]]) -> Scores:
         """Score validated columns, ``(n,)`` or ``(n, 1)`` each (numeric or str)."""
         feeds = {
-            f.name: _column(columns[f.name], f.type == "categorical")
-            for f in self.signature.features
+            derived: _column(columns[name], categorical)
+            for name, derived, categorical in self._feeds
         }
         outputs = self._session.run(self._outputs, feeds)
         if self.task == "regression":

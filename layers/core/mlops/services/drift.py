@@ -27,6 +27,7 @@ from mlops.domain import drift as statistics
 from mlops.domain import quality, strict_json
 from mlops.domain.config import ModelConfig
 from mlops.domain.drift_report import headline, render_html
+from mlops.domain.input_names import metric_dimension
 from mlops.domain.labels import as_join_inputs
 from mlops.domain.serving import is_number
 from mlops.domain.sketch import SketchPlan
@@ -369,7 +370,7 @@ class DriftService:
                 namespace=metrics.namespace,
                 default_dimensions={"service": self._service, "model": self._model},
             ) as metric:
-                metric.add_dimension(name="feature", value=str(feature["name"]))
+                metric.add_dimension(name="feature", value=metric_dimension(str(feature["name"])))
 
     @staticmethod
     def _metric(*, name: str, value: Any) -> None:
