@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from mlops.domain.drift_report import render_html
+from mlops.domain.drift_report_html import render_html
 from tests.conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "drift_report.json"

@@ -14,13 +14,8 @@ from typing import Any
 
 import pytest
 
-from mlops.domain.drift_report import (
-    MINUS,
-    format_count,
-    format_number,
-    format_share,
-    render_html,
-)
+from mlops.domain.drift_report_html import render_html
+from mlops.domain.report_text import MINUS, format_count, format_number, format_share
 from tests.conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "drift_report.json"

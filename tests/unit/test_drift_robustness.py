@@ -18,7 +18,7 @@ import pytest
 from mlops.domain.baseline import build_baseline
 from mlops.domain.config import DriftConfig, load_config, parse_config
 from mlops.domain.drift import DriftResult, FeatureDrift, evaluate_rows, evaluate_sketch
-from mlops.domain.drift_report import render_html
+from mlops.domain.drift_report_html import render_html
 from mlops.domain.schema import Feature
 from mlops.domain.sketch import SketchPlan, build_sketch
 from mlops.domain.synthetic import MarketConditions, conditions_for_month, generate

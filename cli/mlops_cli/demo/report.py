@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlops.domain.drift_report import format_count, format_number, format_share
+from mlops.domain.report_text import format_count, format_number, format_share
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
 SYSTEM_COLOUR = "#2f6fde"

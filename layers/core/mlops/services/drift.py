@@ -26,7 +26,8 @@ from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain import drift as statistics
 from mlops.domain import quality, strict_json
 from mlops.domain.config import ModelConfig
-from mlops.domain.drift_report import headline, render_html
+from mlops.domain.drift_report import headline
+from mlops.domain.drift_report_html import render_html
 from mlops.domain.input_names import metric_dimension
 from mlops.domain.labels import as_join_inputs
 from mlops.domain.serving import is_number
