@@ -6,18 +6,20 @@ BIN    := $(VENV)/bin
 TOOLS  := .tools
 SAM    := $(TOOLS)/sam/bin/sam
 SAM_VERSION := 1.170.0
+DOCS_SITE := build/docs-site
 CHECKOV    := $(TOOLS)/checkov/bin/checkov
 CHECKOV_VERSION := 3.3.30
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv demo local test checks unit lint format typecheck validate build size bench clean chromium
+.PHONY: help venv demo local test checks unit lint format typecheck validate build size docs bench clean chromium
 
 help:
 	@echo "make demo       run the main job on the embedded local stack (moto, no AWS, no Docker)"
-	@echo "make test       lint, type-check, validate the template and run every test"
+	@echo "make test       lint, type-check, validate the template, build the docs, run every test"
 	@echo "make local      start the local stack on http://127.0.0.1:3000"
 	@echo "make build      sam build for the Lambda runtime (no Docker) and check sizes and platforms"
+	@echo "make docs       build the documentation site (docs/, mkdocs.yml) into $(DOCS_SITE)"
 	@echo "make bench      run the benchmarks (BENCH_ARGS=--json for JSON)"
 
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -73,6 +75,12 @@ build: venv $(SAM)
 size: venv
 	$(BIN)/python -m mlops_cli.buildcheck
 
+# The documentation site: MkDocs with the Material theme, offline (no plugin fetches anything).
+# --strict turns every warning into a failure: a broken link or anchor between pages, a page
+# missing from the nav. `$(BIN)/mkdocs serve` previews it on http://127.0.0.1:8000.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(DOCS_SITE)
+
 unit: venv
 	$(BIN)/pytest tests/unit -q
 
@@ -89,7 +97,7 @@ test:
 	$(MAKE) --no-print-directory -j3 --output-sync=target checks
 	$(BIN)/pytest -n 2 --dist loadfile --cov --cov-report=term:skip-covered
 
-checks: lint typecheck validate build chromium
+checks: lint typecheck validate build docs chromium
 
 bench: venv
 	$(BIN)/pip install --quiet -e ".[dev,bench]" -c constraints.txt
@@ -103,4 +111,4 @@ bench: venv
 	$(BIN)/python benchmarks/monitoring_scale.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .mypy_cache .ruff_cache .pytest_cache .coverage .mlops
+	rm -rf $(VENV) $(TOOLS) $(DOCS_SITE) .aws-sam .mypy_cache .ruff_cache .pytest_cache .coverage .mlops
