@@ -17,18 +17,26 @@ from tests.conftest import ROOT
 MLOPS = [sys.executable, "-m", "mlops_cli"]
 
 
-def user_env() -> dict[str, str]:
-    """A user's shell: none of the test process's AWS or Powertools settings."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+def user_env(cwd: Path) -> dict[str, str]:
+    """A user's shell: none of the test process's AWS or Powertools settings, and the record of
+    the running stack in the test's own folder (``MLOPS_HOME``), so stacks of tests running
+    side by side never see each other."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    return env | {"MLOPS_HOME": str(cwd / ".mlops")}
 
 
 def mlops(
-    cwd: Path, *args: str, stdin: str | None = None, timeout: float = 120
+    cwd: Path,
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """``env``: variables over the user's shell (``user_env``)."""
     return subprocess.run(
         [*MLOPS, *args],
         cwd=cwd,
-        env=user_env(),
+        env=user_env(cwd) | (env or {}),
         input=stdin,
         capture_output=True,
         text=True,
@@ -45,13 +53,15 @@ class Running:
     cwd: Path
 
 
-def start_local(cwd: Path, *args: str) -> Running:
-    """`mlops local` on a free port, once it prints `Listening on` (fails if it exits first)."""
+def start_local(cwd: Path, *args: str, template: bool = True) -> Running:
+    """`mlops local` on a free port, once it prints `Listening on` (fails if it exits first).
+    ``template=False``: no ``--template``, the stack finds its own."""
     port = free_port()
+    given = ["--template", str(ROOT / "template.yaml")] if template else []
     process = subprocess.Popen(
-        [*MLOPS, "local", "--port", str(port), "--template", str(ROOT / "template.yaml"), *args],
+        [*MLOPS, "local", "--port", str(port), *given, *args],
         cwd=cwd,
-        env=user_env(),
+        env=user_env(cwd),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -326,7 +326,8 @@ def test_on_the_local_stack_the_actor_is_the_login(
         )
     )
     # When v2 is promoted there, without --stack
-    result = mlops(aws_env, "promote", "2", "--reason", "try it", cwd=tmp_path)
+    env = aws_env | {"MLOPS_HOME": str(tmp_path / ".mlops")}
+    result = mlops(env, "promote", "2", "--reason", "try it", cwd=tmp_path)
     # Then the history names the user, marked local
     assert result.returncode == 0, result.stderr
     who = f"{getpass.getuser()} (local)"

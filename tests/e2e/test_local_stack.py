@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.conftest import MLOPS, Running, start_local
+from tests.e2e.conftest import MLOPS, Running, start_local, user_env
 
 pytestmark = pytest.mark.e2e
 HOUSE = {
@@ -93,7 +93,11 @@ def test_cli_trains_a_new_version_against_the_running_stack(
     assert "Wrote 1500 rows" in run.stdout
     before = json.loads(
         subprocess.run(
-            [*MLOPS, "status", "--json"], cwd=local_stack.cwd, capture_output=True, check=True
+            [*MLOPS, "status", "--json"],
+            cwd=local_stack.cwd,
+            env=user_env(local_stack.cwd),
+            capture_output=True,
+            check=True,
         ).stdout
     )
     expected = str(max(int(v["version"]) for v in before["versions"]) + 1)
@@ -101,6 +105,7 @@ def test_cli_trains_a_new_version_against_the_running_stack(
     run = subprocess.run(
         [*MLOPS, "train", "--data", str(data), "--json"],
         cwd=local_stack.cwd,
+        env=user_env(local_stack.cwd),
         capture_output=True,
         text=True,
         timeout=300,
@@ -116,6 +121,7 @@ def test_cli_trains_a_new_version_against_the_running_stack(
     promote = subprocess.run(
         [*MLOPS, "promote", expected, "--force", "--reason", "e2e: reviewed by hand"],
         cwd=local_stack.cwd,
+        env=user_env(local_stack.cwd),
         capture_output=True,
         text=True,
         timeout=120,
@@ -132,6 +138,7 @@ def test_cli_trains_a_new_version_against_the_running_stack(
     status = subprocess.run(
         [*MLOPS, "status", "--json"],
         cwd=local_stack.cwd,
+        env=user_env(local_stack.cwd),
         capture_output=True,
         text=True,
         check=True,
@@ -145,6 +152,7 @@ def test_cli_rejects_bad_training_data_with_a_report(local_stack: Running, tmp_p
     run = subprocess.run(
         [*MLOPS, "train", "--data", str(bad)],
         cwd=local_stack.cwd,
+        env=user_env(local_stack.cwd),
         capture_output=True,
         text=True,
         timeout=120,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.datasets import bikes, write_csv
-from tests.e2e.conftest import MLOPS, start_local
+from tests.e2e.conftest import MLOPS, start_local, user_env
 from tests.e2e.test_local_stack import call
 
 pytestmark = pytest.mark.e2e
@@ -127,6 +127,7 @@ def test_a_classifier_of_your_own_answers_503_until_mlops_train(tmp_path: Path) 
         trained = subprocess.run(
             [*MLOPS, "train", "--data", str(data), "--config", "churn.toml"],
             cwd=tmp_path,
+            env=user_env(tmp_path),
             capture_output=True,
             text=True,
             timeout=300,
@@ -156,6 +157,7 @@ def test_training_another_models_config_against_the_stack_is_refused(tmp_path: P
         refused = subprocess.run(
             [*MLOPS, "train", "--data", str(data), "--config", "bikes.toml"],
             cwd=tmp_path,
+            env=user_env(tmp_path),
             capture_output=True,
             text=True,
             timeout=120,
@@ -166,7 +168,11 @@ def test_training_another_models_config_against_the_stack_is_refused(tmp_path: P
         assert "serves 'churn'" in refused.stderr
         status = json.loads(
             subprocess.run(
-                [*MLOPS, "status", "--json"], cwd=tmp_path, capture_output=True, check=True
+                [*MLOPS, "status", "--json"],
+                cwd=tmp_path,
+                env=user_env(tmp_path),
+                capture_output=True,
+                check=True,
             ).stdout
         )
         assert status["versions"] == []
@@ -179,7 +185,12 @@ def test_a_stale_state_file_says_the_stack_is_not_running(tmp_path: Path) -> Non
         json.dumps({"pid": 2**22 + 7, "endpoint": "http://127.0.0.1:9", "outputs": {}})
     )
     result = subprocess.run(
-        [*MLOPS, "status"], cwd=tmp_path, capture_output=True, text=True, check=False
+        [*MLOPS, "status"],
+        cwd=tmp_path,
+        env=user_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.startswith("error: the local stack is not running")

@@ -16,7 +16,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("function", help="the function's logical id, e.g. InferenceFunction")
     p.add_argument("--event", "-e", required=True, help="event JSON file, or - for stdin")
-    p.add_argument("--template", type=Path, default=Path("template.yaml"))
+    p.add_argument(
+        "--template",
+        type=Path,
+        default=None,
+        help="the SAM template (default: the running stack's, else found as `mlops local` does)",
+    )
     p.set_defaults(func=run)
 
 
@@ -27,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from mlops.errors import ConfigError
     from mlops_cli.emulator.runner import print_function_log
     from mlops_cli.emulator.stack import LocalStack
-    from mlops_cli.emulator.target import running_local_stack
+    from mlops_cli.emulator.target import find_template, running_local_stack
 
     try:
         text = sys.stdin.read() if args.event == "-" else Path(args.event).read_text()
@@ -43,10 +48,13 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:  # a stale state file (now removed): run on a fresh stack
         print(f"note: {exc.message}; invoking on a fresh stack", file=sys.stderr)
         running = None
-    stack = LocalStack(args.template, parameters=running["parameters"] if running else None)
+    template = args.template or (
+        Path(running["template"]) if running and running.get("template") else find_template(None)
+    )
+    stack = LocalStack(template, parameters=running["parameters"] if running else None)
     if args.function not in stack.function_names:
         raise ConfigError(
-            f"{args.template} has no function {args.function!r}; it has "
+            f"{template} has no function {args.function!r}; it has "
             + ", ".join(stack.function_names)
         )
     stack.log_listeners.append(print_function_log)

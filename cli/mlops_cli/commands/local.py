@@ -10,12 +10,20 @@ from typing import Any
 
 from mlops.domain.names import PRODUCTION
 
+DEFAULT_STATE_DIR = Path(".mlops") / "state"
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("local", help="run the embedded local stack (moto + the real handlers)")
     p.add_argument("--port", type=int, default=3000, help="HTTP API port (default 3000)")
     p.add_argument("--moto-port", type=int, default=None, help="moto server port (default: any)")
-    p.add_argument("--template", type=Path, default=Path("template.yaml"))
+    p.add_argument(
+        "--template",
+        type=Path,
+        default=None,
+        help="the SAM template (default: template.yaml here or in a parent folder, else the "
+        "project this CLI was installed from)",
+    )
     p.add_argument(
         "--config",
         type=Path,
@@ -28,6 +36,18 @@ def register(sub: Any) -> None:
         default=None,
         help="CSV to train v1 from when the registry is empty (with --config: else 503 until "
         "`mlops train`)",
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help=f"where S3 objects, DynamoDB items and queued messages are kept between runs "
+        f"(default {DEFAULT_STATE_DIR}/ in this folder)",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start empty instead of restoring --state-dir (its state is replaced at exit)",
     )
     p.add_argument(
         "--schedule-seconds",
@@ -48,17 +68,26 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mlops_cli.emulator.runner import start_local
-    from mlops_cli.emulator.target import clear_local_state, write_local_state
+    from mlops_cli.emulator.target import (
+        claim_local_state,
+        clear_local_state,
+        find_template,
+        write_local_state,
+    )
 
+    claim_local_state()
+    template = find_template(args.template)
+    print(f"Template: {template}", flush=True)
     overrides = dict(item.split("=", 1) for item in args.parameter_overrides if "=" in item)
     running = start_local(
-        args.template,
+        template,
         port=args.port,
         moto_port=args.moto_port,
         config_path=args.config,
         data_path=args.data,
         parameters=overrides,
         schedule_seconds=args.schedule_seconds,
+        restore_from=None if args.fresh else args.state_dir,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -68,8 +97,17 @@ def run(args: argparse.Namespace) -> int:
             running.api.url,
             running.target.outputs,
             {k: str(v) for k, v in running.stack.resolver.parameters.items()},
+            template=template,
+            config=args.config,
+            state_dir=args.state_dir,
         )
         model = running.target.model_name
+        restored = running.stack.restored
+        print(
+            f"State: {args.state_dir} ("
+            + (f"restored {restored.describe()}" if restored else "starting empty")
+            + "; kept there at exit)"
+        )
         if running.bootstrapped:
             source = args.data or "the synthetic housing market, month 0"
             metrics = ", ".join(
@@ -99,5 +137,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         print("Stopping the local stack", flush=True)
         clear_local_state()
-        running.stop()
+        saved = running.stop(save_to=args.state_dir)
+        if saved is not None:
+            print(f"Kept {saved.describe()} in {args.state_dir}", flush=True)
     return 0

@@ -14,7 +14,12 @@ from mlops_cli.commands.stack_options import add_stack_options
 def register(sub: Any) -> None:
     p = sub.add_parser("train", help="train, export to ONNX, gate on parity and register")
     p.add_argument("--data", type=Path, required=True, help="CSV or gzip CSV")
-    p.add_argument("--config", type=Path, default=None, help="model config (default: shipped)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="model config (default: the one the stack serves)",
+    )
     p.add_argument("--no-promote", action="store_true", help="register without moving production")
     add_stack_options(p)
     p.set_defaults(func=run)
@@ -23,6 +28,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from mlops.domain.config import load_config
     from mlops.errors import ConfigError
+    from mlops.services.stack_config import stack_config
     from mlops_cli.emulator.runner import (
         archive_dataset,
         publish_config,
@@ -31,8 +37,12 @@ def run(args: argparse.Namespace) -> int:
     )
     from mlops_cli.emulator.target import resolve_target
 
-    config = load_config(args.config)
     target = resolve_target(args.stack)
+    config = (
+        stack_config(target.store(), target.model_name)
+        if args.config is None
+        else load_config(args.config)
+    )
     if config.name != target.model_name:
         raise ConfigError(
             f"the config trains {config.name!r} but the {target.description} serves "
@@ -41,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         )
     data = read_data(args.data)
     uri = archive_dataset(target.store(), data, args.data.name)
-    # The retrainer retrains with the config the model was last trained with.
-    publish_config(target, args.config)
+    if args.config is not None:  # the retrainer retrains with the config last trained with
+        publish_config(target, args.config)
     result = training_service(target).train_and_register(
         config, data, uri, promote=not args.no_promote
     )

@@ -22,6 +22,7 @@ from mlops.services.training import TrainingResult, TrainingService
 from mlops_cli.emulator.api import LocalApi
 from mlops_cli.emulator.runtime import LogLine
 from mlops_cli.emulator.stack import LocalStack
+from mlops_cli.emulator.state import Counts
 from mlops_cli.emulator.target import Target
 
 # Locally a promotion should show within seconds, and training shares two cores with
@@ -49,9 +50,10 @@ class RunningStack:
     def artifacts_uri(self) -> str:
         return f"s3://{self.target.outputs.get('ArtifactsBucketName', '')}/"
 
-    def stop(self) -> None:
+    def stop(self, *, save_to: Path | None = None) -> Counts | None:
+        """Stop; with ``save_to``, keep the stack's state there for the next start."""
         self.api.stop()
-        self.stack.stop()
+        return self.stack.stop(save_to=save_to)
 
 
 def archive_dataset(store: ModelStore, data: bytes, filename: str) -> str:
@@ -121,6 +123,7 @@ def start_local(
     quiet_functions: bool = False,
     parameters: dict[str, str] | None = None,
     schedule_seconds: float | None = None,
+    restore_from: Path | None = None,
 ) -> RunningStack:
     """Start moto, the template's resources and functions, and the HTTP API.
 
@@ -128,6 +131,8 @@ def start_local(
     ``name`` becomes the template's ``ModelName``. With ``data_path`` an empty registry gets
     v1 trained from it; with the shipped config and no data, from the synthetic market; with a
     config of your own and no data, nothing: the API answers 503 until ``mlops train``.
+    ``restore_from``: a folder a stopped stack saved its state to (``emulator.state``); a
+    restored registry with a production version trains nothing.
     ``quiet_functions`` keeps the handlers' INFO logs and EMF metrics off the terminal.
     """
     config = load_config(config_path)
@@ -147,7 +152,7 @@ def start_local(
     )
     if not quiet_functions:
         stack.log_listeners.append(print_function_log)
-    stack.start()
+    stack.start(restore_from=restore_from)
     try:
         try:  # bind the port before minutes of training, so a taken port fails at once
             api = LocalApi(stack, port)

@@ -18,6 +18,7 @@ import boto3
 
 from mlops.adapters import aws
 from mlops.errors import MlopsError
+from mlops_cli.emulator import state
 from mlops_cli.emulator.runtime import FunctionSpec, Invocation, LocalRuntime, LogLine
 from mlops_cli.emulator.s3_limits import MotoServer
 from mlops_cli.emulator.sources.event_sources import EventSources
@@ -120,6 +121,7 @@ class LocalStack:
         # Called with every line every function writes (on the runtime's thread: keep quick).
         self.log_listeners: list[Callable[[LogLine], None]] = []
         self._server: MotoServer | None = None
+        self.restored: state.Counts | None = None
 
     @property
     def function_names(self) -> list[str]:
@@ -129,7 +131,8 @@ class LocalStack:
     def routes(self) -> list[Route]:
         return function_routes(self.template)
 
-    def start(self) -> None:
+    def start(self, *, restore_from: Path | None = None) -> None:
+        """``restore_from``: a state folder a previous stack saved (``state.save``)."""
         # moto's server logs every AWS call through werkzeug; the handlers' logs are what matter.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto's server, refusing the S3 keys AWS refuses (see s3_limits).
@@ -142,6 +145,12 @@ class LocalStack:
         aws.session.cache_clear()
         self._name_resources()
         self._create_resources()
+        if restore_from is not None:  # before any event source is wired: triggers nothing
+            try:
+                self.restored = state.restore(restore_from, self.stateful_resources())
+            except BaseException:
+                self.stop()
+                raise
         self._load_functions()
         self._start_sources()
         self.outputs = {
@@ -171,23 +180,40 @@ class LocalStack:
         self.log_listeners.append(self.sources.on_log)
         self.sources.start()
 
-    def stop(self) -> None:
+    def stateful_resources(self) -> state.Resources:
+        refs = self.resolver.refs
+        return state.Resources(
+            model=str(self.resolver.parameters.get("ModelName", "")),
+            buckets={name: refs[name] for name, _ in self._resources("AWS::S3::Bucket")},
+            tables={name: refs[name] for name, _ in self._resources("AWS::DynamoDB::Table")},
+            queues={name: refs[name] for name, _ in self._resources("AWS::SQS::Queue")},
+        )
+
+    def stop(self, *, save_to: Path | None = None) -> state.Counts | None:
+        """Stop everything; with ``save_to``, keep the state there first (functions and event
+        sources stopped, so nothing changes while it is read). Returns what was saved."""
         if self.sources is not None:
             self.sources.stop()
             self.sources = None
         if self.runtime is not None:
             self.runtime.stop()
             self.runtime = None
-        if self._server is not None:
-            # moto's backends are process-wide: without a reset, the next stack started in this
-            # process (tests, the demo) would find this one's tables and buckets.
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(
-                    urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"),
-                    timeout=5,
-                ).close()
-            self._server.stop()
-            self._server = None
+        saved = None
+        try:
+            if self._server is not None and save_to is not None:
+                saved = state.save(save_to, self.stateful_resources())
+        finally:
+            if self._server is not None:
+                # moto's backends are process-wide: without a reset, the next stack started
+                # in this process (tests, the demo) would find this one's tables and buckets.
+                with contextlib.suppress(OSError):
+                    urllib.request.urlopen(
+                        urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"),
+                        timeout=5,
+                    ).close()
+                self._server.stop()
+                self._server = None
+        return saved
 
     def _resources(self, *types: str) -> list[tuple[str, dict[str, Any]]]:
         return [

@@ -23,7 +23,35 @@ from mlops.adapters.registry import Registry
 from mlops.errors import ConfigError
 from mlops_cli.emulator.stack import local_aws_environment
 
-STATE_FILE = Path(".mlops") / "local.json"
+# One record per user, not per folder: every command finds the running stack from anywhere.
+# ``MLOPS_HOME`` moves it (tests give each stack its own).
+HOME_VARIABLE = "MLOPS_HOME"
+
+
+def mlops_home() -> Path:
+    return Path(os.environ.get(HOME_VARIABLE) or Path.home() / ".mlops")
+
+
+def state_file() -> Path:
+    """Where the running ``mlops local`` says where it is and what it serves."""
+    return mlops_home() / "local.json"
+
+
+def find_template(given: Path | None) -> Path:
+    """``given``; else ``template.yaml`` here or in a parent folder (inside a project); else
+    the template of the project this CLI was installed from (``pip install -e``)."""
+    if given is not None:
+        return given
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "template.yaml").is_file():
+            return folder / "template.yaml"
+    installed = Path(__file__).resolve().parents[3] / "template.yaml"
+    if installed.is_file():
+        return installed
+    raise ConfigError(
+        f"no template.yaml in {here} or its parents, nor next to this CLI: pass --template PATH"
+    )
 
 
 @dataclass(frozen=True)
@@ -48,31 +76,56 @@ class Target:
         return Registry(self.output("RegistryTableName"), client("dynamodb"))
 
 
+def claim_local_state() -> None:
+    """Refuse to start a second stack over a running one's record (the first would lose it)."""
+    try:
+        running = running_local_stack()
+    except ConfigError:  # stale: removed
+        return
+    if running is not None:
+        raise ConfigError(
+            f"a local stack already runs (process {running['pid']}, {running['api_url']}): "
+            f"stop it first, or give this one its own {HOME_VARIABLE} folder"
+        )
+
+
 def write_local_state(
-    endpoint: str, api_url: str, outputs: dict[str, str], parameters: dict[str, str]
+    endpoint: str,
+    api_url: str,
+    outputs: dict[str, str],
+    parameters: dict[str, str],
+    *,
+    template: Path,
+    config: Path | None,
+    state_dir: Path | None,
 ) -> Path:
-    STATE_FILE.parent.mkdir(exist_ok=True)
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "pid": os.getpid(),
         "endpoint": endpoint,
         "api_url": api_url,
         "outputs": outputs,
         "parameters": parameters,
+        "template": str(template.resolve()),
+        "config": str(config.resolve()) if config else None,
+        "state_dir": str(state_dir.resolve()) if state_dir else None,
+        "started_in": str(Path.cwd()),
     }
-    STATE_FILE.write_text(json.dumps(state, indent=2))
-    return STATE_FILE
+    path.write_text(json.dumps(state, indent=2))
+    return path
 
 
 def clear_local_state() -> None:
-    STATE_FILE.unlink(missing_ok=True)
+    state_file().unlink(missing_ok=True)
 
 
 def running_local_stack() -> dict[str, Any] | None:
-    """The running ``mlops local``'s state (endpoint, parameters...), or None if none runs."""
-    if not STATE_FILE.exists():
+    """The running ``mlops local``'s record (endpoint, template, config...), or None."""
+    if not state_file().exists():
         return None
     resolve_target(None)  # raises, and removes the file, if it is stale
-    return dict(json.loads(STATE_FILE.read_text()))
+    return dict(json.loads(state_file().read_text()))
 
 
 def resolve_target(stack: str | None) -> Target:
@@ -86,21 +139,22 @@ def resolve_target(stack: str | None) -> Target:
             o["OutputKey"]: o["OutputValue"] for o in response["Stacks"][0].get("Outputs", [])
         }
         return Target(outputs, f"stack {stack}")
-    if not STATE_FILE.exists():
+    path = state_file()
+    if not path.exists():
         raise ConfigError(
-            "no target: start the local stack with `mlops local` (in this folder) "
+            "no target: start the local stack with `mlops local` "
             "or pass --stack NAME for a deployed stack"
         )
     try:
-        state = json.loads(STATE_FILE.read_text())
+        state = json.loads(path.read_text())
         pid, endpoint = int(state["pid"]), str(state["endpoint"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{STATE_FILE} is unreadable ({exc}): restart `mlops local`") from exc
+        raise ConfigError(f"{path} is unreadable ({exc}): restart `mlops local`") from exc
     if not _alive(pid) or not _listening(endpoint):
         # A stack killed without its Ctrl-C cleanup leaves the file behind.
-        STATE_FILE.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise ConfigError(
-            f"the local stack is not running (stale {STATE_FILE} from process {pid}, removed): "
+            f"the local stack is not running (stale {path} from process {pid}, removed): "
             "start it with `mlops local`, or pass --stack NAME for a deployed stack"
         )
     os.environ.update(local_aws_environment(endpoint))
