@@ -85,7 +85,7 @@ def houses(rows: int, seed: int) -> tuple[list[dict[str, Any]], list[float]]:
 
 def make_baseline() -> dict[str, Any]:
     from mlops.domain.baseline import build_baseline
-    from mlops.domain.config import load_config
+    from mlops.domain.config_document import load_config
     from mlops.domain.synthetic import conditions_for_month, generate
 
     columns = generate(BASELINE_ROWS, conditions_for_month(0), seed=1)

@@ -26,7 +26,7 @@ from mlops.adapters.sketch_store import (
 )
 from mlops.domain import event_set
 from mlops.domain.baseline import build_baseline
-from mlops.domain.config import load_config
+from mlops.domain.config_document import load_config
 from mlops.domain.sketch import Sketch, SketchPlan, build_sketch, merge_all
 from mlops.domain.synthetic import conditions_for_month, generate
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService, batch_id

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from mlops.domain.baseline import build_baseline
-from mlops.domain.config import DriftConfig, load_config, parse_config
+from mlops.domain.config import DriftConfig
+from mlops.domain.config_document import load_config, parse_config
 from mlops.domain.drift import DriftResult, FeatureDrift, evaluate_rows, evaluate_sketch
 from mlops.domain.drift_report import render_html
 from mlops.domain.schema import Feature
