@@ -230,7 +230,8 @@ def capture_rows(rows: int, seed: int) -> list[dict[str, Any]]:
 
 
 def measure_sketches(baseline: dict[str, Any]) -> dict[str, float]:
-    from mlops.domain.sketch import SketchPlan, build_sketch, merge_all
+    from mlops.domain.sketch import SketchPlan, build_sketch
+    from mlops.domain.sketch_merge import merge_all
 
     plan = SketchPlan.from_baseline(baseline)
     thousand = capture_rows(BUILD_ROWS, seed=3)

@@ -87,14 +87,13 @@ from mlops.domain.drift_statistics import (
 )
 from mlops.domain.schema import Feature
 from mlops.domain.sketch import (
-    CategoricalSketch,
     IncompatibleSketchError,
-    NumericSketch,
     Sketch,
     SketchPlan,
     baseline_fingerprint,
     build_sketch,
 )
+from mlops.domain.sketch_columns import CategoricalSketch, NumericSketch
 
 __all__ = [  # the statistics are re-exported: callers import them from here
     "CHI2_MIN_EXPECTED",
