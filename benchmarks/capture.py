@@ -85,7 +85,7 @@ def houses(rows: int, seed: int) -> tuple[list[dict[str, Any]], list[float]]:
 
 def make_baseline() -> dict[str, Any]:
     from mlops.domain.baseline import build_baseline
-    from mlops.domain.config import load_config
+    from mlops.domain.config_document import load_config
     from mlops.domain.synthetic import conditions_for_month, generate
 
     columns = generate(BASELINE_ROWS, conditions_for_month(0), seed=1)
@@ -230,7 +230,8 @@ def capture_rows(rows: int, seed: int) -> list[dict[str, Any]]:
 
 
 def measure_sketches(baseline: dict[str, Any]) -> dict[str, float]:
-    from mlops.domain.sketch import SketchPlan, build_sketch, merge_all
+    from mlops.domain.sketch import SketchPlan, build_sketch
+    from mlops.domain.sketch_merge import merge_all
 
     plan = SketchPlan.from_baseline(baseline)
     thousand = capture_rows(BUILD_ROWS, seed=3)

@@ -282,7 +282,8 @@ def peak_rss_mb() -> float:
 def prepare(rows: int, directory: Path) -> dict[str, Any]:
     """Baseline, batch sketches and hourly roll-ups of ``rows`` current rows, as JSON files."""
     from mlops.domain.baseline import build_baseline
-    from mlops.domain.sketch import SketchPlan, build_sketch, merge_all
+    from mlops.domain.sketch import SketchPlan, build_sketch
+    from mlops.domain.sketch_merge import merge_all
 
     reference = generate(REFERENCE_ROWS, REFERENCE_SEED, shifted=False)
     columns: dict[str, npt.NDArray[Any]] = {name: reference[name] for name in NUMERIC}
@@ -360,7 +361,8 @@ def measure_sketches(kind: str, directory: Path) -> dict[str, Any]:
     started = time.perf_counter()
     from mlops.domain.config import DriftConfig
     from mlops.domain.drift import evaluate_sketch
-    from mlops.domain.sketch import Sketch, baseline_fingerprint, merge_all
+    from mlops.domain.sketch import Sketch, baseline_fingerprint
+    from mlops.domain.sketch_merge import merge_all
 
     import_s = time.perf_counter() - started
     import_mb = rss_mb()

@@ -53,7 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "layers/core")]
 
 from mlops.domain.baseline import build_baseline  # noqa: E402
-from mlops.domain.config import DriftConfig, TrainingConfig, load_config  # noqa: E402
+from mlops.domain.config import DriftConfig, TrainingConfig  # noqa: E402
+from mlops.domain.config_document import load_config  # noqa: E402
 from mlops.domain.drift import DriftResult, evaluate_rows, evaluate_sketch  # noqa: E402
 from mlops.domain.sketch import SketchPlan, build_sketch  # noqa: E402
 from mlops.domain.synthetic import MarketConditions, conditions_for_month, generate  # noqa: E402

@@ -120,7 +120,7 @@ def prepare(stack: Any) -> None:
     """Register v1 (ONNX) in the stack, and store the same fitted pipeline as joblib."""
     import joblib
 
-    from mlops.domain.config import load_config
+    from mlops.domain.config_document import load_config
     from mlops.domain.dataset import parse_csv
     from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
     from mlops.domain.training import train

@@ -234,7 +234,7 @@ def measure(rows: int, labels: int | None) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     from mlops.adapters.aws import client
-    from mlops.domain.config import load_config
+    from mlops.domain.config_document import load_config
     from mlops_cli.emulator.runner import ensure_model
     from mlops_cli.emulator.stack import LocalStack
     from mlops_cli.emulator.target import Target

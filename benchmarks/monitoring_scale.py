@@ -217,7 +217,7 @@ def train_v1() -> None:
     from mlops.adapters import aws
     from mlops.adapters.model_store import ModelStore
     from mlops.adapters.registry import Registry
-    from mlops.domain.config import load_config
+    from mlops.domain.config_document import load_config
     from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
     from mlops.services.training import TrainingService
 

@@ -228,7 +228,7 @@ def retrainer(rows: int, path: Path, staged_dir: Path) -> dict[str, Any]:
     """What the retrainer function does with one accepted upload, timed step by step; the
     staged candidate is written to ``staged_dir`` for the gate."""
     started = time.perf_counter()
-    from mlops.domain.config import load_config
+    from mlops.domain.config_document import load_config
     from mlops.domain.dataset import parse_csv
     from mlops.services import candidates
     from mlops.services import retraining as _retraining  # noqa: F401  (the function's import)
@@ -298,7 +298,7 @@ def gate_parity(rows: int, staged_dir: Path) -> dict[str, Any]:
     (after its S3 reads): decode the parity inputs, load the ONNX model, compare."""
     started = time.perf_counter()
     from mlops.domain import candidate, manifest
-    from mlops.domain.config import parse_config
+    from mlops.domain.config_document import parse_config
     from mlops.domain.schema import Signature
     from mlops.domain.scoring import OnnxModel
     from mlops.services.gate import check_parity

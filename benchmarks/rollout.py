@@ -121,7 +121,8 @@ def load_module(name: str, path: Path) -> Any:
 
 def prepare(stack: Any) -> str:
     """v1 in production and v2 a registered candidate under a started rollout; v2's version."""
-    from mlops.domain.config import PromotionConfig, load_config
+    from mlops.domain.config import PromotionConfig
+    from mlops.domain.config_document import load_config
     from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
     from mlops.services.rollout import RolloutService
     from mlops_cli.emulator.runner import (

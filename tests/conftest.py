@@ -28,7 +28,8 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from mlops.adapters import aws
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
-from mlops.domain.config import ModelConfig, TrainingConfig, load_config
+from mlops.domain.config import ModelConfig, TrainingConfig
+from mlops.domain.config_document import load_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.services.training import TrainingService
 from mlops_cli.emulator.s3_limits import refuse_long_keys

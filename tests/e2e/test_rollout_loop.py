@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlops.domain.config import load_config
+from mlops.domain.config_document import load_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from tests.e2e.conftest import Running, mlops, start_local
 from tests.e2e.test_retrain_loop import client, eventually, get, production, upload

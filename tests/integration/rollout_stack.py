@@ -24,7 +24,8 @@ from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.adapters.sketch_store import SketchStore
 from mlops.adapters.training_data import TrainingDataStore
-from mlops.domain.config import ModelConfig, PromotionConfig, load_config
+from mlops.domain.config import ModelConfig, PromotionConfig
+from mlops.domain.config_document import load_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.services.inference import load_version
 from mlops.services.labels import LabelFolder

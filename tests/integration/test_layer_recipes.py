@@ -110,7 +110,7 @@ def test_the_trimmed_training_layer_trains_and_exports(built: dict[str, Path]) -
         [built["core"], built["training"]],
         """
 import json
-from mlops.domain.config import load_config
+from mlops.domain.config_document import load_config
 from mlops.domain.dataset import parse_csv
 from mlops.domain.export import to_onnx_bytes
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate

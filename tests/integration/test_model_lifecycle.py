@@ -21,7 +21,8 @@ import pytest
 from mlops.adapters import aws
 from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import Registry, VersionRecord
-from mlops.domain.config import ModelConfig, PromotionConfig, parse_config
+from mlops.domain.config import ModelConfig, PromotionConfig
+from mlops.domain.config_document import parse_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import InvalidInputError, ModelUnavailableError
 from mlops.services.inference import ModelProvider

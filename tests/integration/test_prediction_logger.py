@@ -23,7 +23,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from mlops.adapters import aws
 from mlops.domain import capture, event_set
 from mlops.domain.baseline import build_baseline
-from mlops.domain.config import load_config
+from mlops.domain.config_document import load_config
 from mlops.domain.sketch import Sketch, build_sketch
 from mlops.domain.synthetic import conditions_for_month, generate
 from mlops.errors import InvalidEventError, StorageError

@@ -26,8 +26,9 @@ from mlops.adapters.sketch_store import (
 )
 from mlops.domain import event_set
 from mlops.domain.baseline import build_baseline
-from mlops.domain.config import load_config
-from mlops.domain.sketch import Sketch, SketchPlan, build_sketch, merge_all
+from mlops.domain.config_document import load_config
+from mlops.domain.sketch import Sketch, SketchPlan, build_sketch
+from mlops.domain.sketch_merge import merge_all
 from mlops.domain.synthetic import conditions_for_month, generate
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService, batch_id
 from mlops_cli.emulator.sources.logs import log_event_id

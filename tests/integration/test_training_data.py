@@ -16,7 +16,8 @@ import pytest
 
 from mlops.adapters.capture_store import jsonl_gz
 from mlops.adapters.training_data import DataObject, TrainingDataStore
-from mlops.domain.config import ModelConfig, load_config
+from mlops.domain.config import ModelConfig
+from mlops.domain.config_document import load_config
 from mlops.errors import ConflictError, DataValidationError, NotFoundError, StorageError
 from tests.conftest import BUCKET, moto_resources
 from tests.integration.traffic import Traffic, ms

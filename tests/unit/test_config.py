@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mlops.domain.config import load_config, parse_config
+from mlops.domain.config_document import load_config, parse_config
 from mlops.errors import ConfigError
 
 MINIMAL: dict[str, Any] = {

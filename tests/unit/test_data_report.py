@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from mlops.domain.config import ModelConfig, TrainingConfig, ValidationConfig
-from mlops.domain.dataset import MAX_MAGNITUDE, MAX_REPORTED, DataReport, inspect_csv, parse_csv
+from mlops.domain.dataset import inspect_csv, parse_csv
+from mlops.domain.dataset_report import MAX_REPORTED, DataReport
+from mlops.domain.dataset_scan import MAX_MAGNITUDE
 from mlops.domain.schema import Feature
 from mlops.errors import DataValidationError
 

@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 
 from mlops.domain.baseline import build_baseline
-from mlops.domain.config import DriftConfig, load_config, parse_config
-from mlops.domain.drift import DriftResult, FeatureDrift, evaluate_rows, evaluate_sketch
+from mlops.domain.config import DriftConfig
+from mlops.domain.config_document import load_config, parse_config
+from mlops.domain.drift import DriftResult, evaluate_rows, evaluate_sketch
 from mlops.domain.drift_report_html import render_html
+from mlops.domain.feature_drift import FeatureDrift
 from mlops.domain.schema import Feature
 from mlops.domain.sketch import SketchPlan, build_sketch
 from mlops.domain.synthetic import MarketConditions, conditions_for_month, generate

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mlops.domain.config import parse_config
+from mlops.domain.config_document import parse_config
 from mlops.domain.keys import DIGEST_CHARS, MAX_KEY_BYTES, MODEL_NAME, bounded_key, dataset_key
 from mlops.errors import ConfigError
 from mlops_cli.emulator.template import load_template

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from mlops.domain import capture
-from mlops.domain.config import ModelConfig, load_config
+from mlops.domain.config import ModelConfig
+from mlops.domain.config_document import load_config
 from mlops.domain.labeled_traffic import join
 from mlops.domain.schema import Feature
 

@@ -7,7 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from mlops.domain.config import ModelConfig, ParityConfig, parse_config
+from mlops.domain.config import ModelConfig, ParityConfig
+from mlops.domain.config_document import parse_config
 from mlops.domain.dataset import parse_csv
 from mlops.domain.export import to_onnx_bytes
 from mlops.domain.parity import UNSEEN_CATEGORY, compare_case, edge_cases, judge

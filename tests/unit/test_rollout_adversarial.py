@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlops.domain.config import RolloutConfig, parse_config
+from mlops.domain.config import RolloutConfig
+from mlops.domain.config_document import parse_config
 from mlops.domain.rollout import RolloutVerdict, judge_rollout
 from mlops.errors import ConfigError
 from mlops_cli.commands.promote import rollout_arg

@@ -24,21 +24,22 @@ from mlops.domain.exact_sum import MAX_BITS
 from mlops.domain.schema import Feature
 from mlops.domain.sketch import (
     DEFAULT_MAX_UNSEEN,
-    MAX_CATEGORY_CHARS,
-    MAX_COUNT,
     MAX_TIMESTAMP_MS,
-    MAX_UNSEEN_LIMIT,
-    CategoricalSketch,
     IncompatibleSketchError,
-    NumericSketch,
     Sketch,
     SketchError,
     SketchPlan,
     baseline_fingerprint,
     build_sketch,
-    merge,
-    merge_all,
 )
+from mlops.domain.sketch_columns import (
+    MAX_CATEGORY_CHARS,
+    MAX_COUNT,
+    MAX_UNSEEN_LIMIT,
+    CategoricalSketch,
+    NumericSketch,
+)
+from mlops.domain.sketch_merge import merge, merge_all
 
 FEATURES = (
     Feature("sqft", "numeric"),

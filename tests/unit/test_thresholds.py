@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlops.domain.config import parse_config
+from mlops.domain.config_document import parse_config
 from mlops.domain.dataset import parse_csv
 from mlops.domain.export import to_onnx_bytes
 from mlops.domain.scoring import OnnxModel

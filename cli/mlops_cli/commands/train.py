@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlops.domain.config import load_config
+    from mlops.domain.config_document import load_config
     from mlops.errors import ConfigError
     from mlops.services.stack_config import stack_config
     from mlops_cli.emulator.runner import (

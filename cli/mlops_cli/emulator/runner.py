@@ -13,7 +13,8 @@ from pathlib import Path
 
 from mlops import __version__
 from mlops.adapters.model_store import ModelStore
-from mlops.domain.config import ModelConfig, load_config
+from mlops.domain.config import ModelConfig
+from mlops.domain.config_document import load_config
 from mlops.domain.keys import dataset_key
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import ConfigError

@@ -49,8 +49,8 @@ from mlops.domain.sketch import (
     Sketch,
     SketchError,
     SketchPlan,
-    merge_all,
 )
+from mlops.domain.sketch_merge import merge_all
 from mlops.errors import StorageError
 
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})

@@ -1,5 +1,7 @@
 """Capture and feedback records: one JSON log line each, written on the request path.
 
+One file for one format: what the inference function writes and accepts, and the logger reads.
+
 The inference function prints each record to stdout; a CloudWatch Logs subscription filter
 (``{ $.type = "capture" || $.type = "feedback" }``) hands them to the prediction logger. A log
 line costs microseconds where a queue call costs a network round trip, so the common case (one
@@ -22,7 +24,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mlops.domain.schema import MAX_PROBLEMS, show_value
+from mlops.domain.schema import MAX_PROBLEMS, finite_number, show_value
+from mlops.domain.strict_json import finite
 from mlops.errors import InvalidInputError, PayloadTooLargeError, Problem
 
 RECORD_SCHEMA = 1
@@ -137,35 +140,33 @@ def capture_lines(
     try:
         line = head + _encode(tail)[1:]
     except ValueError:  # a model emitted NaN or infinity: send null in its place
-        tail = _finite(tail)
+        tail = finite(tail)
         line = head + _encode(tail)[1:]
     if len(line) <= max_bytes:
         return [line]
-    record = {
-        "type": "capture",
-        "schema": RECORD_SCHEMA,
-        "model": model,
-        "version": version,
-        "alias": alias,
-        "variant": variant,
-    } | tail
+    record = _capture_envelope(model, version, alias, variant) | tail
     return _split_capture(record, max_bytes)
 
 
 @functools.lru_cache(maxsize=64)
 def _capture_head(model: str, version: str, alias: str | None, variant: str | None) -> str:
     """``{"type":"capture",...,"variant":...,`` for one served model: constant per container."""
-    head = _encode(
-        {
-            "type": "capture",
-            "schema": RECORD_SCHEMA,
-            "model": model,
-            "version": version,
-            "alias": alias,
-            "variant": variant,
-        }
-    )
+    head = _encode(_capture_envelope(model, version, alias, variant))
     return head[:-1] + ","
+
+
+def _capture_envelope(
+    model: str, version: str, alias: str | None, variant: str | None
+) -> dict[str, Any]:
+    """The keys every capture line starts with: the record's kind and what served it."""
+    return {
+        "type": "capture",
+        "schema": RECORD_SCHEMA,
+        "model": model,
+        "version": version,
+        "alias": alias,
+        "variant": variant,
+    }
 
 
 def feedback_line(
@@ -197,18 +198,8 @@ def _encode_finite(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
     try:
         return record, _encode(record)
     except ValueError:
-        finite = _finite(record)
-        return finite, _encode(finite)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+        cleaned = finite(record)
+        return cleaned, _encode(cleaned)
 
 
 def _split_capture(record: dict[str, Any], max_bytes: int) -> list[str]:
@@ -358,13 +349,8 @@ def _check_item(
 
 
 def _number_problem(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"expected a finite number, got {show_value(value)}"
-    try:
-        number = float(value)
-    except OverflowError:  # an integer literal beyond float64
-        number = math.inf
-    if not math.isfinite(number):
+    number = finite_number(value)
+    if number is None:
         return f"expected a finite number, got {show_value(value)}"
     if abs(number) > MAX_LABEL_MAGNITUDE:
         return (

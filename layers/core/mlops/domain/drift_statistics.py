@@ -2,7 +2,8 @@
 
 numpy and the standard library only: the drift evaluator ships numpy but not scipy, so every
 statistic is written out here and checked against scipy on the same data in
-``tests/unit/test_drift_statistics.py``. ``mlops.domain.drift`` holds the rules that use them.
+``tests/unit/test_drift_statistics.py``. ``mlops.domain.feature_drift`` holds the rules that use
+them.
 """
 
 from __future__ import annotations

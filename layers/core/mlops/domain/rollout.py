@@ -53,7 +53,7 @@ from mlops.domain import serving
 from mlops.domain.comparison import Comparison, Sample, compare
 from mlops.domain.comparison import finite_or_none as _finite
 from mlops.domain.config import RolloutConfig
-from mlops.domain.drift import psi
+from mlops.domain.drift_statistics import psi
 from mlops.domain.quality import show_metric
 from mlops.domain.serving import Serving, is_number, usable_prediction
 

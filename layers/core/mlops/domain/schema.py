@@ -139,19 +139,35 @@ class Signature:
 
 
 def _numeric_problem(feature: Feature, value: Any) -> str | None:
+    number = finite_number(value)
+    if number is None:
+        return f"expected a finite number, got {show_value(value)}"
+    broken = broken_bound(number, feature.min, feature.max)
+    if broken is None:
+        return None
+    side, bound = broken
+    return f"must be {'>=' if side == 'min' else '<='} {_num(bound)}, got {_num(number)}"
+
+
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float when it is a finite JSON number, else None."""
     # bool is an int subclass in Python; true/false is never a valid measurement.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"expected a finite number, got {show_value(value)}"
+        return None
     try:
         number = float(value)
     except OverflowError:  # an integer literal beyond float64, e.g. 10**400
-        number = math.inf
-    if not math.isfinite(number):
-        return f"expected a finite number, got {show_value(value)}"
-    if feature.min is not None and number < feature.min:
-        return f"must be >= {_num(feature.min)}, got {_num(number)}"
-    if feature.max is not None and number > feature.max:
-        return f"must be <= {_num(feature.max)}, got {_num(number)}"
+        return None
+    return number if math.isfinite(number) else None
+
+
+def broken_bound(number: float, low: float | None, high: float | None) -> tuple[str, float] | None:
+    """The declared bound ``number`` is outside of, ``("min", low)`` or ``("max", high)``; None
+    within both. Both are inclusive, for requests and training files alike."""
+    if low is not None and number < low:
+        return "min", low
+    if high is not None and number > high:
+        return "max", high
     return None
 
 

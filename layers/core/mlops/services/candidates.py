@@ -22,7 +22,8 @@ import numpy as np
 
 from mlops.adapters.model_store import ModelStore
 from mlops.domain import baseline, candidate, parity
-from mlops.domain.config import ModelConfig, to_document
+from mlops.domain.config import ModelConfig
+from mlops.domain.config_document import to_document
 from mlops.domain.dataset import Dataset
 from mlops.domain.export import to_onnx_bytes
 from mlops.domain.schema import Signature

@@ -24,7 +24,8 @@ from mlops.adapters.registry import CANDIDATE, PRODUCTION, Registry, VersionReco
 from mlops.domain import candidate, manifest, parity, strict_json
 from mlops.domain.candidate import ParityInputs
 from mlops.domain.comparison import Sample
-from mlops.domain.config import ModelConfig, parse_config
+from mlops.domain.config import ModelConfig
+from mlops.domain.config_document import parse_config
 from mlops.domain.gate import (
     HELD,
     INCONCLUSIVE,

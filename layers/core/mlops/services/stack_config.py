@@ -11,7 +11,8 @@ import tomllib
 from importlib import resources
 
 from mlops.adapters.model_store import ModelStore
-from mlops.domain.config import ModelConfig, parse_config
+from mlops.domain.config import ModelConfig
+from mlops.domain.config_document import parse_config
 from mlops.errors import ConfigError, NotFoundError
 
 DEFAULT_CONFIG = "house_prices.toml"
