@@ -23,7 +23,7 @@ function downloaded) and runs the project's code against moto (``mock_aws``, us-
 
 and then a gate process (onnxruntime, no scikit-learn, as the candidate gate function) runs
 the parity check on the staged files: decode the parity inputs, load the ONNX model and
-``services.gate.check_parity`` (onnxruntime vs scikit-learn's stored outputs).
+``services.gate_evidence.check_parity`` (onnxruntime vs scikit-learn's stored outputs).
 
 Peak memory is each process's resident high-water mark (``VmHWM``: imports, the file's bytes
 and every step), in MB. The retrainer's also holds moto (``moto_mb``), which a Lambda does not
@@ -301,7 +301,7 @@ def gate_parity(rows: int, staged_dir: Path) -> dict[str, Any]:
     from mlops.domain.config_document import parse_config
     from mlops.domain.schema import Signature
     from mlops.domain.scoring import OnnxModel
-    from mlops.services.gate import check_parity
+    from mlops.services.gate_evidence import check_parity
 
     import_s = time.perf_counter() - started
     doc = json.loads((staged_dir / "candidate.json").read_bytes())
@@ -342,18 +342,20 @@ def reference_sets(
     production, the cost is the same), the label check, and the paired bootstrap on the
     holdout and both sets."""
     from mlops.domain import candidate
-    from mlops.domain.gate import RowSet, check_labels, judge
-    from mlops.services.gate import _sample, golden_set, score
+    from mlops.domain.gate import RowSet, judge
+    from mlops.domain.label_check import check_labels
+    from mlops.services.gate import golden_set
+    from mlops.services.gate_evidence import outputs_sample, score
 
     started = time.perf_counter()
     golden = golden_set(config, inputs)
     rows = candidate.decode_rows(golden, tuple(challenger.signature.features), config.task)
     target = inputs.holdout_target
-    mine = _sample(config, holdout_scores, target, labels)
+    mine = outputs_sample(config, holdout_scores, target, labels)
     sets = []
     for name in ("traffic", "golden"):  # two sets of golden's size
-        ours = _sample(config, challenger.score(rows.columns), rows.target, labels)
-        theirs = _sample(config, challenger.score(rows.columns), rows.target, labels)
+        ours = outputs_sample(config, challenger.score(rows.columns), rows.target, labels)
+        theirs = outputs_sample(config, challenger.score(rows.columns), rows.target, labels)
         sets.append(RowSet(name, theirs, ours))
     metrics = score(config, holdout_scores, target, labels)
     check = check_labels(

@@ -11,7 +11,8 @@ from scipy import stats
 
 from mlops.domain.comparison import Sample, compare
 from mlops.domain.config import PromotionConfig
-from mlops.domain.gate import GATE_RESAMPLES, RowSet, check_labels, judge
+from mlops.domain.gate import GATE_RESAMPLES, RowSet, judge
+from mlops.domain.label_check import check_labels
 from mlops.domain.metrics import regression_metrics
 
 RNG = np.random.default_rng(0)

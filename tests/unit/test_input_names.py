@@ -10,7 +10,8 @@ import numpy as np
 import onnx
 import pytest
 
-from mlops.domain.config import ModelConfig, parse_config
+from mlops.domain.config import ModelConfig
+from mlops.domain.config_document import parse_config
 from mlops.domain.dataset import parse_csv
 from mlops.domain.export import to_onnx_bytes
 from mlops.domain.input_names import (

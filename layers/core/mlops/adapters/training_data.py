@@ -199,21 +199,8 @@ class TrainingDataStore:
         captures are kept. Raises ``StorageError`` if S3 fails (the retrain is retried);
         corrupt objects are skipped and counted in the result.
         """
-        hours = _hour_partitions(since, until)
-        days = sorted({hour.split("/")[0] for hour in hours})
         stats = _ReadStats()
-        feedback = [
-            row
-            for key, size in self._partition_objects("feedback/", days, hours)
-            for row in self._traffic_rows(key, size, stats)
-            if row.get("model") == model
-        ]
-        captures = (
-            row
-            for version_prefix in self._version_prefixes(model)
-            for key, size in self._partition_objects(version_prefix, days, hours)
-            for row in self._traffic_rows(key, size, stats)
-        )
+        feedback, captures = self._window_rows(model, since, until, None, stats)
         traffic = join(captures, feedback, config)
         return replace(
             traffic,
@@ -241,41 +228,27 @@ class TrainingDataStore:
         labeled capture is kept but at most that many unlabeled ones, a uniform reservoir
         sample (seeded: the same objects give the same sample; ``captures_seen`` counts all).
         Corrupt objects are skipped and counted."""
-        hours = _hour_partitions(since, until)
-        days = sorted({hour.split("/")[0] for hour in hours})
         stats = _ReadStats()
-        feedback = [
-            row
-            for key, size in self._partition_objects("feedback/", days, hours)
-            for row in self._traffic_rows(key, size, stats)
-            if row.get("model") == model
-        ]
-        prefixes = (
-            [f"captures/model={model}/version={version}/"]
-            if version is not None
-            else self._version_prefixes(model)
-        )
+        feedback, rows = self._window_rows(model, since, until, version, stats)
         labeled = {row.get("prediction_id") for row in feedback}
         captures: list[dict[str, Any]] = []
         reservoir: list[dict[str, Any]] = []
         unlabeled = seen = 0
         rng = random.Random(0)
-        for prefix in prefixes:
-            for key, size in self._partition_objects(prefix, days, hours):
-                for row in self._traffic_rows(key, size, stats):
-                    seen += 1
-                    is_labeled = row.get("prediction_id") in labeled
-                    if labeled_only and not is_labeled:
-                        continue
-                    kept = row if fields is None else {k: row[k] for k in fields if k in row}
-                    if sample is None or is_labeled:
-                        captures.append(kept)
-                        continue
-                    unlabeled += 1  # Algorithm R: each unlabeled row kept with equal chance
-                    if len(reservoir) < sample:
-                        reservoir.append(kept)
-                    elif (slot := rng.randrange(unlabeled)) < sample:
-                        reservoir[slot] = kept
+        for row in rows:
+            seen += 1
+            is_labeled = row.get("prediction_id") in labeled
+            if labeled_only and not is_labeled:
+                continue
+            kept = row if fields is None else {k: row[k] for k in fields if k in row}
+            if sample is None or is_labeled:
+                captures.append(kept)
+                continue
+            unlabeled += 1  # Algorithm R: each unlabeled row kept with equal chance
+            if len(reservoir) < sample:
+                reservoir.append(kept)
+            elif (slot := rng.randrange(unlabeled)) < sample:
+                reservoir[slot] = kept
         captures.extend(reservoir)
         counts = {
             "captures_seen": seen,
@@ -310,6 +283,38 @@ class TrainingDataStore:
             "problems": [p.as_dict() for p in stats.problems],
         }
         return rows, counts
+
+    def _window_rows(
+        self,
+        model: str,
+        since: datetime,
+        until: datetime,
+        version: str | None,
+        stats: _ReadStats,
+    ) -> tuple[list[dict[str, Any]], Iterator[dict[str, Any]]]:
+        """The read both views share: ``model``'s feedback rows in the hour partitions that
+        overlap ``[since, until]``, read now, and its capture rows (of ``version``, or every
+        version) there, read one object at a time as the iterator is consumed."""
+        hours = _hour_partitions(since, until)
+        days = sorted({hour.split("/")[0] for hour in hours})
+        feedback = [
+            row
+            for key, size in self._partition_objects("feedback/", days, hours)
+            for row in self._traffic_rows(key, size, stats)
+            if row.get("model") == model
+        ]
+        prefixes = (
+            [f"captures/model={model}/version={version}/"]
+            if version is not None
+            else self._version_prefixes(model)
+        )
+        captures = (
+            row
+            for prefix in prefixes
+            for key, size in self._partition_objects(prefix, days, hours)
+            for row in self._traffic_rows(key, size, stats)
+        )
+        return feedback, captures
 
     def version_prefixes(self, model: str) -> list[str]:
         return self._version_prefixes(model)

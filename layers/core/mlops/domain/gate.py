@@ -2,9 +2,9 @@
 
 ``judge`` is the gate (``PromotionConfig``'s docstring is the spec): a paired bootstrap of both
 models' per-row losses on each set of rows (the uploaded holdout, recent labeled traffic,
-production's golden set), a check of the new labels against what production predicts for the
-same inputs, and ``decide``'s MLflow-style conditions on the point values. Its outcome is
-``passed``, ``inconclusive``, ``held`` or ``rejected``.
+production's golden set), the label check (``domain.label_check``) of the new labels against
+what production predicts for the same inputs, and ``decide``'s MLflow-style conditions on the
+point values. Its outcome is ``passed``, ``inconclusive``, ``held`` or ``rejected``.
 
 ``decide``'s semantics follow MLflow's ``MetricThreshold`` (see ``PromotionConfig``): an
 optional absolute ``threshold``, and the challenger's improvement over the champion, measured
@@ -27,6 +27,7 @@ import numpy as np
 
 from mlops.domain.comparison import Comparison, Sample, compare
 from mlops.domain.config import PromotionConfig, Task
+from mlops.domain.label_check import LabelCheck
 from mlops.domain.quality import show_metric
 from mlops.domain.schema import Signature
 
@@ -40,9 +41,6 @@ SET_DESCRIPTIONS = {
 # Per set: 1,000 percentile-bootstrap resamples put a 95 % interval's ends within about a
 # tenth of its width of the 2,000 the rollout judge draws, at half the cost.
 GATE_RESAMPLES = 1_000
-# Classification: production's error on its own holdout can be near 0; fresh data is never
-# expected to be that easy, so the label check's bar is never below this error rate.
-MIN_LABEL_ERROR_RATE = 0.05
 
 
 @dataclass(frozen=True)
@@ -78,49 +76,6 @@ class SetVerdict:
             "rows": self.rows,
             "verdict": self.verdict,
             "comparison": None if self.comparison is None else self.comparison.as_dict(),
-            "detail": self.detail,
-        }
-
-
-@dataclass(frozen=True)
-class LabelCheck:
-    """Do the new labels agree with what production predicts for the same inputs?
-    ``ratio``: production's error on the new rows over its error on its own holdout."""
-
-    metric: str  # "mae" (regression) or "error_rate" (classification)
-    new_error: float
-    own_error: float
-    ratio: float
-    limit: float
-    rows: int
-    evidence: dict[str, float]
-
-    @property
-    def flagged(self) -> bool:
-        return self.ratio > self.limit
-
-    @property
-    def detail(self) -> str:
-        shown = "MAE" if self.metric == "mae" else "error rate"
-        said = (
-            f"production's {shown} on {self.rows:,} new rows is {self.ratio:,.3g}x its own "
-            f"holdout {shown} ({self.new_error:,.6g} vs {self.own_error:,.6g}; limit "
-            f"{self.limit:g}x)"
-        )
-        if self.evidence:
-            said += " [" + ", ".join(f"{k} {v:,.3g}" for k, v in self.evidence.items()) + "]"
-        return said
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "new_error": self.new_error,
-            "own_error": self.own_error,
-            "ratio": self.ratio if math.isfinite(self.ratio) else None,
-            "limit": self.limit,
-            "rows": self.rows,
-            "flagged": self.flagged,
-            "evidence": self.evidence,
             "detail": self.detail,
         }
 
@@ -189,11 +144,8 @@ def decide(
     def better(a: float, b: float) -> bool:
         return a > b if higher else a < b
 
-    def meets(a: float, bar: float) -> bool:
-        return a >= bar if higher else a <= bar
-
     word = ">=" if higher else "<="
-    if policy.threshold is not None and not meets(value, policy.threshold):
+    if policy.threshold is not None and not _meets(value, policy.threshold, higher):
         passed = False
         reasons.append(
             f"{metric} {value:,.6g} does not meet the threshold ({word} {policy.threshold:,.6g})"
@@ -253,6 +205,19 @@ def decide(
     elif passed:
         reasons.append(head)
     return GateDecision(passed, metric, higher, value, champion_value, naive_value, tuple(reasons))
+
+
+def not_comparable(
+    policy: PromotionConfig, task: Task, challenger: Mapping[str, float], reason: str
+) -> GateDecision:
+    """Rejected without a comparison: the challenger is not a new version of production's
+    model (``reason``), so no metric of one is a bar for the other."""
+    metric = policy.metric_for(task)
+    return GateDecision(
+        False, metric, policy.greater_is_better(task),
+        challenger.get(metric, float("nan")), None, None, (reason,),
+        outcome=REJECTED,
+    )  # fmt: skip
 
 
 def _reaches(improvement: float, bar: float, value: float, champion: float) -> bool:
@@ -473,45 +438,6 @@ def _set_verdict(
             f"{shown}: equivalent (within ±{margin:.1%})",
         )  # fmt: skip
     return SetVerdict(rows.name, rows.rows, "inconclusive", found, f"{shown}: inconclusive")
-
-
-def check_labels(
-    task: Task,
-    predicted: Sequence[Any] | np.ndarray[Any, Any],
-    actual: Sequence[Any] | np.ndarray[Any, Any],
-    own_metrics: Mapping[str, float],
-    limit: float,
-) -> LabelCheck | None:
-    """Production's predictions on the new rows against their labels, next to production's
-    error on its own holdout (``own_metrics``, from its manifest). None when production has no
-    such metric or there are no rows."""
-    if len(actual) == 0:
-        return None
-    if task == "regression":
-        own = own_metrics.get("mae")
-        if own is None or not math.isfinite(own):
-            return None
-        y = np.asarray(actual, dtype=np.float64)
-        p = np.asarray(predicted, dtype=np.float64)
-        new = float(np.mean(np.abs(p - y)))
-        evidence: dict[str, float] = {}
-        typical = float(np.median(np.abs(p)))
-        if typical > 0:
-            evidence["label scale vs predictions"] = float(np.median(np.abs(y))) / typical
-            evidence["opposite sign share"] = float(np.mean(np.sign(y) == -np.sign(p)))
-            evidence["median shift vs predictions"] = float(np.median(y - p)) / typical
-        metric, floor = "mae", 0.0
-    else:
-        accuracy = own_metrics.get("accuracy")
-        if accuracy is None or not math.isfinite(accuracy):
-            return None
-        own = 1.0 - accuracy
-        new = float(np.mean([str(a) != str(b) for a, b in zip(actual, predicted, strict=True)]))
-        evidence = {}
-        metric, floor = "error_rate", MIN_LABEL_ERROR_RATE
-    bar = max(own, floor)
-    ratio = new / bar if bar > 0 else (math.inf if new > 0 else 1.0)
-    return LabelCheck(metric, new, own, ratio, limit, len(actual), evidence)
 
 
 def _meets(value: float, bar: float, higher: bool) -> bool:

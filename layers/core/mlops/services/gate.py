@@ -1,15 +1,17 @@
-"""Judge a staged challenger in the serving runtime: parity, champion/challenger, register.
+"""Judge a staged challenger in the serving runtime: check it, register it, report why.
 
 Runs where onnxruntime lives (the candidate gate function, the CLI) and imports no
-scikit-learn. The challenger and the production model are scored with onnxruntime, the engine
-that will serve them, on the same holdout drawn from the new data.
+scikit-learn. The staged files are checked against the digests the retrainer wrote and the ONNX
+export against scikit-learn's outputs; the challenger is scored against production on the same
+holdout, drawn from the new data (``services.gate_evidence``); the version is registered with
+its manifest and golden set, its outcome acted on (``services.gate_promotion``) and the
+decision written as a report. A retried judgement resumes the version, never registers it twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,58 +25,19 @@ from mlops.adapters.model_store import ModelStore, version_prefix
 from mlops.adapters.registry import CANDIDATE, PRODUCTION, Registry, VersionRecord
 from mlops.domain import candidate, manifest, parity, strict_json
 from mlops.domain.candidate import ParityInputs
-from mlops.domain.comparison import Sample
 from mlops.domain.config import ModelConfig
 from mlops.domain.config_document import parse_config
-from mlops.domain.gate import (
-    HELD,
-    INCONCLUSIVE,
-    PASSED,
-    REJECTED,
-    GateDecision,
-    RowSet,
-    check_labels,
-    feature_set_change,
-    judge,
-)
-from mlops.domain.metrics import classification_metrics, naive_predictions, regression_metrics
+from mlops.domain.gate import HELD, INCONCLUSIVE, PASSED, REJECTED, GateDecision
 from mlops.domain.schema import Signature
-from mlops.domain.scoring import OnnxModel, Scores
-from mlops.errors import (
-    ConflictError,
-    IntegrityError,
-    ModelUnavailableError,
-    NotFoundError,
-    StorageError,
-)
+from mlops.domain.scoring import OnnxModel
+from mlops.errors import IntegrityError, StorageError
 from mlops.observability import MetricUnit, logger, metrics
-from mlops.services.inference import LoadedModel, load_version
-from mlops.services.rollout import RolloutService
+from mlops.services.gate_evidence import Evaluation, GateEvidence, check_parity, staged_reference
+from mlops.services.gate_promotion import CandidatePromotion, settled
 from mlops.settings import gate_settings
 
 # What each outcome is registered as (a held version may only run as a shadow).
 _REGISTERED_AS = {PASSED: CANDIDATE, INCONCLUSIVE: CANDIDATE, HELD: HELD, REJECTED: REJECTED}
-# Reasons the gate adds once a candidate's fate is settled (a retry must not act again).
-_SETTLED = ("not promoted:", "registered as ", "rollout started:")
-
-
-@dataclass(frozen=True)
-class _Evaluation:
-    metrics: dict[str, float]  # the challenger's, ONNX on the holdout
-    champion_version: str | None
-    champion_metrics: dict[str, float] | None
-    decision: GateDecision
-    notes: tuple[str, ...]
-    parity: parity.ParityReport | None = None
-
-
-@dataclass(frozen=True)
-class _Champion:
-    """Production, loaded in the serving runtime, and its answers on the holdout."""
-
-    loaded: LoadedModel
-    scores: Scores
-    metrics: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -122,8 +85,9 @@ class CandidateGate:
     ) -> None:
         self._store = store
         self._registry = registry
-        self._actor = actor
         self._clock = clock
+        self._evidence = GateEvidence(store, registry)
+        self._promotion = CandidatePromotion(store, registry, actor=actor)
 
     def judge(
         self,
@@ -186,8 +150,8 @@ class CandidateGate:
                 doc, (f"ONNX export failed the parity gate: {report.summary()}",), report, started
             )
         notes: list[str] = []
-        reference = self._reference(files, signature, config, notes)
-        evaluation = self._evaluate(
+        reference = staged_reference(files, signature, config, notes)
+        evaluation = self._evidence.evaluate(
             config,
             signature,
             labels,
@@ -226,14 +190,13 @@ class CandidateGate:
             ),
             candidate_id=candidate_id,
         )
-        status, reasons = self._promote(
+        status, reasons = self._promotion.settle(
             config,
             version=version,
             candidate_id=candidate_id,
             outcome=decision.verdict,
             champion_version=evaluation.champion_version,
             champion_scored=evaluation.champion_metrics is not None,
-            why=decision.reasons[-1] if decision.reasons else "passed the gate",
             reasons=reasons,
             promote=promote,
         )
@@ -266,26 +229,21 @@ class CandidateGate:
         if record is None:
             raise StorageError(f"candidate {doc['candidate_id']} names v{version}, not registered")
         manifest_doc = self._store.get_json(record.manifest_key)
-        lineage = dict(record.lineage)
-        gate = lineage.get("gate") or {}
-        champion = (lineage.get("champion") or {}).get("version")
+        champion = record.lineage.get("champion") or {}
         status, reasons = record.status, tuple(record.reasons)
-        settled = any(r.startswith(_SETTLED) for r in reasons)
-        outcome = gate.get("outcome") or (PASSED if gate.get("passed") else REJECTED)
-        if status in (CANDIDATE, HELD) and outcome != REJECTED and not settled:
-            status, reasons = self._promote(
+        outcome = _recorded_outcome(record)
+        if status in (CANDIDATE, HELD) and outcome != REJECTED and not settled(reasons):
+            status, reasons = self._promotion.settle(
                 config,
                 version=version,
                 candidate_id=str(doc["candidate_id"]),
                 outcome=outcome,
-                champion_version=champion,
-                champion_scored=bool((lineage.get("champion") or {}).get("metrics")),
-                why=reasons[-1] if reasons else "passed the gate",
+                champion_version=champion.get("version"),
+                champion_scored=bool(champion.get("metrics")),
                 reasons=reasons,
                 promote=promote,
             )
         logger.info("candidate already registered: resumed", version=version, status=status)
-        report = manifest_doc.get("parity") or {}
         result = GateResult(
             model=config.name,
             candidate_id=str(doc["candidate_id"]),
@@ -293,259 +251,11 @@ class CandidateGate:
             version=version,
             reasons=reasons,
             metrics=dict(record.metrics),
-            champion_version=champion,
-            parity=parity.ParityReport(
-                passed=bool(report.get("passed")),
-                tolerance=dict(report.get("tolerance") or {}),
-                cases=tuple(parity.ParityCase(**c) for c in report.get("cases") or ()),
-            ),
+            champion_version=champion.get("version"),
+            parity=_recorded_parity(manifest_doc),
             manifest=dict(manifest_doc),
         )
         return self._report(result, doc, started)
-
-    def _evaluate(
-        self,
-        config: ModelConfig,
-        signature: Signature,
-        labels: tuple[str | int, ...],
-        inputs: ParityInputs,
-        *,
-        holdout_scores: Scores,
-        challenger: OnnxModel,
-        reference: candidate.LabeledRows | None,
-    ) -> _Evaluation:
-        task, policy = config.task, config.promotion
-        metric = policy.metric_for(task)
-        target = inputs.holdout_target
-        challenger_metrics = score(config, holdout_scores, target, labels)
-        naive_metrics = naive_score(config, target, labels)
-        champion_version = self._registry.get_alias(config.name, PRODUCTION)
-        champion, notes, changed = self._champion(config, signature, champion_version, inputs)
-        if changed:
-            decision = GateDecision(
-                False, metric, policy.greater_is_better(task),
-                challenger_metrics.get(metric, float("nan")), None, None, (changed,),
-                outcome=REJECTED,
-            )  # fmt: skip
-            return _Evaluation(challenger_metrics, champion_version, None, decision, notes)
-        mine = _sample(config, holdout_scores, target, labels)
-        if champion is None:
-            predicted, probabilities = naive_predictions(task, target, labels)
-            naive = Sample.of_outputs(metric, list(predicted), list(target), probabilities, labels)
-            holdout = RowSet("no_skill", naive, mine)
-            decision = judge(
-                policy, task, challenger=challenger_metrics, champion=None,
-                naive=naive_metrics, holdout=holdout, classes=labels,
-            )  # fmt: skip
-            return _Evaluation(challenger_metrics, champion_version, None, decision, notes)
-        theirs = _sample(config, champion.scores, target, champion.loaded.manifest.labels)
-        holdout = RowSet("holdout", theirs, mine, "a random share of the upload")
-        references = []
-        if reference is not None:
-            references.append(
-                self._row_set(
-                    "traffic",
-                    reference,
-                    config=config,
-                    challenger=challenger,
-                    labels=labels,
-                    champion=champion,
-                )
-            )
-        golden, note = self._golden(config, signature, champion)
-        if note:
-            notes = (*notes, note)
-        if golden is not None:
-            references.append(
-                self._row_set(
-                    "golden",
-                    golden,
-                    config=config,
-                    challenger=challenger,
-                    labels=labels,
-                    champion=champion,
-                )
-            )
-        label_check = check_labels(
-            task,
-            champion.scores.values,
-            target,
-            champion.loaded.manifest.metrics,
-            policy.max_label_error_ratio,
-        )
-        decision = judge(
-            policy, task, challenger=challenger_metrics, champion=champion.metrics,
-            naive=naive_metrics, holdout=holdout, references=references,
-            label_check=label_check, classes=labels,
-        )  # fmt: skip
-        return _Evaluation(challenger_metrics, champion_version, champion.metrics, decision, notes)
-
-    def _row_set(
-        self,
-        name: str,
-        rows: candidate.LabeledRows,
-        *,
-        config: ModelConfig,
-        challenger: OnnxModel,
-        labels: tuple[str | int, ...],
-        champion: _Champion,
-    ) -> RowSet:
-        """Both models' answers on ``rows`` (the champion with its own classes)."""
-        mine = _sample(config, challenger.score(rows.columns), rows.target, labels)
-        theirs_scores = champion.loaded.model.score(rows.columns) if rows.rows else Scores([])
-        theirs = _sample(config, theirs_scores, rows.target, champion.loaded.manifest.labels)
-        return RowSet(name, theirs, mine, rows.source)
-
-    def _reference(
-        self,
-        files: Mapping[str, bytes],
-        signature: Signature,
-        config: ModelConfig,
-        notes: list[str],
-    ) -> candidate.LabeledRows | None:
-        """The staged recent-traffic set (None: staged before reference sets, or unreadable,
-        which the report says)."""
-        body = files.get(candidate.REFERENCE)
-        if body is None:
-            notes.append("no recent-traffic set was staged with this candidate")
-            return None
-        try:
-            return candidate.decode_rows(body, signature.features, config.task)
-        except (ValueError, KeyError, TypeError, OSError) as exc:
-            notes.append(f"the staged recent-traffic set is unreadable ({exc!r}): not used")
-            return None
-
-    def _golden(
-        self, config: ModelConfig, signature: Signature, champion: _Champion
-    ) -> tuple[candidate.LabeledRows | None, str | None]:
-        """Production's golden set, if it has one whose bytes its manifest names."""
-        version = champion.loaded.version
-        prefix = version_prefix(config.name, version)
-        try:  # the manifest load_version read and checked against the registry
-            expected = champion.loaded.manifest.raw["artifacts"][candidate.GOLDEN]["sha256"]
-        except (KeyError, TypeError):
-            return None, f"production v{version} has no golden set (registered before them)"
-        try:
-            body = self._store.get_bytes(prefix + candidate.GOLDEN)
-        except NotFoundError:
-            return None, f"production v{version}'s golden set is missing: not used"
-        if hashlib.sha256(body).hexdigest() != expected:
-            return (
-                None,
-                f"production v{version}'s golden set changed after it was written: not used",
-            )
-        try:
-            rows = candidate.decode_rows(body, signature.features, config.task)
-        except (ValueError, KeyError, TypeError, OSError) as exc:
-            return None, f"production v{version}'s golden set is unreadable ({exc!r}): not used"
-        source = f"pinned with production v{version} (its holdout)"
-        return replace(rows, source=source), None
-
-    def _promote(
-        self,
-        config: ModelConfig,
-        *,
-        version: str,
-        candidate_id: str,
-        outcome: str,
-        champion_version: str | None,
-        champion_scored: bool,
-        why: str,
-        reasons: tuple[str, ...],
-        promote: bool | None,
-    ) -> tuple[str, tuple[str, ...]]:
-        """The version's final status and reasons, after promoting it or starting its
-        rollout as its outcome allows. A production model that could not be scored (it does
-        not load) is replaced directly: a rollout would compare with a model not serving."""
-        if outcome == REJECTED:
-            metrics.add_metric(name="CandidateRejected", unit=MetricUnit.Count, value=1)
-            return REJECTED, reasons
-        status = HELD if outcome == HELD else CANDIDATE
-        if outcome == HELD:
-            metrics.add_metric(name="CandidateHeld", unit=MetricUnit.Count, value=1)
-        manual = not (config.promotion.mode == "auto" if promote is None else promote)
-        if outcome == INCONCLUSIVE and config.promotion.on_inconclusive == "manual":
-            manual = True
-        if manual or (champion_version is None and outcome != PASSED):
-            reasons = (*reasons, f"registered as {status}: promotion is manual")
-            self._registry.set_status(config.name, version, status, reasons)
-            return status, reasons
-        if outcome == HELD:
-            return self._roll_out(
-                config, version, candidate_id=candidate_id, mode="shadow", why=why,
-                reasons=reasons, status=status, against=champion_version,
-            )  # fmt: skip
-        if outcome == INCONCLUSIVE:
-            return self._roll_out(
-                config, version, candidate_id=candidate_id,
-                mode=config.promotion.on_inconclusive, why=why, reasons=reasons, status=status,
-                against=champion_version,
-            )  # fmt: skip
-        if config.rollout.mode != "direct" and champion_scored:
-            return self._roll_out(
-                config, version, candidate_id=candidate_id, mode=config.rollout.mode, why=why,
-                reasons=reasons, status=status, against=champion_version,
-            )  # fmt: skip
-        try:
-            self._registry.promote(
-                config.name,
-                version,
-                expected=champion_version,
-                actor=f"{self._actor} (candidate {candidate_id})",
-                reason=why,
-            )
-        except ConflictError as exc:
-            # Another promotion won the race: this candidate was judged against a champion
-            # that is no longer in production, so it stays a candidate.
-            now = self._registry.get_alias(config.name, PRODUCTION)
-            reasons = (
-                *reasons,
-                f"not promoted: production moved from v{champion_version} to v{now} "
-                f"while this candidate was judged ({exc.message})",
-            )
-            self._registry.set_status(config.name, version, CANDIDATE, reasons)
-            metrics.add_metric(name="PromotionConflicts", unit=MetricUnit.Count, value=1)
-            return CANDIDATE, reasons
-        metrics.add_metric(name="CandidatePromoted", unit=MetricUnit.Count, value=1)
-        return PRODUCTION, reasons
-
-    def _roll_out(
-        self,
-        config: ModelConfig,
-        version: str,
-        *,
-        candidate_id: str,
-        mode: str,
-        why: str,
-        reasons: tuple[str, ...],
-        status: str,
-        against: str | None,
-    ) -> tuple[str, tuple[str, ...]]:
-        """Start a shadow or canary instead of promoting: live traffic decides (DESIGN §6).
-        Only against ``against``, the production version the candidate was judged against:
-        if production moved since, this candidate was never compared with the new one."""
-        rollouts = RolloutService(
-            model=config.name,
-            store=self._store,
-            registry=self._registry,
-            actor=f"{self._actor} (candidate {candidate_id})",
-        )
-        try:
-            rollout = rollouts.start(
-                version,
-                mode=mode,
-                percent=config.rollout.canary_percent,
-                reason=why,
-                against=against,
-            )
-        except ConflictError as exc:
-            reasons = (*reasons, f"not promoted: its rollout could not start ({exc.message})")
-            self._registry.set_status(config.name, version, status, reasons)
-            metrics.add_metric(name="PromotionConflicts", unit=MetricUnit.Count, value=1)
-            return status, reasons
-        reasons = (*reasons, f"rollout started: {rollout.describe}")
-        self._registry.set_status(config.name, version, status, reasons)
-        return status, reasons
 
     def _staged_files(self, prefix: str, doc: Mapping[str, Any]) -> dict[str, bytes]:
         files = {}
@@ -564,45 +274,8 @@ class CandidateGate:
             files[name] = body
         return files
 
-    def _champion(
-        self,
-        config: ModelConfig,
-        signature: Signature,
-        version: str | None,
-        inputs: ParityInputs,
-    ) -> tuple[_Champion | None, tuple[str, ...], str | None]:
-        """Production, scored on the challenger's holdout; notes for the report; and why the
-        challenger is a different model (feature set changed), if it is."""
-        if version is None:
-            return None, (), None
-        try:
-            loaded = load_version(self._store, self._registry, config.name, version)
-        except (IntegrityError, ModelUnavailableError, NotFoundError) as exc:
-            # A broken production model cannot be the bar; StorageError (transient) propagates
-            # so the invocation is retried rather than judged without its champion.
-            logger.warning("production model cannot be scored", version=version, error=str(exc))
-            note = f"production v{version} could not be scored ({exc}); judged as a first model"
-            return None, (note,), None
-        changed = feature_set_change(loaded.manifest.signature, signature)
-        if changed or (loaded.manifest.task, loaded.manifest.target) != (
-            config.task,
-            config.target,
-        ):
-            why = changed or "task or target changed"
-            return None, (), (
-                f"not a new version of {config.name}: its feature set differs from production "
-                f"v{version} ({why}); train it under another model name"
-            )  # fmt: skip
-        scores = loaded.model.score(inputs.holdout.columns)
-        measured = score(config, scores, inputs.holdout_target, loaded.manifest.labels)
-        metric = config.promotion.metric_for(config.task)
-        if math.isnan(measured.get(metric, math.nan)):
-            note = f"production v{version} has no {metric} on the holdout: judged as a first model"
-            return None, (note,), None
-        return _Champion(loaded, scores, measured), (), None
-
     def _manifest(
-        self, doc: Mapping[str, Any], version: str, evaluation: _Evaluation, golden: bytes
+        self, doc: Mapping[str, Any], version: str, evaluation: Evaluation, golden: bytes
     ) -> dict[str, Any]:
         champion_metrics = evaluation.champion_metrics
         assert evaluation.parity is not None
@@ -684,65 +357,6 @@ class CandidateGate:
         return GateResult(**{**vars(result), "report_uri": self._store.uri(key)})
 
 
-def check_parity(
-    config: ModelConfig, model: OnnxModel, inputs: ParityInputs
-) -> tuple[parity.ParityReport, Scores]:
-    """onnxruntime against scikit-learn's stored outputs, case by case; also returns the
-    ONNX scores on the holdout for the challenger's metrics."""
-    results = []
-    holdout_scores: Scores | None = None
-    for name, case in inputs.cases.items():
-        scores = model.score(case.columns)
-        if name == "holdout":
-            holdout_scores = scores
-        if config.task == "regression":
-            results.append(
-                parity.compare_case(name, case.expected, np.asarray(scores.values), config.parity)
-            )
-        else:
-            assert scores.probabilities is not None
-            results.append(
-                parity.compare_case(
-                    name,
-                    case.expected,
-                    scores.probabilities,
-                    config.parity,
-                    expected_labels=case.expected_labels,
-                    actual_labels=np.asarray([str(v) for v in scores.values], dtype=object),
-                )
-            )
-    assert holdout_scores is not None
-    return parity.judge(results, config.parity), holdout_scores
-
-
-def score(
-    config: ModelConfig, scores: Scores, target: Any, labels: tuple[str | int, ...]
-) -> dict[str, float]:
-    if config.task == "regression":
-        return regression_metrics(target, scores.values)
-    assert scores.probabilities is not None
-    return classification_metrics(target, scores.values, scores.probabilities, labels)
-
-
-def naive_score(
-    config: ModelConfig, target: Any, labels: tuple[str | int, ...]
-) -> dict[str, float]:
-    predicted, probabilities = naive_predictions(config.task, target, labels)
-    if config.task == "regression":
-        return regression_metrics(target, predicted)
-    assert probabilities is not None
-    return classification_metrics(target, predicted, probabilities, labels)
-
-
-def _sample(
-    config: ModelConfig, scores: Scores, target: Any, labels: tuple[str | int, ...]
-) -> Sample:
-    metric = config.promotion.metric_for(config.task)
-    return Sample.of_outputs(
-        metric, list(scores.values), list(target), scores.probabilities, labels
-    )
-
-
 def golden_set(config: ModelConfig, inputs: ParityInputs) -> bytes:
     """The version's golden set: its holdout, a seeded sample of at most
     ``promotion.reference_rows`` rows, the bar every later challenger is also scored on."""
@@ -760,10 +374,10 @@ def golden_set(config: ModelConfig, inputs: ParityInputs) -> bytes:
     )
 
 
-def _lineage_summary(doc: Mapping[str, Any], evaluation: _Evaluation) -> dict[str, Any]:
+def _lineage_summary(doc: Mapping[str, Any], evaluation: Evaluation) -> dict[str, Any]:
     """The registry's compact copy of the lineage (the manifest has all of it)."""
     lineage = doc.get("lineage", {})
-    decision = evaluation.decision
+    decision = evaluation.decision.as_dict()
     return {
         "candidate_id": doc["candidate_id"],
         "trigger": lineage.get("trigger", {}),
@@ -777,15 +391,26 @@ def _lineage_summary(doc: Mapping[str, Any], evaluation: _Evaluation) -> dict[st
             "version": evaluation.champion_version,
             "metrics": evaluation.champion_metrics,
         },
-        "gate": {
-            "metric": decision.metric,
-            "challenger": decision.challenger,
-            "champion": decision.champion,
-            "passed": decision.passed,
-            "outcome": decision.verdict,
-        },
+        "gate": {k: decision[k] for k in ("metric", "challenger", "champion", "passed", "outcome")},
         "timings": lineage.get("timings", {}),
     }
+
+
+def _recorded_outcome(record: VersionRecord) -> str:
+    """The outcome ``_lineage_summary`` recorded (``GateDecision.verdict``); a version
+    registered before outcomes were recorded has only ``passed``."""
+    gate = record.lineage.get("gate") or {}
+    return str(gate.get("outcome") or (PASSED if gate.get("passed") else REJECTED))
+
+
+def _recorded_parity(manifest_doc: Mapping[str, Any]) -> parity.ParityReport:
+    """The parity report the version's manifest recorded (``ParityReport.as_dict``)."""
+    report = manifest_doc.get("parity") or {}
+    return parity.ParityReport(
+        passed=bool(report.get("passed")),
+        tolerance=dict(report.get("tolerance") or {}),
+        cases=tuple(parity.ParityCase(**c) for c in report.get("cases") or ()),
+    )
 
 
 def gate_service() -> CandidateGate:

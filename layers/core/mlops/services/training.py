@@ -19,7 +19,7 @@ from mlops.domain.scoring import OnnxModel
 from mlops.domain.training import TrainedModel
 from mlops.errors import ParityError, Problem
 from mlops.observability import metrics
-from mlops.services import gate, promotion
+from mlops.services import gate_evidence, promotion
 from mlops.services.candidates import (
     CandidateBuilder,
     DataSource,
@@ -123,7 +123,7 @@ def check_parity(
 ) -> parity.ParityReport:
     """onnxruntime vs scikit-learn on the holdout and edge cases, in one process: the rows
     and comparison the gate uses, without the staging round trip."""
-    return gate.check_parity(config, onnx_model, parity_inputs(config, trained))[0]
+    return gate_evidence.check_parity(config, onnx_model, parity_inputs(config, trained))[0]
 
 
 def _result(result: GateResult) -> TrainingResult:
