@@ -167,7 +167,8 @@ def start_canary(target: Any, config: Any, at: datetime) -> None:
     assert v2.version == "2", v2
     target.registry().set_status(target.model_name, "2", "candidate", ("benchmark",))
     from mlops.adapters.aws import client
-    from mlops.adapters.registry import ROLLOUT_ALIAS, _pk
+    from mlops.adapters.registry import ROLLOUT_ALIAS
+    from mlops.adapters.registry.items import _pk
 
     RolloutService(
         model=target.model_name,

@@ -18,8 +18,8 @@ import boto3
 import pytest
 
 from mlops.adapters import aws
-from mlops.adapters import registry as registry_module
 from mlops.adapters.model_store import version_prefix
+from mlops.adapters.registry import items as registry_items
 from mlops.errors import ConflictError, StorageError
 from mlops.services import promotion
 from mlops_cli.emulator.stack import LambdaContext
@@ -54,7 +54,7 @@ def starter_clock(monkeypatch: pytest.MonkeyPatch, offset: timedelta) -> None:
         def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
             return real.now(tz) + offset
 
-    monkeypatch.setattr(registry_module, "datetime", Skewed)
+    monkeypatch.setattr(registry_items, "datetime", Skewed)
 
 
 def test_errors_of_a_superseded_candidate_are_not_charged_to_its_successor(
