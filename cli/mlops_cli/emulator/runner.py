@@ -121,6 +121,7 @@ def start_local(
     quiet_functions: bool = False,
     parameters: dict[str, str] | None = None,
     schedule_seconds: float | None = None,
+    environment: dict[str, str] | None = None,
 ) -> RunningStack:
     """Start moto, the template's resources and functions, and the HTTP API.
 
@@ -128,7 +129,8 @@ def start_local(
     ``name`` becomes the template's ``ModelName``. With ``data_path`` an empty registry gets
     v1 trained from it; with the shipped config and no data, from the synthetic market; with a
     config of your own and no data, nothing: the API answers 503 until ``mlops train``.
-    ``quiet_functions`` keeps the handlers' INFO logs and EMF metrics off the terminal.
+    ``quiet_functions`` keeps the handlers' INFO logs and EMF metrics off the terminal;
+    ``environment`` adds variables to every function's (``mlops demo``: ``ROLLOUT_ID_SEED``).
     """
     config = load_config(config_path)
     if data_path is not None:
@@ -137,7 +139,7 @@ def start_local(
         {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
         if quiet_functions
         else {}
-    )
+    ) | (environment or {})
     stack = LocalStack(
         template,
         moto_port=moto_port,
