@@ -67,8 +67,10 @@ from mlops_cli.demo.watch import (
     Event,
     RegistryWatch,
     RetrainAnswers,
+    RolloutVerdicts,
     TrafficLedger,
     describe_answer,
+    serves,
     trigger_of,
 )
 from mlops_cli.emulator.runner import RunningStack, start_local
@@ -84,6 +86,7 @@ DRIFT_FUNCTION = "DriftEvaluatorFunction"
 WAIT_CAPTURE_S = 60.0
 WAIT_REPORT_S = 60.0
 WAIT_RETRAIN_S = 180.0
+WAIT_SERVING_S = 60.0
 CONFIG_FILE = "demo_config.toml"
 STYLE = {
     "market": "cyan",
@@ -99,6 +102,7 @@ STYLE = {
     "promoted": "bold green",
     "rolled_back": "bold red",
     "note": "dim",
+    "stall": "bold magenta",
 }
 
 
@@ -139,11 +143,14 @@ class Demo:
         self.events: list[dict[str, Any]] = []
         self.months: list[MonthRecord] = []
         self.timings: dict[str, float] = {}
+        # Every wait that gave up (a stall): said on the console and kept for ``--json``.
+        self.gave_up: list[dict[str, Any]] = []
         # Set once the stack runs (``_run``).
         self.running: RunningStack
         self.watch: RegistryWatch
         self.reports: EvaluatorReports
         self.rollouts: EvaluatorReports
+        self.verdicts: RolloutVerdicts
         self.answers: RetrainAnswers
         self.ledger: TrafficLedger
         self.predicted = self.labeled = 0  # sent so far: what the logger must have stored
@@ -170,6 +177,11 @@ class Demo:
         if month is not None and short:
             self.months[-1].events.append(short)
 
+    def waited_in_vain(self, month: int | None, wait: str, seconds: float, text: str) -> None:
+        """A wait that gave up after ``seconds``: said at once, and listed in the summary."""
+        self.gave_up.append({"month": month, "wait": wait, "seconds": seconds, "text": text})
+        self.say(month, "stall", f"gave up after {seconds:.0f} s: {text}", "stalled")
+
     @contextmanager
     def step(self, phase: str, description: str, total: int | None = None) -> Iterator[TaskID]:
         """A transient progress line for one phase; its wall time is added to ``timings``."""
@@ -193,6 +205,9 @@ class Demo:
                     port=options.port or free_port(),
                     config_path=options.config or demo_config_path(),
                     quiet_functions=True,
+                    # The canary's split of requests is salted with the rollout's id: seeded,
+                    # a run replays with the same requests answered by the candidate.
+                    environment={"ROLLOUT_ID_SEED": f"mlops-demo-{options.seed}"},
                 )
             try:
                 return self._run(running)
@@ -217,6 +232,7 @@ class Demo:
         self.running, self.watch = running, RegistryWatch(registry, model)
         self.reports, self.answers = EvaluatorReports(store, s3), RetrainAnswers(store, s3)
         self.rollouts = EvaluatorReports(store, s3, ROLLOUT_REPORTS)
+        self.verdicts = RolloutVerdicts(self.rollouts, registry, model)
         self.reports.mark_seen()
         self.rollouts.mark_seen()
         watch = self.watch
@@ -225,7 +241,7 @@ class Demo:
         v1 = watch.production
         if v1 is None:
             raise RuntimeError("v1 was not promoted: see reports/retrain/ in the artifacts bucket")
-        self._wait_serving(url)
+        self._wait_serving(url, None)
         twin = load_version(store, registry, model, v1).model
         _, served = get(f"{url}/model")
         features = [f["name"] for f in served["signature"]["features"]]
@@ -272,7 +288,12 @@ class Demo:
             self.labeled += self._feedback(url, ids, actual[start:stop])
             with self.step("capture", "captures and labels reaching S3 (logs → logger)"):
                 if not self.ledger.wait(self.predicted, self.labeled, WAIT_CAPTURE_S):
-                    self.say(month, "note", "not every capture reached S3 in time; evaluating")
+                    self.waited_in_vain(
+                        month,
+                        "capture",
+                        WAIT_CAPTURE_S,
+                        "not every capture and label reached S3; evaluating anyway",
+                    )
             month_end = stop == rows
             self.phase = "end" if month_end else "mid"
             digest = self._evaluate(month, month_end)
@@ -283,7 +304,7 @@ class Demo:
             self._poll(month)
             if month_end and digest.get("retrain_requested"):
                 self._retrain(month)
-            self._wait_serving(url)
+            self._wait_serving(url, month)
         record.rows = len(answered)
         system = np.asarray([p for _, p in answered], dtype=np.float64)
         static = np.asarray(twin.score(columns).values, dtype=np.float64)
@@ -344,19 +365,31 @@ class Demo:
         sources = self.running.stack.sources
         if sources is None:
             raise RuntimeError("the local stack's event sources are not running")
+        self._poll(month)  # what the last evaluation did is known before this one fires
         baking = self.watch.rollout
         when = "month end" if month_end else "mid-month"
         with self.step("evaluate", f"{when}: the drift schedule fires (DriftEvaluatorFunction)"):
             sources.fire_schedule(DRIFT_FUNCTION)
             found = self.reports.wait_new(WAIT_REPORT_S)
-            # The same invocation then judges the active rollout, if any.
-            judged = self.rollouts.wait_new(WAIT_REPORT_S) if baking else None
+            # The same invocation then judges the active rollout, if any, and acts on it:
+            # done when the registry shows the verdict (see ``RolloutVerdicts.wait``).
+            judged = self.verdicts.wait(baking, WAIT_REPORT_S) if baking else None
         if found is None:
-            self.say(month, "note", f"{when}: the drift evaluator wrote no report in time")
+            self.waited_in_vain(
+                month, "evaluate", WAIT_REPORT_S, f"{when}: the drift evaluator wrote no report"
+            )
             return {}
         key, report = found
         if baking is not None:
-            self._judged(month, when, baking, judged[1] if judged else None)
+            if judged is None:
+                self.waited_in_vain(
+                    month,
+                    "verdict",
+                    WAIT_REPORT_S,
+                    f"{when}: no verdict on the {baking.mode} of v{baking.version} reached the "
+                    "registry",
+                )
+            self._judged(month, when, baking, judged)
         drift = drift_digest(report, key)
         share = drift.get("drift_share") or 0.0
         quality = ""
@@ -402,7 +435,6 @@ class Demo:
         """What the evaluator decided about the rollout that baked since its last check."""
         what = f"{when}: {rollout.mode} v{rollout.version}"
         if verdict is None:
-            self.say(month, "note", f"{what}: no verdict reported in time")
             return
         decision = verdict.get("decision")
         reasons = [str(r) for r in verdict.get("reasons") or []]
@@ -454,7 +486,9 @@ class Demo:
         with self.step("retrain", "retraining: S3 notification → retrainer → candidate gate"):
             doc = self.answers.wait(same_upload, WAIT_RETRAIN_S)
         if doc is None:
-            self.say(month, "note", "no decision on the upload in time")
+            self.waited_in_vain(
+                month, "retrain", WAIT_RETRAIN_S, f"no decision on the upload of {key}"
+            )
         elif doc.get("kind") != "retrain_decision":
             self.say(month, "rejected", describe_answer(doc), "upload rejected")
         self._poll(month)
@@ -471,27 +505,26 @@ class Demo:
                 }
             )
 
-    def _wait_serving(self, url: str, timeout: float = 60.0) -> None:
+    def _wait_serving(self, url: str, month: int | None) -> None:
         """Until the inference function serves what the registry says (its alias refresh):
-        the production version, and the rollout's candidate loaded, or no rollout."""
-        want, rollout = self.watch.production, self.watch.rollout
-        deadline = time.monotonic() + timeout
+        the production version, and the rollout's candidate loaded, or no rollout. The
+        registry is read each time round: the target is what is true now, never what the
+        demo last saw."""
+        registry, model = self.running.target.registry(), self.running.target.model_name
+        deadline = time.monotonic() + WAIT_SERVING_S
         with self.step("refresh", "the inference function picks up the registry's state"):
             while time.monotonic() < deadline:
+                aliases, rollout = registry.serving(model)
                 status, health = get(f"{url}/health")
-                live = health.get("rollout") if isinstance(health, dict) else None
-                if status == 200 and str(health.get("model_version")) == str(want):
-                    if rollout is None and live is None:
-                        return
-                    if (
-                        rollout is not None
-                        and isinstance(live, dict)
-                        and str(live.get("version")) == rollout.version
-                        and live.get("loaded")
-                    ):
-                        return
+                if status == 200 and serves(health, aliases.get("production"), rollout):
+                    return
                 time.sleep(0.2)
-        self.say(None, "note", f"the inference function did not catch up within {timeout:.0f} s")
+        self.waited_in_vain(
+            month,
+            "refresh",
+            WAIT_SERVING_S,
+            "the inference function did not serve the registry's production and rollout",
+        )
 
     # ---- the end
 
@@ -574,6 +607,7 @@ class Demo:
                 "config": str(self.options.config or demo_config_path()),
             },
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
+            "gave_up": self.gave_up,
             "seconds": round(time.monotonic() - self.started, 1),
         }
         report_path.write_text(render_demo_html(summary), encoding="utf-8")

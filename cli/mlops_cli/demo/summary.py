@@ -61,6 +61,17 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
         f"{summary['versions_promoted']} promoted, {summary['rollbacks']} rolled back, "
         f"{summary['seconds']} s."
     )
+    gave_up = summary.get("gave_up") or []
+    if gave_up:
+        waits = "; ".join(
+            f"month {w['month'] if w['month'] is not None else 'setup'}: {w['wait']} "
+            f"({w['seconds']:.0f} s)"
+            for w in gave_up
+        )
+        console.print(
+            f"[bold magenta]{len(gave_up)} wait(s) gave up[/] (a stall: the figures after it "
+            f"may not be the seed's): {escape(waits)}"
+        )
     console.print(f"Report: {summary['report_path']}")
 
 

@@ -4,6 +4,8 @@ would (``mlops status``, the reports), never the functions' internals.
 - ``TrafficLedger``: how many predictions the logger has sketched and how many labels it has
   stored, so the evaluator is fired once the month's traffic is in S3.
 - ``EvaluatorReports``: the drift reports (and rollout verdicts) of each evaluation.
+- ``RolloutVerdicts``: an evaluation's verdict on a rollout, once the registry shows it.
+- ``serves``: whether ``GET /health`` shows the registry's production and rollout served.
 - ``RetrainAnswers``: the retrainer's and the gate's reports for one trigger.
 - ``RegistryWatch``: versions, the production alias's moves and rollouts, as events.
 """
@@ -103,9 +105,73 @@ class EvaluatorReports:
             time.sleep(0.25)
         return None
 
+    def uri(self, key: str) -> str:
+        return self._store.uri(key)
+
+    def read(self, key: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self._store.get_json(key)
+        return doc
+
     def download(self, key: str) -> bytes:
         body: bytes = self._s3.get_object(Bucket=self._store.bucket, Key=key)["Body"].read()
         return body
+
+
+class RolloutVerdicts:
+    """The evaluator's verdict on a rollout, once the evaluation is done with it.
+
+    The evaluator writes its rollout report *before* it acts (promotes or rolls back, then
+    rewrites the report with ``acted``) or records the verdict as the rollout's last check.
+    A report that has just appeared is therefore not the end of the evaluation: read then,
+    the registry still shows the rollout, the inference function soon serves something else,
+    and the demo waited for a state that would never come (issue 23: a 60 s refresh wait,
+    then a 60 s wait for a verdict at the next evaluation). Done means: the report says it
+    acted, or the registry's rollout names the report as its last check."""
+
+    ENDED_GRACE_S = 5.0  # a rollout ended by someone else: the report will not say it acted
+
+    def __init__(self, reports: EvaluatorReports, registry: Registry, model: str) -> None:
+        self._reports, self._registry, self._model = reports, registry, model
+
+    def wait(self, rollout: Rollout, timeout: float) -> dict[str, Any] | None:
+        """The final report on ``rollout`` of the evaluation under way; None on timeout."""
+        deadline = time.monotonic() + timeout
+        found = self._reports.wait_new(timeout)
+        if found is None:
+            return None
+        key, doc = found
+        uri = self._reports.uri(key)
+        ended: float | None = None
+        while True:
+            if doc.get("acted"):
+                return doc
+            active = self._registry.get_rollout(self._model)
+            if active is not None and active.rollout_id == rollout.rollout_id:
+                if dict(active.last_check).get("report") == uri:
+                    return doc
+            else:
+                ended = ended if ended is not None else time.monotonic()
+                if time.monotonic() - ended > self.ENDED_GRACE_S:
+                    return doc
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.2)
+            doc = self._reports.read(key)
+
+
+def serves(health: Any, production: str | None, rollout: Rollout | None) -> bool:
+    """Whether a ``GET /health`` answer serves ``production`` and ``rollout``'s candidate
+    loaded (or no rollout)."""
+    if not isinstance(health, dict) or str(health.get("model_version")) != str(production):
+        return False
+    live = health.get("rollout")
+    if rollout is None:
+        return live is None
+    return (
+        isinstance(live, dict)
+        and str(live.get("version")) == rollout.version
+        and bool(live.get("loaded"))
+    )
 
 
 def trigger_of(doc: dict[str, Any]) -> dict[str, Any]:

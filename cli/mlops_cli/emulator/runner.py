@@ -125,6 +125,7 @@ def start_local(
     parameters: dict[str, str] | None = None,
     schedule_seconds: float | None = None,
     restore_from: Path | None = None,
+    environment: dict[str, str] | None = None,
 ) -> RunningStack:
     """Start moto, the template's resources and functions, and the HTTP API.
 
@@ -134,7 +135,8 @@ def start_local(
     config of your own and no data, nothing: the API answers 503 until ``mlops train``.
     ``restore_from``: a folder a stopped stack saved its state to (``emulator.state``); a
     restored registry with a production version trains nothing.
-    ``quiet_functions`` keeps the handlers' INFO logs and EMF metrics off the terminal.
+    ``quiet_functions`` keeps the handlers' INFO logs and EMF metrics off the terminal;
+    ``environment`` adds variables to every function's (``mlops demo``: ``ROLLOUT_ID_SEED``).
     """
     config = load_config(config_path)
     if data_path is not None:
@@ -143,7 +145,7 @@ def start_local(
         {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
         if quiet_functions
         else {}
-    )
+    ) | (environment or {})
     stack = LocalStack(
         template,
         moto_port=moto_port,

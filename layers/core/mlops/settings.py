@@ -142,6 +142,14 @@ def drift_settings() -> DriftSettings:
     return DriftSettings.from_env(os.environ)
 
 
+@functools.cache
+def rollout_id_seed() -> str | None:
+    """``ROLLOUT_ID_SEED``: when set, rollout ids (which salt the canary's split of requests)
+    are derived from it, so a replayed run (``mlops demo --seed``) routes the same requests to
+    the candidate. Never set by the template: on AWS each rollout draws a random split."""
+    return os.environ.get("ROLLOUT_ID_SEED", "").strip() or None
+
+
 def metrics_namespace(env: Mapping[str, str] = os.environ) -> str:
     return env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE
 

@@ -20,6 +20,7 @@ only as a shadow unless forced, and is promoted only when live labels clear it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import uuid
 from collections.abc import Callable, Mapping
@@ -54,7 +55,7 @@ from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.labels import LabelFolder, label_folder
 from mlops.services.promotion import verify_artifacts
 from mlops.services.stack_config import stack_config
-from mlops.settings import drift_settings
+from mlops.settings import drift_settings, rollout_id_seed
 
 REPORTS = "reports/rollout/"
 # Per variant: every labeled row is kept (live quality), unlabeled ones up to this many, a
@@ -223,7 +224,7 @@ class RolloutService:
             version,
             mode=mode,
             percent=percent,
-            rollout_id=_rollout_id(version),
+            rollout_id=_rollout_id(version, f"{mode}:{percent:g}:{against}"),
             actor=actor,
             reason=reason,
             force=force,
@@ -247,7 +248,7 @@ class RolloutService:
             active,
             mode=mode,
             percent=percent,
-            rollout_id=_rollout_id(active.version),
+            rollout_id=_rollout_id(active.version, f"{active.rollout_id}:{mode}:{percent:g}"),
             actor=actor,
             reason=reason,
             force=force,
@@ -572,8 +573,14 @@ def _refusal(record: VersionRecord, mode: str, force: bool) -> str | None:
     return None
 
 
-def _rollout_id(version: str) -> str:
-    return f"r{version}-{uuid.uuid4().hex[:8]}"
+def _rollout_id(version: str, basis: str) -> str:
+    """A new rollout's id: random, or with ``ROLLOUT_ID_SEED`` derived from the seed, the
+    version and ``basis`` (what the rollout starts from), so a replay splits alike."""
+    seed = rollout_id_seed()
+    if seed is None:
+        return f"r{version}-{uuid.uuid4().hex[:8]}"
+    digest = hashlib.blake2b(f"{seed}:{version}:{basis}".encode(), digest_size=4).hexdigest()
+    return f"r{version}-{digest}"
 
 
 def _ts(row: Mapping[str, Any]) -> int:
