@@ -17,12 +17,25 @@ from mlops_cli.commands import (
     promote,
     retrain,
     rollback,
+    rollout,
     status,
     train,
 )
 
 # In the order ``mlops --help`` lists them.
-COMMANDS = (local, invoke, demo, generate, train, retrain, drift, status, promote, rollback)
+COMMANDS = (
+    local,
+    invoke,
+    demo,
+    generate,
+    train,
+    retrain,
+    drift,
+    status,
+    rollout,
+    promote,
+    rollback,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

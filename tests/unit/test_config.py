@@ -153,3 +153,45 @@ def test_max_unseen_categories_is_read_from_0_to_1024(value: int, ok: bool) -> N
     else:
         assert "drift.max_unseen_categories" in fields(raw)
     assert parse_config(MINIMAL).drift.max_unseen_categories == 64  # the default K
+
+
+def test_column_names_a_csv_can_hold_are_kept_as_written() -> None:
+    names = ["mean radius", "od280/od315_of_diluted_wines", "1st floor", "prix (€)", "価格"]
+    raw = MINIMAL | {
+        "features": [{"name": n, "type": "numeric"} for n in names],
+        "target": "class label",
+    }
+    config = parse_config(raw)
+    assert config.feature_names == names
+    assert config.target == "class label"
+
+
+def test_two_columns_that_become_one_model_input_are_refused_naming_both() -> None:
+    raw = MINIMAL | {
+        "features": [
+            {"name": "mean radius", "type": "numeric"},
+            {"name": "area", "type": "numeric"},
+            {"name": "mean-radius", "type": "numeric"},
+        ]
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    (problem,) = caught.value.details
+    assert problem.field == "features[2].name"
+    assert "'mean-radius' and 'mean radius'" in problem.problem
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"features": [{"name": " a", "type": "numeric"}]}, "features[0].name"),
+        ({"features": [{"name": "a\tb", "type": "numeric"}]}, "features[0].name"),
+        ({"features": [{"name": "", "type": "numeric"}]}, "features[0].name"),
+        ({"features": [{"name": "x" * 129, "type": "numeric"}]}, "features[0].name"),
+        ({"target": "price "}, "target"),
+    ],
+)
+def test_names_that_cannot_work_are_refused_when_the_config_is_read(
+    change: dict[str, Any], field: str
+) -> None:
+    assert fields(MINIMAL | change) == [field]

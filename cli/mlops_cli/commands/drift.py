@@ -15,7 +15,9 @@ from mlops_cli.commands.stack_options import add_stack_options
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "drift", help="evaluate drift and live quality of production now, and write the reports"
+        "drift",
+        help="evaluate drift and live quality of production and judge the running rollout now, "
+        "as the scheduled evaluator does, and write the reports",
     )
     p.add_argument(
         "--window",
@@ -24,7 +26,11 @@ def register(sub: Any) -> None:
         metavar="HOURS",
         help="traffic to evaluate, e.g. 24h, 7d or 36 (hours; default 24h)",
     )
-    p.add_argument("--no-act", action="store_true", help="report only: never request retraining")
+    p.add_argument(
+        "--no-act",
+        action="store_true",
+        help="report only: never request retraining, never promote or roll back",
+    )
     p.add_argument("--open", action="store_true", help="open the HTML report in a browser")
     add_stack_options(p)
     p.set_defaults(func=run)
@@ -55,8 +61,9 @@ def _metrics_off_stdout() -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The drift evaluator's service, run here against the stack's resources (the same code
-    the scheduled function runs). Exit 0; the verdict is in the output and the reports."""
+    """The drift evaluator's two evaluations, run here against the stack's resources (the code
+    the scheduled function runs): drift and live quality of production, then the verdict on the
+    active rollout. Exit 0; the verdicts are in the output and the reports."""
     import tempfile
     import webbrowser
 
@@ -67,29 +74,40 @@ def run(args: argparse.Namespace) -> int:
     from mlops.adapters.training_data import TrainingDataStore
     from mlops.services.drift import DriftService
     from mlops.services.labels import LabelFolder
+    from mlops.services.rollout import RolloutService
+    from mlops_cli.commands.stack_options import actor
     from mlops_cli.emulator.target import resolve_target
 
     target = resolve_target(args.stack)
-    store = target.store()
+    store, registry = target.store(), target.registry()
+    traffic = TrainingDataStore(store.bucket, client("s3"))
+    sketches = SketchStore(store.bucket, client("s3"))
+    labels = LabelFolder(target.model_name, traffic, LabelStore(store.bucket, client("s3")))
     service = DriftService(
         model=target.model_name,
         store=store,
-        registry=target.registry(),
-        sketches=SketchStore(store.bucket, client("s3")),
-        traffic=TrainingDataStore(store.bucket, client("s3")),
-        labels=LabelFolder(
-            target.model_name,
-            TrainingDataStore(store.bucket, client("s3")),
-            LabelStore(store.bucket, client("s3")),
-        ),
+        registry=registry,
+        sketches=sketches,
+        traffic=traffic,
+        labels=labels,
         bus=EventBus(target.output("RetrainBusName"), client("events")),
     )
-    # The service publishes CloudWatch metrics as EMF lines on stdout (Lambda's log is where
+    rollouts = RolloutService(
+        model=target.model_name,
+        store=store,
+        registry=registry,
+        traffic=traffic,
+        sketches=sketches,
+        labels=labels,
+        actor=actor(args.stack),
+    )
+    # The services publish CloudWatch metrics as EMF lines on stdout (Lambda's log is where
     # CloudWatch reads them); here they would only bury the verdict, or break --json.
-    with _metrics_off_stdout():
+    with _metrics_off_stdout(), labels.run(), sketches.run():
         outcome = service.evaluate(args.window, act=not args.no_act)
+        judged = rollouts.evaluate(act=not args.no_act)
     if args.json:
-        print(json.dumps(outcome.as_dict()))
+        print(json.dumps(outcome.as_dict() | {"rollout": judged.as_dict() if judged else None}))
     else:
         print(
             f"{target.model_name} v{outcome.report['version']}: {outcome.report['headline']} "
@@ -100,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  - {reason}")
         print(f"Report: {outcome.json_uri}")
         print(f"        {outcome.html_uri}")
+        if judged is not None:
+            print(describe_verdict(judged.as_dict()))
     if args.open:
         html = store.get_bytes(outcome.html_uri.removeprefix(f"s3://{store.bucket}/"))
         with tempfile.NamedTemporaryFile("wb", suffix=".html", delete=False) as out:
@@ -107,3 +127,19 @@ def run(args: argparse.Namespace) -> int:
         webbrowser.open(f"file://{out.name}")
         print(f"Opened {out.name}", file=sys.stderr)
     return 0
+
+
+def describe_verdict(judged: dict[str, Any]) -> str:
+    """A rollout verdict in a few lines: what was judged, what it says, what was done."""
+    subject = f"v{judged['version']} ({judged['mode']}"
+    subject += f" {judged['percent']:g}%)" if judged["mode"] == "canary" else ")"
+    done = {
+        ("promote", True): "promoted to production",
+        ("rollback", True): "rolled back",
+        ("promote", False): "would be promoted (not acted on)",
+        ("rollback", False): "would be rolled back (not acted on)",
+    }.get((judged["decision"], judged["acted"]), "keeps baking")
+    lines = [f"Rollout of {subject} against production v{judged['production_version']}: {done}"]
+    lines += [f"  - {reason}" for reason in judged["reasons"]]
+    lines.append(f"Verdict: {judged['report']}")
+    return "\n".join(lines)

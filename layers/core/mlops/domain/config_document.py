@@ -28,6 +28,7 @@ from mlops.domain.config import (
     TrainingConfig,
     ValidationConfig,
 )
+from mlops.domain.input_names import collisions, name_problem
 from mlops.domain.keys import MODEL_NAME
 from mlops.domain.schema import Feature
 from mlops.errors import ConfigError, Problem
@@ -80,6 +81,8 @@ def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
         problems.append(Problem("task", f"must be regression or classification, got {task!r}"))
     target = _required(raw, "target", str, problems)
     features = _features(raw.get("features"), problems)
+    if isinstance(target, str) and (problem := name_problem(target)):
+        problems.append(Problem("target", problem))
     if target and any(f.name == target for f in features):
         problems.append(Problem("target", f"{target!r} is also listed as a feature"))
 
@@ -261,6 +264,7 @@ def _features(raw: Any, problems: list[Problem]) -> tuple[Feature, ...]:
         return ()
     out: list[Feature] = []
     seen: set[str] = set()
+    named: list[tuple[str, str]] = []
     for i, item in enumerate(raw):
         where = f"features[{i}]"
         if not isinstance(item, dict):
@@ -268,12 +272,16 @@ def _features(raw: Any, problems: list[Problem]) -> tuple[Feature, ...]:
             continue
         _unknown(item, {"name", "type", "min", "max"}, f"{where}.", problems)
         name, kind = item.get("name"), item.get("type")
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str):
             problems.append(Problem(f"{where}.name", "expected a non-empty string"))
+            continue
+        if problem := name_problem(name):
+            problems.append(Problem(f"{where}.name", problem))
             continue
         if name in seen:
             problems.append(Problem(f"{where}.name", f"duplicate feature {name!r}"))
         seen.add(name)
+        named.append((f"{where}.name", name))
         if kind not in ("numeric", "categorical"):
             problems.append(Problem(f"{where}.type", "must be numeric or categorical"))
             continue
@@ -297,6 +305,8 @@ def _features(raw: Any, problems: list[Problem]) -> tuple[Feature, ...]:
                 max=None if hi is None else float(hi),
             )
         )
+    # Any name a CSV can hold works, but two that derive the same model input cannot.
+    problems.extend(collisions(named))
     return tuple(out)
 
 

@@ -54,6 +54,7 @@ class DriftOutcome:
             "model": self.report["model"],
             "version": self.report["version"],
             "headline": self.report["headline"],
+            "rows": self.report["rows"],
             "status": verdict["status"],
             "dataset_drift": verdict["dataset_drift"],
             "drift_share": verdict["drift_share"],
