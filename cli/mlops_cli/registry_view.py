@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +25,16 @@ def print_change(change: AliasChange, as_json: bool) -> None:
 
 # Headline metrics, in order of preference: the first two a version has are shown.
 _HEADLINE_METRICS = ("rmse", "r2", "mae", "mape", "accuracy", "f1_macro", "roc_auc", "log_loss")
+PIPED_WIDTH = 200
 _WIDE = 110  # below this many columns the table drops its trigger column and times
+
+
+def _width() -> int | None:
+    """A terminal's own width; piped, ``COLUMNS`` or wide enough not to wrap (a pipe is read by
+    a program or a file viewer, not a window: rich's default of 80 columns would fold rows)."""
+    if os.environ.get("COLUMNS", "").isdigit() or sys.stdout.isatty():
+        return None  # rich reads COLUMNS, then the terminal
+    return PIPED_WIDTH
 
 
 def print_status(
@@ -45,7 +56,7 @@ def print_status(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False, emoji=False)
+    console = Console(highlight=False, emoji=False, width=_width())
     wide = console.width >= _WIDE
     separator = " " if wide else "\n"  # between the parts of a cell
     console.print(f"Model {model} ({description})")

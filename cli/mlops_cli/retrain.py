@@ -112,6 +112,44 @@ def follow(target: Target, started: Started, timeout: float) -> Iterator[dict[st
     )
 
 
+def recent(target: Target, limit: int = 5, days: float = 7.0) -> list[dict[str, Any]]:
+    """The last ``limit`` finished retrains of the past ``days`` (decision, rejection or skip),
+    oldest first, each with its ``uri``: what every requested retrain came to."""
+    store = target.store()
+    s3 = client("s3")
+    after = REPORTS + f"{datetime.now(UTC) - timedelta(days=days):%Y%m%dT%H%M%SZ}"
+    keys: list[str] = []
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=store.bucket, Prefix=REPORTS, StartAfter=after
+        ):
+            # An accepted data report is never the end of a retrain: not worth a read.
+            listed = (o["Key"] for o in page.get("Contents", []))
+            keys += [key for key in listed if "-data-accepted-" not in key]
+            keys = keys[-4 * limit :]  # the newest few; report keys sort by time
+    except Exception as exc:
+        raise StorageError(f"cannot list {store.uri(REPORTS)}: {exc}") from exc
+    docs: list[dict[str, Any]] = []
+    for key in reversed(keys):
+        doc = store.get_json(key)
+        if final(doc):
+            docs.append(doc | {"uri": store.uri(key)})
+            if len(docs) == limit:
+                break
+    return docs[::-1]
+
+
+def trigger_of(doc: dict[str, Any]) -> str:
+    """What started a retrain, in a few words: an upload's key or a request's reason."""
+    trigger = _trigger(doc)
+    if trigger.get("kind") == "s3_upload":
+        return f"upload of {trigger.get('key')}"
+    if trigger.get("kind") == "cli":
+        return f"mlops train on {trigger.get('uri')}"
+    who = trigger.get("requested_by") or "the drift evaluator"
+    return f"request by {who}: {trigger.get('reason') or 'no reason given'}"
+
+
 def final(doc: dict[str, Any]) -> bool:
     """A decision, a rejected trigger, or rejected new data (window files are not final)."""
     if doc.get("kind") == "training_data":
@@ -126,6 +164,8 @@ def describe(doc: dict[str, Any]) -> str:
         return f"data {doc.get('status')}: {report.get('summary', '')} ({doc['uri']})"
     if kind == "retrain_rejected":
         return f"rejected: {doc.get('reason')} ({doc['uri']})"
+    if kind == "retrain_skipped":
+        return f"skipped: {doc.get('reason')} ({doc['uri']})"
     status, version = doc.get("status"), doc.get("version")
     head = {
         "production": f"v{version} promoted to production",
@@ -137,7 +177,9 @@ def describe(doc: dict[str, Any]) -> str:
 
 
 def outcome(doc: dict[str, Any]) -> str:
-    """promoted | candidate | held | rejected, for ``--json`` and the exit code."""
+    """promoted | candidate | held | rejected | skipped, for ``--json`` and the exit code."""
+    if doc.get("kind") == "retrain_skipped":
+        return "skipped"
     if doc.get("kind") == "retrain_decision":
         return {"production": "promoted"}.get(str(doc.get("status")), str(doc.get("status")))
     return "rejected"

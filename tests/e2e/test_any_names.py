@@ -109,7 +109,8 @@ def test_any_column_names_work_end_to_end(tmp_path: Path) -> None:
         # A canary of v2, judged now by `mlops drift` (report only), shown by `mlops rollout`
         trained = mlops(tmp_path, "train", "--data", str(dataset(tmp_path / "v2.csv", seed=2)),
                         "--no-promote")  # fmt: skip
-        assert trained.returncode == 0, trained.stderr
+        # (registered whatever the gate says: exit 0 as a candidate, 1 as rejected)
+        assert "Registered odd-names v2 " in trained.stdout, trained.stderr
         started = mlops(tmp_path, "promote", "2", "--rollout", "canary:50", "--force", "--reason",
                         "e2e: any names")  # fmt: skip
         assert started.returncode == 0, started.stderr

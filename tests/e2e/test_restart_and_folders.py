@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,23 @@ def test_a_restart_in_the_middle_of_a_canary_keeps_models_registry_and_rollout(
     first = start_local(project, "--config", "bikes.toml", "--data", str(data))
     try:
         assert any(line.startswith("State: .mlops/state (starting empty") for line in first.lines)
+        # The file v1 was trained from is kept where uploads go: its upload is skipped
+        # (nothing new), and status says so
+        for _ in range(120):
+            retrains = status(project)["retrains"]
+            if len(retrains) == 2:
+                break
+            threading.Event().wait(0.5)
+        assert [r["outcome"] for r in retrains] == ["promoted", "skipped"], retrains
+        assert retrains[0]["trigger"].startswith("mlops train on s3://")
+        assert retrains[1]["trigger"] == "upload of training-data/bikes.csv"
         # (commands work from any folder: the running stack's record is the user's, not the
         # folder's; MLOPS_HOME points both folders at one record here, as HOME does for a user)
         home = {"MLOPS_HOME": str(project / ".mlops")}
         trained = mlops(elsewhere, "train", "--data", str(data), "--no-promote", env=home)
-        assert trained.returncode == 0, trained.stderr
+        # (the same data again: registered rejected, which exits 1 as a refused operation)
+        assert trained.returncode == 1, trained.stderr
+        assert "Registered bike-rentals v2 as rejected" in trained.stdout
         canary = mlops(
             elsewhere,
             "promote",

@@ -65,9 +65,13 @@ class Pipeline:
     def config(self, text: str) -> None:
         self.s3.put_object(Bucket=BUCKET, Key=f"config/{MODEL}.toml", Body=text.encode())
 
-    def upload(self, name: str, body: bytes) -> dict[str, Any]:
+    def upload(
+        self, name: str, body: bytes, metadata: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         key = PREFIX + name
-        put = self.s3.put_object(Bucket=TRAINING_BUCKET, Key=key, Body=body)
+        put = self.s3.put_object(
+            Bucket=TRAINING_BUCKET, Key=key, Body=body, Metadata=metadata or {}
+        )
         event = copy.deepcopy(load_event("s3_put.json"))
         record = event["Records"][0]
         record["s3"]["bucket"]["name"] = TRAINING_BUCKET

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import hashlib
 import json
 import threading
 from typing import Any
@@ -17,6 +18,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from mlops.adapters import aws
 from mlops.adapters.registry import Registry
 from mlops.domain import candidate
+from mlops.domain.kept_data import kept_metadata
 from mlops.services import promotion
 from mlops.services.gate import CandidateGate
 from tests.conftest import BUCKET, TABLE, load_event
@@ -565,3 +567,51 @@ def test_the_window_policy_trains_on_recent_files_and_holds_out_the_new_one(
 
 def _gz_lines(rows: list[dict[str, Any]]) -> bytes:
     return gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+# ------------------------------------------------- data kept by `mlops train` (kept_data)
+
+
+def test_the_kept_copy_of_trained_data_is_skipped_with_a_report(pipeline: Pipeline) -> None:
+    # Given v1, and the file it was trained from kept under the training prefix with its marker
+    body = month(0)
+    pipeline.run("m0.csv", body)
+    marker = kept_metadata("1", hashlib.sha256(body).hexdigest())
+    # When the copy's upload notification reaches the retrainer
+    response = pipeline.retrain(pipeline.upload("kept.csv", body, marker))
+    # Then nothing is trained again, and a report says why
+    skipped = only(response)
+    assert skipped["status"] == "skipped"
+    assert "is the data v1 was trained from" in skipped["reasons"][0]
+    report = pipeline.report(skipped["report_uri"])
+    assert (report["kind"], report["version"]) == ("retrain_skipped", "1")
+    assert pipeline.versions() == ["1"]
+
+
+def test_a_marker_on_other_data_does_not_skip_it(pipeline: Pipeline) -> None:
+    # Given a marker copied onto a file it does not describe (aws s3 cp keeps metadata)
+    pipeline.run("m0.csv", month(0))
+    marker = kept_metadata("1", hashlib.sha256(month(0)).hexdigest())
+    response = pipeline.retrain(pipeline.upload("m6.csv", month(6), marker))
+    # Then the new data trains as any upload does
+    assert only(response)["status"] == "staged"
+
+
+def test_a_retrain_request_trains_on_the_kept_copy(pipeline: Pipeline) -> None:
+    # Given only the kept copy of v1's data under the training prefix
+    body = month(0)
+    pipeline.run("m0.csv", body)
+    pipeline.s3.delete_object(Bucket=TRAINING_BUCKET, Key=PREFIX + "m0.csv")
+    pipeline.s3.put_object(
+        Bucket=TRAINING_BUCKET,
+        Key=PREFIX + "kept.csv",
+        Body=body,
+        Metadata=kept_metadata("1", hashlib.sha256(body).hexdigest()),
+    )
+    # When the drift evaluator requests retraining (no data named: the newest upload)
+    event = load_event("retrain_request.json")
+    response = pipeline.retrain(event)
+    # Then it has data: the kept copy trains (a request is never skipped)
+    staged = only(response)
+    assert staged["status"] == "staged", staged
+    assert staged["trigger"]["key"] == PREFIX + "kept.csv"

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from mlops.services.drift import DriftService
     from mlops.services.labels import LabelFolder
     from mlops.services.rollout import RolloutService
+    from mlops_cli import retrain
     from mlops_cli.commands.stack_options import actor
     from mlops_cli.emulator.target import resolve_target
 
@@ -106,8 +107,20 @@ def run(args: argparse.Namespace) -> int:
     with _metrics_off_stdout(), labels.run(), sketches.run():
         outcome = service.evaluate(args.window, act=not args.no_act)
         judged = rollouts.evaluate(act=not args.no_act)
+    last = retrain.recent(target, limit=1)
+    last_retrain = (
+        {"trigger": retrain.trigger_of(last[0]), "outcome": retrain.outcome(last[0])}
+        | {"summary": retrain.describe(last[0])}
+        if last
+        else None
+    )
     if args.json:
-        print(json.dumps(outcome.as_dict() | {"rollout": judged.as_dict() if judged else None}))
+        print(
+            json.dumps(
+                outcome.as_dict()
+                | {"rollout": judged.as_dict() if judged else None, "last_retrain": last_retrain}
+            )
+        )
     else:
         print(
             f"{target.model_name} v{outcome.report['version']}: {outcome.report['headline']} "
@@ -120,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"        {outcome.html_uri}")
         if judged is not None:
             print(describe_verdict(judged.as_dict()))
+        if outcome.report["verdict"]["retrain_requested"]:
+            print("Retraining requested: `mlops status` shows what it comes to")
+        if last_retrain is not None:
+            print(f"Last retrain: {last_retrain['trigger']}\n  -> {last_retrain['summary']}")
     if args.open:
         html = store.get_bytes(outcome.html_uri.removeprefix(f"s3://{store.bucket}/"))
         with tempfile.NamedTemporaryFile("wb", suffix=".html", delete=False) as out:

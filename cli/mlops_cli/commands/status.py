@@ -30,6 +30,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlops_cli import retrain
     from mlops_cli.emulator.target import resolve_target
 
     target = resolve_target(args.stack)
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     default_limit = sys.maxsize if args.json else 10  # --json: the whole history
     limit = default_limit if args.history is None else max(args.history, 0)
     history = registry.history(model, limit=limit)
+    retrains = retrain.recent(target, limit=5)
     if args.json:
         print(
             json.dumps(
@@ -50,6 +52,15 @@ def run(args: argparse.Namespace) -> int:
                     "rollout": rollout.as_dict() if rollout else None,
                     "versions": [v.as_dict() for v in versions],
                     "history": [change.as_dict() for change in history],
+                    "retrains": [
+                        {
+                            "at": doc.get("at"),
+                            "trigger": retrain.trigger_of(doc),
+                            "outcome": retrain.outcome(doc),
+                            "summary": retrain.describe(doc),
+                        }
+                        for doc in retrains
+                    ],
                 },
                 default=str,
             )
@@ -64,4 +75,8 @@ def run(args: argparse.Namespace) -> int:
         limit=args.versions,
         rollout=rollout,
     )
+    if retrains:
+        print("Latest retrains (oldest first):")
+        for doc in retrains:
+            print(f"  {retrain.trigger_of(doc)}\n    -> {retrain.describe(doc)}")
     return 0

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlops.domain.names import PRODUCTION
+from mlops.domain.names import PRODUCTION, REJECTED
 from mlops_cli.commands.stack_options import add_stack_options
 
 
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from mlops.services.stack_config import stack_config
     from mlops_cli.emulator.runner import (
         archive_dataset,
+        keep_training_data,
         publish_config,
         read_data,
         training_service,
@@ -56,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     result = training_service(target).train_and_register(
         config, data, uri, promote=not args.no_promote
     )
+    # Where uploads go: a retrain the drift evaluator requests has this data too.
+    kept = keep_training_data(target, data, args.data.name, result.version)
     if args.json:
         print(
             json.dumps(
@@ -68,10 +71,11 @@ def run(args: argparse.Namespace) -> int:
                     "gate": result.gate,
                     "parity": result.parity.as_dict(),
                     "report_uri": result.report_uri,
+                    "training_data": kept,
                 }
             )
         )
-        return 0
+        return 1 if result.status == REJECTED else 0
     outcome = {
         PRODUCTION: "and promoted it to production",
         "candidate": "as a candidate (not promoted)",
@@ -82,4 +86,5 @@ def run(args: argparse.Namespace) -> int:
     print("Holdout metrics: " + ", ".join(f"{k}={v:,.4g}" for k, v in result.metrics.items()))
     print(f"Parity: passed ({result.parity.summary()})")
     print(f"Report: {result.report_uri}")
-    return 0
+    print(f"Training data kept in {kept} (a requested retrain trains on it)")
+    return 1 if result.status == REJECTED else 0

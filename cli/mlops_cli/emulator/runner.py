@@ -11,13 +11,17 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from mlops import __version__
+from mlops.adapters.aws import client
 from mlops.adapters.model_store import ModelStore
 from mlops.domain.config import ModelConfig
 from mlops.domain.config_document import load_config
-from mlops.domain.keys import dataset_key
+from mlops.domain.kept_data import kept_metadata
+from mlops.domain.keys import bounded_key, dataset_key
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
-from mlops.errors import ConfigError
+from mlops.errors import ConfigError, StorageError
 from mlops.services.stack_config import DEFAULT_CONFIG, config_key
 from mlops.services.training import TrainingResult, TrainingService
 from mlops_cli.emulator.api import LocalApi
@@ -64,6 +68,20 @@ def archive_dataset(store: ModelStore, data: bytes, filename: str) -> str:
     return store.uri(key)
 
 
+def keep_training_data(target: Target, data: bytes, filename: str, version: str) -> str:
+    """Keep the data v``version`` was trained from under the training prefix, where uploads go,
+    so a retrain the drift evaluator requests has data (``domain.kept_data``: the upload
+    notification this write fires is skipped by the retrainer, reported)."""
+    bucket = target.output("TrainingDataBucketName")
+    key = bounded_key(target.output("TrainingDataPrefix"), Path(filename).name)
+    metadata = kept_metadata(version, hashlib.sha256(data).hexdigest())
+    try:
+        client("s3").put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata)
+    except (ClientError, BotoCoreError) as exc:
+        raise StorageError(f"cannot keep the training data in s3://{bucket}/{key}: {exc}") from exc
+    return f"s3://{bucket}/{key}"
+
+
 def publish_config(target: Target, config_path: Path | None) -> str:
     """Keep the config the stack serves where the retrainer reads it (``config/<model>.toml``
     in the artifacts bucket): an upload retrains the model the stack was started with."""
@@ -93,7 +111,9 @@ def ensure_model(
         data = csv_bytes(generate(BOOTSTRAP_ROWS, conditions_for_month(0), seed=BOOTSTRAP_SEED))
         name = "houses-month-00.csv"
     uri = archive_dataset(target.store(), data, name)
-    return training_service(target).train_and_register(config, data, uri, promote=True)
+    result = training_service(target).train_and_register(config, data, uri, promote=True)
+    keep_training_data(target, data, name, result.version)
+    return result
 
 
 def read_data(path: Path) -> bytes:

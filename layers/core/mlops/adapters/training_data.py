@@ -24,7 +24,7 @@ import json
 import random
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +57,8 @@ class DataObject:
     etag: str  # without the quotes S3 puts around it
     size: int
     last_modified: str  # ISO 8601, UTC
+    # The object's user metadata (a HEAD has it; a listing does not: empty there).
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def uri(self) -> str:
@@ -121,6 +123,7 @@ class TrainingDataStore:
             etag=_unquote(response["ETag"]),
             size=int(response["ContentLength"]),
             last_modified=_iso(response["LastModified"]),
+            metadata=dict(response.get("Metadata") or {}),
         )
 
     def read(self, obj: DataObject, max_bytes: int) -> bytes:

@@ -26,6 +26,7 @@ from mlops.domain import strict_json
 from mlops.domain.candidate import LabeledRows
 from mlops.domain.config import ModelConfig
 from mlops.domain.dataset import Dataset, inspect_csv
+from mlops.domain.kept_data import trained_version
 from mlops.domain.keys import bounded_key, dataset_key
 from mlops.domain.triggers import Trigger
 from mlops.errors import ConfigError, DataValidationError, MlopsError, NotFoundError
@@ -48,7 +49,7 @@ class RejectionError(MlopsError):
 
 @dataclass(frozen=True)
 class RetrainOutcome:
-    status: str  # "staged" | "rejected"
+    status: str  # "staged" | "rejected" | "skipped"
     trigger: dict[str, Any]
     reasons: tuple[str, ...] = ()
     candidate: dict[str, Any] | None = None
@@ -97,6 +98,10 @@ class RetrainService:
             )
         except RejectionError as exc:
             return self._rejected(trigger, exc)
+        if trigger.kind == "s3_upload" and (
+            version := trained_version(new_object.metadata, new_data.sha256)
+        ):
+            return self._skipped(trigger, new_object, version)
         self.archive(new_object, new_data, body)
         sources = [_source(new_object, new_data, "new", data_report_uri)]
         extras: list[Dataset] = []
@@ -305,6 +310,28 @@ class RetrainService:
                 )
             )
         return reference
+
+    def _skipped(self, trigger: Trigger, obj: DataObject, version: str) -> RetrainOutcome:
+        """The upload of a file kept where v``version`` was trained from: nothing new to learn
+        (a retrain request still trains on it; a new upload under any name trains)."""
+        metrics.add_metric(name="RetrainSkipped", unit=MetricUnit.Count, value=1)
+        reason = (
+            f"{obj.uri} is the data v{version} was trained from, kept under the training "
+            "prefix for retraining: nothing new to train"
+        )
+        now = self._clock()
+        tag = _digest(trigger.idempotency_key)
+        key = f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-skipped-{tag}.json"
+        report = {
+            "kind": "retrain_skipped",
+            "reason": reason,
+            "version": version,
+            "at": now.isoformat(timespec="seconds"),
+            "trigger": trigger.as_dict(),
+        }
+        self._store.put_bytes(key, strict_json.dumps(report).encode())
+        logger.info("retrain skipped", reason=reason, trigger=trigger.as_dict())
+        return RetrainOutcome("skipped", trigger.as_dict(), (reason,), None, self._store.uri(key))
 
     def _rejected(self, trigger: Trigger, exc: RejectionError) -> RetrainOutcome:
         metrics.add_metric(name="TrainingDataRejected", unit=MetricUnit.Count, value=1)
