@@ -284,7 +284,7 @@ def test_status_json_has_versions_lineage_aliases_and_history(
 
 def test_a_rejected_version_needs_force_and_a_reason(aws_env: dict[str, str], stack: Stack) -> None:
     refused = mlops(aws_env, "promote", "3", "--stack", stack.name)
-    assert refused.returncode == 2
+    assert refused.returncode == 1  # refused, not bad usage
     assert refused.stderr.startswith("error: version 3 of house-prices was rejected (rmse 15.3%")
     no_reason = mlops(aws_env, "promote", "3", "--force", "--stack", stack.name)
     assert no_reason.returncode == 2
@@ -297,11 +297,11 @@ def test_a_rejected_version_needs_force_and_a_reason(aws_env: dict[str, str], st
     assert status_json(aws_env, stack)["aliases"] == {"production": "3"}
 
 
-def test_rollback_with_nothing_to_roll_back_to_is_an_error_line_and_exit_2(
+def test_rollback_with_nothing_to_roll_back_to_is_an_error_line_and_exit_1(
     aws_env: dict[str, str], stack: Stack
 ) -> None:
     result = mlops(aws_env, "rollback", "--stack", stack.name)
-    assert result.returncode == 2
+    assert result.returncode == 1  # refused, not bad usage
     assert result.stderr.startswith("error: nothing to roll back to")
     assert "Traceback" not in result.stderr
     assert status_json(aws_env, stack)["aliases"] == {"production": "1"}
@@ -335,11 +335,11 @@ def test_on_the_local_stack_the_actor_is_the_login(
     assert stack.registry.history("house-prices", limit=1)[0].actor == who
 
 
-def test_promoting_an_unregistered_version_is_an_error_line_and_exit_2(
+def test_promoting_an_unregistered_version_is_an_error_line_and_exit_1(
     aws_env: dict[str, str], stack: Stack
 ) -> None:
     result = mlops(aws_env, "promote", "9", "--stack", stack.name)
-    assert result.returncode == 2
+    assert result.returncode == 1  # refused, not bad usage
     assert result.stderr.startswith("error: version 9 of house-prices is not registered")
     assert status_json(aws_env, stack)["aliases"] == {"production": "1"}
 
@@ -378,12 +378,12 @@ def test_a_held_version_may_only_shadow_unless_forced_with_a_reason(
     hold(stack, "2")
     # Then a canary and a direct promotion are refused, saying why, and change nothing
     canary = mlops(aws_env, "promote", "2", "--rollout", "canary:30", "--stack", stack.name)
-    assert canary.returncode == 2
+    assert canary.returncode == 1  # refused, not bad usage
     assert canary.stderr.startswith(
         f"error: v2 of house-prices cannot be rolled out: it is held ({LABELS_DISAGREE})"
     ), canary.stderr
     direct = mlops(aws_env, "promote", "2", "--stack", stack.name)
-    assert direct.returncode == 2
+    assert direct.returncode == 1  # refused, not bad usage
     assert direct.stderr.startswith(f"error: version 2 of house-prices is held ({LABELS_DISAGREE})")
     assert status_json(aws_env, stack)["rollout"] is None
     # A shadow is allowed
@@ -431,7 +431,7 @@ def test_a_rejected_version_rolls_out_only_with_force_and_a_reason(
     aws_env: dict[str, str], stack: Stack, rollout: str
 ) -> None:
     refused = mlops(aws_env, "promote", "3", "--rollout", rollout, "--stack", stack.name)
-    assert refused.returncode == 2
+    assert refused.returncode == 1  # refused, not bad usage
     assert refused.stderr.startswith(
         "error: v3 of house-prices cannot be rolled out: it was rejected (rmse 15.3% worse"
     ), refused.stderr

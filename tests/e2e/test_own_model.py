@@ -135,6 +135,9 @@ def test_a_classifier_of_your_own_answers_503_until_mlops_train(tmp_path: Path) 
         )
         assert trained.returncode == 0, trained.stderr
         assert "Registered churn v1 and promoted it" in trained.stdout
+        # (quietly: no metric or log JSON on the console without --verbose)
+        printed = (trained.stdout + trained.stderr).splitlines()
+        assert not [line for line in printed if line.lstrip().startswith("{")], printed
         # Then predictions are served (within the local 2 s alias refresh), labels as trained
         status, body = call(f"{url}/predict", {"instances": [{"tenure_months": 2, "plan": "pro"}]})
         for _ in range(40):

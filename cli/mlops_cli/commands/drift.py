@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from mlops_cli.commands.stack_options import add_stack_options
@@ -46,18 +44,6 @@ def _hours_arg(text: str) -> float:
     if not 1 <= hours <= 2160:
         raise argparse.ArgumentTypeError("the window is from 1 hour to 90 days")
     return hours
-
-
-@contextlib.contextmanager
-def _metrics_off_stdout() -> Iterator[None]:
-    """Send what the services print while this runs (Powertools' EMF metric lines) to stderr
-    with ``MLOPS_LOG_LEVEL=DEBUG``, else nowhere: stdout stays the command's own output."""
-    if os.environ.get("MLOPS_LOG_LEVEL", "").upper() == "DEBUG":
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-        return
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        yield
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
         actor=actor(args.stack),
     )
     # The services publish CloudWatch metrics as EMF lines on stdout (Lambda's log is where
-    # CloudWatch reads them); here they would only bury the verdict, or break --json.
-    with _metrics_off_stdout(), labels.run(), sketches.run():
+    # CloudWatch reads them; the CLI turns them off unless --verbose): never on our stdout.
+    with contextlib.redirect_stdout(sys.stderr), labels.run(), sketches.run():
         outcome = service.evaluate(args.window, act=not args.no_act)
         judged = rollouts.evaluate(act=not args.no_act)
     last = retrain.recent(target, limit=1)
