@@ -3,6 +3,7 @@ digit), from config to served predictions, feedback, a drift report and a judged
 
 from __future__ import annotations
 
+import csv
 import json
 import threading
 from pathlib import Path
@@ -76,6 +77,20 @@ def read_json(lines: list[str], uri: str) -> dict[str, Any]:
     return dict(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
 
+def wait_for_rows(cwd: Path, rows: int) -> dict[str, Any]:
+    """``mlops drift --no-act --json`` once it counts ``rows`` served rows (captures reach S3
+    through the log subscription in a few seconds)."""
+    drift: dict[str, Any] = {}
+    for _ in range(60):
+        result = mlops(cwd, "drift", "--no-act", "--json")
+        assert result.returncode == 0, result.stderr
+        drift = json.loads(result.stdout)
+        if drift["rows"] >= rows:
+            return drift
+        threading.Event().wait(1)
+    raise AssertionError(f"drift counted {drift.get('rows')} rows, expected {rows}")
+
+
 def instance(radius: float = 10.0) -> dict[str, object]:
     return {NUMERIC[0]: radius, NUMERIC[1]: 2.0, NUMERIC[2]: 80.0, CATEGORICAL: "sud"}
 
@@ -105,6 +120,18 @@ def test_any_column_names_work_end_to_end(tmp_path: Path) -> None:
         labels = [{"prediction_id": i, "actual": 150.0} for i in ids]
         status, accepted = call(f"{running.url}/feedback", {"feedback": labels})
         assert (status, accepted) == (202, {"accepted": len(ids)})
+
+        # Offline scoring keeps the names and is never captured: drift sees the 61 requests only
+        served = wait_for_rows(tmp_path, 61)
+        predicted = mlops(tmp_path, "predict", "--data", str(data), "--out", "scored.csv")
+        assert predicted.returncode == 0, predicted.stderr
+        assert "Scored 400 rows of" in predicted.stderr
+        with (tmp_path / "scored.csv").open(newline="") as fh:
+            scored = list(csv.DictReader(fh))
+        assert len(scored) == 400
+        assert {row["model_version"] for row in scored} == {"1"}
+        assert all(float(row["prediction"]) > 0 for row in scored)
+        assert wait_for_rows(tmp_path, 61)["rows"] == served["rows"] == 61
 
         # A canary of v2, judged now by `mlops drift` (report only), shown by `mlops rollout`
         trained = mlops(tmp_path, "train", "--data", str(dataset(tmp_path / "v2.csv", seed=2)),
