@@ -47,7 +47,7 @@ from mlops.errors import (
     StorageError,
 )
 from mlops.observability import MetricUnit, logger, metrics
-from mlops.services.inference import LoadedModel, load_version
+from mlops.services.model_loading import LoadedModel, load_version
 from mlops.services.rollout import RolloutService
 from mlops.settings import gate_settings
 
