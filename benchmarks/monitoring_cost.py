@@ -73,7 +73,7 @@ def write_day(stack: Any, rows: int, labels: int, end: datetime) -> tuple[int, l
     from mlops.domain import capture
     from mlops.domain.ids import uuid7s
     from mlops.domain.synthetic import conditions_for_month, generate
-    from mlops.services.inference import load_version
+    from mlops.services.model_loading import load_version
     from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
     from mlops_cli.emulator.sources.logs import log_event_id
     from mlops_cli.emulator.target import Target

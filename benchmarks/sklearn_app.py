@@ -25,7 +25,9 @@ from mlops.adapters.registry import Registry
 from mlops.domain.manifest import Manifest
 from mlops.domain.schema import Signature
 from mlops.domain.scoring import Scores
-from mlops.services.inference import InferenceService, LoadedModel, ModelProvider
+from mlops.services.inference import InferenceService
+from mlops.services.model_loading import LoadedModel
+from mlops.services.model_provider import ModelProvider
 from mlops.settings import inference_settings
 
 APP = Path(__file__).resolve().parent.parent / "functions" / "inference" / "app.py"

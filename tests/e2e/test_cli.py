@@ -30,7 +30,7 @@ from mlops.adapters.registry import Registry, VersionRecord
 from mlops.domain import capture
 from mlops.domain.config import ModelConfig
 from mlops.domain.synthetic import conditions_for_month, generate
-from mlops.services.inference import load_version
+from mlops.services.model_loading import load_version
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
 from mlops.services.training import TrainingService
 from mlops_cli.emulator.stack import free_port

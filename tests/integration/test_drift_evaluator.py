@@ -29,7 +29,7 @@ from mlops.domain.config import ModelConfig
 from mlops.domain.ids import uuid7s
 from mlops.domain.serving import SAMPLE_SIZE
 from mlops.domain.synthetic import MarketConditions, conditions_for_month, csv_bytes, generate
-from mlops.services.inference import load_version
+from mlops.services.model_loading import load_version
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
 from mlops.services.training import TrainingService
 from mlops_cli.emulator.stack import LambdaContext

@@ -25,7 +25,7 @@ from mlops.domain.config import ModelConfig, PromotionConfig
 from mlops.domain.config_document import parse_config
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import InvalidInputError, ModelUnavailableError
-from mlops.services.inference import ModelProvider
+from mlops.services.model_provider import ModelProvider
 from mlops.services.training import TrainingResult, TrainingService
 from mlops.settings import InferenceSettings
 from mlops_cli.emulator.stack import LambdaContext
@@ -426,7 +426,7 @@ def test_a_promotion_to_a_broken_version_is_visible_while_the_old_one_serves(
 def test_the_alarm_watches_the_metric_the_service_emits(name: str) -> None:
     template = load_template(ROOT / "template.yaml")
     alarm = template["Resources"][name]["Properties"]
-    source = (ROOT / "layers/core/mlops/services/inference.py").read_text()
+    source = (ROOT / "layers/core/mlops/services/model_provider.py").read_text()
     assert f'name="{alarm["MetricName"]}"' in source
     assert (
         alarm["Namespace"]

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 when every row was scored, 1 when some were not (each says why in ``problem``)."""
     from mlops.domain.names import PRODUCTION
     from mlops.errors import ConfigError, ModelUnavailableError
-    from mlops.services.inference import load_version
+    from mlops.services.model_loading import load_version
     from mlops_cli.emulator.target import resolve_target
 
     target = resolve_target(args.stack)

@@ -223,7 +223,7 @@ class Demo:
         return self.options.seed * 10_000 + offset + month
 
     def _run(self, running: RunningStack) -> dict[str, Any]:
-        from mlops.services.inference import load_version
+        from mlops.services.model_loading import load_version
 
         target = running.target
         model = target.model_name

@@ -7,7 +7,8 @@ import functools
 from mlops.adapters.aws import client
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
-from mlops.services.inference import InferenceService, ModelProvider
+from mlops.services.inference import InferenceService
+from mlops.services.model_provider import ModelProvider
 from mlops.settings import inference_settings
 
 

@@ -15,7 +15,7 @@ from botocore.config import Config
 # 3 s read) + backoff ≈ 9 s, inside the functions' 10 s timeout (botocore's defaults, 60 s
 # reads and 3 attempts, held a request for 20 s). A read timeout bounds each socket read, not
 # a whole download, so large model files still arrive. The serving path keeps the loaded
-# model when S3 or DynamoDB fails, and re-checks off the request path (services/inference).
+# model when S3 or DynamoDB fails, and re-checks off the request path (services/model_provider).
 CLIENT_CONFIG = Config(
     connect_timeout=1,
     read_timeout=3,

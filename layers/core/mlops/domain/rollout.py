@@ -36,58 +36,36 @@ breach or a promotion needs the whole interval on one side of the tolerance. Mea
 identical models (canary, 100-200 labels per variant, no tolerance at all): 2-4 % of windows
 roll back, the one-sided 2.5 % the 95 % interval implies.
 
+The measurements are ``domain.rollout_statistics``'s, the checks and the decision
+``domain.rollout_policy``'s; this module puts them together into the verdict.
+
 numpy only and pure: it runs in the evaluator Lambda, without scipy or scikit-learn.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from mlops.domain import serving
-from mlops.domain.comparison import Comparison, Sample, compare
+from mlops.domain import rollout_statistics as stats
+from mlops.domain.comparison import Comparison, compare
 from mlops.domain.comparison import finite_or_none as _finite
-from mlops.domain.config import RolloutConfig
-from mlops.domain.drift_statistics import psi
-from mlops.domain.quality import show_metric
-from mlops.domain.serving import Serving, is_number, usable_prediction
-
-FloatArray = npt.NDArray[np.float64]
-
-METRICS = {
-    "regression": frozenset({"rmse", "mae", "r2", "mape"}),
-    "classification": frozenset({"accuracy", "f1_macro", "log_loss", "roc_auc"}),
-}
-PSI_BINS = 10  # prediction PSI: on production's deciles
-MIN_PSI_ROWS = 100  # per variant; fewer and the PSI is noise (9 bins x (1/n + 1/m))
-DISAGREEMENT_RTOL = 0.01  # regression: |c - p| > 1% of max(|p|, median |p|)
-_FLOAT = frozenset({float})
-
-
-@dataclass(frozen=True)
-class Check:
-    """One rule: ``status`` is "pass", "breach", "pending" (not enough evidence yet) or
-    "off" (not configured, or not measurable in this mode)."""
-
-    name: str
-    status: str
-    value: float | None
-    threshold: float | None
-    detail: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "value": _finite(self.value),
-            "threshold": _finite(self.threshold),
-            "detail": self.detail,
-        }
+from mlops.domain.config import METRICS, RolloutConfig
+from mlops.domain.rollout_policy import (
+    Check,
+    bake_check,
+    decide,
+    disagreement_check,
+    error_check,
+    latency_check,
+    psi_check,
+    quality_check,
+    requests_check,
+)
+from mlops.domain.serving import Serving
 
 
 @dataclass(frozen=True)
@@ -182,8 +160,8 @@ def judge_rollout(
         classes=classes,
         metric=metric,
         greater_is_better=greater_is_better,
-        production=_digest(production_rows, task),
-        candidate=_digest(candidate_rows, task),
+        production=stats.digest(production_rows, task),
+        candidate=stats.digest(candidate_rows, task),
         candidate_version=None,
         labeled_production=production_rows,
         labeled_candidate=candidate_rows,
@@ -224,8 +202,8 @@ def judge(
     if metric not in METRICS[task]:
         raise ValueError(f"{metric!r} is not a {task} metric")
     rng = np.random.default_rng(seed)
-    labels = _latest_labels(feedback_rows)
-    scores = _score_reader(metric, [str(c) for c in classes])
+    labels = stats.latest_labels(feedback_rows)
+    scores = stats.score_reader(metric, [str(c) for c in classes])
     paired = mode == "shadow"
     failed = (
         sum(production.failed.values())
@@ -233,13 +211,15 @@ def judge(
         else production.failed_for(candidate_version)
     )
     prod, cand = (
-        _Traffic(
+        stats.Traffic(
             rows=digest.rows,
             predictions=digest.predictions,
             failed=count,
             answers=dict(digest.answers),
             latency=np.fromiter((ms for _, ms in digest.latencies), dtype=np.float64),
-            sample=_labeled_sample(rows, labels, task=task, scores=scores, delay_ms=label_delay_ms),
+            sample=stats.labeled_sample(
+                rows, labels, task=task, scores=scores, delay_ms=label_delay_ms
+            ),
         )
         for digest, rows, count in (
             (production, labeled_production, failed),
@@ -251,7 +231,7 @@ def judge(
     attempts = cand.rows + prod.failed
     errors = prod.failed + (cand.rows - cand.predictions)
     quality = compare(
-        *(_pair(prod.sample, cand.sample) if paired else (prod.sample, cand.sample)),
+        *(stats.pair(prod.sample, cand.sample) if paired else (prod.sample, cand.sample)),
         task=task,
         classes=classes,
         metric=metric,
@@ -261,19 +241,19 @@ def judge(
         tolerance=config.max_quality_degradation,
         rng=rng,
     )
-    disagreement, pairs = _disagreement(task, prod, cand) if paired else (None, 0)
-    prediction_psi = _prediction_psi(task, prod, cand)
+    disagreement, pairs = stats.disagreement(task, prod, cand) if paired else (None, 0)
+    prediction_psi = stats.prediction_psi(task, prod, cand)
 
     checks = (
-        _bake_check(elapsed_seconds, config),
-        _requests_check(cand.rows, config),
-        _error_check(prod.failed, cand.rows - cand.predictions, attempts, config),
-        _latency_check(prod.latency, cand.latency, cand.rows, config),
-        _quality_check(quality, config),
-        _disagreement_check(mode, disagreement, pairs, config),
-        _psi_check(task, prediction_psi, cand.rows, config),
+        bake_check(elapsed_seconds, config),
+        requests_check(cand.rows, config),
+        error_check(prod.failed, cand.rows - cand.predictions, attempts, config),
+        latency_check(prod.latency, cand.latency, cand.rows, config),
+        quality_check(quality, config),
+        disagreement_check(mode, disagreement, pairs, config),
+        psi_check(task, prediction_psi, cand.rows, config),
     )
-    decision, reasons = _decide(checks, elapsed_seconds, config)
+    decision, reasons = decide(checks, elapsed_seconds, config)
     if decision == "promote" and cand.rows < config.min_requests:
         # on_inconclusive = promote after max_bake_hours: never for a candidate that barely
         # served (one that fails to load in every container has no rows at all).
@@ -293,8 +273,8 @@ def judge(
             attempts=None,
             errors=None,
             error_rate=None,
-            latency_p50_ms=_percentile(prod.latency, 50),
-            latency_p95_ms=_percentile(prod.latency, 95),
+            latency_p50_ms=stats.percentile(prod.latency, 50),
+            latency_p95_ms=stats.percentile(prod.latency, 95),
             labels=len(prod.sample.ids),
             metric_value=quality.production,
         ),
@@ -304,8 +284,8 @@ def judge(
             attempts=attempts,
             errors=errors,
             error_rate=errors / attempts if attempts else None,
-            latency_p50_ms=_percentile(cand.latency, 50),
-            latency_p95_ms=_percentile(cand.latency, 95),
+            latency_p50_ms=stats.percentile(cand.latency, 50),
+            latency_p95_ms=stats.percentile(cand.latency, 95),
             labels=len(cand.sample.ids),
             metric_value=quality.candidate,
         ),
@@ -314,378 +294,3 @@ def judge(
         prediction_psi=prediction_psi,
         elapsed_seconds=float(elapsed_seconds),
     )
-
-
-# --- the decision -----------------------------------------------------------------------------
-
-
-def _decide(
-    checks: tuple[Check, ...], elapsed: float, config: RolloutConfig
-) -> tuple[str, list[str]]:
-    """Roll back on any breach; promote when nothing needed is missing; after
-    ``max_bake_hours``, ``on_inconclusive``; else wait, saying for what."""
-    by_name = {c.name: c for c in checks}
-    breaches = [c.detail for c in checks if c.status == "breach"]
-    if breaches:
-        return "rollback", breaches
-    missing = [by_name[n].detail for n in ("bake", "requests") if by_name[n].status != "pass"]
-    quality_check = by_name["quality"]
-    if config.require_labels and quality_check.status != "pass":
-        missing.append(quality_check.detail)
-    if not missing:
-        reasons = [
-            f"no breach after {_duration(elapsed)} and {by_name['requests'].detail}",
-            quality_check.detail
-            if config.require_labels
-            else f"live quality not required (require_labels = false): {quality_check.detail}",
-        ]
-        reasons += [by_name[n].detail for n in ("error_rate", "latency_p95")]
-        return "promote", reasons
-    if elapsed >= config.max_bake_hours * 3600:
-        return config.on_inconclusive, [
-            f"inconclusive after {_duration(elapsed)} (max_bake_hours {config.max_bake_hours:g}): "
-            + "; ".join(missing),
-            f"on_inconclusive = {config.on_inconclusive}",
-        ]
-    return "wait", [f"waiting: {m}" for m in missing]
-
-
-def _bake_check(elapsed: float, config: RolloutConfig) -> Check:
-    needed = config.min_bake_minutes * 60
-    done = elapsed >= needed
-    return Check(
-        "bake",
-        "pass" if done else "pending",
-        float(elapsed),
-        needed,
-        f"baked {_duration(elapsed)} of the {_duration(needed)} required",
-    )
-
-
-def _requests_check(rows: int, config: RolloutConfig) -> Check:
-    done = rows >= config.min_requests
-    return Check(
-        "requests",
-        "pass" if done else "pending",
-        float(rows),
-        float(config.min_requests),
-        f"{rows:,} candidate requests ({config.min_requests:,} needed)",
-    )
-
-
-def _error_check(failed: int, unusable: int, attempts: int, config: RolloutConfig) -> Check:
-    """Errors: requests the candidate failed (production answered) and candidate rows
-    without a usable prediction."""
-    limit = config.max_error_rate
-    errors = failed + unusable
-    rate = errors / attempts if attempts else None
-    shown = f"candidate error rate {_share(rate)} ({errors:,} of {attempts:,} attempts"
-    shown += f": {failed:,} failed, {unusable:,} without a prediction)" if unusable else ")"
-    # Comparing quotients, not products: 2/200 is exactly the double nearest 0.01.
-    enough = (
-        attempts >= config.min_requests
-        or config.min_requests <= 0
-        or errors / config.min_requests > limit
-    )
-    if rate is not None and rate > limit and enough:
-        status, detail = "breach", f"{shown} is above the {_share(limit)} allowed"
-    elif attempts < config.min_requests:
-        status, detail = "pending", f"{shown}; judged from {config.min_requests:,} attempts"
-    else:
-        status, detail = "pass", f"{shown}, within the {_share(limit)} allowed"
-    return Check("error_rate", status, rate, limit, detail)
-
-
-def _latency_check(
-    production: FloatArray, candidate: FloatArray, candidate_rows: int, config: RolloutConfig
-) -> Check:
-    prod_p95, cand_p95 = _percentile(production, 95), _percentile(candidate, 95)
-    if prod_p95 is None or cand_p95 is None:
-        return Check("latency_p95", "pending", cand_p95, None, "no latency measured yet")
-    # A NaN setting must not disable the check (NaN compares false): its term is dropped.
-    terms = [config.max_latency_ratio * prod_p95, prod_p95 + config.latency_slack_ms]
-    bound = max([t for t in terms if math.isfinite(t)], default=prod_p95)
-    shown = f"candidate p95 latency {cand_p95:,.4g} ms vs production {prod_p95:,.4g} ms"
-    if candidate_rows < config.min_requests:
-        status, detail = "pending", f"{shown}; judged from {config.min_requests:,} requests"
-    elif cand_p95 > bound:
-        status, detail = "breach", f"{shown} is above the {bound:,.4g} ms allowed"
-    else:
-        status, detail = "pass", f"{shown}, within the {bound:,.4g} ms allowed"
-    return Check("latency_p95", status, cand_p95, bound, detail)
-
-
-def _quality_check(quality: Comparison, config: RolloutConfig) -> Check:
-    metric, tolerance = quality.metric, quality.tolerance
-    n_prod, n_cand = quality.production_labels, quality.candidate_labels
-    counted = (
-        f"{n_cand:,} paired labels"
-        if quality.paired
-        else f"{n_prod:,} + {n_cand:,} labels (production + candidate)"
-    )
-    point, low, high = quality.degradation
-    if min(n_prod, n_cand) < config.min_labels:
-        return Check(
-            "quality",
-            "pending",
-            point,
-            tolerance,
-            f"live {metric}: {counted}, {config.min_labels:,} needed per variant",
-        )
-    if (
-        quality.production is None
-        or quality.candidate is None
-        or point is None
-        or low is None
-        or high is None
-    ):
-        return Check("quality", "pending", None, tolerance, f"live {metric} not measurable yet")
-    change = quality.relative_change or 0.0
-    if change == 0:
-        direction = "no change"
-    else:
-        better = (change < 0) != quality.greater_is_better
-        direction = f"{abs(change):.1%} {'better' if better else 'worse'}"
-    shown = (
-        f"live {metric} {show_metric(metric, quality.candidate)} vs production "
-        f"{show_metric(metric, quality.production)}: "
-        f"{direction} "
-        f"({quality.confidence:.0%} interval {quality.ci_low:+.1%} to {quality.ci_high:+.1%}, "
-        f"{counted})"
-    )
-    if low > tolerance:
-        return Check(
-            "quality",
-            "breach",
-            point,
-            tolerance,
-            f"{shown}: worse than the {tolerance:.1%} tolerance across the whole interval",
-        )
-    if high <= tolerance:
-        return Check(
-            "quality", "pass", point, tolerance, f"{shown}: within the {tolerance:.1%} tolerance"
-        )
-    return Check(
-        "quality",
-        "pending",
-        point,
-        tolerance,
-        f"{shown}: not yet shown within the {tolerance:.1%} tolerance",
-    )
-
-
-def _disagreement_check(mode: str, value: float | None, pairs: int, config: RolloutConfig) -> Check:
-    limit = config.max_disagreement
-    if mode != "shadow":
-        return Check("disagreement", "off", None, limit, "canary: no paired predictions")
-    shown = f"disagreement {_share(value)} of {pairs:,} paired predictions"
-    if limit is None:
-        return Check("disagreement", "off", value, None, f"{shown} (no bar set)")
-    if value is None or pairs < config.min_requests:
-        return Check(
-            "disagreement",
-            "pending",
-            value,
-            limit,
-            f"{shown}; judged from {config.min_requests:,} pairs",
-        )
-    if value > limit:
-        return Check("disagreement", "breach", value, limit, f"{shown} is above {_share(limit)}")
-    return Check("disagreement", "pass", value, limit, f"{shown}, within {_share(limit)}")
-
-
-def _psi_check(task: str, value: float | None, rows: int, config: RolloutConfig) -> Check:
-    limit = config.max_prediction_psi
-    if task != "regression":
-        return Check("prediction_psi", "off", None, limit, "predictions are not numeric")
-    shown = "prediction PSI " + ("n/a" if value is None else f"{value:.3f}")
-    if limit is None:
-        return Check("prediction_psi", "off", value, None, f"{shown} (no bar set)")
-    if value is None or rows < config.min_requests:
-        return Check(
-            "prediction_psi",
-            "pending",
-            value,
-            limit,
-            f"{shown}; judged from {max(config.min_requests, MIN_PSI_ROWS):,} rows per variant",
-        )
-    if value > limit:
-        return Check("prediction_psi", "breach", value, limit, f"{shown} is above {limit:g}")
-    return Check("prediction_psi", "pass", value, limit, f"{shown}, within {limit:g}")
-
-
-# --- traffic --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Traffic:
-    """One variant's capture rows, read in one pass."""
-
-    rows: int
-    predictions: int  # rows with a usable prediction
-    failed: int  # production rows whose candidate failed
-    answers: dict[int, Any]  # usable predictions by prediction id hash (a bottom-K sample)
-    latency: FloatArray  # one per request (a bottom-K sample)
-    sample: Sample
-
-
-def _latest_labels(feedback: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, Any]]:
-    """The last label per prediction id (feedback can be corrected), as ``quality.join``."""
-    labels: dict[str, tuple[int, Any]] = {}
-    for row in feedback:
-        pid, ts = row.get("prediction_id"), row.get("ts")
-        if not isinstance(pid, str) or not isinstance(ts, int):
-            continue
-        if pid not in labels or ts >= labels[pid][0]:
-            labels[pid] = (ts, row.get("actual"))
-    return labels
-
-
-def _labeled_sample(
-    rows: Sequence[Mapping[str, Any]],
-    labels: Mapping[str, tuple[int, Any]],
-    *,
-    task: str,
-    scores: Callable[[Any, Any], Any] | None,
-    delay_ms: int,
-) -> Sample:
-    """One variant's labeled predictions, in one pass over its rows. Labels are joined by
-    ``quality.join``'s rule: a label counts only if it came within ``delay_ms`` after the
-    prediction, and a prediction is counted once (``quality.join`` itself would rebuild the
-    labels per variant and read the rows again)."""
-    usable = usable_prediction(task)
-    joined: set[str] = set()
-    sample = Sample([], [], [], [])
-    for row in rows:
-        pid, prediction = row.get("prediction_id"), row.get("prediction")
-        if not isinstance(pid, str):
-            continue
-        label = labels.get(pid)
-        if label is None or pid in joined:
-            continue
-        ts = row.get("ts")
-        if not isinstance(ts, int) or not 0 <= label[0] - ts <= delay_ms:
-            continue
-        joined.add(pid)
-        actual = label[1]
-        if not usable(prediction) or not usable(actual):
-            continue
-        score = None if scores is None else scores(row.get("probabilities"), actual)
-        if scores is not None and score is None:
-            continue
-        sample.ids.append(pid)
-        sample.predictions.append(prediction)
-        sample.actuals.append(actual)
-        sample.scores.append(score)
-    if scores is not None and sample.ids:
-        finite = np.isfinite(np.asarray(sample.scores, dtype=np.float64))
-        keep = finite if finite.ndim == 1 else np.all(finite, axis=1)
-        if not np.all(keep):
-            sample = sample.take(np.flatnonzero(keep).tolist())
-    return sample
-
-
-def _digest(rows: Sequence[Mapping[str, Any]], task: str) -> Serving:
-    """All of one version's rows as one digest, whatever their variants."""
-    return serving.merge(serving.build(rows, task=task).values()) if rows else serving.EMPTY
-
-
-def _pair(production: Sample, candidate: Sample) -> tuple[Sample, Sample]:
-    """The labeled predictions both variants answered, in the same order."""
-    position = {pid: i for i, pid in enumerate(candidate.ids)}
-    prod_index = [i for i, pid in enumerate(production.ids) if pid in position]
-    return production.take(prod_index), candidate.take(
-        [position[production.ids[i]] for i in prod_index]
-    )
-
-
-def _percentile(values: FloatArray, q: float) -> float | None:
-    return float(np.percentile(values, q)) if values.size else None
-
-
-def _disagreement(task: str, production: _Traffic, candidate: _Traffic) -> tuple[float | None, int]:
-    """Share of the predictions both variants answered (same prediction id) that differ."""
-    pairs = [
-        (p, candidate.answers[pid])
-        for pid, p in production.answers.items()
-        if pid in candidate.answers
-    ]
-    if not pairs:
-        return None, 0
-    if task == "classification":
-        differ = sum(1 for p, c in pairs if str(p) != str(c))
-        return differ / len(pairs), len(pairs)
-    prod = np.asarray([p for p, _ in pairs], dtype=np.float64)
-    cand = np.asarray([c for _, c in pairs], dtype=np.float64)
-    # As the export parity rule: relative to the output's scale, not to a prediction near 0.
-    scale = np.maximum(np.abs(prod), float(np.median(np.abs(prod))))
-    return float(np.mean(np.abs(cand - prod) > DISAGREEMENT_RTOL * scale)), len(pairs)
-
-
-def _prediction_psi(task: str, production: _Traffic, candidate: _Traffic) -> float | None:
-    """PSI of the candidate's predictions against production's, on production's deciles."""
-    if task != "regression":
-        return None
-    prod = np.fromiter(production.answers.values(), dtype=np.float64)
-    cand = np.fromiter(candidate.answers.values(), dtype=np.float64)
-    if prod.size < MIN_PSI_ROWS or cand.size < MIN_PSI_ROWS:
-        return None
-    edges = np.unique(np.quantile(prod, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
-    bins = len(edges) + 1
-    return psi(
-        np.bincount(np.searchsorted(edges, prod, side="right"), minlength=bins),
-        np.bincount(np.searchsorted(edges, cand, side="right"), minlength=bins),
-    )
-
-
-def _score_reader(metric: str, keys: list[str]) -> Callable[[Any, Any], Any] | None:
-    """What a labeled row's probabilities must give the metric, as ``(probabilities, actual)
-    -> floats | None`` (None: the row is not usable): the label's probability for log_loss (0
-    for a label the model never saw, as ``metrics``), every class's for roc_auc. Floats pass
-    on their type alone, this runs on every labeled row; ``_read`` drops non-finite ones in
-    bulk."""
-    if metric == "log_loss":
-        known = frozenset(keys)
-
-        def of_label(probabilities: Any, actual: Any) -> float | None:
-            if not isinstance(probabilities, Mapping):
-                return None
-            text = str(actual)
-            value = probabilities.get(text, 0.0) if text in known else 0.0
-            if type(value) is float:
-                return value
-            return float(value) if is_number(value) else None
-
-        return of_label
-    if metric == "roc_auc":
-        absent = (0.0,) * len(keys)
-
-        def of_classes(probabilities: Any, actual: Any) -> tuple[float, ...] | None:
-            if not isinstance(probabilities, Mapping):
-                return None
-            # A tuple of floats: the garbage collector stops tracking it (a list it would scan)
-            values = tuple(map(probabilities.get, keys, absent))
-            if _FLOAT.issuperset(map(type, values)):
-                return values
-            if all(map(is_number, values)):
-                return tuple(float(v) for v in values)
-            return None
-
-        return of_classes
-    return None
-
-
-# --- formatting -------------------------------------------------------------------------------
-
-
-def _share(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2%}".replace(".00%", "%")
-
-
-def _duration(seconds: float) -> str:
-    """Rounded down, so a wait never reads as the bound it has not reached."""
-    if seconds < 120:
-        return f"{math.floor(seconds)} s"
-    if seconds < 7200:
-        return f"{math.floor(seconds / 6) / 10:g} min"
-    return f"{math.floor(seconds / 360) / 10:g} h"

@@ -28,7 +28,7 @@ from mlops.domain.schema import Signature
 from mlops.domain.scoring import OnnxModel, Scores
 from mlops.errors import IntegrityError, ModelUnavailableError, NotFoundError
 from mlops.observability import logger
-from mlops.services.inference import LoadedModel, load_version
+from mlops.services.model_loading import LoadedModel, load_version
 
 
 @dataclass(frozen=True)

@@ -442,21 +442,16 @@ class RolloutService:
         since_ms = int(started.timestamp() * 1000)
         # Only what the verdict reads is kept of each row, as it is read (the inputs are most
         # of a capture's size), and a bounded sample of the unlabeled rows.
-        candidate, feedback, read = self._traffic.traffic(
-            self._model,
-            started,
-            now,
-            version=rollout.version,
-            fields=_JUDGED_FIELDS,
-            sample=MAX_UNLABELED_ROWS,
-        )
-        production, _, read_production = self._traffic.traffic(
-            self._model,
-            started,
-            now,
-            version=rollout.production_version,
-            fields=_JUDGED_FIELDS,
-            sample=MAX_UNLABELED_ROWS,
+        (candidate, feedback, read), (production, _, read_production) = (
+            self._traffic.traffic(
+                self._model,
+                started,
+                now,
+                version=version,
+                fields=_JUDGED_FIELDS,
+                sample=MAX_UNLABELED_ROWS,
+            )
+            for version in (rollout.version, rollout.production_version)
         )
         candidate = [r for r in candidate if _ts(r) >= since_ms]
         production = [_attributed(r, rollout.version) for r in production if _ts(r) >= since_ms]
