@@ -175,7 +175,8 @@ def measure_logger(args: argparse.Namespace, baseline: dict[str, Any]) -> dict[s
     from moto import mock_aws
 
     from mlops.adapters import aws
-    from mlops.adapters.model_store import ModelStore, version_prefix
+    from mlops.adapters.model_store import ModelStore
+    from mlops.domain.layout import version_prefix
     from mlops.observability import metrics
     from mlops.services.prediction_logger import PredictionLoggerService
 

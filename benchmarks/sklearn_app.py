@@ -20,8 +20,9 @@ import numpy.typing as npt
 
 from mlops import bootstrap
 from mlops.adapters.aws import client
-from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
+from mlops.domain.layout import version_prefix
 from mlops.domain.manifest import Manifest
 from mlops.domain.schema import Signature
 from mlops.domain.scoring import Scores

@@ -169,3 +169,11 @@ def registry(moto: None) -> Registry:
 @pytest.fixture
 def trainer(store: ModelStore, registry: Registry) -> TrainingService:
     return TrainingService(store, registry, code_version="test")
+
+
+def emits(source: str, metric: str) -> bool:
+    """Whether ``source`` publishes ``metric`` (by its name in ``mlops.metric_names.Metric``)."""
+    from mlops.metric_names import Metric
+
+    constants = [k for k, v in vars(Metric).items() if v == metric]
+    return bool(constants) and f"name=Metric.{constants[0]}" in source

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops.adapters.aws import client
+from mlops.domain.layout import RETRAIN_REPORTS
 from mlops.domain.triggers import retrain_request
 from mlops.errors import ConfigError, MlopsError, StorageError
 from mlops_cli.emulator.target import Target
-
-REPORTS = "reports/retrain/"
 
 
 @dataclass
@@ -88,11 +87,11 @@ def follow(target: Target, started: Started, timeout: float) -> Iterator[dict[st
     store = target.store()
     s3 = client("s3")
     # Report keys start with their UTC time; a minute of slack covers clock skew.
-    after = REPORTS + f"{started.since - timedelta(minutes=1):%Y%m%dT%H%M%SZ}"
+    after = RETRAIN_REPORTS + f"{started.since - timedelta(minutes=1):%Y%m%dT%H%M%SZ}"
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        listing = s3.list_objects_v2(Bucket=store.bucket, Prefix=REPORTS, StartAfter=after)
+        listing = s3.list_objects_v2(Bucket=store.bucket, Prefix=RETRAIN_REPORTS, StartAfter=after)
         for item in sorted(listing.get("Contents", []), key=lambda o: o["Key"]):
             key = item["Key"]
             if key in seen:
@@ -117,18 +116,18 @@ def recent(target: Target, limit: int = 5, days: float = 7.0) -> list[dict[str, 
     oldest first, each with its ``uri``: what every requested retrain came to."""
     store = target.store()
     s3 = client("s3")
-    after = REPORTS + f"{datetime.now(UTC) - timedelta(days=days):%Y%m%dT%H%M%SZ}"
+    after = RETRAIN_REPORTS + f"{datetime.now(UTC) - timedelta(days=days):%Y%m%dT%H%M%SZ}"
     keys: list[str] = []
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=store.bucket, Prefix=REPORTS, StartAfter=after
+            Bucket=store.bucket, Prefix=RETRAIN_REPORTS, StartAfter=after
         ):
             # An accepted data report is never the end of a retrain: not worth a read.
             listed = (o["Key"] for o in page.get("Contents", []))
             keys += [key for key in listed if "-data-accepted-" not in key]
             keys = keys[-4 * limit :]  # the newest few; report keys sort by time
     except Exception as exc:
-        raise StorageError(f"cannot list {store.uri(REPORTS)}: {exc}") from exc
+        raise StorageError(f"cannot list {store.uri(RETRAIN_REPORTS)}: {exc}") from exc
     docs: list[dict[str, Any]] = []
     for key in reversed(keys):
         doc = store.get_json(key)

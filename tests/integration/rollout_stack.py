@@ -26,12 +26,12 @@ from mlops.adapters.sketch_store import SketchStore
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain.config import ModelConfig, PromotionConfig
 from mlops.domain.config_document import load_config
+from mlops.domain.layout import config_key
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.services.labels import LabelFolder
 from mlops.services.model_loading import load_version
 from mlops.services.prediction_logger import LogEvent, PredictionLoggerService
 from mlops.services.rollout import RolloutService
-from mlops.services.stack_config import config_key
 from mlops.services.training import TrainingService
 from tests.conftest import BUCKET, TABLE, http_event, moto_resources
 from tests.integration.conftest import INFERENCE_ENV, load_handler_module

@@ -14,8 +14,9 @@ import pytest
 
 from mlops.adapters import aws
 from mlops.adapters.aws import CLIENT_CONFIG
-from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry, VersionRecord
+from mlops.domain.layout import version_prefix
 from mlops.errors import ConflictError, InvalidInputError, NotFoundError, StorageError
 from tests.conftest import BUCKET, REGION, TABLE, moto_resources
 

@@ -22,11 +22,11 @@ from mlops.adapters.sketch_store import SketchStore
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain import capture
 from mlops.domain.ids import uuid7s
+from mlops.domain.layout import config_key
 from mlops.services.drift import DriftService
 from mlops.services.labels import LabelFolder
 from mlops.services.prediction_logger import LogEvent
 from mlops.services.rollout import RolloutService
-from mlops.services.stack_config import config_key
 from tests.conftest import BUCKET
 from tests.integration.rollout_stack import MODEL, Stack, market_rows
 

@@ -19,12 +19,14 @@ import numpy as np
 import pytest
 
 from mlops.adapters import aws
-from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry, VersionRecord
 from mlops.domain.config import ModelConfig, PromotionConfig
 from mlops.domain.config_document import parse_config
+from mlops.domain.layout import version_prefix
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import InvalidInputError, ModelUnavailableError
+from mlops.metric_names import Metric
 from mlops.services.model_provider import ModelProvider
 from mlops.services.training import TrainingResult, TrainingService
 from mlops.settings import InferenceSettings
@@ -427,7 +429,8 @@ def test_the_alarm_watches_the_metric_the_service_emits(name: str) -> None:
     template = load_template(ROOT / "template.yaml")
     alarm = template["Resources"][name]["Properties"]
     source = (ROOT / "layers/core/mlops/services/model_provider.py").read_text()
-    assert f'name="{alarm["MetricName"]}"' in source
+    (constant,) = [k for k, v in vars(Metric).items() if v == alarm["MetricName"]]
+    assert f"name=Metric.{constant}" in source
     assert (
         alarm["Namespace"]
         == template["Globals"]["Function"]["Environment"]["Variables"][

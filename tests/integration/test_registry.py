@@ -14,8 +14,8 @@ import pytest
 from moto.dynamodb.models import DynamoDBBackend
 
 from mlops.adapters import aws
-from mlops.adapters.model_store import version_prefix
 from mlops.adapters.registry import AliasChange, Registry, Rollout, VersionRecord
+from mlops.domain.layout import version_prefix
 from mlops.errors import ConflictError, InvalidInputError
 from mlops.services import promotion
 from tests.conftest import TABLE, moto_resources

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from mlops.domain import candidate
+from mlops.domain.layout import staging_prefix
 from mlops.errors import ConflictError, IntegrityError, InvalidEventError, StorageError
 from mlops.services import promotion
 from mlops_cli.emulator.stack import LambdaContext
@@ -62,7 +62,7 @@ def test_a_rewritten_candidate_json_cannot_loosen_the_promotion_policy(
     event = pipeline.upload("small.csv", month(0, rows=80, seed=11))
     response = pipeline.retrain(event)
     staged = only(response)["candidate"]
-    key = candidate.staging_prefix(MODEL, staged["candidate_id"]) + "candidate.json"
+    key = staging_prefix(MODEL, staged["candidate_id"]) + "candidate.json"
     # When someone with write access to staging/ edits the draft manifest's policy
     doc = pipeline.store.get_json(key)
     # (any loss allowed; the config parser accepts negative changes, MLflow does not)
@@ -150,7 +150,7 @@ def test_same_named_objects_in_other_folders_keep_their_own_data_report(
     )
     staged = only(pipeline.retrain(pipeline.upload("2026/data.csv", month(6, rows=1000))))
     assert staged["status"] == "staged"
-    prefix = candidate.staging_prefix(MODEL, staged["candidate"]["candidate_id"])
+    prefix = staging_prefix(MODEL, staged["candidate"]["candidate_id"])
     lineage = pipeline.store.get_json(prefix + "candidate.json")["lineage"]["data"]
     new = next(d for d in lineage if d["role"] == "new")
     report = pipeline.report(new["report_uri"])
@@ -176,7 +176,7 @@ def test_an_etag_keyed_trigger_trains_on_the_bytes_its_event_named(pipeline: Pip
     outcome = only(pipeline.retrain(event))
     # Then it does not train the new bytes under the old object's key (they get their own event)
     if outcome["status"] == "staged":
-        prefix = candidate.staging_prefix(MODEL, outcome["candidate"]["candidate_id"])
+        prefix = staging_prefix(MODEL, outcome["candidate"]["candidate_id"])
         data = pipeline.store.get_json(prefix + "candidate.json")["lineage"]["data"][0]
         assert data["etag"] == named["eTag"]
 
@@ -279,7 +279,7 @@ def test_any_staged_file_changed_after_staging_is_never_registered(
 ) -> None:
     event = pipeline.upload("m0.csv", month(0))
     response = pipeline.retrain(event)
-    prefix = candidate.staging_prefix(MODEL, only(response)["candidate"]["candidate_id"])
+    prefix = staging_prefix(MODEL, only(response)["candidate"]["candidate_id"])
     pipeline.s3.put_object(Bucket=BUCKET, Key=prefix + name, Body=b"tampered")
     verdict = decision(pipeline.judge(event, response))
     assert (verdict["status"], verdict["version"]) == ("rejected", None)
@@ -289,7 +289,7 @@ def test_any_staged_file_changed_after_staging_is_never_registered(
 def test_a_candidate_json_naming_another_candidate_is_refused(pipeline: Pipeline) -> None:
     event = pipeline.upload("m0.csv", month(0))
     response = pipeline.retrain(event)
-    prefix = candidate.staging_prefix(MODEL, only(response)["candidate"]["candidate_id"])
+    prefix = staging_prefix(MODEL, only(response)["candidate"]["candidate_id"])
     doc = pipeline.store.get_json(prefix + "candidate.json")
     doc["model_name"] = "someone-else"
     pipeline.s3.put_object(Bucket=BUCKET, Key=prefix + "candidate.json", Body=json.dumps(doc))

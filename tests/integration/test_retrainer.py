@@ -19,6 +19,7 @@ from mlops.adapters import aws
 from mlops.adapters.registry import Registry
 from mlops.domain import candidate
 from mlops.domain.kept_data import kept_metadata
+from mlops.domain.layout import staging_prefix
 from mlops.services import promotion
 from mlops.services.gate import CandidateGate
 from tests.conftest import BUCKET, TABLE, load_event
@@ -472,7 +473,7 @@ def test_a_staged_model_changed_after_staging_is_never_registered(pipeline: Pipe
     event = pipeline.upload("m0.csv", month(0))
     response = pipeline.retrain(event)
     staged = only(response)["candidate"]
-    prefix = candidate.staging_prefix(MODEL, staged["candidate_id"])
+    prefix = staging_prefix(MODEL, staged["candidate_id"])
     pipeline.s3.put_object(Bucket=BUCKET, Key=prefix + "model.onnx", Body=b"not the model")
     verdict = decision(pipeline.judge(event, response))
     assert (verdict["status"], verdict["version"]) == ("rejected", None)

@@ -17,9 +17,9 @@ import pytest
 
 from mlops import settings
 from mlops.adapters import aws
-from mlops.adapters.model_store import version_prefix
 from mlops.adapters.registry import Rollout
 from mlops.domain.config import ModelConfig
+from mlops.domain.layout import version_prefix
 from mlops.errors import ConflictError, IntegrityError, InvalidInputError
 from mlops.services import promotion
 from mlops.services.training import TrainingService

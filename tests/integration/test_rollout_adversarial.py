@@ -18,8 +18,8 @@ import boto3
 import pytest
 
 from mlops.adapters import aws
-from mlops.adapters.model_store import version_prefix
 from mlops.adapters.registry import items as registry_items
+from mlops.domain.layout import version_prefix
 from mlops.errors import ConflictError, StorageError
 from mlops.services import promotion
 from mlops_cli.emulator.stack import LambdaContext

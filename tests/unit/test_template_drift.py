@@ -3,12 +3,11 @@ alarms that watch the metrics the service emits."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from mlops.settings import DriftSettings
 from mlops_cli.emulator.template import load_template
-from tests.conftest import ROOT
+from tests.conftest import ROOT, emits
 
 TEMPLATE = load_template(ROOT / "template.yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
@@ -68,7 +67,7 @@ def test_the_alarms_watch_metrics_the_service_emits_under_its_service_name() -> 
     ):
         alarm = RESOURCES[name]["Properties"]
         assert alarm["MetricName"] == metric
-        assert re.search(rf'name="{metric}"', SERVICE_CODE + rollout_code), metric
+        assert emits(SERVICE_CODE + rollout_code, metric), metric
         assert alarm["Dimensions"] == [{"Name": "service", "Value": "drift-evaluator"}]
         assert (
             alarm["Namespace"]
@@ -85,7 +84,7 @@ def test_a_dead_mans_switch_fires_when_no_evaluation_completes_for_the_silence_h
     # Given the alarm on the metric every completed evaluation publishes
     alarm = RESOURCES["DriftEvaluatorSilentAlarm"]["Properties"]
     assert alarm["MetricName"] == "DriftEvaluations"
-    assert re.search(r'name="DriftEvaluations"', SERVICE_CODE)
+    assert emits(SERVICE_CODE, "DriftEvaluations")
     assert alarm["Dimensions"] == [{"Name": "service", "Value": "drift-evaluator"}]
     # Then it fires on silence: hours with no datapoint count as breaching, all of them needed
     assert alarm["TreatMissingData"] == "breaching"

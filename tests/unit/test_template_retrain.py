@@ -14,7 +14,7 @@ import pytest
 from mlops.settings import GateSettings, RetrainerSettings, metrics_namespace
 from mlops_cli.emulator.sources.declarations import event_pattern
 from mlops_cli.emulator.template import STACK_ID, Resolver, load_template, parameter_defaults
-from tests.conftest import ROOT, load_event
+from tests.conftest import ROOT, emits, load_event
 
 TEMPLATE = load_template(ROOT / "template.yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
@@ -327,7 +327,7 @@ def test_the_rejected_data_alarm_watches_the_metric_the_retrainer_emits() -> Non
     assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
     assert alarm["MetricName"] == "TrainingDataRejected"
     service = (ROOT / "layers/core/mlops/services/retraining.py").read_text()
-    assert 'name="TrainingDataRejected"' in service
+    assert emits(service, "TrainingDataRejected")
     assert (alarm["Statistic"], alarm["Threshold"], alarm["Period"]) == ("Sum", 1, 300)
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["TreatMissingData"] == "notBreaching"

@@ -54,6 +54,7 @@ from rich.text import Text
 
 from mlops.adapters.aws import client
 from mlops.adapters.registry import Rollout
+from mlops.domain.layout import ROLLOUT_REPORTS
 from mlops.domain.scoring import OnnxModel
 from mlops.domain.synthetic import csv_bytes, generate
 from mlops_cli.demo.client import get, instances, post
@@ -62,7 +63,6 @@ from mlops_cli.demo.market import conditions_dict, demo_conditions, describe_mon
 from mlops_cli.demo.report import render_demo_html
 from mlops_cli.demo.summary import print_summary
 from mlops_cli.demo.watch import (
-    ROLLOUT_REPORTS,
     EvaluatorReports,
     Event,
     RegistryWatch,

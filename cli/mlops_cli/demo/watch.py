@@ -21,12 +21,14 @@ from typing import Any
 
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry, Rollout
+from mlops.domain.layout import (
+    DRIFT_REPORTS,
+    FEEDBACK,
+    RETRAIN_REPORTS,
+    sketch_prefix,
+)
 from mlops.errors import MlopsError
 from mlops_cli.retrain import final
-
-DRIFT_REPORTS = "reports/drift/"
-ROLLOUT_REPORTS = "reports/rollout/"
-RETRAIN_REPORTS = "reports/retrain/"
 
 
 def _keys(store: ModelStore, s3: Any, prefix: str) -> list[tuple[str, str]]:
@@ -59,11 +61,11 @@ class TrafficLedger:
     def predictions(self) -> int:
         # The logger writes a batch's sketch after its capture rows: a counted row is stored.
         return self._count(
-            f"sketches/model={self._model}/", lambda b: int(json.loads(b)["rows"]), "/rollup/"
+            sketch_prefix(self._model), lambda b: int(json.loads(b)["rows"]), "/rollup/"
         )
 
     def labels(self) -> int:
-        return self._count("feedback/", lambda b: gzip.decompress(b).count(b"\n"))
+        return self._count(FEEDBACK, lambda b: gzip.decompress(b).count(b"\n"))
 
     def wait(self, predictions: int, labels: int, timeout: float) -> bool:
         """Until at least ``predictions`` and ``labels`` are stored; False on timeout."""

@@ -20,9 +20,10 @@ from mlops.domain.config import ModelConfig
 from mlops.domain.config_document import load_config
 from mlops.domain.kept_data import kept_metadata
 from mlops.domain.keys import bounded_key, dataset_key
+from mlops.domain.layout import config_key
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 from mlops.errors import ConfigError, StorageError
-from mlops.services.stack_config import DEFAULT_CONFIG, config_key
+from mlops.services.stack_config import DEFAULT_CONFIG
 from mlops.services.training import TrainingResult, TrainingService
 from mlops_cli.emulator.api import LocalApi
 from mlops_cli.emulator.runtime import LogLine

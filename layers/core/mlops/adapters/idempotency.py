@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from mlops.adapters.aws import client
+from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, logger, metrics
 
 
@@ -39,5 +40,5 @@ def _replayed(response: Any, idempotent_data: DataRecord) -> Any:
         "duplicate trigger: returning the first run's result",
         idempotency_key=idempotent_data.idempotency_key,
     )
-    metrics.add_metric(name="DuplicateTriggers", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=Metric.DUPLICATE_TRIGGERS, unit=MetricUnit.Count, value=1)
     return response

@@ -18,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mlops.domain.layout import label_prefix
 from mlops.errors import ConflictError, StorageError
 
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024  # decompressed; a larger one is refused, not read
@@ -29,13 +30,13 @@ class LabelStore:
         self._s3 = s3
 
     def hour_key(self, model: str, hour: str) -> str:
-        return f"labels/model={model}/{hour}/labeled.json.gz"
+        return f"{label_prefix(model)}{hour}/labeled.json.gz"
 
     def inputs_key(self, model: str, hour: str) -> str:
-        return f"labels/model={model}/{hour}/inputs.json.gz"
+        return f"{label_prefix(model)}{hour}/inputs.json.gz"
 
     def state_key(self, model: str) -> str:
-        return f"labels/model={model}/state.json"
+        return f"{label_prefix(model)}state.json"
 
     def columns(self, model: str, hour: str) -> tuple[dict[str, list[Any]], str | None]:
         """An hour's labeled rows as columns (equal lengths, else none) and the ETag to write

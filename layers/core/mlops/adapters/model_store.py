@@ -8,13 +8,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mlops.domain.layout import version_prefix
 from mlops.errors import ConflictError, NotFoundError, StorageError
 
 CONTENT_TYPES = {".json": "application/json", ".onnx": "application/octet-stream"}
-
-
-def version_prefix(model: str, version: str) -> str:
-    return f"models/{model}/{version}/"
 
 
 class ModelStore:

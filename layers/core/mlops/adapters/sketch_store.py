@@ -44,6 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.domain import event_set
 from mlops.domain.event_set import Digests, EventLedger
+from mlops.domain.layout import sketch_prefix
 from mlops.domain.sketch import (
     DEFAULT_MAX_UNSEEN,
     Sketch,
@@ -232,7 +233,7 @@ class SketchStore:
         return result
 
     def _hour(self, hour: datetime, at: _Reading) -> Sketch | None:
-        base = f"sketches/model={at.model}/version={at.version}/"
+        base = sketch_prefix(at.model, at.version)
         partition = f"dt={hour:%Y-%m-%d}/hour={hour:%H}"
         key = (self.bucket, base, partition, at.plan.fingerprint, str(at.max_unseen))
         known = self._final.get(key)

@@ -33,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.domain.config import ModelConfig
 from mlops.domain.labeled_traffic import MAX_REPORTED, LabeledTraffic, join
+from mlops.domain.layout import FEEDBACK, capture_prefix
 from mlops.errors import ConflictError, DataValidationError, NotFoundError, Problem, StorageError
 
 PAGE_SIZE = 1000  # list_objects_v2's maximum
@@ -302,12 +303,12 @@ class TrainingDataStore:
         days = sorted({hour.split("/")[0] for hour in hours})
         feedback = [
             row
-            for key, size in self._partition_objects("feedback/", days, hours)
+            for key, size in self._partition_objects(FEEDBACK, days, hours)
             for row in self._traffic_rows(key, size, stats)
             if row.get("model") == model
         ]
         prefixes = (
-            [f"captures/model={model}/version={version}/"]
+            [capture_prefix(model, version)]
             if version is not None
             else self._version_prefixes(model)
         )
@@ -326,7 +327,7 @@ class TrainingDataStore:
         """``captures/model=<m>/version=<v>/`` for every version that has captures."""
         return sorted(
             common["Prefix"]
-            for page in self._pages(Prefix=f"captures/model={model}/", Delimiter="/")
+            for page in self._pages(Prefix=capture_prefix(model), Delimiter="/")
             for common in page.get("CommonPrefixes", ())
             if common["Prefix"].endswith("/") and "/version=" in common["Prefix"]
         )

@@ -35,10 +35,6 @@ GOLDEN = "golden.json.gz"
 REFERENCE = "reference.json.gz"
 
 
-def staging_prefix(model: str, candidate_id: str) -> str:
-    return f"staging/{model}/{candidate_id}/"
-
-
 @dataclass(frozen=True)
 class ParityCaseInput:
     """Rows of one parity case and what scikit-learn answered on them."""

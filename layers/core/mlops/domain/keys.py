@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from mlops.domain.layout import DATASETS
+
 MAX_KEY_BYTES = 1024  # S3's limit, in bytes of UTF-8
 DIGEST_CHARS = 16  # 64 bits of sha256: distinct names get distinct keys
 # Model names are key segments (models/<model>/, staging/<model>/...): the template's
@@ -45,7 +47,7 @@ def bounded_key(prefix: str, name: str, suffix: str = "") -> str:
 
 def dataset_key(sha256: str, file_name: str) -> str:
     """``datasets/<sha256>/<file name>``: accepted training data, kept immutable for lineage."""
-    return bounded_key(f"datasets/{sha256}/", file_name)
+    return bounded_key(f"{DATASETS}{sha256}/", file_name)
 
 
 def _utf8_len(text: str) -> int:

@@ -26,6 +26,7 @@ from mlops.domain.config import ModelConfig
 from mlops.domain.config_document import to_document
 from mlops.domain.dataset import Dataset
 from mlops.domain.export import to_onnx_bytes
+from mlops.domain.layout import staging_prefix
 from mlops.domain.schema import Signature
 from mlops.domain.training import TrainedModel, train, without_rows_of
 
@@ -133,7 +134,7 @@ class CandidateBuilder:
 
         now = self._clock()
         candidate_id = new_candidate_id(now)
-        prefix = candidate.staging_prefix(config.name, candidate_id)
+        prefix = staging_prefix(config.name, candidate_id)
         doc = {
             "schema_version": candidate.SCHEMA_VERSION,
             "candidate_id": candidate_id,

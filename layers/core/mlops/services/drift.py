@@ -19,7 +19,7 @@ from aws_lambda_powertools.metrics import single_metric
 
 from mlops.adapters.aws import client
 from mlops.adapters.events import EventBus
-from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import PRODUCTION, Registry
 from mlops.adapters.sketch_store import SketchStore
 from mlops.adapters.training_data import TrainingDataStore
@@ -30,16 +30,16 @@ from mlops.domain.drift_report import headline
 from mlops.domain.drift_report_html import render_html
 from mlops.domain.input_names import metric_dimension
 from mlops.domain.labels import as_join_inputs
+from mlops.domain.layout import DRIFT_REPORTS, version_prefix
 from mlops.domain.serving import is_number
 from mlops.domain.sketch import SketchPlan
 from mlops.domain.triggers import retrain_request
 from mlops.errors import NotFoundError
+from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.labels import LabelFolder, label_folder
 from mlops.services.stack_config import stack_config
 from mlops.settings import drift_settings
-
-REPORTS = "reports/drift/"
 
 
 @dataclass(frozen=True)
@@ -292,7 +292,7 @@ class DriftService:
         report["cooldown"] = cooldown
         report["headline"] = headline(report)[0]
         stamp = f"{now:%Y%m%dT%H%M%SZ}-v{report['version'] or 'none'}"
-        json_key, html_key = f"{REPORTS}{stamp}.json", f"{REPORTS}{stamp}.html"
+        json_key, html_key = f"{DRIFT_REPORTS}{stamp}.json", f"{DRIFT_REPORTS}{stamp}.html"
         if requested:
             self._request(report, now, self._store.uri(json_key))
         self._store.put_bytes(json_key, strict_json.dumps(report).encode())
@@ -311,7 +311,7 @@ class DriftService:
 
     def _cooldown(self, now: datetime, hours: float) -> dict[str, Any]:
         try:
-            state = self._store.get_json(f"{REPORTS}state/{self._model}.json")
+            state = self._store.get_json(f"{DRIFT_REPORTS}state/{self._model}.json")
             last = datetime.fromisoformat(str(state["last_request_at"]))
         except (NotFoundError, KeyError, TypeError, ValueError):
             return {"active": False, "last_request_at": None, "until": None, "hours": hours}
@@ -341,8 +341,8 @@ class DriftService:
         )
         state = {"last_request_at": now.isoformat(timespec="seconds"), "request_id": request_id}
         state_doc = strict_json.dumps(state, indent=None).encode()
-        self._store.put_bytes(f"{REPORTS}state/{self._model}.json", state_doc)
-        metrics.add_metric(name="RetrainRequested", unit=MetricUnit.Count, value=1)
+        self._store.put_bytes(f"{DRIFT_REPORTS}state/{self._model}.json", state_doc)
+        metrics.add_metric(name=Metric.RETRAIN_REQUESTED, unit=MetricUnit.Count, value=1)
 
     def _publish(self, report: dict[str, Any]) -> None:
         """The run's metrics. ``DriftEvaluations`` on every completed run, whatever the data
@@ -350,14 +350,14 @@ class DriftService:
         it would make the whole EMF line invalid JSON, and CloudWatch would drop every metric
         on it (the alarmed ones too)."""
         verdict = report["verdict"]
-        self._metric(name="DriftEvaluations", value=1)
-        self._metric(name="DriftShare", value=verdict["drift_share"])
-        self._metric(name="DatasetDrift", value=int(verdict["dataset_drift"]))
-        self._metric(name="QualityBreach", value=int(verdict["quality_breach"]))
+        self._metric(name=Metric.DRIFT_EVALUATIONS, value=1)
+        self._metric(name=Metric.DRIFT_SHARE, value=verdict["drift_share"])
+        self._metric(name=Metric.DATASET_DRIFT, value=int(verdict["dataset_drift"]))
+        self._metric(name=Metric.QUALITY_BREACH, value=int(verdict["quality_breach"]))
         value = (report.get("quality") or {}).get("value")
         if isinstance(value, int | float):
-            self._metric(name="LiveQuality", value=value)
-        self._metric(name="EvaluatedRows", value=report["rows"])
+            self._metric(name=Metric.LIVE_QUALITY, value=value)
+        self._metric(name=Metric.EVALUATED_ROWS, value=report["rows"])
         # One score per feature, with the feature as a dimension (its own EMF document: the
         # batch above shares one dimension set). PSI for numeric, Jensen-Shannon otherwise.
         for feature in report["features"]:
@@ -366,7 +366,7 @@ class DriftService:
             if not _finite(score):
                 continue
             with single_metric(
-                name="FeatureDriftScore",
+                name=Metric.FEATURE_DRIFT_SCORE,
                 unit=MetricUnit.Count,
                 value=float(score),
                 namespace=metrics.namespace,

@@ -21,16 +21,18 @@ from typing import Any
 import numpy as np
 
 from mlops.adapters.aws import client
-from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import CANDIDATE, PRODUCTION, Registry, VersionRecord
 from mlops.domain import candidate, manifest, parity, strict_json
 from mlops.domain.candidate import ParityInputs
 from mlops.domain.config import ModelConfig
 from mlops.domain.config_document import parse_config
 from mlops.domain.gate import HELD, INCONCLUSIVE, PASSED, REJECTED, GateDecision
+from mlops.domain.layout import RETRAIN_REPORTS, staging_prefix, version_prefix
 from mlops.domain.schema import Signature
 from mlops.domain.scoring import OnnxModel
 from mlops.errors import IntegrityError, StorageError
+from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.gate_evidence import Evaluation, GateEvidence, check_parity, staged_reference
 from mlops.services.gate_promotion import CandidatePromotion, settled
@@ -105,7 +107,7 @@ class CandidateGate:
         A candidate judged before (a retried invocation) is resumed, never registered twice.
         """
         started = time.perf_counter()
-        prefix = candidate.staging_prefix(model, candidate_id)
+        prefix = staging_prefix(model, candidate_id)
         raw = self._store.get_bytes(prefix + "candidate.json")
         stub = {"model_name": model, "candidate_id": candidate_id}
         if candidate_sha256 is not None and hashlib.sha256(raw).hexdigest() != candidate_sha256:
@@ -145,7 +147,7 @@ class CandidateGate:
             )
         report, holdout_scores = check_parity(config, challenger, inputs)
         if not report.passed:
-            metrics.add_metric(name="ParityFailed", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=Metric.PARITY_FAILED, unit=MetricUnit.Count, value=1)
             return self._unregistered(
                 doc, (f"ONNX export failed the parity gate: {report.summary()}",), report, started
             )
@@ -321,7 +323,7 @@ class CandidateGate:
         report: parity.ParityReport | None,
         started: float,
     ) -> GateResult:
-        metrics.add_metric(name="CandidateRejected", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.CANDIDATE_REJECTED, unit=MetricUnit.Count, value=1)
         result = GateResult(
             model=doc["model_name"],
             candidate_id=doc["candidate_id"],
@@ -336,7 +338,7 @@ class CandidateGate:
         """``reports/retrain/<time>-<version or candidate>.json``: the decision and why."""
         now = self._clock()
         name = f"v{result.version}" if result.version else result.candidate_id
-        key = f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-{name}.json"
+        key = f"{RETRAIN_REPORTS}{now:%Y%m%dT%H%M%SZ}-{name}.json"
         body = {
             "kind": "retrain_decision",
             "at": now.isoformat(timespec="seconds"),

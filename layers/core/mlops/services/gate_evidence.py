@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import PRODUCTION, Registry
 from mlops.domain import candidate, parity
 from mlops.domain.candidate import ParityInputs
@@ -23,6 +23,7 @@ from mlops.domain.comparison import Sample
 from mlops.domain.config import ModelConfig
 from mlops.domain.gate import GateDecision, RowSet, feature_set_change, judge, not_comparable
 from mlops.domain.label_check import check_labels
+from mlops.domain.layout import version_prefix
 from mlops.domain.metrics import classification_metrics, naive_predictions, regression_metrics
 from mlops.domain.schema import Signature
 from mlops.domain.scoring import OnnxModel, Scores

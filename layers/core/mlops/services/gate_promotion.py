@@ -9,6 +9,7 @@ from mlops.adapters.registry import CANDIDATE, PRODUCTION, Registry
 from mlops.domain.config import ModelConfig
 from mlops.domain.gate import HELD, INCONCLUSIVE, PASSED, REJECTED
 from mlops.errors import ConflictError
+from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, metrics
 from mlops.services.rollout import RolloutService
 
@@ -46,11 +47,11 @@ class CandidatePromotion:
         not load) is replaced directly: a rollout would compare with a model not serving."""
         why = reasons[-1] if reasons else "passed the gate"  # the decision's last word
         if outcome == REJECTED:
-            metrics.add_metric(name="CandidateRejected", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=Metric.CANDIDATE_REJECTED, unit=MetricUnit.Count, value=1)
             return REJECTED, reasons
         status = HELD if outcome == HELD else CANDIDATE
         if outcome == HELD:
-            metrics.add_metric(name="CandidateHeld", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=Metric.CANDIDATE_HELD, unit=MetricUnit.Count, value=1)
         manual = not (config.promotion.mode == "auto" if promote is None else promote)
         if outcome == INCONCLUSIVE and config.promotion.on_inconclusive == "manual":
             manual = True
@@ -92,9 +93,9 @@ class CandidatePromotion:
                 f"while this candidate was judged ({exc.message})",
             )
             self._registry.set_status(config.name, version, CANDIDATE, reasons)
-            metrics.add_metric(name="PromotionConflicts", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=Metric.PROMOTION_CONFLICTS, unit=MetricUnit.Count, value=1)
             return CANDIDATE, reasons
-        metrics.add_metric(name="CandidatePromoted", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.CANDIDATE_PROMOTED, unit=MetricUnit.Count, value=1)
         return PRODUCTION, reasons
 
     def _roll_out(
@@ -129,7 +130,7 @@ class CandidatePromotion:
         except ConflictError as exc:
             reasons = (*reasons, f"not promoted: its rollout could not start ({exc.message})")
             self._registry.set_status(config.name, version, status, reasons)
-            metrics.add_metric(name="PromotionConflicts", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=Metric.PROMOTION_CONFLICTS, unit=MetricUnit.Count, value=1)
             return status, reasons
         reasons = (*reasons, f"rollout started: {rollout.describe}")
         self._registry.set_status(config.name, version, status, reasons)

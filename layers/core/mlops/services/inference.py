@@ -17,6 +17,7 @@ from mlops.domain import capture
 from mlops.domain.ids import uuid7s
 from mlops.domain.predict_request import parse_request
 from mlops.errors import MlopsError
+from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.model_loading import LoadedModel
 from mlops.services.model_provider import ModelProvider
@@ -250,4 +251,4 @@ class InferenceService:
 def _capture_failed(message: str, exc: Exception) -> None:
     """A capture that cannot be written is logged and counted; the answer goes out regardless."""
     logger.error(message, error=f"{type(exc).__name__}: {exc}")
-    metrics.add_metric(name="CaptureFailures", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=Metric.CAPTURE_FAILURES, unit=MetricUnit.Count, value=1)

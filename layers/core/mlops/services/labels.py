@@ -32,11 +32,11 @@ from mlops.domain.labels import (
     hour_of_ms,
     latest_labels,
 )
+from mlops.domain.layout import FEEDBACK
 from mlops.errors import ConflictError
 from mlops.observability import logger
 from mlops.settings import drift_settings
 
-FEEDBACK = "feedback/"
 CLOSE_AFTER_HOURS = 26  # a feedback hour is listed again until then (late deliveries)
 MAX_PENDING = 100_000
 KEEP_INDEX = timedelta(days=45)  # the documents index keeps this many days of hours

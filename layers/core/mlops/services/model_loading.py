@@ -12,8 +12,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
+from mlops.domain.layout import version_prefix
 from mlops.domain.manifest import Manifest
 from mlops.domain.scoring import OnnxModel
 from mlops.errors import IntegrityError, ModelUnavailableError

@@ -27,6 +27,7 @@ from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import PRODUCTION, Registry, Rollout
 from mlops.domain.versions import parse_version
 from mlops.errors import InvalidInputError, MlopsError, ModelUnavailableError
+from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.model_loading import LoadedModel, load_version
 from mlops.services.variant_routing import LiveRollout
@@ -157,7 +158,7 @@ class ModelProvider:
                 + (f": {why}" if why else "")
             )
         if self._alias_version is not None and loaded.version != self._alias_version:
-            metrics.add_metric(name="ServedVersionMismatch", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=Metric.SERVED_VERSION_MISMATCH, unit=MetricUnit.Count, value=1)
         return loaded
 
     def _refreshing(self) -> bool:
@@ -271,7 +272,7 @@ class ModelProvider:
             error=str(outcome.error),
             refresh_ms=round(outcome.seconds * 1000, 1),
         )
-        metrics.add_metric(name="ModelRefreshFailures", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.MODEL_REFRESH_FAILURES, unit=MetricUnit.Count, value=1)
 
     def _apply_rollout(self, outcome: _Outcome) -> None:
         rollout = outcome.rollout
@@ -305,7 +306,7 @@ class ModelProvider:
             candidate_version=rollout.version,
             error=str(error),
         )
-        metrics.add_metric(name="CandidateLoadFailures", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.CANDIDATE_LOAD_FAILURES, unit=MetricUnit.Count, value=1)
 
     def _load(self, version: str) -> LoadedModel:
         return load_version(self._store, self._registry, self.model_name, version)

@@ -47,9 +47,10 @@ from typing import Any
 
 from mlops.adapters.aws import client
 from mlops.adapters.capture_store import CaptureStore
-from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.model_store import ModelStore
 from mlops.domain import capture, event_set
 from mlops.domain.capture import MalformedRecordError
+from mlops.domain.layout import FEEDBACK, capture_prefix, sketch_prefix, version_prefix
 from mlops.domain.sketch import DEFAULT_MAX_UNSEEN, SketchPlan, build_sketch
 from mlops.domain.versions import parse_version
 from mlops.errors import ConfigError, InvalidInputError, NotFoundError, Problem
@@ -162,11 +163,11 @@ class PredictionLoggerService:
 
         written = 0
         for (model, version, hour), part in sorted(captures.items()):
-            prefix = f"model={model}/version={version}/{hour}"
-            self._captures.put_jsonl_gz(f"captures/{prefix}/{part.batch_id}.jsonl.gz", part.rows)
+            prefix = f"{capture_prefix(model, version)}{hour}"
+            self._captures.put_jsonl_gz(f"{prefix}/{part.batch_id}.jsonl.gz", part.rows)
             written += 1
         for hour, part in sorted(feedback.items()):
-            self._captures.put_jsonl_gz(f"feedback/{hour}/{part.batch_id}.jsonl.gz", part.rows)
+            self._captures.put_jsonl_gz(f"{FEEDBACK}{hour}/{part.batch_id}.jsonl.gz", part.rows)
             written += 1
         for hour, part in sorted(quarantine.items()):
             self._captures.put_jsonl_gz(f"quarantine/{hour}/{part.batch_id}.jsonl.gz", part.rows)
@@ -181,7 +182,7 @@ class PredictionLoggerService:
             sketch = build_sketch(
                 plan, part.rows, model=model, version=version, max_unseen=self._k()
             )
-            key = f"sketches/model={model}/version={version}/{hour}/{part.batch_id}.json"
+            key = f"{sketch_prefix(model, version)}{hour}/{part.batch_id}.json"
             counted = event_set.encode(event_set.digests(part.event_ids))
             self._captures.put_json(key, sketch.to_dict() | {"events": counted})
             written += 1

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 
-from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import HELD, PRODUCTION, REJECTED, AliasChange, Registry
+from mlops.domain.layout import version_prefix
 from mlops.domain.versions import parse_version
 from mlops.errors import ConflictError, IntegrityError, InvalidInputError, Problem
 

@@ -28,8 +28,10 @@ from mlops.domain.config import ModelConfig
 from mlops.domain.dataset import Dataset, inspect_csv
 from mlops.domain.kept_data import trained_version
 from mlops.domain.keys import bounded_key, dataset_key
+from mlops.domain.layout import CAPTURES, FEEDBACK, RETRAIN_REPORTS
 from mlops.domain.triggers import Trigger
 from mlops.errors import ConfigError, DataValidationError, MlopsError, NotFoundError
+from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.candidates import CandidateBuilder, DataSource
 from mlops.services.labels import LabelFolder
@@ -121,8 +123,10 @@ class RetrainService:
             trigger=trigger.as_dict() | ({"notes": notes} if notes else {}),
             timings={"read_validate_s": time.perf_counter() - started},
         )
-        metrics.add_metric(name="CandidatesStaged", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="TrainingRows", unit=MetricUnit.Count, value=staged.train_rows)
+        metrics.add_metric(name=Metric.CANDIDATES_STAGED, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(
+            name=Metric.TRAINING_ROWS, unit=MetricUnit.Count, value=staged.train_rows
+        )
         logger.info("candidate staged", **staged.as_dict(), trigger=trigger.as_dict())
         return RetrainOutcome("staged", trigger.as_dict(), tuple(notes), staged.as_dict())
 
@@ -213,7 +217,7 @@ class RetrainService:
         now = self._clock()
         status = "accepted" if report.get("passed") else "rejected"
         key = bounded_key(  # the name for a person, a digest of the URI and version for uniqueness
-            f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-data-{status}-",
+            f"{RETRAIN_REPORTS}{now:%Y%m%dT%H%M%SZ}-data-{status}-",
             PurePosixPath(obj.key).name,
             f"-{_digest(f'{obj.uri}#{obj.version_id or obj.etag}')}.json",
         )
@@ -303,7 +307,7 @@ class RetrainService:
             extras.append(older)
             sources.append(
                 DataSource(
-                    uri=self._traffic.uri("captures/") + f" + feedback/ ({since:%Y-%m-%d}..)",
+                    uri=self._traffic.uri(CAPTURES) + f" + {FEEDBACK} ({since:%Y-%m-%d}..)",
                     sha256=older.sha256,
                     rows=older.rows,
                     role="labeled_traffic",
@@ -314,14 +318,14 @@ class RetrainService:
     def _skipped(self, trigger: Trigger, obj: DataObject, version: str) -> RetrainOutcome:
         """The upload of a file kept where v``version`` was trained from: nothing new to learn
         (a retrain request still trains on it; a new upload under any name trains)."""
-        metrics.add_metric(name="RetrainSkipped", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.RETRAIN_SKIPPED, unit=MetricUnit.Count, value=1)
         reason = (
             f"{obj.uri} is the data v{version} was trained from, kept under the training "
             "prefix for retraining: nothing new to train"
         )
         now = self._clock()
         tag = _digest(trigger.idempotency_key)
-        key = f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-skipped-{tag}.json"
+        key = f"{RETRAIN_REPORTS}{now:%Y%m%dT%H%M%SZ}-skipped-{tag}.json"
         report = {
             "kind": "retrain_skipped",
             "reason": reason,
@@ -334,12 +338,12 @@ class RetrainService:
         return RetrainOutcome("skipped", trigger.as_dict(), (reason,), None, self._store.uri(key))
 
     def _rejected(self, trigger: Trigger, exc: RejectionError) -> RetrainOutcome:
-        metrics.add_metric(name="TrainingDataRejected", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.TRAINING_DATA_REJECTED, unit=MetricUnit.Count, value=1)
         report = exc.report
         if "uri" not in report:  # not a data report: record the rejection itself
             now = self._clock()
             tag = _digest(trigger.idempotency_key)
-            key = f"reports/retrain/{now:%Y%m%dT%H%M%SZ}-rejected-{tag}.json"
+            key = f"{RETRAIN_REPORTS}{now:%Y%m%dT%H%M%SZ}-rejected-{tag}.json"
             report = report | {
                 "at": now.isoformat(timespec="seconds"),
                 "trigger": trigger.as_dict(),

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops.adapters.aws import client
-from mlops.adapters.model_store import ModelStore, version_prefix
+from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import (
     ARCHIVED,
     CANARY,
@@ -47,17 +47,18 @@ from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain import serving, strict_json
 from mlops.domain.config import ModelConfig
 from mlops.domain.labels import as_join_inputs
+from mlops.domain.layout import ROLLOUT_REPORTS, version_prefix
 from mlops.domain.rollout import judge, judge_rollout
 from mlops.domain.serving import Serving
 from mlops.domain.sketch import SketchPlan
 from mlops.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, Problem
+from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.labels import LabelFolder, label_folder
 from mlops.services.promotion import verify_artifacts
 from mlops.services.stack_config import stack_config
 from mlops.settings import drift_settings, rollout_id_seed
 
-REPORTS = "reports/rollout/"
 # Per variant: every labeled row is kept (live quality), unlabeled ones up to this many, a
 # uniform sample (error rate, latency, disagreement, PSI): memory stays bounded however long
 # the bake and however busy the endpoint (~0.5 KB per kept row).
@@ -230,7 +231,7 @@ class RolloutService:
             force=force,
             against=against,
         )
-        metrics.add_metric(name="RolloutStarted", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.ROLLOUT_STARTED, unit=MetricUnit.Count, value=1)
         logger.info("rollout started", **rollout.as_dict())
         return RolloutStart("started", rollout, active)
 
@@ -253,7 +254,7 @@ class RolloutService:
             reason=reason,
             force=force,
         )
-        metrics.add_metric(name="RolloutSwitched", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.ROLLOUT_SWITCHED, unit=MetricUnit.Count, value=1)
         logger.info("rollout switched", from_phase=active.phase, **switched.as_dict())
         return RolloutStart("switched", switched, active)
 
@@ -267,7 +268,7 @@ class RolloutService:
             rollout, promote=False, actor=actor or self._actor, reason=reason, status=REJECTED
         )
         # Not RolloutRolledBack: that one (alarmed) says live traffic found the candidate worse.
-        metrics.add_metric(name="RolloutAborted", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.ROLLOUT_ABORTED, unit=MetricUnit.Count, value=1)
         logger.warning("rollout ended by hand", version=rollout.version, reason=reason)
         return rollout
 
@@ -303,7 +304,7 @@ class RolloutService:
         decision = str(verdict["decision"])
         reasons = [str(r) for r in verdict.get("reasons", [])]
         stamp = f"{now:%Y%m%dT%H%M%S}-{now.microsecond // 1000:03d}Z-v{rollout.version}"
-        key = f"{REPORTS}{stamp}.json"
+        key = f"{ROLLOUT_REPORTS}{stamp}.json"
         uri = self._store.uri(key)
         report = {
             "schema": 1,
@@ -523,7 +524,7 @@ class RolloutService:
                     return decision, [*reasons, f"not acted: {again.message}"], False
                 moved = f"not promoted: production moved to v{now} during the rollout"
                 return "rollback", [*reasons, moved], True
-            metrics.add_metric(name="RolloutPromoted", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=Metric.ROLLOUT_PROMOTED, unit=MetricUnit.Count, value=1)
             logger.info("rollout promoted", version=rollout.version, report=report_uri)
             return decision, reasons, True
         try:
@@ -536,21 +537,21 @@ class RolloutService:
             )
         except ConflictError as exc:
             return decision, [*reasons, f"not acted: {exc.message}"], False
-        metrics.add_metric(name="RolloutRolledBack", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.ROLLOUT_ROLLED_BACK, unit=MetricUnit.Count, value=1)
         logger.warning("rollout rolled back", version=rollout.version, report=report_uri)
         return "rollback", reasons, True
 
     def _publish(
         self, rollout: Rollout, decision: str, acted: bool, verdict: dict[str, Any]
     ) -> None:
-        metrics.add_metric(name="RolloutEvaluated", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.ROLLOUT_EVALUATED, unit=MetricUnit.Count, value=1)
         candidate = (verdict.get("variants") or {}).get("candidate") or {}
         rate = candidate.get("error_rate")
         # A NaN or infinity would make the EMF line invalid JSON: every metric on it lost.
         if isinstance(rate, int | float) and not isinstance(rate, bool) and math.isfinite(rate):
-            metrics.add_metric(name="CandidateErrorRate", unit=MetricUnit.Count, value=rate)
+            metrics.add_metric(name=Metric.CANDIDATE_ERROR_RATE, unit=MetricUnit.Count, value=rate)
         if not acted and decision == "wait":
-            metrics.add_metric(name="RolloutWaiting", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=Metric.ROLLOUT_WAITING, unit=MetricUnit.Count, value=1)
 
 
 def _refusal(record: VersionRecord, mode: str, force: bool) -> str | None:

@@ -13,13 +13,10 @@ from importlib import resources
 from mlops.adapters.model_store import ModelStore
 from mlops.domain.config import ModelConfig
 from mlops.domain.config_document import parse_config
+from mlops.domain.layout import config_key
 from mlops.errors import ConfigError, NotFoundError
 
 DEFAULT_CONFIG = "house_prices.toml"
-
-
-def config_key(model: str) -> str:
-    return f"config/{model}.toml"
 
 
 def stack_config(store: ModelStore, model: str) -> ModelConfig:

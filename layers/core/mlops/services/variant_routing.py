@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops.adapters.registry import Rollout
+from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.model_loading import LoadedModel
 
@@ -66,5 +67,5 @@ def score_candidate(
             mode=live.rollout.mode,
             error=error,
         )
-        metrics.add_metric(name="CandidateErrors", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.CANDIDATE_ERRORS, unit=MetricUnit.Count, value=1)
         return None, error

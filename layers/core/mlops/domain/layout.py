@@ -1,0 +1,42 @@
+"""Where everything lives in S3: every prefix and key pattern the functions write and read,
+defined once (DESIGN §3). Hive-style ``model=``/``version=``/``dt=``/``hour=`` partitions let
+Athena's partition projection query captures, feedback and sketches as they are.
+"""
+
+from __future__ import annotations
+
+MODELS = "models/"  # models/<model>/<version>/model.onnx | manifest.json | baseline.json
+STAGING = "staging/"  # staging/<model>/<candidate id>/: a retrain's candidate before the gate
+DATASETS = "datasets/"  # datasets/<sha256>/<file>: accepted training data, immutable
+CONFIG = "config/"  # config/<model>.toml: the config the stack serves
+CAPTURES = "captures/"  # captures/model=/version=/dt=/hour=/<batch>.jsonl.gz
+FEEDBACK = "feedback/"  # feedback/dt=/hour=/<batch>.jsonl.gz
+SKETCHES = "sketches/"  # sketches/model=/version=/dt=/hour=/<batch>.json, rollup/ per hour
+LABELS = "labels/"  # labels/model=/dt=/hour=/labeled.json.gz: labels folded per capture hour
+DRIFT_REPORTS = "reports/drift/"
+RETRAIN_REPORTS = "reports/retrain/"
+ROLLOUT_REPORTS = "reports/rollout/"
+
+
+def version_prefix(model: str, version: str) -> str:
+    return f"{MODELS}{model}/{version}/"
+
+
+def staging_prefix(model: str, candidate_id: str) -> str:
+    return f"{STAGING}{model}/{candidate_id}/"
+
+
+def config_key(model: str) -> str:
+    return f"{CONFIG}{model}.toml"
+
+
+def capture_prefix(model: str, version: str | None = None) -> str:
+    return f"{CAPTURES}model={model}/" + (f"version={version}/" if version is not None else "")
+
+
+def sketch_prefix(model: str, version: str | None = None) -> str:
+    return f"{SKETCHES}model={model}/" + (f"version={version}/" if version is not None else "")
+
+
+def label_prefix(model: str) -> str:
+    return f"{LABELS}model={model}/"
