@@ -2,6 +2,8 @@
 stage of the lifecycle, one frozen dataclass per TOML section.
 
 ``mlops.domain.config_document`` reads a TOML file into these, strictly, and writes them back.
+Every field says what it means in its ``metadata`` (``mlops.domain.field_doc``): the
+configuration reference is rendered from it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from mlops.domain.field_doc import doc
 from mlops.domain.schema import Feature
 
 Task = Literal["regression", "classification"]
@@ -25,16 +28,41 @@ ESTIMATORS: dict[Task, frozenset[str]] = {
 
 @dataclass(frozen=True)
 class EstimatorConfig:
-    type: str = "hist_gradient_boosting"
-    params: Mapping[str, Any] = field(default_factory=dict)
+    type: str = field(
+        default="hist_gradient_boosting",
+        metadata=doc("The scikit-learn estimator the pipeline ends with.", choices=ESTIMATORS),
+    )
+    params: Mapping[str, Any] = field(
+        default_factory=dict,
+        metadata=doc(
+            "Keyword arguments of the scikit-learn estimator, passed as they are, e.g. "
+            "`{ max_iter = 200, learning_rate = 0.08 }`."
+        ),
+    )
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    holdout_fraction: float = 0.2
-    seed: int = 0
-    min_rows: int = 50
-    baseline_bins: int = 20
+    holdout_fraction: float = field(
+        default=0.2,
+        metadata=doc(
+            "Share of the new data held out from training; both models are scored on it "
+            "(0.05 to 0.5).",
+            unit="fraction (0.2 = 20 %)",
+        ),
+    )
+    seed: int = field(default=0, metadata=doc("Seed of the train/holdout split.", unit="seed"))
+    min_rows: int = field(
+        default=50, metadata=doc("A training file with fewer rows is rejected.", unit="rows")
+    )
+    baseline_bins: int = field(
+        default=20,
+        metadata=doc(
+            "Quantile bins per numeric feature in the training baseline, the reference drift "
+            "is measured against (at least 20).",
+            unit="bins",
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -49,10 +77,34 @@ class ParityConfig:
     Classification: labels equal and probabilities within ``prob_atol``, same fraction rule.
     """
 
-    rtol: float = 1e-4
-    atol: float = 1e-6
-    prob_atol: float = 1e-4
-    max_mismatch_fraction: float = 0.0
+    rtol: float = field(
+        default=1e-4,
+        metadata=doc(
+            "Regression: relative tolerance, against the larger of the row's scikit-learn "
+            "prediction and the median magnitude of the case's predictions.",
+            unit="relative (1e-4 = 0.01 %)",
+        ),
+    )
+    atol: float = field(
+        default=1e-6,
+        metadata=doc("Regression: absolute tolerance.", unit="the target's units"),
+    )
+    prob_atol: float = field(
+        default=1e-4,
+        metadata=doc(
+            "Classification: every class probability within this of scikit-learn's "
+            "(and the labels equal).",
+            unit="probability",
+        ),
+    )
+    max_mismatch_fraction: float = field(
+        default=0.0,
+        metadata=doc(
+            "Share of a case's rows allowed outside the tolerance (a tree's float32 threshold "
+            "can send a value on a split to the other branch).",
+            unit="fraction (0.01 = 1 %)",
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -74,12 +126,53 @@ class ValidationConfig:
     rows take minutes).
     """
 
-    max_bytes: int = 256 * 1024 * 1024
-    max_missing_rate: float = 0.05
-    max_duplicate_rate: float = 1.0
-    min_class_rows: int = 5
-    max_category_ratio: float = 0.5
-    max_categories: int = 1000
+    max_bytes: int = field(
+        default=256 * 1024 * 1024,
+        metadata=doc(
+            "Largest training file, both as stored and decompressed (a gzip bomb is refused).",
+            unit="bytes (268435456 = 256 MiB)",
+        ),
+    )
+    max_missing_rate: float = field(
+        default=0.05,
+        metadata=doc(
+            "Per column: rows with an empty cell are dropped and counted up to this rate; "
+            "above it the file is rejected.",
+            unit="fraction (0.05 = 5 %)",
+        ),
+    )
+    max_duplicate_rate: float = field(
+        default=1.0,
+        metadata=doc(
+            "Exact duplicate rows above this share reject the file; below it they are reported. "
+            "1.0: reported only (rows of a few discrete features repeat by nature).",
+            unit="fraction (0.5 = 50 %)",
+        ),
+    )
+    min_class_rows: int = field(
+        default=5,
+        metadata=doc(
+            "Classification: a class with fewer rows rejects the file (it cannot be both "
+            "learned and measured).",
+            unit="rows",
+        ),
+    )
+    max_category_ratio: float = field(
+        default=0.5,
+        metadata=doc(
+            "A categorical feature with more distinct values than this share of the rows "
+            "rejects the file: it identifies rows rather than describing them.",
+            unit="fraction of the rows",
+        ),
+    )
+    max_categories: int = field(
+        default=1000,
+        metadata=doc(
+            "A categorical feature with more distinct values rejects the file (one-hot "
+            "encoding adds a column per value).",
+            unit="values",
+        ),
+    )
 
 
 # Metrics where a smaller value is better; every other metric is better when greater.
@@ -124,18 +217,97 @@ class PromotionConfig:
     registers a passing challenger as a candidate and leaves the promotion to an operator.
     """
 
-    metric: str = ""
-    min_relative_change: float = 0.01
-    min_absolute_change: float = 0.0
-    threshold: float | None = None
-    mode: Literal["auto", "manual"] = "auto"
-    confidence: float = 0.95
-    on_inconclusive: Literal["shadow", "canary", "manual"] = "shadow"
-    reference_days: int = 3
-    reference_rows: int = 5000
-    min_reference_rows: int = 100
-    max_reference_degradation: float = 0.05
-    max_label_error_ratio: float = 5.0
+    metric: str = field(
+        default="",
+        metadata=doc(
+            "The metric the gate compares; live quality and canaries judge it too.",
+            choices=METRICS,
+            default_by_task=DEFAULT_METRIC,
+        ),
+    )
+    min_relative_change: float = field(
+        default=0.01,
+        metadata=doc(
+            "A passing challenger is at least this much better than production, relative to "
+            "production's value.",
+            unit="fraction (0.01 = 1 %)",
+        ),
+    )
+    min_absolute_change: float = field(
+        default=0.0,
+        metadata=doc(
+            "... and at least this much better in absolute terms.", unit="the metric's units"
+        ),
+    )
+    threshold: float | None = field(
+        default=None,
+        metadata=doc(
+            "An absolute bar every model must meet (`>=` or `<=` by the metric's direction); "
+            "unset: none.",
+            unit="the metric's units",
+        ),
+    )
+    mode: Literal["auto", "manual"] = field(
+        default="auto",
+        metadata=doc(
+            "`auto`: a passing challenger goes on through `[rollout]`; `manual`: it is "
+            "registered as a candidate and an operator promotes it."
+        ),
+    )
+    confidence: float = field(
+        default=0.95,
+        metadata=doc(
+            "Confidence of the paired bootstrap interval (0.5 to below 1).",
+            unit="probability (0.95 = 95 %)",
+        ),
+    )
+    on_inconclusive: Literal["shadow", "canary", "manual"] = field(
+        default="shadow",
+        metadata=doc(
+            "What a tie or too few rows to tell starts: a shadow, a canary, or `manual` "
+            "(registered as a candidate for `mlops promote V --rollout ...`)."
+        ),
+    )
+    reference_days: int = field(
+        default=3,
+        metadata=doc(
+            "The traffic set: labeled production captures from this many recent days ...",
+            unit="days",
+        ),
+    )
+    reference_rows: int = field(
+        default=5000,
+        metadata=doc(
+            "... the newest this many of them; also the size of the golden set pinned with the "
+            "production version.",
+            unit="rows",
+        ),
+    )
+    min_reference_rows: int = field(
+        default=100,
+        metadata=doc(
+            "A traffic or golden set with fewer rows is not used (the report says so); at most "
+            "`reference_rows`.",
+            unit="rows",
+        ),
+    )
+    max_reference_degradation: float = field(
+        default=0.05,
+        metadata=doc(
+            "A challenger worse than this on the traffic set is rejected; on the golden set "
+            "(with no traffic set), held.",
+            unit="fraction, relative (0.05 = 5 %)",
+        ),
+    )
+    max_label_error_ratio: float = field(
+        default=5.0,
+        metadata=doc(
+            "Production's error on the new rows over its error on its own holdout (MAE; error "
+            "rate for classification); above it the new labels are suspect and the challenger "
+            "is held.",
+            unit="ratio (above 1)",
+        ),
+    )
 
     def metric_for(self, task: Task) -> str:
         return self.metric or DEFAULT_METRIC[task]
@@ -154,10 +326,28 @@ class RetrainingConfig:
     over the last ``feedback_days`` days.
     """
 
-    training_set: Literal["new_object", "window"] = "new_object"
-    window_objects: int = 3
-    include_feedback: bool = False
-    feedback_days: int = 30
+    training_set: Literal["new_object", "window"] = field(
+        default="new_object",
+        metadata=doc(
+            "`new_object`: the uploaded object alone; `window`: it and the most recent other "
+            "valid objects under the training prefix."
+        ),
+    )
+    window_objects: int = field(
+        default=3,
+        metadata=doc(
+            "With `window`: the new object and the `window_objects - 1` most recent others.",
+            unit="objects",
+        ),
+    )
+    include_feedback: bool = field(
+        default=False,
+        metadata=doc("Add labeled production traffic: captures joined with their feedback."),
+    )
+    feedback_days: int = field(
+        default=30,
+        metadata=doc("With `include_feedback`: traffic of this many recent days.", unit="days"),
+    )
 
 
 MAX_UNSEEN_CATEGORIES = 1024  # the largest [drift] max_unseen_categories
@@ -170,12 +360,12 @@ class DriftConfig:
     Numeric features: PSI on the baseline's bins (``psi_warn`` / ``psi_threshold``) and the
     Wasserstein distance winsorised at the baseline's outer edges, over the training standard
     deviation (``wasserstein_threshold``). Categorical features: Jensen-Shannon distance
-    (``js_threshold``) or a share of categories never seen in training above
+    (``js_threshold``) or a share of values never seen in training at or above
     ``unseen_threshold``. PSI, the distance and JS count only when the test on the same counts
     (chi-square; KS for the distance) gives a p-value under ``ks_pvalue``: a change too small
     for the window's size to tell from sampling noise is no drift. A window of at most
     ``small_sample_rows`` rows is read from the raw captures. Any feature: a missing-rate increase
-    above ``missing_rate_threshold``. The dataset drifts when at least ``drift_share`` of the
+    of ``missing_rate_threshold`` or more. The dataset drifts when at least ``drift_share`` of the
     features drift. Below ``min_rows`` rows a window is not judged; after a retrain request
     another waits ``cooldown_hours``. Live quality breaches when the gate metric is worse than
     the version's holdout value by more than ``quality_tolerance`` (relative), over at least
@@ -184,23 +374,123 @@ class DriftConfig:
     one count, so their size does not follow what clients send; 0 to 1,024).
     """
 
-    psi_warn: float = 0.1
-    psi_threshold: float = 0.25
-    wasserstein_threshold: float = 0.1
-    ks_pvalue: float = 0.05
-    small_sample_rows: int = 1000
-    js_threshold: float = 0.1
-    unseen_threshold: float = 0.05
-    missing_rate_threshold: float = 0.05
-    drift_share: float = 0.5
-    min_rows: int = 200
-    cooldown_hours: float = 6.0
-    quality_tolerance: float = 0.2
-    min_labels: int = 50
-    label_delay_hours: float = 72.0
-    max_unseen_categories: int = 64
-    # Per-feature thresholds: ``[drift.features.sqft] psi_threshold = 0.4`` (TOML).
-    features: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    psi_warn: float = field(
+        default=0.1,
+        metadata=doc(
+            "Numeric features: PSI at or above this is a warning (at most `psi_threshold`).",
+            unit="PSI",
+            per_feature=True,
+        ),
+    )
+    psi_threshold: float = field(
+        default=0.25,
+        metadata=doc(
+            "Numeric features: PSI on the baseline's bins at or above this is drift.",
+            unit="PSI",
+            per_feature=True,
+        ),
+    )
+    wasserstein_threshold: float = field(
+        default=0.1,
+        metadata=doc(
+            "Numeric features: the Wasserstein distance, winsorised at the baseline's outer "
+            "edges, at or above this is drift.",
+            unit="training standard deviations",
+            per_feature=True,
+        ),
+    )
+    ks_pvalue: float = field(
+        default=0.05,
+        metadata=doc(
+            "PSI, the distance and JS count only when the test on the same counts (chi-square; "
+            "KS for the distance) gives a p-value under this: a change the window is too small "
+            "to tell from sampling noise is no drift.",
+            unit="p-value",
+            per_feature=True,
+        ),
+    )
+    small_sample_rows: int = field(
+        default=1000,
+        metadata=doc(
+            "A window of at most this many rows is judged exactly, from the raw captures.",
+            unit="rows",
+        ),
+    )
+    js_threshold: float = field(
+        default=0.1,
+        metadata=doc(
+            "Categorical features: Jensen-Shannon distance at or above this is drift.",
+            unit="JS distance (0 to 1)",
+            per_feature=True,
+        ),
+    )
+    unseen_threshold: float = field(
+        default=0.05,
+        metadata=doc(
+            "Categorical features: a share of the window's values never seen in training at "
+            "or above this is drift.",
+            unit="fraction (0.05 = 5 %)",
+            per_feature=True,
+        ),
+    )
+    missing_rate_threshold: float = field(
+        default=0.05,
+        metadata=doc(
+            "Any feature: a missing rate that rises over training's by this or more is drift.",
+            unit="fraction, absolute (0.05 = 5 points)",
+            per_feature=True,
+        ),
+    )
+    drift_share: float = field(
+        default=0.5,
+        metadata=doc(
+            "The dataset drifts when at least this share of its features drift.",
+            unit="fraction of the features",
+        ),
+    )
+    min_rows: int = field(
+        default=200, metadata=doc("A window with fewer rows is not judged.", unit="rows")
+    )
+    cooldown_hours: float = field(
+        default=6.0,
+        metadata=doc(
+            "After a retrain request, the next one waits this long (0: no wait).", unit="hours"
+        ),
+    )
+    quality_tolerance: float = field(
+        default=0.2,
+        metadata=doc(
+            "Live quality breaches when the gate metric is worse than the version's holdout "
+            "value by more than this.",
+            unit="fraction, relative (0.2 = 20 %)",
+        ),
+    )
+    min_labels: int = field(
+        default=50,
+        metadata=doc("Live quality is judged over at least this many labels.", unit="labels"),
+    )
+    label_delay_hours: float = field(
+        default=72.0,
+        metadata=doc(
+            "A label joins its prediction when it arrives within this of it.", unit="hours"
+        ),
+    )
+    max_unseen_categories: int = field(
+        default=64,
+        metadata=doc(
+            "Unseen categories a sketch keeps by name per feature; the rest as one count, so a "
+            "sketch's size does not follow what clients send (0 to 1,024).",
+            unit="categories",
+        ),
+    )
+    features: Mapping[str, Mapping[str, float]] = field(
+        default_factory=dict,
+        metadata=doc(
+            "Per-feature thresholds: a `[drift.features.<name>]` table per feature overrides "
+            "the keys above that judge one feature, e.g. `[drift.features.sqft]` with "
+            "`psi_threshold = 0.4`."
+        ),
+    )
 
     def for_feature(self, name: str) -> DriftConfig:
         """The thresholds that judge ``name``: the defaults with its overrides."""
@@ -230,37 +520,171 @@ class RolloutConfig:
     - after ``max_bake_hours`` without a verdict: ``on_inconclusive`` (rollback or promote).
     """
 
-    mode: Literal["direct", "shadow", "canary"] = "canary"
-    canary_percent: float = 10.0
-    min_bake_minutes: float = 60.0
-    max_bake_hours: float = 24.0
-    min_requests: int = 200
-    min_labels: int = 30
-    require_labels: bool = True
-    confidence: float = 0.95
-    max_quality_degradation: float = 0.05
-    max_error_rate: float = 0.01
-    max_latency_ratio: float = 2.0
-    latency_slack_ms: float = 5.0
-    max_disagreement: float | None = None
-    max_prediction_psi: float | None = None
-    on_inconclusive: Literal["rollback", "promote"] = "rollback"
+    mode: Literal["direct", "shadow", "canary"] = field(
+        default="canary",
+        metadata=doc(
+            "`canary`: the candidate answers a share of requests; `shadow`: it scores every "
+            "request, its answers captured, never returned; `direct`: production moves at once "
+            "on the gate's evidence alone (no live check before every user sees it)."
+        ),
+    )
+    canary_percent: float = field(
+        default=10.0,
+        metadata=doc(
+            "Canary: the share of requests the candidate answers, sticky per `request_id` "
+            "(0.01 to 100).",
+            unit="percent (10.0 = 10 %)",
+        ),
+    )
+    min_bake_minutes: float = field(
+        default=60.0,
+        metadata=doc(
+            "No promotion before the rollout has baked this long (a breach rolls back at once).",
+            unit="minutes",
+        ),
+    )
+    max_bake_hours: float = field(
+        default=24.0,
+        metadata=doc(
+            "No verdict after this long: `on_inconclusive` decides (at least `min_bake_minutes`).",
+            unit="hours",
+        ),
+    )
+    min_requests: int = field(
+        default=200,
+        metadata=doc("Candidate requests needed before a promotion.", unit="requests"),
+    )
+    min_labels: int = field(
+        default=30,
+        metadata=doc(
+            "Labeled predictions per variant before live quality is judged.", unit="labels"
+        ),
+    )
+    require_labels: bool = field(
+        default=True,
+        metadata=doc(
+            "A promotion needs live quality shown within tolerance (forced on for a held version)."
+        ),
+    )
+    confidence: float = field(
+        default=0.95,
+        metadata=doc(
+            "Confidence of the bootstrap interval on live quality (0.5 to below 1).",
+            unit="probability (0.95 = 95 %)",
+        ),
+    )
+    max_quality_degradation: float = field(
+        default=0.05,
+        metadata=doc(
+            "Live quality worse than production's by more than this rolls back; a promotion "
+            "needs it shown not worse than this.",
+            unit="fraction, relative (0.05 = 5 %)",
+        ),
+    )
+    max_error_rate: float = field(
+        default=0.01,
+        metadata=doc(
+            "A candidate scoring error rate above this rolls back.",
+            unit="fraction of requests (0.01 = 1 %)",
+        ),
+    )
+    max_latency_ratio: float = field(
+        default=2.0,
+        metadata=doc(
+            "A candidate p95 latency above this times production's ...",
+            unit="ratio (at least 1)",
+        ),
+    )
+    latency_slack_ms: float = field(
+        default=5.0,
+        metadata=doc("... and more than this above it rolls back.", unit="milliseconds"),
+    )
+    max_disagreement: float | None = field(
+        default=None,
+        metadata=doc(
+            "Shadow: a share of predictions that disagree with production above this rolls "
+            "back; unset: not judged.",
+            unit="fraction of predictions",
+        ),
+    )
+    max_prediction_psi: float | None = field(
+        default=None,
+        metadata=doc(
+            "Regression: PSI between the two variants' predictions above this rolls back; "
+            "unset: not judged.",
+            unit="PSI",
+        ),
+    )
+    on_inconclusive: Literal["rollback", "promote"] = field(
+        default="rollback",
+        metadata=doc("What happens after `max_bake_hours` without a verdict."),
+    )
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str
-    task: Task
-    target: str
-    features: tuple[Feature, ...]
-    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    parity: ParityConfig = field(default_factory=ParityConfig)
-    validation: ValidationConfig = field(default_factory=ValidationConfig)
-    promotion: PromotionConfig = field(default_factory=PromotionConfig)
-    retraining: RetrainingConfig = field(default_factory=RetrainingConfig)
-    drift: DriftConfig = field(default_factory=DriftConfig)
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """A model's config: the top-level keys, then one field per TOML section (whose doc is the
+    section's introduction in the reference)."""
+
+    name: str = field(
+        metadata=doc(
+            "The model's name: 2 to 63 of `a-z`, `0-9`, `-`, not starting with `-`. It becomes "
+            "the stack's `ModelName` and part of S3 keys."
+        )
+    )
+    task: Task = field(metadata=doc("What the model predicts: a number or a class."))
+    target: str = field(metadata=doc("The target column of the training CSV; not also a feature."))
+    features: tuple[Feature, ...] = field(
+        metadata=doc(
+            "One `[[features]]` table per model input, in the order the model takes them "
+            "(at least one)."
+        )
+    )
+    estimator: EstimatorConfig = field(
+        default_factory=EstimatorConfig, metadata=doc("The scikit-learn model that is trained.")
+    )
+    training: TrainingConfig = field(
+        default_factory=TrainingConfig,
+        metadata=doc("How a training file is split and summarised."),
+    )
+    parity: ParityConfig = field(
+        default_factory=ParityConfig,
+        metadata=doc(
+            "How close ONNX Runtime must be to scikit-learn, on the holdout and edge cases, "
+            "for an export to be registered."
+        ),
+    )
+    validation: ValidationConfig = field(
+        default_factory=ValidationConfig,
+        metadata=doc("What training data must look like before anything is trained on it."),
+    )
+    promotion: PromotionConfig = field(
+        default_factory=PromotionConfig,
+        metadata=doc(
+            "The champion/challenger gate: both models scored on the same rows of the new "
+            "holdout, recent labeled traffic and the golden set, compared by a paired bootstrap."
+        ),
+    )
+    retraining: RetrainingConfig = field(
+        default_factory=RetrainingConfig,
+        metadata=doc(
+            "Which rows a retrain trains on (the holdout always comes from the new data)."
+        ),
+    )
+    drift: DriftConfig = field(
+        default_factory=DriftConfig,
+        metadata=doc(
+            "When live traffic has moved away from the training data, and when live quality "
+            "has fallen."
+        ),
+    )
+    rollout: RolloutConfig = field(
+        default_factory=RolloutConfig,
+        metadata=doc(
+            "How a challenger that passed the gate reaches production: the rollout bakes on "
+            "live traffic and the evaluator promotes it or rolls it back."
+        ),
+    )
 
     @property
     def feature_names(self) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from mlops.domain.field_doc import doc
 from mlops.errors import InvalidInputError, PayloadTooLargeError, Problem
 
 FeatureType = Literal["numeric", "categorical"]
@@ -26,11 +27,38 @@ MAX_PROBLEMS = 50  # enough to fix a request; bounded so a huge bad batch stays 
 class Feature:
     """One model input. ``min``/``max`` are declared bounds (numeric only)."""
 
-    name: str
-    type: FeatureType
-    min: float | None = None
-    max: float | None = None
-    categories: tuple[str, ...] = ()
+    name: str = field(
+        metadata=doc(
+            "The CSV column and the `/predict` field; unique. Any name a CSV header can hold, "
+            "but not blank, padded with spaces, holding control characters or over 128 "
+            "characters, and no two that derive the same model input."
+        )
+    )
+    type: FeatureType = field(
+        metadata=doc(
+            "`numeric` values are finite numbers; `categorical` values are strings (one never "
+            "seen in training is accepted)."
+        )
+    )
+    min: float | None = field(
+        default=None,
+        metadata=doc(
+            "Numeric only: the smallest value accepted, at `/predict` (a 400 naming the field) "
+            "and in training data; unset: no bound.",
+            unit="the feature's units",
+        ),
+    )
+    max: float | None = field(
+        default=None,
+        metadata=doc(
+            "Numeric only: the largest value accepted, above `min`; unset: no bound.",
+            unit="the feature's units",
+        ),
+    )
+    categories: tuple[str, ...] = field(
+        default=(),
+        metadata=doc("Categorical: the values seen in training.", in_config=False),
+    )
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type}
