@@ -25,8 +25,14 @@ ESTIMATORS: dict[Task, frozenset[str]] = {
 
 @dataclass(frozen=True)
 class EstimatorConfig:
+    """Our pipeline (``type``), or the user's: ``factory`` (``"module:function"``) in the
+    folder ``code`` (relative to the config file; on AWS the template's ``ModelCodeLayer``
+    holds it). ``params`` go to the estimator, or to the factory as keyword arguments."""
+
     type: str = "hist_gradient_boosting"
     params: Mapping[str, Any] = field(default_factory=dict)
+    factory: str = ""
+    code: str = ""
 
 
 @dataclass(frozen=True)
