@@ -19,6 +19,7 @@ help:
 	@echo "make test       lint, type-check, validate the template, build the docs, run every test"
 	@echo "make local      start the local stack on http://127.0.0.1:3000"
 	@echo "make build      sam build for the Lambda runtime (no Docker) and check sizes and platforms"
+	@echo "                (MODEL_CODE=folder: your [estimator] factory's code, for the retrainer)"
 	@echo "make docs       build the documentation site (docs/, mkdocs.yml) into $(DOCS_SITE)"
 	@echo "make bench      run the benchmarks (BENCH_ARGS=--json for JSON)"
 
@@ -68,8 +69,11 @@ validate: venv $(SAM) $(CHECKOV)
 # Layers and functions build through their own Makefiles (BuildMethod: makefile): pip installs
 # manylinux wheels for the template's runtime and architecture, so no Docker and no matching
 # interpreter are needed. Then every function's unzipped size and native modules are checked.
+# MODEL_CODE=folder: the config's [estimator] code, built into ModelCodeLayer (absolute for
+# sam, which runs the layer's Makefile elsewhere; MAKEFLAGS would carry the relative one).
 build: venv $(SAM)
-	$(SAM) build --template template.yaml --parallel
+	MAKEFLAGS= MODEL_CODE="$(if $(MODEL_CODE),$(abspath $(MODEL_CODE)))" \
+		$(SAM) build --template template.yaml --parallel
 	$(MAKE) size
 
 size: venv

@@ -220,7 +220,7 @@ def test_the_retrainers_success_goes_to_the_gate_and_failures_of_both_to_the_que
 
 
 def test_the_retrainer_trains_without_onnxruntime_and_the_gate_runs_the_serving_runtime() -> None:
-    assert RETRAINER["Layers"] == [ref("CoreLayer"), ref("TrainingLayer")]
+    assert RETRAINER["Layers"] == [ref("CoreLayer"), ref("TrainingLayer"), ref("ModelCodeLayer")]
     assert GATE["Layers"] == [ref("CoreLayer"), ref("OnnxRuntimeLayer")]
     assert RESOURCES["InferenceFunction"]["Properties"]["Layers"] == GATE["Layers"]
     training, onnx = RESOURCES["TrainingLayer"], RESOURCES["OnnxRuntimeLayer"]
@@ -362,3 +362,18 @@ def test_the_pipeline_is_in_the_outputs() -> None:
     assert outputs["RetrainerFunctionName"]["Value"] == ref("RetrainerFunction")
     assert outputs["CandidateGateFunctionName"]["Value"] == ref("CandidateGateFunction")
     assert outputs["RetrainFailuresUrl"]["Value"] == ref("RetrainFailures")
+
+
+def test_only_the_retrainer_carries_the_users_model_code_where_its_variable_points() -> None:
+    # Given the template
+    with_code = [
+        name
+        for name, resource in RESOURCES.items()
+        if ref("ModelCodeLayer") in resource.get("Properties", {}).get("Layers", [])
+    ]
+    # Then the retrainer alone imports the factory; the gate checks parity on ONNX only
+    assert with_code == ["RetrainerFunction"]
+    assert RETRAINER["Environment"]["Variables"]["MODEL_CODE_DIR"] == "/opt/model_code"
+    layer = RESOURCES["ModelCodeLayer"]
+    assert layer["Properties"]["ContentUri"] == "layers/model_code/"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"

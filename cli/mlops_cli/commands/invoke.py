@@ -29,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
     """The function in its own environment, against the running ``mlops local`` (same folder)
     or, if none runs, a fresh stack of the template's resources. The result goes to stdout,
     the function's logs to stderr; exit code 1 when the function fails."""
+    from mlops.domain.config_document import load_config
     from mlops.errors import ConfigError
-    from mlops_cli.emulator.runner import print_function_log
+    from mlops_cli.emulator.runner import model_code_folder, print_function_log
     from mlops_cli.emulator.stack import LocalStack
     from mlops_cli.emulator.target import find_template, running_local_stack
 
@@ -51,7 +52,13 @@ def run(args: argparse.Namespace) -> int:
     template = args.template or (
         Path(running["template"]) if running and running.get("template") else find_template(None)
     )
-    stack = LocalStack(template, parameters=running["parameters"] if running else None)
+    config = Path(running["config"]) if running and running.get("config") else None
+    stack = LocalStack(
+        template,
+        parameters=running["parameters"] if running else None,
+        # the retrainer finds the config's [estimator] factory where `mlops local` put it
+        model_code=model_code_folder(load_config(config), config) if config else None,
+    )
     if args.function not in stack.function_names:
         raise ConfigError(
             f"{template} has no function {args.function!r}; it has "

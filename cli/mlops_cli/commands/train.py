@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from mlops_cli.emulator.runner import (
         archive_dataset,
         keep_training_data,
+        model_code_folder,
         publish_config,
         read_data,
         training_service,
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     uri = archive_dataset(target.store(), data, args.data.name)
     if args.config is not None:  # the retrainer retrains with the config last trained with
         publish_config(target, args.config)
-    result = training_service(target).train_and_register(
+    result = training_service(target, model_code_folder(config, args.config)).train_and_register(
         config, data, uri, promote=not args.no_promote
     )
     # Where uploads go: a retrain the drift evaluator requests has this data too.

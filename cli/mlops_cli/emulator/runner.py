@@ -95,12 +95,25 @@ def publish_config(target: Target, config_path: Path | None) -> str:
     return target.store().uri(key)
 
 
-def training_service(target: Target) -> TrainingService:
-    return TrainingService(target.store(), target.registry(), code_version=__version__)
+def training_service(target: Target, model_code: Path | None = None) -> TrainingService:
+    return TrainingService(
+        target.store(), target.registry(), code_version=__version__, model_code=model_code
+    )
+
+
+def model_code_folder(config: ModelConfig, config_path: Path | None) -> Path | None:
+    """Where this process finds the config's ``[estimator] factory``: its ``code`` folder,
+    relative to the config file (None without a factory, or without the file)."""
+    if not config.estimator.factory or config_path is None:
+        return None
+    return (config_path.parent / config.estimator.code).resolve()
 
 
 def ensure_model(
-    target: Target, config: ModelConfig, data_path: Path | None = None
+    target: Target,
+    config: ModelConfig,
+    data_path: Path | None = None,
+    model_code: Path | None = None,
 ) -> TrainingResult | None:
     """Train and promote v1 when nothing is in production: from ``data_path`` if given, else
     (the shipped house-prices config only) from month 0 of the synthetic market."""
@@ -112,7 +125,9 @@ def ensure_model(
         data = csv_bytes(generate(BOOTSTRAP_ROWS, conditions_for_month(0), seed=BOOTSTRAP_SEED))
         name = "houses-month-00.csv"
     uri = archive_dataset(target.store(), data, name)
-    result = training_service(target).train_and_register(config, data, uri, promote=True)
+    result = training_service(target, model_code).train_and_register(
+        config, data, uri, promote=True
+    )
     keep_training_data(target, data, name, result.version)
     return result
 
@@ -160,6 +175,11 @@ def start_local(
     ``environment`` adds variables to every function's (``mlops demo``: ``ROLLOUT_ID_SEED``).
     """
     config = load_config(config_path)
+    model_code = model_code_folder(config, config_path)
+    if model_code is not None and not model_code.is_dir():
+        raise ConfigError(
+            f"{config_path}: [estimator] code = {config.estimator.code!r}: no folder {model_code}"
+        )
     if data_path is not None:
         read_data(data_path)  # fail before anything starts
     overrides = (
@@ -173,6 +193,7 @@ def start_local(
         parameters=model_parameters(config, LOCAL_PARAMETERS | (parameters or {})),
         env_overrides=overrides,
         schedule_seconds=schedule_seconds,
+        model_code=model_code,
     )
     if not quiet_functions:
         stack.log_listeners.append(print_function_log)
@@ -187,7 +208,7 @@ def start_local(
         target = Target(stack.outputs, "local stack")
         publish_config(target, config_path)
         bootstrap = data_path is not None or config_path is None
-        result = ensure_model(target, config, data_path) if bootstrap else None
+        result = ensure_model(target, config, data_path, model_code) if bootstrap else None
         api.start()
         wait_until_healthy(api.url, expect_model=bootstrap)
     except BaseException:

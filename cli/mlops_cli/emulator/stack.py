@@ -36,6 +36,8 @@ from mlops_cli.emulator.template import (
 STACK = STACK_NAME
 # Lambda's default is the account's concurrency (1,000); two laptop cores run far fewer.
 DEFAULT_MAX_ENVIRONMENTS = 4
+# The variable that points a function at the model code layer (template.yaml, RetrainerFunction).
+MODEL_CODE_DIR = "MODEL_CODE_DIR"
 
 
 def free_port() -> int:
@@ -104,8 +106,12 @@ class LocalStack:
         parameters: dict[str, str] | None = None,
         env_overrides: dict[str, str] | None = None,
         schedule_seconds: float | None = None,
+        *,
+        model_code: Path | None = None,
     ) -> None:
-        """``schedule_seconds``: fire every schedule of the template this often instead."""
+        """``schedule_seconds``: fire every schedule of the template this often instead.
+        ``model_code``: the folder of the config's ``[estimator] factory``, where a function
+        the template gives ``MODEL_CODE_DIR`` (the ``ModelCodeLayer``'s path on AWS) finds it."""
         self.template_path = template_path.resolve()
         self.template = load_template(self.template_path)
         self.moto_port = moto_port or free_port()
@@ -118,6 +124,7 @@ class LocalStack:
         self.runtime: LocalRuntime | None = None
         self.sources: EventSources | None = None
         self.schedule_seconds = schedule_seconds
+        self.model_code = model_code
         # Called with every line every function writes (on the runtime's thread: keep quick).
         self.log_listeners: list[Callable[[LogLine], None]] = []
         self._server: MotoServer | None = None
@@ -346,6 +353,8 @@ class LocalStack:
             }
             environment = {k: str(v) for k, v in self.resolver.resolve(variables).items()}
             environment |= local_aws_environment(self.endpoint) | self.env_overrides
+            if MODEL_CODE_DIR in environment:  # /opt/model_code on AWS: the layer's folder
+                environment[MODEL_CODE_DIR] = str(self.model_code or "")
             logging_config = self.resolver.resolve(props.get("LoggingConfig", {}))
             reserved = self.resolver.resolve(props.get("ReservedConcurrentExecutions"))
             specs[name] = FunctionSpec(

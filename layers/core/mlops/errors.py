@@ -120,3 +120,11 @@ class ParityError(MlopsError):
     """The ONNX export does not reproduce the scikit-learn model within tolerance."""
 
     code = "parity_failed"
+
+
+class ModelCodeError(ConfigError):
+    """The user's model code (the config's ``[estimator] factory``) cannot give a model we can
+    train and export: it does not import, raises, returns no estimator, fails to fit, or has a
+    step skl2onnx cannot convert. The message names the factory (or the step) and the fix."""
+
+    code = "model_code_error"

@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlops.domain.names import PRODUCTION
 from mlops.errors import ConfigError
@@ -71,6 +72,8 @@ class RetrainerSettings:
     idempotency_table: str
     # A trigger's idempotency record outlives any redelivery S3 or EventBridge makes.
     idempotency_days: int = 30
+    # The folder of the config's [estimator] factory (the ModelCodeLayer), when there is one.
+    model_code_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RetrainerSettings:
@@ -82,6 +85,7 @@ class RetrainerSettings:
             training_prefix=_required(env, "TRAINING_PREFIX"),
             idempotency_table=_required(env, "IDEMPOTENCY_TABLE"),
             idempotency_days=_count(env, "IDEMPOTENCY_DAYS", cls.idempotency_days),
+            model_code_dir=Path(env["MODEL_CODE_DIR"]) if env.get("MODEL_CODE_DIR") else None,
         )
 
 

@@ -28,6 +28,10 @@ ESTIMATORS: dict[Task, frozenset[str]] = {
 
 @dataclass(frozen=True)
 class EstimatorConfig:
+    """Our pipeline (``type``), or the user's: ``factory`` (``"module:function"``) in the
+    folder ``code`` (relative to the config file; on AWS the template's ``ModelCodeLayer``
+    holds it). ``params`` go to the estimator, or to the factory as keyword arguments."""
+
     type: str = field(
         default="hist_gradient_boosting",
         metadata=doc("The scikit-learn estimator the pipeline ends with.", choices=ESTIMATORS),
@@ -36,7 +40,24 @@ class EstimatorConfig:
         default_factory=dict,
         metadata=doc(
             "Keyword arguments of the scikit-learn estimator, passed as they are, e.g. "
-            "`{ max_iter = 200, learning_rate = 0.08 }`."
+            "`{ max_iter = 200, learning_rate = 0.08 }`; with `factory`, the factory's."
+        ),
+    )
+    factory: str = field(
+        default="",
+        metadata=doc(
+            'Your own scikit-learn pipeline instead of `type`: `"module:function"` in the '
+            "`code` folder, called as `function(config, **params)`; it returns an unfitted "
+            "estimator or `Pipeline` taking the config's columns by position "
+            "(`mlops.domain.model_code.columns`). Empty: our pipeline."
+        ),
+    )
+    code: str = field(
+        default="",
+        metadata=doc(
+            "The folder holding the `factory`'s module, relative to the config file (on AWS the "
+            "template's `ModelCodeLayer` is built from it: `make build MODEL_CODE=path`). "
+            "Required with `factory`."
         ),
     )
 

@@ -7,6 +7,7 @@ typo in a config silently falling back to a default is how models get trained wr
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
@@ -86,15 +87,7 @@ def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
     if target and any(f.name == target for f in features):
         problems.append(Problem("target", f"{target!r} is also listed as a feature"))
 
-    est_raw = _table(raw, "estimator", problems)
-    _unknown(est_raw, {"type", "params"}, "estimator.", problems)
-    estimator = EstimatorConfig(
-        type=str(est_raw.get("type", EstimatorConfig.type)),
-        params=dict(est_raw.get("params", {})),
-    )
-    if task in ESTIMATORS and estimator.type not in ESTIMATORS[task]:
-        allowed = ", ".join(sorted(ESTIMATORS[task]))
-        problems.append(Problem("estimator.type", f"{estimator.type!r} is not one of: {allowed}"))
+    estimator = _estimator(raw, task, problems)
 
     training = _section(raw, "training", TrainingConfig, problems)
     parity = _section(raw, "parity", ParityConfig, problems)
@@ -123,6 +116,45 @@ def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
         drift=drift,
         rollout=rollout,
     )
+
+
+FACTORY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+
+
+def _estimator(raw: Mapping[str, Any], task: Any, problems: list[Problem]) -> EstimatorConfig:
+    """Ours (``type``) or the user's (``factory`` in the folder ``code``), never both."""
+    est_raw = _table(raw, "estimator", problems)
+    _unknown(est_raw, {"type", "params", "factory", "code"}, "estimator.", problems)
+    for key in ("type", "factory", "code"):
+        if key in est_raw and not isinstance(est_raw[key], str):
+            problems.append(Problem(f"estimator.{key}", "expected a string"))
+    params = est_raw.get("params", {})
+    if not isinstance(params, dict):
+        problems.append(Problem("estimator.params", "expected a table"))
+        params = {}
+    factory, code = str(est_raw.get("factory", "")), str(est_raw.get("code", ""))
+    estimator = EstimatorConfig(
+        type=str(est_raw.get("type", EstimatorConfig.type)),
+        params=dict(params),
+        factory=factory,
+        code=code,
+    )
+    if "factory" in est_raw:
+        if not FACTORY.fullmatch(factory):
+            problems.append(Problem("estimator.factory", 'expected "module:function"'))
+        if "type" in est_raw:
+            problems.append(Problem("estimator.type", "not with factory: the factory's model"))
+        if not code.strip():
+            problems.append(
+                Problem("estimator.code", "required with factory: the folder of its module")
+            )
+        return estimator
+    if "code" in est_raw:
+        problems.append(Problem("estimator.code", "only with factory"))
+    if task in ESTIMATORS and estimator.type not in ESTIMATORS[task]:
+        allowed = ", ".join(sorted(ESTIMATORS[task]))
+        problems.append(Problem("estimator.type", f"{estimator.type!r} is not one of: {allowed}"))
+    return estimator
 
 
 def _rollout(raw: Mapping[str, Any], problems: list[Problem]) -> RolloutConfig:
@@ -383,7 +415,7 @@ def to_document(config: ModelConfig) -> dict[str, Any]:
         "task": config.task,
         "target": config.target,
         "features": features,
-        "estimator": {"type": config.estimator.type, "params": dict(config.estimator.params)},
+        "estimator": estimator_document(config),
         "training": section(config.training),
         "parity": section(config.parity),
         "validation": section(config.validation),
@@ -393,3 +425,15 @@ def to_document(config: ModelConfig) -> dict[str, Any]:
         | {"features": {k: dict(v) for k, v in config.drift.features.items()}},
         "rollout": section(config.rollout),
     }
+
+
+def estimator_document(config: ModelConfig) -> dict[str, Any]:
+    """``[estimator]`` as read: ``type`` for ours, ``factory`` and ``code`` for the user's."""
+    estimator = config.estimator
+    if estimator.factory:
+        return {
+            "factory": estimator.factory,
+            "code": estimator.code,
+            "params": dict(estimator.params),
+        }
+    return {"type": estimator.type, "params": dict(estimator.params)}

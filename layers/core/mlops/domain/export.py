@@ -10,11 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from skl2onnx import convert_sklearn
+from skl2onnx._supported_operators import sklearn_operator_name_map
 from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from mlops.domain.config import ModelConfig
 from mlops.domain.input_names import input_name
+from mlops.errors import ModelCodeError
 
 # ai.onnx.ml 3 is what onnxruntime's tree kernels implement for these ops.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
@@ -32,16 +36,51 @@ def to_onnx_bytes(pipeline: Pipeline, config: ModelConfig) -> bytes:
     if config.task == "classification":
         # A plain probability tensor instead of a list of dicts (ZipMap): cheaper to run and read.
         options[id(pipeline.steps[-1][1])] = {"zipmap": False}
-    model = convert_sklearn(
-        pipeline,
-        name=config.name,
-        initial_types=inputs,
-        target_opset=TARGET_OPSET,
-        options=options or None,
-    )
+    try:
+        model = convert_sklearn(
+            pipeline,
+            name=config.name,
+            initial_types=inputs,
+            target_opset=TARGET_OPSET,
+            options=options or None,
+        )
+    except Exception as exc:
+        if (step := unconvertible_step(pipeline)) is None:
+            raise
+        path, estimator = step
+        raise ModelCodeError(_no_converter(path, estimator, exc)) from exc
     _rename_inputs(model.graph, [input_name(f.name) for f in config.features])
     model.doc_string = f"{config.name}: {config.task} on {', '.join(config.feature_names)}"
     return bytes(model.SerializeToString())
+
+
+def unconvertible_step(pipeline: Pipeline) -> tuple[str, Any] | None:
+    """The first step (``name__inner`` path, estimator) skl2onnx has no converter for: a class
+    it does not know, or a ``FunctionTransformer`` with a function (arbitrary Python)."""
+    for path, value in pipeline.get_params(deep=True).items():
+        if not isinstance(value, BaseEstimator):
+            continue
+        if isinstance(value, FunctionTransformer):
+            if value.func is not None or value.inverse_func is not None:
+                return path, value
+        elif type(value) not in sklearn_operator_name_map:
+            return path, value
+    return None
+
+
+def _no_converter(path: str, estimator: Any, exc: Exception) -> str:
+    kind = type(estimator)
+    if isinstance(estimator, FunctionTransformer):
+        why = "skl2onnx converts a FunctionTransformer only without a function (the identity)"
+    else:
+        why = f"skl2onnx has no converter for {kind.__module__}.{kind.__qualname__}"
+    return (
+        f"cannot export to ONNX: step {path!r} ({kind.__name__}): {why}. Use a step skl2onnx "
+        "converts, or register a converter for your class in your model code with "
+        "skl2onnx.update_registered_converter(YourClass, alias, shape_calculator, converter) "
+        "(https://onnx.ai/sklearn-onnx/auto_tutorial/plot_icustom_converter.html). "
+        f"skl2onnx said: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    )
 
 
 def _rename_inputs(graph: Any, names: list[str]) -> None:

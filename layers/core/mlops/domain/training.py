@@ -6,11 +6,11 @@ Only the retrainer and the CLI import this module; the inference path never does
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from skl2onnx.sklapi import CastTransformer
 from sklearn import metrics as skm
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -27,7 +27,14 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlops.domain.config import ModelConfig
 from mlops.domain.dataset import Dataset
-from mlops.errors import ConfigError
+from mlops.domain.model_code import (
+    TREE_MODELS,
+    build_user_pipeline,
+    casts_to_float32,
+    check_outputs,
+    with_float32_cast,
+)
+from mlops.errors import ConfigError, ModelCodeError
 
 ESTIMATOR_CLASSES: dict[tuple[str, str], type[Any]] = {
     ("regression", "hist_gradient_boosting"): HistGradientBoostingRegressor,
@@ -39,7 +46,6 @@ ESTIMATOR_CLASSES: dict[tuple[str, str], type[Any]] = {
     ("classification", "gradient_boosting"): GradientBoostingClassifier,
     ("classification", "logistic_regression"): LogisticRegression,
 }
-TREE_ESTIMATORS = {"hist_gradient_boosting", "random_forest", "gradient_boosting"}
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,13 @@ class TrainedModel:
     overlap_rows: int = 0  # rows of ``extra`` dropped: the new data has them too
 
 
-def build_pipeline(config: ModelConfig) -> Pipeline:
-    """Scale numeric columns, one-hot encode categoricals (unseen categories ignored), then fit
-    the configured estimator. Columns are addressed by position in ``config.features``."""
+def build_pipeline(config: ModelConfig, code: Path | None = None) -> Pipeline:
+    """The user's pipeline when the config names a factory (``code``: the folder it is in,
+    see ``mlops.domain.model_code``); else ours: scale numeric columns, one-hot encode
+    categoricals (unseen categories ignored), then the configured estimator. Columns are
+    addressed by position in ``config.features``."""
+    if config.estimator.factory:
+        return build_user_pipeline(config, code)
     numeric = [i for i, f in enumerate(config.features) if f.type == "numeric"]
     categorical = [i for i, f in enumerate(config.features) if f.type == "categorical"]
     parts: list[tuple[str, Any, list[int]]] = []
@@ -68,13 +78,11 @@ def build_pipeline(config: ModelConfig) -> Pipeline:
         estimator = estimator_class(**config.estimator.params)
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"cannot build estimator {config.estimator.type!r}: {exc}") from exc
-    steps: list[tuple[str, Any]] = [("prepare", ColumnTransformer(parts))]
-    if config.estimator.type in TREE_ESTIMATORS:
-        # ONNX Runtime's tree ensembles compare in float32. Casting inside the pipeline makes
-        # scikit-learn train and predict on exactly the values ONNX will see, so splits agree.
-        steps.append(("float32", CastTransformer(dtype=np.float32)))
-    steps.append(("estimator", estimator))
-    return Pipeline(steps)
+    # ONNX Runtime's tree ensembles compare in float32: a tree gets a cast in front
+    # (``CastTransformer``), so scikit-learn trains and predicts on the values ONNX will see.
+    return with_float32_cast(
+        Pipeline([("prepare", ColumnTransformer(parts)), ("estimator", estimator)])
+    )
 
 
 def row_keys(data: Dataset) -> npt.NDArray[np.uint64]:
@@ -115,12 +123,14 @@ def without_rows_of(extra: Dataset, data: Dataset) -> Dataset:
     return extra if keep.all() else extra.take(np.flatnonzero(keep))
 
 
-def train(config: ModelConfig, data: Dataset, extra: Dataset | None = None) -> TrainedModel:
+def train(
+    config: ModelConfig, data: Dataset, extra: Dataset | None = None, code: Path | None = None
+) -> TrainedModel:
     """Fit on a train split of ``data`` (plus all of ``extra``: older files, labeled traffic)
     and measure on the holdout, which comes from ``data`` alone: the newest rows are the ones
     the model must do well on, and the champion is scored on the same rows. Rows of ``extra``
     that ``data`` has too (an upload of labeled traffic) are dropped before the split, so no
-    holdout row is trained on."""
+    holdout row is trained on. ``code``: the folder of the config's factory, if it has one."""
     train_set, holdout = split(data, config.training.holdout_fraction, config.training.seed)
     overlap = 0
     if extra is not None and extra.rows:
@@ -128,21 +138,40 @@ def train(config: ModelConfig, data: Dataset, extra: Dataset | None = None) -> T
         overlap = extra.rows - kept.rows
         if kept.rows:
             train_set = Dataset.concat([train_set, kept])
-    pipeline = build_pipeline(config)
-    names = config.feature_names
-    target = train_set.target if config.task == "regression" else train_set.target.astype(str)
-    pipeline.fit(train_set.matrix(names), target)
-    if config.estimator.type in TREE_ESTIMATORS:
-        floor_thresholds_to_float32(pipeline.steps[-1][1])
+    pipeline = build_pipeline(config, code)
+    try:
+        measured = _fit(pipeline, train_set, holdout, config)
+    except ModelCodeError:
+        raise
+    except Exception as exc:
+        if not config.estimator.factory:
+            raise
+        raise ModelCodeError(
+            f"the pipeline of factory {config.estimator.factory} failed to fit or predict: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     classes = tuple(str(c) for c in getattr(pipeline, "classes_", ()))
     return TrainedModel(
         pipeline=pipeline,
         train=train_set,
         holdout=holdout,
-        metrics=evaluate(pipeline, holdout, config),
+        metrics=measured,
         classes=classes,
         overlap_rows=overlap,
     )
+
+
+def _fit(
+    pipeline: Pipeline, train_set: Dataset, holdout: Dataset, config: ModelConfig
+) -> dict[str, float]:
+    """Fit in place and return the holdout metrics."""
+    target = train_set.target if config.task == "regression" else train_set.target.astype(str)
+    pipeline.fit(train_set.matrix(config.feature_names), target)
+    if casts_to_float32(pipeline) and isinstance(pipeline.steps[-1][1], TREE_MODELS):
+        floor_thresholds_to_float32(pipeline.steps[-1][1])
+    if config.estimator.factory:
+        check_outputs(pipeline, holdout.matrix(config.feature_names), config)
+    return evaluate(pipeline, holdout, config)
 
 
 def floor_thresholds_to_float32(estimator: Any) -> None:
@@ -163,8 +192,11 @@ def floor_thresholds_to_float32(estimator: Any) -> None:
                 split = ~nodes["is_leaf"].astype(bool)
                 nodes["num_threshold"][split] = _floor32(nodes["num_threshold"][split])
         return
-    trees = np.asarray(getattr(estimator, "estimators_", [])).ravel()
-    for tree in trees:  # RandomForest* and GradientBoosting* (DecisionTree* inside)
+    if hasattr(estimator, "tree_"):  # a single DecisionTree* or ExtraTree*
+        trees = np.asarray([estimator], dtype=object)
+    else:  # RandomForest*, ExtraTrees* and GradientBoosting* (DecisionTree* inside)
+        trees = np.asarray(getattr(estimator, "estimators_", [])).ravel()
+    for tree in trees:
         structure = tree.tree_
         split = structure.children_left != -1
         structure.threshold[split] = _floor32(structure.threshold[split])

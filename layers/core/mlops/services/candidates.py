@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,10 +24,11 @@ import numpy as np
 from mlops.adapters.model_store import ModelStore
 from mlops.domain import baseline, candidate, parity
 from mlops.domain.config import ModelConfig
-from mlops.domain.config_document import to_document
+from mlops.domain.config_document import estimator_document, to_document
 from mlops.domain.dataset import Dataset
 from mlops.domain.export import to_onnx_bytes
 from mlops.domain.layout import staging_prefix
+from mlops.domain.model_code import code_digest
 from mlops.domain.schema import Signature
 from mlops.domain.training import TrainedModel, train, without_rows_of
 
@@ -84,10 +86,14 @@ class CandidateBuilder:
         store: ModelStore,
         code_version: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        model_code: Path | None = None,
     ) -> None:
+        """``model_code``: the folder of the config's ``[estimator] factory`` in this process
+        (the retrainer: the ``ModelCodeLayer``; the CLI: ``code`` next to the config)."""
         self._store = store
         self._code_version = code_version
         self._clock = clock
+        self._model_code = model_code
 
     def build(
         self,
@@ -106,7 +112,7 @@ class CandidateBuilder:
         trained on are left out (they would make it look better than it is)."""
         spent = dict(timings or {})
         started = time.perf_counter()
-        trained = train(config, new_data, extra)
+        trained = train(config, new_data, extra, self._model_code)
         spent["fit_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -146,7 +152,7 @@ class CandidateBuilder:
             "signature": signature.as_dict(),
             "classes": list(trained.classes),
             "sklearn_metrics": trained.metrics,
-            "estimator": {"type": config.estimator.type, "params": dict(config.estimator.params)},
+            "estimator": estimator_document(config),
             "lineage": {
                 "data": [s.as_dict() for s in sources],
                 "train_rows": trained.train.rows,
@@ -158,6 +164,7 @@ class CandidateBuilder:
                 else reference.rows - unseen.rows,
                 "trigger": dict(trigger or {}),
                 "code_version": self._code_version,
+                **self._model_code_lineage(config),
                 "config_sha256": _sha256(json.dumps(to_document(config), sort_keys=True).encode()),
                 "timings": {k: round(v, 3) for k, v in spent.items()},
             },
@@ -194,6 +201,15 @@ class CandidateBuilder:
             candidate_sha256=_sha256(candidate_bytes),
             timings={k: round(v, 3) for k, v in spent.items()},
         )
+
+    def _model_code_lineage(self, config: ModelConfig) -> dict[str, Any]:
+        """The user's code a factory's model was built with: its folder's digest."""
+        if not config.estimator.factory:
+            return {}
+        lineage: dict[str, Any] = {"factory": config.estimator.factory, "sha256": None}
+        if self._model_code is not None:
+            lineage |= {"folder": str(self._model_code)} | code_digest(self._model_code).as_dict()
+        return {"model_code": lineage}
 
 
 def signature_from_training(config: ModelConfig, train_set: Dataset) -> Signature:

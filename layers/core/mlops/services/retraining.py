@@ -30,7 +30,13 @@ from mlops.domain.kept_data import trained_version
 from mlops.domain.keys import bounded_key, dataset_key
 from mlops.domain.layout import CAPTURES, FEEDBACK, RETRAIN_REPORTS
 from mlops.domain.triggers import Trigger
-from mlops.errors import ConfigError, DataValidationError, MlopsError, NotFoundError
+from mlops.errors import (
+    ConfigError,
+    DataValidationError,
+    MlopsError,
+    ModelCodeError,
+    NotFoundError,
+)
 from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.candidates import CandidateBuilder, DataSource
@@ -114,15 +120,18 @@ class RetrainService:
             )
         reference = self._labeled_traffic(config, sources, extras, notes)
         extra = Dataset.concat(extras) if extras else None
-        staged = self._builder.build(
-            config,
-            new_data,
-            sources,
-            extra=extra,
-            reference=reference,
-            trigger=trigger.as_dict() | ({"notes": notes} if notes else {}),
-            timings={"read_validate_s": time.perf_counter() - started},
-        )
+        try:
+            staged = self._builder.build(
+                config,
+                new_data,
+                sources,
+                extra=extra,
+                reference=reference,
+                trigger=trigger.as_dict() | ({"notes": notes} if notes else {}),
+                timings={"read_validate_s": time.perf_counter() - started},
+            )
+        except ModelCodeError as exc:  # the user's pipeline: retrying would only repeat it
+            return self._rejected(trigger, _reject("model_code", exc.message))
         metrics.add_metric(name=Metric.CANDIDATES_STAGED, unit=MetricUnit.Count, value=1)
         metrics.add_metric(
             name=Metric.TRAINING_ROWS, unit=MetricUnit.Count, value=staged.train_rows
@@ -398,7 +407,7 @@ def retrain_service() -> RetrainService:
         training_data=TrainingDataStore(settings.training_bucket, s3),
         training_prefix=settings.training_prefix,
         traffic=TrainingDataStore(settings.capture_bucket, s3),
-        builder=CandidateBuilder(store, __version__),
+        builder=CandidateBuilder(store, __version__, model_code=settings.model_code_dir),
         labels=LabelFolder(
             settings.model_name,
             TrainingDataStore(settings.capture_bucket, s3),

@@ -8,6 +8,7 @@ the same staging area in S3: the synchronous path and the event-driven one canno
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlops.adapters.model_store import ModelStore
@@ -46,11 +47,17 @@ class TrainingResult:
 
 class TrainingService:
     def __init__(
-        self, store: ModelStore, registry: Registry, code_version: str, actor: str = "mlops train"
+        self,
+        store: ModelStore,
+        registry: Registry,
+        code_version: str,
+        actor: str = "mlops train",
+        model_code: Path | None = None,
     ) -> None:
+        """``model_code``: the folder of the config's ``[estimator] factory``, if it has one."""
         self._registry = registry
         self._store = store
-        self._builder = CandidateBuilder(store, code_version)
+        self._builder = CandidateBuilder(store, code_version, model_code=model_code)
         self._gate = CandidateGate(store, registry, actor=actor)
 
     def train_and_register(
