@@ -37,13 +37,19 @@ def run(args: argparse.Namespace) -> int:
         read_data,
         training_service,
     )
-    from mlops_cli.emulator.target import resolve_target
+    from mlops_cli.emulator.target import resolve_target, running_local_stack
 
     target = resolve_target(args.stack)
+    # The config the stack serves: the file the local stack was started with (its code folder
+    # lies next to it), else the copy the stack keeps in S3.
+    running = None if args.stack else running_local_stack()
+    config_path = args.config or (
+        Path(running["config"]) if running and running.get("config") else None
+    )
     config = (
         stack_config(target.store(), target.model_name)
-        if args.config is None
-        else load_config(args.config)
+        if config_path is None
+        else load_config(config_path)
     )
     if config.name != target.model_name:
         raise ConfigError(
@@ -55,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     uri = archive_dataset(target.store(), data, args.data.name)
     if args.config is not None:  # the retrainer retrains with the config last trained with
         publish_config(target, args.config)
-    result = training_service(target, model_code_folder(config, args.config)).train_and_register(
+    result = training_service(target, model_code_folder(config, config_path)).train_and_register(
         config, data, uri, promote=not args.no_promote
     )
     # Where uploads go: a retrain the drift evaluator requests has this data too.
