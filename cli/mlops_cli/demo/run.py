@@ -1,4 +1,5 @@
 """``mlops demo``: the main job on the local stack. The market moves; the system keeps up.
+(Over 600 lines, one idea: the demo's month loop and the waits that make it reproducible.)
 
 Month 0 of the synthetic housing market trains v1 (an upload, like every later version). Then,
 month after month, only through the stack's own triggers, as on AWS:

@@ -38,6 +38,9 @@ Why one file of about 700 lines: it holds one object, the pool of execution envi
 runtime's event loop. Spawning, handing an event over, timing out, killing for memory and
 discarding all change the same pool and environment state; split, that state would travel
 between modules. The protocol the environments speak is already apart (``runtime_api``).
+
+Over 600 lines, one idea: the lifecycle of an execution environment (spawn, reuse, scale out,
+timeout, crash, freeze) is one state machine; its Runtime API server is runtime_api.py.
 """
 
 from __future__ import annotations

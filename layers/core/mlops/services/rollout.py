@@ -1,4 +1,5 @@
 """Safe rollouts (DESIGN §6): start a shadow or canary, judge it on live traffic, end it.
+(About 600 lines: one rollout's life, start to end, against one registry item.)
 
 The gate (or ``mlops promote --rollout``) starts a rollout; the inference function reads it with
 the aliases and routes traffic; the drift evaluator's schedule calls ``evaluate``, which reads
