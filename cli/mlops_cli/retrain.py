@@ -9,6 +9,7 @@ retrainer exactly as any upload would; ``s3://...`` (or nothing: the newest uplo
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -111,6 +112,10 @@ def follow(target: Target, started: Started, timeout: float) -> Iterator[dict[st
     )
 
 
+# An accepted data report (never the end of a retrain): <time>-data-accepted-<file>...
+_ACCEPTED_DATA = re.compile(re.escape(RETRAIN_REPORTS) + r"\d{8}T\d{6}Z-data-accepted-")
+
+
 def recent(target: Target, limit: int = 5, days: float = 7.0) -> list[dict[str, Any]]:
     """The last ``limit`` finished retrains of the past ``days`` (decision, rejection or skip),
     oldest first, each with its ``uri``: what every requested retrain came to."""
@@ -124,7 +129,7 @@ def recent(target: Target, limit: int = 5, days: float = 7.0) -> list[dict[str, 
         ):
             # An accepted data report is never the end of a retrain: not worth a read.
             listed = (o["Key"] for o in page.get("Contents", []))
-            keys += [key for key in listed if "-data-accepted-" not in key]
+            keys += [key for key in listed if not _ACCEPTED_DATA.match(key)]
             keys = keys[-4 * limit :]  # the newest few; report keys sort by time
     except Exception as exc:
         raise StorageError(f"cannot list {store.uri(RETRAIN_REPORTS)}: {exc}") from exc

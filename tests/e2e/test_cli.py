@@ -565,3 +565,13 @@ def test_drift_prints_the_headline_not_ok(aws_env: dict[str, str], shifted_stack
     ), first
     assert not any(line.startswith("{") for line in rest)
     assert any(line.startswith("Report: s3://") for line in rest)
+
+
+def test_predict_refuses_to_write_over_its_own_input(tmp_path: Path) -> None:
+    data = tmp_path / "holdout.csv"
+    data.write_text("sqft,location\n1000,riverside\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    result = mlops(env, "predict", "--data", str(data), "--out", str(data), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "is the --data file" in result.stderr
+    assert data.read_text() == "sqft,location\n1000,riverside\n"  # untouched

@@ -598,21 +598,36 @@ def test_a_marker_on_other_data_does_not_skip_it(pipeline: Pipeline) -> None:
     assert only(response)["status"] == "staged"
 
 
-def test_a_retrain_request_trains_on_the_kept_copy(pipeline: Pipeline) -> None:
-    # Given only the kept copy of v1's data under the training prefix
+def test_a_request_for_the_kept_copy_alone_is_skipped_under_its_own_request(
+    pipeline: Pipeline,
+) -> None:
+    # Given v1, and the file it was trained from kept under the training prefix, whose own
+    # upload notification was skipped
     body = month(0)
     pipeline.run("m0.csv", body)
     pipeline.s3.delete_object(Bucket=TRAINING_BUCKET, Key=PREFIX + "m0.csv")
-    pipeline.s3.put_object(
-        Bucket=TRAINING_BUCKET,
-        Key=PREFIX + "kept.csv",
-        Body=body,
-        Metadata=kept_metadata("1", hashlib.sha256(body).hexdigest()),
-    )
-    # When the drift evaluator requests retraining (no data named: the newest upload)
+    marker = kept_metadata("1", hashlib.sha256(body).hexdigest())
+    assert only(pipeline.retrain(pipeline.upload("kept.csv", body, marker)))["status"] == "skipped"
+    # When the drift evaluator requests retraining on the upload alone (the default policy)
     event = load_event("retrain_request.json")
-    response = pipeline.retrain(event)
-    # Then it has data: the kept copy trains (a request is never skipped)
-    staged = only(response)
+    skipped = only(pipeline.retrain(event))
+    # Then the request gets its own answer, reported under its request id (what `mlops
+    # retrain` follows), not the upload's stored one: nothing new to train
+    assert skipped["status"] == "skipped"
+    report = pipeline.report(skipped["report_uri"])
+    assert report["trigger"]["request_id"] == event["detail"]["request_id"]
+    assert pipeline.versions() == ["1"]
+
+
+def test_a_request_with_feedback_trains_on_the_kept_copy(pipeline: Pipeline) -> None:
+    # Given only the kept copy of v1's data, and a policy that adds labeled traffic
+    body = month(0)
+    pipeline.run("m0.csv", body)
+    pipeline.config(FAST_CONFIG.replace("include_feedback = false", "include_feedback = true"))
+    pipeline.s3.delete_object(Bucket=TRAINING_BUCKET, Key=PREFIX + "m0.csv")
+    marker = kept_metadata("1", hashlib.sha256(body).hexdigest())
+    pipeline.retrain(pipeline.upload("kept.csv", body, marker))
+    # When the drift evaluator requests retraining
+    staged = only(pipeline.retrain(load_event("retrain_request.json")))
+    # Then it has data: the kept copy (the only object under the prefix) trains
     assert staged["status"] == "staged", staged
-    assert staged["trigger"]["key"] == PREFIX + "kept.csv"

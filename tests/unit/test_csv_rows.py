@@ -78,3 +78,24 @@ def test_an_empty_file_says_so_and_a_byte_order_mark_is_not_part_of_a_name() -> 
         chunks("")
     (chunk,) = chunks("\ufeffmean radius,catégorie\n1,a\n")
     assert chunk.valid == [True]
+
+
+def test_a_quoted_cell_over_two_lines_keeps_every_row_on_its_own_first_line() -> None:
+    got = chunks('mean radius,catégorie\n1,a\n2,"b\nc"\n3,d\n')
+    assert [c.lines for c in got] == [[2, 3, 5]]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'mean radius,cat\xc3\xa9gorie\n1,"abc\n', "line 2: not a CSV row"),
+        (b"mean radius,cat\xc3\xa9gorie\n1,\xff\n", "not UTF-8 text"),
+        (b"mean radius,cat\xc3\xa9gorie\n1," + b"x" * 200_000 + b"\n", "line 2: not a CSV row"),
+    ],
+)
+def test_a_file_that_is_not_csv_or_not_utf8_is_a_report_not_a_traceback(
+    raw: bytes, message: str
+) -> None:
+    text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8", newline="")
+    with pytest.raises(DataValidationError, match=message):
+        list(csv_chunks(text, SIGNATURE, 100))

@@ -140,3 +140,39 @@ def test_a_model_whose_inputs_are_not_the_signature_s_is_refused() -> None:
     other = Signature((renamed, *signature.features[1:]))
     with pytest.raises(ValueError, match="do not match the signature's"):
         OnnxModel(model_bytes, other, config.task, trained.classes)
+
+
+@pytest.mark.parametrize(
+    ("column", "estimator", "task"),
+    [
+        ("label", "logistic_regression", "classification"),
+        ("probabilities", "hist_gradient_boosting", "classification"),
+        ("variable", "ridge", "regression"),
+    ],
+)
+def test_a_column_named_like_an_internal_tensor_exports_and_scores(
+    column: str, estimator: str, task: str
+) -> None:
+    # skl2onnx names its own tensors "label", "probabilities", "variable": the column keeps
+    # its name and the internal tensor moves aside
+    config = parse_config(
+        {
+            "name": "clash",
+            "task": task,
+            "target": "y",
+            "features": [{"name": column, "type": "numeric"}, {"name": "x", "type": "numeric"}],
+            "estimator": {"type": estimator},
+        }
+    )
+    rng = np.random.default_rng(3)
+    rows = [[a, b, ("yes" if a + b > 0 else "no") if task == "classification" else a - b]
+            for a, b in rng.normal(size=(200, 2)).round(4)]  # fmt: skip
+    body = "\n".join([f"{column},x,y", *(",".join(map(str, r)) for r in rows)]).encode()
+    trained = train(config, parse_csv(body, config))
+    model = OnnxModel(
+        to_onnx_bytes(trained.pipeline, config),
+        signature_from_training(config, trained.train),
+        config.task,
+        trained.classes,
+    )
+    assert check_parity(config, trained, model).passed

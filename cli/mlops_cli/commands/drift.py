@@ -49,10 +49,82 @@ def _hours_arg(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     """The drift evaluator's two evaluations, run here against the stack's resources (the code
     the scheduled function runs): drift and live quality of production, then the verdict on the
-    active rollout. Exit 0; the verdicts are in the output and the reports."""
+    active rollout. Exit 0; 1 when either failed (the other still ran and is printed)."""
     import tempfile
     import webbrowser
 
+    from mlops_cli import retrain
+    from mlops_cli.emulator.target import resolve_target
+
+    target = resolve_target(args.stack)
+    store = target.store()
+    service, rollouts, labels, sketches = _evaluators(target, args.stack)
+    # Independent, as in the scheduled handler: a drift evaluation that fails must not keep a
+    # failing canary in front of users, nor the other way round. What succeeded is printed;
+    # any failure is said and makes the exit code 1.
+    failures: list[str] = []
+    outcome = judged = None
+    # The services publish CloudWatch metrics as EMF lines on stdout (Lambda's log is where
+    # CloudWatch reads them; the CLI turns them off unless --verbose): never on our stdout.
+    with contextlib.redirect_stdout(sys.stderr), labels.run(), sketches.run():
+        try:
+            outcome = service.evaluate(args.window, act=not args.no_act)
+        except Exception as exc:
+            failures.append(f"the drift evaluation failed: {_message(exc)}")
+        try:
+            judged = rollouts.evaluate(act=not args.no_act)
+        except Exception as exc:
+            failures.append(f"the rollout judgement failed: {_message(exc)}")
+    try:
+        last = retrain.recent(target, limit=1)
+    except Exception as exc:  # an operator role may not list reports: not worth the verdicts
+        last = []
+        print(f"warning: cannot read the latest retrains: {_message(exc)}", file=sys.stderr)
+    last_retrain = (
+        {"trigger": retrain.trigger_of(last[0]), "outcome": retrain.outcome(last[0])}
+        | {"summary": retrain.describe(last[0])}
+        if last
+        else None
+    )
+    if args.json:
+        print(
+            json.dumps(
+                (outcome.as_dict() if outcome else {"drift": None})
+                | {"rollout": judged.as_dict() if judged else None, "last_retrain": last_retrain}
+                | ({"errors": failures} if failures else {})
+            )
+        )
+    else:
+        if outcome is not None:
+            print(
+                f"{target.model_name} v{outcome.report['version']}: "
+                f"{outcome.report['headline']} ({outcome.report['rows']:,} rows, "
+                f"{outcome.report['window']['hours']} h)"
+            )
+            for reason in outcome.report["verdict"]["reasons"]:
+                print(f"  - {reason}")
+            print(f"Report: {outcome.json_uri}")
+            print(f"        {outcome.html_uri}")
+            if outcome.report["verdict"]["retrain_requested"]:
+                print("Retraining requested: `mlops status` shows what it comes to")
+        if judged is not None:
+            print(describe_verdict(judged.as_dict()))
+        if last_retrain is not None:
+            print(f"Last retrain: {last_retrain['trigger']}\n  -> {last_retrain['summary']}")
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    if args.open and outcome is not None:
+        html = store.get_bytes(outcome.html_uri.removeprefix(f"s3://{store.bucket}/"))
+        with tempfile.NamedTemporaryFile("wb", suffix=".html", delete=False) as out:
+            out.write(html)
+        webbrowser.open(f"file://{out.name}")
+        print(f"Opened {out.name}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _evaluators(target: Any, stack: str | None) -> tuple[Any, Any, Any, Any]:
+    """The drift service and rollout judge over one label folder and one sketch store, built
+    from the stack's outputs as the function's composition root builds them from settings."""
     from mlops.adapters.aws import client
     from mlops.adapters.events import EventBus
     from mlops.adapters.label_store import LabelStore
@@ -61,11 +133,8 @@ def run(args: argparse.Namespace) -> int:
     from mlops.services.drift import DriftService
     from mlops.services.labels import LabelFolder
     from mlops.services.rollout import RolloutService
-    from mlops_cli import retrain
     from mlops_cli.commands.stack_options import actor
-    from mlops_cli.emulator.target import resolve_target
 
-    target = resolve_target(args.stack)
     store, registry = target.store(), target.registry()
     traffic = TrainingDataStore(store.bucket, client("s3"))
     sketches = SketchStore(store.bucket, client("s3"))
@@ -86,50 +155,15 @@ def run(args: argparse.Namespace) -> int:
         traffic=traffic,
         sketches=sketches,
         labels=labels,
-        actor=actor(args.stack),
+        actor=actor(stack),
     )
-    # The services publish CloudWatch metrics as EMF lines on stdout (Lambda's log is where
-    # CloudWatch reads them; the CLI turns them off unless --verbose): never on our stdout.
-    with contextlib.redirect_stdout(sys.stderr), labels.run(), sketches.run():
-        outcome = service.evaluate(args.window, act=not args.no_act)
-        judged = rollouts.evaluate(act=not args.no_act)
-    last = retrain.recent(target, limit=1)
-    last_retrain = (
-        {"trigger": retrain.trigger_of(last[0]), "outcome": retrain.outcome(last[0])}
-        | {"summary": retrain.describe(last[0])}
-        if last
-        else None
-    )
-    if args.json:
-        print(
-            json.dumps(
-                outcome.as_dict()
-                | {"rollout": judged.as_dict() if judged else None, "last_retrain": last_retrain}
-            )
-        )
-    else:
-        print(
-            f"{target.model_name} v{outcome.report['version']}: {outcome.report['headline']} "
-            f"({outcome.report['rows']:,} rows, {outcome.report['window']['hours']} h)"
-        )
-        verdict = outcome.report["verdict"]
-        for reason in verdict["reasons"]:
-            print(f"  - {reason}")
-        print(f"Report: {outcome.json_uri}")
-        print(f"        {outcome.html_uri}")
-        if judged is not None:
-            print(describe_verdict(judged.as_dict()))
-        if outcome.report["verdict"]["retrain_requested"]:
-            print("Retraining requested: `mlops status` shows what it comes to")
-        if last_retrain is not None:
-            print(f"Last retrain: {last_retrain['trigger']}\n  -> {last_retrain['summary']}")
-    if args.open:
-        html = store.get_bytes(outcome.html_uri.removeprefix(f"s3://{store.bucket}/"))
-        with tempfile.NamedTemporaryFile("wb", suffix=".html", delete=False) as out:
-            out.write(html)
-        webbrowser.open(f"file://{out.name}")
-        print(f"Opened {out.name}", file=sys.stderr)
-    return 0
+    return service, rollouts, labels, sketches
+
+
+def _message(exc: Exception) -> str:
+    from mlops.errors import MlopsError
+
+    return exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
 
 
 def describe_verdict(judged: dict[str, Any]) -> str:

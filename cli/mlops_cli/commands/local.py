@@ -90,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
         restore_from=None if args.fresh else args.state_dir,
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # A closed terminal (SIGHUP) and a service manager (SIGTERM) stop it as Ctrl-C does: the
+    # state is kept on every way out but kill -9.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         write_local_state(
             running.stack.endpoint,

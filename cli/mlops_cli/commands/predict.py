@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from mlops.services.model_loading import load_version
     from mlops_cli.emulator.target import resolve_target
 
+    if args.out is not None and args.out.resolve() == args.data.resolve():
+        raise ConfigError(f"--out {args.out} is the --data file: write the predictions elsewhere")
     target = resolve_target(args.stack)
     registry = target.registry()
     version = args.version or registry.get_alias(target.model_name, PRODUCTION)
@@ -54,13 +56,20 @@ def run(args: argparse.Namespace) -> int:
         source = args.data.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"cannot read {args.data}: {exc.strerror}") from exc
-    out: TextIO = sys.stdout if args.out is None else args.out.open("w", newline="")
+    # Written beside --out and renamed at the end: a failed run leaves no half-written file.
+    partial = None if args.out is None else args.out.with_name(f".{args.out.name}.partial")
+    out: TextIO = sys.stdout if partial is None else partial.open("w", newline="")
     try:
         with source:
             scored, rejected = _score(source, out, loaded, str(version), args.chunk_rows)
-    finally:
-        if args.out is not None:
+    except BaseException:
+        if partial is not None:
             out.close()
+            partial.unlink(missing_ok=True)
+        raise
+    if partial is not None and args.out is not None:
+        out.close()
+        partial.replace(args.out)
     summary = f"Scored {scored:,} rows of {args.data} with {target.model_name} v{version}"
     if rejected:
         summary += f"; {rejected:,} rejected (the problem column says why)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mlops.domain.config_document import load_config
-    from mlops.errors import ConfigError
+    from mlops.errors import ConfigError, StorageError
     from mlops.services.stack_config import stack_config
     from mlops_cli.emulator.runner import (
         archive_dataset,
@@ -64,8 +65,13 @@ def run(args: argparse.Namespace) -> int:
     result = training_service(target, model_code_folder(config, config_path)).train_and_register(
         config, data, uri, promote=not args.no_promote
     )
-    # Where uploads go: a retrain the drift evaluator requests has this data too.
-    kept = keep_training_data(target, data, args.data.name, result.version)
+    # Where uploads go: a retrain the drift evaluator requests has this data too. The version
+    # is registered already: failing to keep its data is a warning, not a failed training.
+    try:
+        kept: str | None = keep_training_data(target, data, args.data.name, result.version)
+    except StorageError as exc:
+        kept = None
+        print(f"warning: {exc.message}; upload the file yourself to retrain on it", file=sys.stderr)
     if args.json:
         print(
             json.dumps(
@@ -93,5 +99,6 @@ def run(args: argparse.Namespace) -> int:
     print("Holdout metrics: " + ", ".join(f"{k}={v:,.4g}" for k, v in result.metrics.items()))
     print(f"Parity: passed ({result.parity.summary()})")
     print(f"Report: {result.report_uri}")
-    print(f"Training data kept in {kept} (a requested retrain trains on it)")
+    if kept:
+        print(f"Training data kept in {kept} (a requested retrain trains on it)")
     return 1 if result.status == REJECTED else 0

@@ -80,9 +80,13 @@ def _save(directory: Path, resources: Resources) -> Counts:
 
 def restore(directory: Path, resources: Resources) -> Counts | None:
     """Put ``directory``'s state into the freshly created resources; None if there is none."""
+    if not (directory / MANIFEST).exists():
+        # A save interrupted between its two renames leaves the last good state aside.
+        previous = directory.with_name(directory.name + ".previous")
+        if not (previous / MANIFEST).exists():
+            return None
+        directory = previous
     manifest_path = directory / MANIFEST
-    if not manifest_path.exists():
-        return None
     try:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as exc:

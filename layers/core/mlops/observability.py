@@ -11,6 +11,7 @@ import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from mlops.settings import metrics_namespace
 
@@ -21,4 +22,11 @@ metrics = Metrics(namespace=metrics_namespace())
 # GET /model and /health publish no metrics by design; an empty flush is not worth a warning.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
-__all__ = ["MetricUnit", "logger", "metrics", "tracer"]
+
+def metrics_enabled() -> bool:
+    """False where metrics are switched off (the CLI without --verbose): ``single_metric``
+    flushes whatever the switch says, so code that uses it asks first."""
+    return not is_metrics_disabled()
+
+
+__all__ = ["MetricUnit", "logger", "metrics", "metrics_enabled", "tracer"]

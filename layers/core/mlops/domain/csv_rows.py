@@ -41,11 +41,13 @@ def csv_chunks(lines: Iterable[str], signature: Signature, chunk_rows: int) -> I
     columns, such as the target or an id, are ignored); ``DataValidationError`` otherwise."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
-    reader = csv.reader(lines)
+    reader = csv.reader(lines, strict=True)
     try:
         header = next(reader)
     except StopIteration:
         raise DataValidationError("the file is empty: expected a header row", []) from None
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise _unreadable(exc, 1) from exc
     if header and header[0].startswith("\ufeff"):  # a spreadsheet's byte-order mark
         header[0] = header[0][1:]
     missing = [f.name for f in signature.features if f.name not in header]
@@ -56,16 +58,32 @@ def csv_chunks(lines: Iterable[str], signature: Signature, chunk_rows: int) -> I
         )
     positions = [(f, header.index(f.name)) for f in signature.features]
     width = len(header)
+    rows = _numbered(reader)
     while True:
-        block = list(islice(reader, chunk_rows))
+        block = list(islice(rows, chunk_rows))
         if not block:
             return
-        first = reader.line_num - len(block) + 1  # approximate for quoted multi-line cells
-        yield _chunk(block, positions, width, first)
+        yield _chunk([row for _, row in block], positions, width, [line for line, _ in block])
+
+
+def _numbered(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """Each row with the file line it starts on (a quoted cell may span lines); a file that is
+    not CSV (an over-long field, an unclosed quote at the end) or not UTF-8 is a
+    ``DataValidationError`` naming the line, not a traceback."""
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise _unreadable(exc, start) from exc
+        yield start, row
+        start = reader.line_num + 1
 
 
 def _chunk(
-    block: list[list[str]], positions: list[tuple[Feature, int]], width: int, first: int
+    block: list[list[str]], positions: list[tuple[Feature, int]], width: int, lines: list[int]
 ) -> CsvChunk:
     problems: dict[int, str] = {}
     values: dict[str, list[Any]] = {f.name: [] for f, _ in positions}
@@ -89,7 +107,7 @@ def _chunk(
         f.name: np.asarray(values[f.name], dtype=np.float64 if f.type == "numeric" else object)
         for f, _ in positions
     }
-    return CsvChunk([first + i for i in range(len(block))], columns, valid, problems)
+    return CsvChunk(lines, columns, valid, problems)
 
 
 def _value(cell: str, feature: Feature) -> tuple[Any, str | None]:
@@ -106,3 +124,11 @@ def _value(cell: str, feature: Feature) -> tuple[Any, str | None]:
         side, bound = broken
         return None, f"{feature.name}: {number:g} is outside the declared {side} {bound:g}"
     return number, None
+
+
+def _unreadable(exc: Exception, line: int) -> DataValidationError:
+    if isinstance(exc, UnicodeDecodeError):  # decoded ahead of the row: the line is a floor
+        return DataValidationError(
+            f"from line {line} on: not UTF-8 text ({exc.reason}): save the file as UTF-8", []
+        )
+    return DataValidationError(f"line {line}: not a CSV row ({exc})", [])

@@ -93,14 +93,41 @@ def _rename_inputs(graph: Any, names: list[str]) -> None:
     renamed = {i.name: new for i, new in zip(graph.input, names, strict=True) if i.name != new}
     if not renamed:
         return
-    taken = {n for node in graph.node for n in (*node.input, *node.output)} - renamed.keys()
-    if clash := taken & set(renamed.values()):
-        raise ValueError(f"derived input names {sorted(clash)} are already used in the graph")
-    for graph_input in graph.input:
-        graph_input.name = renamed.get(graph_input.name, graph_input.name)
+    inputs = {i.name for i in graph.input}
+    internal = _names(graph) - inputs
+    if clash := internal & set(renamed.values()):
+        # A column named like one of skl2onnx's own tensors ("label", "probabilities",
+        # "variable"): the internal tensor moves aside, the column keeps its name.
+        used = internal | inputs | set(renamed.values())
+        aside = {name: _fresh(name, used) for name in sorted(clash)}
+        _rename_everywhere(graph, aside)
+    _rename_everywhere(graph, renamed)
+
+
+def _names(graph: Any) -> set[str]:
+    """Every tensor name the graph (not its subgraphs' locals) defines or reads."""
+    names = {n for node in graph.node for n in (*node.input, *node.output)}
+    names |= {i.name for i in graph.initializer} | {v.name for v in graph.value_info}
+    return names | {o.name for o in graph.output}
+
+
+def _fresh(name: str, used: set[str]) -> str:
+    n = 1
+    while f"{name}_{n}" in used:
+        n += 1
+    used.add(f"{name}_{n}")
+    return f"{name}_{n}"
+
+
+def _rename_everywhere(graph: Any, renamed: dict[str, str]) -> None:
+    """Rename tensors wherever the graph names them: inputs, node outputs, initializers,
+    value infos and outputs (scoring reads outputs by position), and what every node reads."""
+    for collection in (graph.input, graph.initializer, graph.value_info, graph.output):
+        for item in collection:
+            item.name = renamed.get(item.name, item.name)
+    for node in graph.node:
+        node.output[:] = [renamed.get(n, n) for n in node.output]
     _rename_uses(graph, renamed)
-    for graph_output in graph.output:  # an input passed straight through
-        graph_output.name = renamed.get(graph_output.name, graph_output.name)
 
 
 def _rename_uses(graph: Any, renamed: dict[str, str]) -> None:

@@ -36,7 +36,7 @@ from mlops.domain.sketch import SketchPlan
 from mlops.domain.triggers import retrain_request
 from mlops.errors import NotFoundError
 from mlops.metric_names import Metric
-from mlops.observability import MetricUnit, logger, metrics
+from mlops.observability import MetricUnit, logger, metrics, metrics_enabled
 from mlops.services.labels import LabelFolder, label_folder
 from mlops.services.stack_config import stack_config
 from mlops.settings import drift_settings
@@ -360,7 +360,7 @@ class DriftService:
         self._metric(name=Metric.EVALUATED_ROWS, value=report["rows"])
         # One score per feature, with the feature as a dimension (its own EMF document: the
         # batch above shares one dimension set). PSI for numeric, Jensen-Shannon otherwise.
-        for feature in report["features"]:
+        for feature in report["features"] if metrics_enabled() else ():
             stats = feature.get("statistics") or {}
             score = stats.get("psi", stats.get("js_distance"))
             if not _finite(score):

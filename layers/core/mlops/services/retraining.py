@@ -26,7 +26,7 @@ from mlops.domain import strict_json
 from mlops.domain.candidate import LabeledRows
 from mlops.domain.config import ModelConfig
 from mlops.domain.dataset import Dataset, inspect_csv
-from mlops.domain.kept_data import trained_version
+from mlops.domain.kept_data import TRAINED_VERSION, trained_version
 from mlops.domain.keys import bounded_key, dataset_key
 from mlops.domain.layout import CAPTURES, FEEDBACK, RETRAIN_REPORTS
 from mlops.domain.triggers import Trigger
@@ -106,9 +106,13 @@ class RetrainService:
             )
         except RejectionError as exc:
             return self._rejected(trigger, exc)
-        if trigger.kind == "s3_upload" and (
+        policy = config.retraining
+        one_object = policy.training_set == "new_object" and not policy.include_feedback
+        if (trigger.kind == "s3_upload" or one_object) and (
             version := trained_version(new_object.metadata, new_data.sha256)
         ):
+            # Nothing new: the very data v<version> learned from, and nothing added to it
+            # (a request with feedback or a window trains on more than this file).
             return self._skipped(trigger, new_object, version)
         self.archive(new_object, new_data, body)
         sources = [_source(new_object, new_data, "new", data_report_uri)]
@@ -156,6 +160,10 @@ class RetrainService:
                 obj = self._data.head(obj.key, etag=obj.etag)
         except (RejectionError, NotFoundError):
             return trigger  # retrain() reports it
+        if TRAINED_VERSION in obj.metadata:
+            # Data a version was trained from (kept_data): the request keeps its own key, so
+            # it gets its own answer (a skip, reported under its request id), not the upload's.
+            return trigger
         return replace(
             trigger,
             bucket=obj.bucket,
@@ -189,7 +197,10 @@ class RetrainService:
             newest = self._data.recent(self._prefix, 1)
             if not newest:
                 raise _reject("trigger", f"no training data under {self._data.uri(self._prefix)}")
-            return newest[0]
+            try:  # a listing has neither version ids nor metadata (kept_data's marker)
+                return self._data.head(newest[0].key, etag=newest[0].etag)
+            except NotFoundError as exc:
+                raise _reject("trigger", f"{exc.message} (replaced while listed?)") from exc
         if trigger.bucket != self._data.bucket or not trigger.key.startswith(self._prefix):
             raise _reject(
                 "trigger",
@@ -325,8 +336,9 @@ class RetrainService:
         return reference
 
     def _skipped(self, trigger: Trigger, obj: DataObject, version: str) -> RetrainOutcome:
-        """The upload of a file kept where v``version`` was trained from: nothing new to learn
-        (a retrain request still trains on it; a new upload under any name trains)."""
+        """The file kept where v``version`` was trained from, alone: nothing new to learn (its
+        upload, or a request for the upload alone; a new upload under any name trains, and so
+        does a request that adds the window's files or labeled traffic)."""
         metrics.add_metric(name=Metric.RETRAIN_SKIPPED, unit=MetricUnit.Count, value=1)
         reason = (
             f"{obj.uri} is the data v{version} was trained from, kept under the training "
