@@ -74,6 +74,11 @@ def test_a_sample_rate_of_zero_captures_nothing(
         response = module.lambda_handler(load_event("http_predict.json"), LambdaContext("t"))
         assert response["statusCode"] == 200
     assert log_records(capsys.readouterr().out, "capture") == []
+    # Except evaluation traffic: kept out of every verdict, its capture is its audit trail
+    event = http_event("http_predict.json", {"instances": [HOUSE], "evaluation": True})
+    module.lambda_handler(event, LambdaContext("t"))
+    (record,) = log_records(capsys.readouterr().out, "capture")
+    assert record["source"] == "evaluation"
 
 
 def test_feedback_is_accepted_and_written_as_a_feedback_line(

@@ -96,7 +96,9 @@ class InferenceService:
             response["probabilities"] = probabilities
         if request_id is not None:
             response["request_id"] = request_id
-        if self._sample_rate >= 1.0 or random.random() < self._sample_rate:
+        # Evaluation traffic is always captured: it is excluded from every verdict, so its
+        # capture is the only record that it was sent, and what makes it auditable.
+        if self._sample_rate >= 1.0 or evaluation or random.random() < self._sample_rate:
             latency_ms = (time.perf_counter() - started) * 1000
             key = request_id or gateway_request_id or str(uuid.uuid4())
             shadow: list[str] = []
