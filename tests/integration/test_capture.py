@@ -74,6 +74,11 @@ def test_a_sample_rate_of_zero_captures_nothing(
         response = module.lambda_handler(load_event("http_predict.json"), LambdaContext("t"))
         assert response["statusCode"] == 200
     assert log_records(capsys.readouterr().out, "capture") == []
+    # Except evaluation traffic: kept out of every verdict, its capture is its audit trail
+    event = http_event("http_predict.json", {"instances": [HOUSE], "evaluation": True})
+    module.lambda_handler(event, LambdaContext("t"))
+    (record,) = log_records(capsys.readouterr().out, "capture")
+    assert record["source"] == "evaluation"
 
 
 def test_feedback_is_accepted_and_written_as_a_feedback_line(
@@ -165,3 +170,18 @@ def test_a_label_just_inside_the_square_limit_is_accepted(served: Served) -> Non
     body = {"prediction_id": PID, "actual": 1.34e154}
     response = served.invoke(http_event("http_feedback.json", body))
     assert response["statusCode"] == 202
+
+
+@pytest.mark.parametrize(
+    ("flag", "source"),
+    [({}, None), ({"evaluation": False}, None), ({"evaluation": True}, "evaluation")],
+)
+def test_the_capture_says_evaluation_only_for_evaluation_requests(
+    served: Served, capsys: pytest.CaptureFixture[str], flag: dict[str, Any], source: str | None
+) -> None:
+    capsys.readouterr()
+    response = served.invoke(http_event("http_predict.json", {"instances": [HOUSE]} | flag))
+    result = json.loads(response["body"])
+    (record,) = log_records(capsys.readouterr().out, "capture")  # the strict parser's view
+    assert record.get("source") == source
+    assert record["prediction_ids"] == result["prediction_ids"]

@@ -82,6 +82,7 @@ class Evaluator:
         flood: int = 0,
         delivery: int | None = None,
         time_ordered: bool = False,
+        evaluation: bool = False,
     ) -> None:
         """``rows`` predictions of production on ``month`` of the market (or on explicit
         conditions), captured and (with ``labels``) labeled, stored by the real logger as its
@@ -89,7 +90,7 @@ class Evaluator:
         default. ``flood``: that many rows have a random 32-character ``location`` and
         ``property_type`` each, as a client with /predict access can send. Ids are random
         (UUIDv4, as before time-ordered ids) unless ``time_ordered`` (UUIDv7, as /predict
-        issues now)."""
+        issues now). ``evaluation``: sent as evaluation traffic (log event ids of their own)."""
         conditions = conditions_for_month(month) if isinstance(month, int) else month
         columns = generate(rows, conditions, seed=seed)
         rng = np.random.default_rng(seed)
@@ -101,6 +102,7 @@ class Evaluator:
         predictions = loaded.model.score(inputs).values
         ts = int((NOW - timedelta(hours=2)).timestamp() * 1000)
         events = []
+        first = 10**9 if evaluation else 0
         ids = uuid7s(ts, rows) if time_ordered else [str(uuid.uuid4()) for _ in range(rows)]
         for start in range(0, rows, 200):
             stop = min(rows, start + 200)
@@ -110,15 +112,16 @@ class Evaluator:
                 request_id=f"r{start}", timestamp_ms=ts + start, latency_ms=0.3,
                 instances=instances, prediction_ids=ids[start:stop],
                 predictions=list(predictions[start:stop]), probabilities=None,
+                evaluation=evaluation,
             ):  # fmt: skip
-                events.append(LogEvent(f"{len(events):056d}", ts + start, line))
+                events.append(LogEvent(f"{len(events) + first:056d}", ts + start, line))
         if labels:
             items = [
                 {"prediction_id": ids[i], "actual": float(columns["price"][i]) * price_factor}
                 for i in range(rows)
             ]
             for line in capture.feedback_line(model=MODEL, timestamp_ms=ts + rows, items=items):
-                events.append(LogEvent(f"{len(events):056d}", ts + rows, line))
+                events.append(LogEvent(f"{len(events) + first:056d}", ts + rows, line))
         size = delivery or len(events)
         for start in range(0, len(events), size):
             self.logger.store_batch(events[start : start + size])
@@ -622,3 +625,23 @@ def test_a_concept_shift_is_headlined_as_a_quality_loss_everywhere(
     assert f'<h1 id="verdict">{doc["headline"]}</h1>' in html
     assert "No drift" not in html
     assert '<header class="verdict tone-drift">' in html
+
+
+@pytest.mark.parametrize("time_ordered", [True, False])
+def test_evaluation_traffic_is_in_no_drift_or_live_quality_and_its_labels_are_counted(
+    evaluator: Evaluator, time_ordered: bool
+) -> None:
+    # Given live traffic like training, and a labeled holdout sent as evaluation traffic that
+    # would drift (month 6) and breach quality (40 % dearer) if it were counted
+    evaluator.serve(0, 2000, seed=101, time_ordered=time_ordered)
+    evaluator.serve(6, 500, seed=106, price_factor=1.4, evaluation=True, time_ordered=time_ordered)
+    result = evaluator.run()
+    doc = report(evaluator, result)
+    # Then drift and live quality are those of the live traffic alone
+    assert result["status"] == "ok", doc["verdict"]
+    assert not result["quality_breach"]
+    assert (doc["rows"], doc["quality"]["labels"]) == (2000, 2000)
+    # And the report says how many evaluation labels the fold left out (ids that name their
+    # hour; older ids are read the old way, where evaluation rows are skipped too)
+    folded = doc["sources"]["labels"]["folded"]
+    assert folded["evaluation"] == (500 if time_ordered else 0)

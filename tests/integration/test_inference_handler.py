@@ -194,3 +194,38 @@ def test_an_unexpected_failure_is_a_json_500_without_internals(
     assert response["statusCode"] == 500
     assert body(response) == {"error": {"code": "internal_error", "message": "internal error"}}
     assert "secret" not in response["body"]
+
+
+# --- evaluation traffic ("evaluation": true) -------------------------------------------------
+
+
+def answer(served: Served, body: dict[str, Any]) -> dict[str, Any]:
+    response = served.invoke(http_event("http_predict.json", body))
+    assert response["statusCode"] == 200, response["body"]
+    return dict(json.loads(response["body"]))
+
+
+@pytest.mark.parametrize("flag", [{}, {"evaluation": False}, {"evaluation": True}])
+def test_an_evaluation_request_is_answered_exactly_like_any_other(
+    served: Served, flag: dict[str, Any]
+) -> None:
+    plain = answer(served, {"instances": [HOUSE, HOUSE], "request_id": "r-1"})
+    result = answer(served, {"instances": [HOUSE, HOUSE], "request_id": "r-1"} | flag)
+    expected = {"model_version", "predictions", "prediction_ids", "request_id"}
+    assert result.keys() == plain.keys() == expected
+    assert result["predictions"] == plain["predictions"]
+    assert len(set(result["prediction_ids"])) == 2  # ids to send feedback for
+
+
+@pytest.mark.parametrize("value", [1, 0, "true", "yes", None, [], {}])
+def test_an_evaluation_flag_that_is_not_a_boolean_is_a_400_naming_it(
+    served: Served, value: Any
+) -> None:
+    response = served.invoke(
+        http_event("http_predict.json", {"instances": [HOUSE], "evaluation": value})
+    )
+    assert response["statusCode"] == 400
+    error = json.loads(response["body"])["error"]
+    assert error["code"] == "invalid_input"
+    assert [d["field"] for d in error["details"]] == ["evaluation"]
+    assert "expected true or false" in error["details"][0]["problem"]

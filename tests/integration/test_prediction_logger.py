@@ -66,7 +66,9 @@ HOUSES = [
 # --- lines and events ---------------------------------------------------------------------
 
 
-def capture_line(ts: int, houses: list[dict[str, Any]], version: str = "1") -> str:
+def capture_line(
+    ts: int, houses: list[dict[str, Any]], version: str = "1", *, evaluation: bool = False
+) -> str:
     (line,) = capture.capture_lines(
         model=MODEL,
         version=version,
@@ -79,6 +81,7 @@ def capture_line(ts: int, houses: list[dict[str, Any]], version: str = "1") -> s
         prediction_ids=[str(uuid.uuid4()) for _ in houses],
         predictions=[300_000.0 + 1000 * i for i in range(len(houses))],
         probabilities=None,
+        evaluation=evaluation,
     )
     return line
 
@@ -256,6 +259,35 @@ def test_a_sketch_of_each_capture_object_is_written_on_the_version_baseline(app:
     stored = Sketch.from_dict(json.loads(app.body(sketch_key)))
     assert stored == build_sketch(BASELINE, app.rows(capture_key))
     assert stored.rows == 12
+
+
+def test_evaluation_rows_are_stored_counted_and_left_out_of_the_sketch(
+    app: Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given one hour's batch of two live requests and one evaluation request
+    live = [line(capture_line(HOUR_10 + i, HOUSES[i * 3 : i * 3 + 3])) for i in range(2)]
+    holdout = line(capture_line(HOUR_10 + 5, HOUSES[6:10], evaluation=True))
+    capsys.readouterr()
+    app.invoke(subscription_event([*live, holdout]))
+    # Then the capture object holds all ten rows, the holdout's flagged
+    (capture_key,) = app.keys("captures/")
+    rows = app.rows(capture_key)
+    assert sorted(str(r.get("source")) for r in rows) == ["None"] * 6 + ["evaluation"] * 4
+    # And the sketch (with its serving digest) is that of the six live rows and their events
+    (sketch_key,) = app.keys("sketches/")
+    assert sketch_key == f"{SKETCHES_10}{batch_id(live)}.json"
+    doc = json.loads(app.body(sketch_key))
+    assert Sketch.from_dict(doc) == build_sketch(BASELINE, [r for r in rows if "source" not in r])
+    assert np.array_equal(event_set.decode(doc["events"]), event_set.digests(x.id for x in live))
+    # And the rows left out are counted
+    metrics = published(capsys)
+    assert (metrics["CapturedPredictions"], metrics["EvaluationPredictions"]) == (10, 4)
+
+
+def test_a_batch_of_evaluation_traffic_alone_writes_no_sketch(app: Logger) -> None:
+    app.invoke(subscription_event([line(capture_line(HOUR_10, HOUSES[:3], evaluation=True))]))
+    assert len(app.keys("captures/")) == 1
+    assert app.keys("sketches/") == []
 
 
 def test_a_sketch_lists_the_digests_of_the_log_events_it_counts(app: Logger) -> None:
@@ -441,6 +473,7 @@ def test_metrics_count_a_whole_batch(app: Logger, capsys: pytest.CaptureFixture[
     app.invoke(subscription_event(lines))
     assert published(capsys) == {
         "CapturedPredictions": 5,
+        "EvaluationPredictions": 0,
         "FeedbackLabels": 4,
         "MalformedRecords": 0,
         "MissingBaselines": 0,

@@ -17,6 +17,7 @@ from mlops.domain.capture import (
     capture_rows,
     feedback_line,
     feedback_rows,
+    is_evaluation,
     parse_capture_line,
     parse_feedback,
 )
@@ -371,6 +372,27 @@ def test_a_failed_candidate_is_carried_on_the_rows_production_answered() -> None
     assert "candidate_error" not in capture_rows(record)[0]
 
 
+def test_an_evaluation_capture_says_so_on_every_line_and_row_and_live_ones_say_nothing() -> None:
+    # Live lines are byte for byte what they were before the field: old readers see no change
+    assert "source" not in strict_json(capture()[0])
+    [line] = capture(evaluation=True)
+    assert strict_json(line)["source"] == "evaluation"
+    assert [row["source"] for row in capture_rows(parse_capture_line(line))] == ["evaluation"]
+    parts = capture(
+        instances=[INSTANCE] * 40, prediction_ids=ids(40), predictions=[1.0] * 40,
+        evaluation=True, max_bytes=600,
+    )  # fmt: skip
+    assert len(parts) > 1
+    assert {strict_json(part)["source"] for part in parts} == {"evaluation"}
+
+
+@pytest.mark.parametrize("source", ["live", "evaluation"])
+def test_the_strict_parser_accepts_either_source_and_a_record_without_one(source: str) -> None:
+    rows = capture_rows(parse_capture_line(json.dumps({**GOOD_LINE, "source": source})))
+    assert is_evaluation(rows[0]) is (source == "evaluation")
+    assert not is_evaluation(capture_rows(parse_capture_line(json.dumps(GOOD_LINE)))[0])
+
+
 GOOD_LINE = strict_json(capture()[0])
 
 
@@ -393,6 +415,9 @@ GOOD_LINE = strict_json(capture()[0])
         (json.dumps({**GOOD_LINE, "prediction_ids": [7]}), "prediction_ids[0]"),
         (json.dumps({**GOOD_LINE, "probabilities": [{}, {}]}), "prediction_ids"),
         (json.dumps({**GOOD_LINE, "truncated": "yes"}), "truncated"),
+        (json.dumps({**GOOD_LINE, "source": "holdout"}), "source"),
+        (json.dumps({**GOOD_LINE, "source": None}), "source"),
+        (json.dumps({**GOOD_LINE, "source": True}), "source"),
         (json.dumps({"type": "feedback", "schema": 1, "model": "m", "ts": 1}), "feedback"),
         (
             json.dumps({"type": "feedback", "schema": 1, "model": "m", "ts": 1, "feedback": [{}]}),

@@ -108,3 +108,16 @@ def test_an_hour_keeps_at_most_max_rows_and_counts_the_rest() -> None:
     past = fold([], rows, labels, max_rows=4)
     assert (len(at.rows), at.dropped) == (5, 0)
     assert (len(past.rows), past.dropped) == (4, 1)
+
+
+def test_a_label_of_an_evaluation_prediction_is_found_counted_and_left_out() -> None:
+    # Given an hour with a live and an evaluation capture, both labeled
+    live, evaluation = captures(2)
+    evaluation = evaluation | {"source": "evaluation"}
+    labels = {r["prediction_id"]: Label(r["ts"] + 1, 1.0) for r in (live, evaluation)}
+    folded = fold([], [live, evaluation], labels)
+    # Then only the live one is in the labeled rows; the other is joined (not left pending)
+    # and counted
+    assert [r["prediction_id"] for r in folded.rows] == [live["prediction_id"]]
+    assert folded.joined == set(labels)
+    assert (folded.added, folded.evaluation) == (1, 1)

@@ -21,6 +21,7 @@ class Metric:
     DRIFT_SHARE = "DriftShare"
     DUPLICATE_TRIGGERS = "DuplicateTriggers"
     EVALUATED_ROWS = "EvaluatedRows"
+    EVALUATION_PREDICTIONS = "EvaluationPredictions"
     FEATURE_DRIFT_SCORE = "FeatureDriftScore"
     LIVE_QUALITY = "LiveQuality"
     MODEL_REFRESH_FAILURES = "ModelRefreshFailures"

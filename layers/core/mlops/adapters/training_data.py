@@ -31,6 +31,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mlops.domain.capture import is_evaluation
 from mlops.domain.config import ModelConfig
 from mlops.domain.labeled_traffic import MAX_REPORTED, LabeledTraffic, join
 from mlops.domain.layout import FEEDBACK, capture_prefix
@@ -297,8 +298,9 @@ class TrainingDataStore:
         stats: _ReadStats,
     ) -> tuple[list[dict[str, Any]], Iterator[dict[str, Any]]]:
         """The read both views share: ``model``'s feedback rows in the hour partitions that
-        overlap ``[since, until]``, read now, and its capture rows (of ``version``, or every
-        version) there, read one object at a time as the iterator is consumed."""
+        overlap ``[since, until]``, read now, and its live capture rows (of ``version``, or
+        every version) there, read one object at a time as the iterator is consumed. Evaluation
+        captures are left out: they are in no verdict, and a holdout is never trained on."""
         hours = _hour_partitions(since, until)
         days = sorted({hour.split("/")[0] for hour in hours})
         feedback = [
@@ -317,6 +319,7 @@ class TrainingDataStore:
             for prefix in prefixes
             for key, size in self._partition_objects(prefix, days, hours)
             for row in self._traffic_rows(key, size, stats)
+            if not is_evaluation(row)
         )
         return feedback, captures
 

@@ -35,6 +35,12 @@ FEEDBACK_FIELDS = frozenset({"prediction_id", "actual"})
 # The form /predict issues (str(uuid.uuid4())): feedback joins on the exact string.
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CAPTURE_OUTPUTS = ("prediction_ids", "predictions", "probabilities")
+# Where a capture came from: live traffic (a record without ``source`` is live: older lines
+# have none) or evaluation traffic (``"evaluation": true`` in the request), which is stored for
+# audit but kept out of sketches, serving digests and labeled traffic.
+LIVE = "live"
+EVALUATION = "evaluation"
+CAPTURE_SOURCES = (LIVE, EVALUATION)
 # The largest label whose square is a finite float64 (≈ 1.34e154): live quality squares errors,
 # so a larger label would make RMSE infinite and R² NaN, which no metric or report may carry.
 MAX_LABEL_MAGNITUDE = math.sqrt(sys.float_info.max)
@@ -97,8 +103,12 @@ def capture_lines(
     max_bytes: int = MAX_LINE_BYTES,
     candidate_error: str | None = None,
     candidate_version: str | None = None,
+    evaluation: bool = False,
 ) -> list[str]:
     """The capture line(s) for one request, each at most ``max_bytes`` bytes.
+
+    ``evaluation`` marks the request as evaluation traffic (``"source": "evaluation"``); live
+    lines carry no ``source``, as before it existed.
 
     ``candidate_error`` says that a rollout's candidate was asked for this request (shadow or
     canary) and failed, so production answered: the rollout's evaluator counts it.
@@ -136,6 +146,8 @@ def capture_lines(
         tail["candidate_error"] = candidate_error
         if candidate_version is not None:
             tail["candidate_version"] = candidate_version
+    if evaluation:
+        tail["source"] = EVALUATION
     head = _capture_head(model, version, alias, variant)
     try:
         line = head + _encode(tail)[1:]
@@ -445,6 +457,11 @@ def _check_capture(record: dict[str, Any], problems: list[Problem]) -> None:
         and record["part"] > record["parts"]
     ):
         problems.append(Problem("part", f"part {record['part']} of {record['parts']}"))
+    source = record.get("source", LIVE)
+    if source not in CAPTURE_SOURCES:
+        problems.append(
+            Problem("source", f'expected "live" or "evaluation", got {show_value(source)}')
+        )
     truncated = record.get("truncated", False)
     if not isinstance(truncated, bool):
         problems.append(Problem("truncated", f"expected a boolean, got {show_value(truncated)}"))
@@ -546,6 +563,7 @@ def capture_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     instances = record["instances"] or [None] * len(ids)
     probabilities = record.get("probabilities")
     truncated = record.get("truncated") is True
+    evaluation = is_evaluation(record)
     rows = []
     for i, pid in enumerate(ids):
         row = {
@@ -568,8 +586,15 @@ def capture_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             row["probabilities"] = probabilities[i]
         if truncated:
             row["truncated"] = True
+        if evaluation:
+            row["source"] = EVALUATION
         rows.append(row)
     return rows
+
+
+def is_evaluation(row: Mapping[str, Any]) -> bool:
+    """Whether a capture row (or record) is evaluation traffic: stored, never judged."""
+    return row.get("source") == EVALUATION
 
 
 def feedback_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:

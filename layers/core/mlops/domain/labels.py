@@ -10,7 +10,10 @@ per run, never the window's captures again.
 per (prediction id, version, variant) (a shadow shares its prediction's id), the last label by
 its timestamp wins, and whether a label counts (within ``label_delay`` of its prediction) is
 decided when the rows are read, as before. An hour keeps at most ``max_rows`` rows; beyond, new
-ones are counted as dropped (a label flood cannot grow a document without bound).
+ones are counted as dropped (a label flood cannot grow a document without bound). A label of
+an evaluation prediction (``"source": "evaluation"``) is recognised and left out: the labeled
+documents hold live traffic only, so live quality, the rollout judge and the gate's recent
+labeled traffic never count a holdout someone sent through ``/predict``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from mlops.domain.capture import is_evaluation
 from mlops.domain.ids import uuid7_ms
 
 LABELS_SCHEMA = 1
@@ -68,10 +72,11 @@ def latest_labels(feedback: Iterable[Mapping[str, Any]], model: str) -> dict[str
 @dataclass(frozen=True)
 class Folded:
     rows: list[dict[str, Any]]
-    joined: set[str]  # prediction ids that found their capture
+    joined: set[str]  # prediction ids that found their capture (evaluation ones included)
     added: int
     updated: int
     dropped: int  # over ``max_rows``
+    evaluation: int = 0  # labels of evaluation predictions: found, left out
 
 
 def fold(
@@ -85,12 +90,16 @@ def fold(
     rows = [dict(r) for r in existing]
     index = {_key(r): i for i, r in enumerate(rows)}
     joined: set[str] = set()
+    evaluation: set[str] = set()
     added = updated = dropped = 0
     for capture in captures:
         pid = capture.get("prediction_id")
         if not isinstance(pid, str) or pid not in labels or not isinstance(capture.get("ts"), int):
             continue
         joined.add(pid)
+        if is_evaluation(capture):
+            evaluation.add(pid)
+            continue
         label = labels[pid]
         key = _key(capture)
         at = index.get(key)
@@ -110,7 +119,7 @@ def fold(
         index[key] = len(rows)
         rows.append(row)
         added += 1
-    return Folded(rows, joined, added, updated, dropped)
+    return Folded(rows, joined, added, updated, dropped, len(evaluation))
 
 
 def as_join_inputs(

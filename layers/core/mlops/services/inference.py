@@ -62,7 +62,7 @@ class InferenceService:
 
     def predict(self, body: Any, *, gateway_request_id: str | None = None) -> dict[str, Any]:
         started = time.perf_counter()
-        instances, request_id = parse_request(body)
+        instances, request_id, evaluation = parse_request(body)
         loaded = self._provider.current()
         live = self._provider.live_rollout()
         # Production's signature is the API's contract: a request it accepts is never refused.
@@ -72,6 +72,10 @@ class InferenceService:
         prediction_ids = uuid7s(now_ms, len(instances))
         serving, variant, candidate_error = loaded, PRODUCTION, None
         scores = None
+        if evaluation:
+            # Evaluation traffic checks what is served: production answers it, and no
+            # candidate (canary or shadow) sees it, so it is neither split nor in a verdict.
+            live = None
         if live is not None and live.routes_to_candidate(
             request_id or gateway_request_id or prediction_ids[0]
         ):
@@ -92,7 +96,9 @@ class InferenceService:
             response["probabilities"] = probabilities
         if request_id is not None:
             response["request_id"] = request_id
-        if self._sample_rate >= 1.0 or random.random() < self._sample_rate:
+        # Evaluation traffic is always captured: it is excluded from every verdict, so its
+        # capture is the only record that it was sent, and what makes it auditable.
+        if self._sample_rate >= 1.0 or evaluation or random.random() < self._sample_rate:
             latency_ms = (time.perf_counter() - started) * 1000
             key = request_id or gateway_request_id or str(uuid.uuid4())
             shadow: list[str] = []
@@ -117,6 +123,7 @@ class InferenceService:
                 latency_ms=latency_ms,
                 candidate_error=candidate_error,
                 candidate_version=live.candidate.version if live is not None else None,
+                evaluation=evaluation,
             )
             try:
                 for line in shadow:
@@ -172,6 +179,7 @@ class InferenceService:
         latency_ms: float,
         candidate_error: str | None = None,
         candidate_version: str | None = None,
+        evaluation: bool = False,
     ) -> None:
         """Never fails or slows a prediction beyond encoding one line: a capture that cannot
         be written is counted and logged, and the answer goes out regardless."""
@@ -192,6 +200,7 @@ class InferenceService:
                 # Which candidate failed: a superseded one may still answer in a container
                 # that has not re-read the registry, and its errors are not its successor's.
                 candidate_version=candidate_version if candidate_error else None,
+                evaluation=evaluation,
             ):
                 self._emit(line)
         except Exception as exc:  # capture must never fail a prediction

@@ -55,6 +55,7 @@ class FoldSummary:
     unplaceable: int = 0  # ids that are not time-ordered
     legacy: bool = False  # such ids were seen within first_hours: read windows the old way too
     dropped: int = 0  # over an hour's row cap
+    evaluation: int = 0  # labels of evaluation predictions, left out of the documents
     capture_hours: int = 0
     hours_written: list[str] = field(default_factory=list)
     capture_objects: int = 0
@@ -329,7 +330,8 @@ class LabelFolder:
                     raise
         if result.added or result.updated:
             summary.hours_written.append(hour)
-        summary.joined += len(result.joined)
+        summary.joined += len(result.joined) - result.evaluation
+        summary.evaluation += result.evaluation
         summary.added += result.added
         summary.updated += result.updated
         summary.dropped += result.dropped

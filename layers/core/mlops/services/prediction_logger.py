@@ -26,6 +26,11 @@ objects have new keys. Each sketch therefore lists the digests of the log events
 (``domain.event_set``), and the sketch store counts each event once per hour when it rolls
 sketches up. Captures and feedback are stored as delivered; their readers count by id.
 
+Evaluation traffic (``"source": "evaluation"``: a holdout a person sent through ``/predict``)
+is stored with the captures, for audit, but left out of the sketches and their serving digests,
+so neither drift nor the rollout judge counts it; ``EvaluationPredictions`` says how many rows
+were left out. A sketch counts the events of its live lines only.
+
 Sketches are bounded whatever clients send: each keeps at most ``[drift]
 max_unseen_categories`` unseen categories by name per feature (the stack's model config, read
 once per container; the default when it cannot be used, with a warning).
@@ -54,6 +59,7 @@ from mlops.domain.layout import FEEDBACK, capture_prefix, sketch_prefix, version
 from mlops.domain.sketch import DEFAULT_MAX_UNSEEN, SketchPlan, build_sketch
 from mlops.domain.versions import parse_version
 from mlops.errors import ConfigError, InvalidInputError, NotFoundError, Problem
+from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.stack_config import stack_config
 from mlops.settings import _required
@@ -90,6 +96,7 @@ class LogEvent:
 class BatchSummary:
     events: int
     captured_predictions: int
+    evaluation_predictions: int  # of the captured: stored, not sketched
     feedback_labels: int
     malformed_records: int
     missing_baselines: int
@@ -143,6 +150,8 @@ class PredictionLoggerService:
         for event in events:
             unique.setdefault(event.id, event)  # an id twice in one batch is one line
         captures: dict[tuple[str, str, str], _Partition] = {}
+        live: dict[tuple[str, str, str], _Partition] = {}  # what the sketches count
+        evaluation = 0
         feedback: dict[str, _Partition] = {}
         quarantine: dict[str, _Partition] = {}
         for event_id in sorted(unique):
@@ -157,7 +166,12 @@ class PredictionLoggerService:
                 continue
             if record["type"] == "capture":
                 where = (record["model"], record["version"], hour)
-                captures.setdefault(where, _Partition()).add(event_id, capture.capture_rows(record))
+                rows = capture.capture_rows(record)
+                captures.setdefault(where, _Partition()).add(event_id, rows)
+                if capture.is_evaluation(record):
+                    evaluation += len(rows)
+                else:
+                    live.setdefault(where, _Partition()).add(event_id, rows)
             else:
                 feedback.setdefault(hour, _Partition()).add(event_id, capture.feedback_rows(record))
 
@@ -174,7 +188,7 @@ class PredictionLoggerService:
             written += 1
         # Sketches after the rows they describe: a sketch never counts rows not yet stored.
         missing = 0
-        for (model, version, hour), part in sorted(captures.items()):
+        for (model, version, hour), part in sorted(live.items()):
             plan = self._plan(model, version)
             if plan is None:
                 missing += 1
@@ -190,6 +204,7 @@ class PredictionLoggerService:
         summary = BatchSummary(
             events=len(unique),
             captured_predictions=sum(len(p.rows) for p in captures.values()),
+            evaluation_predictions=evaluation,
             feedback_labels=sum(len(p.rows) for p in feedback.values()),
             malformed_records=sum(len(p.rows) for p in quarantine.values()),
             missing_baselines=missing,
@@ -261,6 +276,7 @@ class PredictionLoggerService:
     def _publish(self, summary: BatchSummary) -> None:
         for name, value in (
             ("CapturedPredictions", summary.captured_predictions),
+            (Metric.EVALUATION_PREDICTIONS, summary.evaluation_predictions),
             ("FeedbackLabels", summary.feedback_labels),
             ("MalformedRecords", summary.malformed_records),
             ("MissingBaselines", summary.missing_baselines),
@@ -271,6 +287,7 @@ class PredictionLoggerService:
             "batch stored",
             events=summary.events,
             captured_predictions=summary.captured_predictions,
+            evaluation_predictions=summary.evaluation_predictions,
             feedback_labels=summary.feedback_labels,
             malformed_records=summary.malformed_records,
             missing_baselines=summary.missing_baselines,
