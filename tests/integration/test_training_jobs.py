@@ -109,20 +109,23 @@ def test_a_large_upload_trains_in_a_job_and_the_gate_registers_it_with_the_job(
     # and the gate judged its candidate like any other: a registered version
     assert outcome["status"] == "judged"
     version = outcome["decision"]["version"]
-    assert version == "1" and line.versions() == ["1"]
+    assert version == "1"
+    assert line.versions() == ["1"]
     # whose lineage names the job, its instance, duration and cost
     record = line.registry.get_version(MODEL, version)
     assert record is not None
     lineage = record.lineage["training_job"]
     assert lineage["job_arn"] == job["job_arn"]
     assert lineage["instance_type"] == "ml.m5.xlarge"
-    assert lineage["duration_s"] is not None and lineage["cost_usd_estimate"] is not None
+    assert lineage["duration_s"] is not None
+    assert lineage["cost_usd_estimate"] is not None
     manifest = line.store.get_json(f"models/{MODEL}/{version}/manifest.json")
     assert manifest["lineage"]["training_job"]["job_name"] == job["job_name"]
     assert manifest["lineage"]["data"][0]["uri"].endswith("/big.csv")
     # When the same event is delivered again, nothing is registered twice
     again = gate(line, event)
-    assert again["decision"]["version"] == "1" and line.versions() == ["1"]
+    assert again["decision"]["version"] == "1"
+    assert line.versions() == ["1"]
 
 
 def test_an_upload_at_the_lambda_limit_trains_in_the_function(line: Pipeline) -> None:
@@ -146,7 +149,8 @@ def test_data_the_job_rejects_is_a_rejected_retrain_with_its_reason(
     assert outcome["status"] == "rejected"
     assert "training data rejected" in outcome["reasons"][0]
     report = line.report(outcome["report_uri"])
-    assert report["kind"] == "retrain_rejected" and report["stage"] == "training_job"
+    assert report["kind"] == "retrain_rejected"
+    assert report["stage"] == "training_job"
     assert emitted(capsys).get("TrainingJobsFailed") == 1
     assert line.versions() == []
 

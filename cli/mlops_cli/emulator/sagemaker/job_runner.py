@@ -75,7 +75,7 @@ def run_job(
                 c["ChannelName"]: {"TrainingInputMode": "File"}
                 for c in job.get("InputDataConfig") or []
             }
-        )  # fmt: skip
+        )
     )
     for folder in ("model", "output/data"):
         (root / folder).mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,7 @@ def _environment(
         "SM_CHANNELS": json.dumps(sorted(channels)),
         "SM_HPS": json.dumps(
             {k: v for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}
-        ),  # fmt: skip
+        ),
         "SM_MODEL_DIR": str(root / "model"),
         "SM_OUTPUT_DIR": str(root / "output"),
         "SM_OUTPUT_DATA_DIR": str(root / "output/data"),

@@ -51,8 +51,9 @@ class TrainingJobs:
             if code == "ResourceInUse":
                 raise ConflictError(f"training job {request.name} exists already") from exc
             if code in ("ValidationException", "AccessDeniedException", "ResourceLimitExceeded"):
-                raise ConfigError(f"SageMaker refused training job {request.name}: {code}: "
-                                  f"{message}") from exc  # fmt: skip
+                raise ConfigError(
+                    f"SageMaker refused training job {request.name}: {code}: {message}"
+                ) from exc
             raise StorageError(f"cannot start training job {request.name}: {exc}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"cannot start training job {request.name}: {exc}") from exc

@@ -186,10 +186,14 @@ def parse_job_event(event: Mapping[str, Any]) -> JobEvent:
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         raise ValueError("detail: expected an object")
-    name, arn, status = (detail.get(k) for k in ("TrainingJobName", "TrainingJobArn",
-                                                 "TrainingJobStatus"))  # fmt: skip
-    for field, value in (("TrainingJobName", name), ("TrainingJobArn", arn),
-                         ("TrainingJobStatus", status)):  # fmt: skip
+    name, arn, status = (
+        detail.get(k) for k in ("TrainingJobName", "TrainingJobArn", "TrainingJobStatus")
+    )
+    for field, value in (
+        ("TrainingJobName", name),
+        ("TrainingJobArn", arn),
+        ("TrainingJobStatus", status),
+    ):
         if not isinstance(value, str) or not value:
             raise ValueError(f"detail.{field}: expected a non-empty string")
     resources = detail.get("ResourceConfig") or {}

@@ -53,8 +53,11 @@ def build(model_code: Path | None = None, package: Path | None = None) -> Source
             _add(tar, f"mlops/{path.relative_to(root).as_posix()}", path.read_bytes())
         if model_code is not None and model_code.is_dir():
             for path in _files(model_code):
-                _add(tar, f"{MODEL_CODE}/{path.relative_to(model_code).as_posix()}",
-                     path.read_bytes())  # fmt: skip
+                _add(
+                    tar,
+                    f"{MODEL_CODE}/{path.relative_to(model_code).as_posix()}",
+                    path.read_bytes(),
+                )
     return SourcePackage(gzip.compress(raw.getvalue(), compresslevel=6, mtime=0))
 
 
