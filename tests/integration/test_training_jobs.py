@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import hashlib
 import io
 import json
 import tarfile
@@ -18,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
+from mlops.domain.kept_data import kept_metadata
 from mlops_cli.emulator.sagemaker.job_runner import JobRun, run_job
 from mlops_cli.emulator.stack import LambdaContext
 from tests.conftest import BUCKET, load_event
@@ -236,3 +238,17 @@ def test_without_a_training_job_role_a_large_upload_is_rejected_with_the_reason(
         result = only(line.retrain(line.upload("big.csv", month(0))))
     assert result["status"] == "rejected"
     assert "TRAINING_JOB_ROLE_ARN" in result["reasons"][0]
+
+
+def test_data_kept_from_a_version_is_skipped_without_a_job_and_a_copied_marker_is_not(
+    line: Pipeline,
+) -> None:
+    line.config(with_training(engine="sagemaker"))
+    body = month(0)
+    kept = kept_metadata("1", hashlib.sha256(body).hexdigest())
+    event = line.upload("kept.csv", body, metadata=kept)
+    assert only(line.retrain(event))["status"] == "skipped"
+    assert boto3.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+    # The same marker on other bytes (aws s3 cp keeps metadata) does not skip them
+    other = line.upload("copied.csv", month(1), metadata=kept)
+    assert only(line.retrain(other))["status"] == "training"

@@ -111,6 +111,8 @@ class RetrainService:
             config = self.config()
             new_object = self._new_object(trigger)
             if engine_for(config.training, new_object.size) == "sagemaker":
+                if version := self._kept_version(config, trigger, new_object):
+                    return self._skipped(trigger, new_object, version)
                 return self._start_job(config, trigger, new_object)
             new_data, body, data_report_uri = self._validated(
                 config, new_object, trigger, role="new"
@@ -153,6 +155,15 @@ class RetrainService:
         )
         logger.info("candidate staged", **staged.as_dict(), trigger=trigger.as_dict())
         return RetrainOutcome("staged", trigger.as_dict(), tuple(notes), staged.as_dict())
+
+    def _kept_version(self, config: ModelConfig, trigger: Trigger, obj: DataObject) -> str | None:
+        """The version ``obj`` was kept from (``kept_data``), when it alone is the training
+        set: as the function's path skips it, without reading it into memory (a digest)."""
+        policy = config.retraining
+        one_object = policy.training_set == "new_object" and not policy.include_feedback
+        if TRAINED_VERSION not in obj.metadata or not (trigger.kind == "s3_upload" or one_object):
+            return None
+        return trained_version(obj.metadata, self._data.sha256(obj))
 
     def _start_job(self, config: ModelConfig, trigger: Trigger, obj: DataObject) -> RetrainOutcome:
         """Too large for this function (or ``engine = "sagemaker"``): a SageMaker training job
