@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 MODEL_ARTIFACT = "model.tar.gz"
 
 
@@ -63,7 +65,7 @@ def run_job(
     try:
         code = _unpack_source(s3, str(hyperparameters.get("sagemaker_submit_directory")), root)
         channels = _copy_channels(s3, job.get("InputDataConfig") or [], root)
-    except (OSError, ValueError, tarfile.TarError, KeyError) as exc:
+    except (OSError, ValueError, tarfile.TarError, KeyError, ClientError, BotoCoreError) as exc:
         reason = f"ClientError: cannot prepare the job's inputs: {exc}"
         return JobRun("Failed", "Failed", reason, "", started, clock(), 0, None)
     config = root / "input/config"
