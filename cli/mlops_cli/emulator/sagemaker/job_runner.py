@@ -44,6 +44,7 @@ class JobRun:
     ended: datetime
     peak_rss_bytes: int
     exit_code: int | None
+    process_seconds: float = 0.0  # the entry point's own run (not the inputs' copy)
 
 
 def run_job(
@@ -54,9 +55,11 @@ def run_job(
     python: str = sys.executable,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     poll_seconds: float = 0.05,
+    output: Any = None,
 ) -> JobRun:
     """Run ``job`` (a DescribeTrainingJob response) under ``workdir``; nothing raises for what
-    the job itself does wrong: it is the run's outcome."""
+    the job itself does wrong: it is the run's outcome. ``output``: where the entry point's
+    stdout and stderr go (SageMaker's are its CloudWatch log stream); None: this process's."""
     name = str(job["TrainingJobName"])
     root = workdir / name
     shutil.rmtree(root, ignore_errors=True)
@@ -84,24 +87,36 @@ def run_job(
     program = str(hyperparameters.get("sagemaker_program", "train.py"))
     env = _environment(root, channels, hyperparameters)
     limit = float((job.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400))
+    began = time.perf_counter()
     exit_code, peak, timed_out = _run(
-        [python, program], code, env, limit, poll_seconds=poll_seconds
+        [python, program], code, env, limit, poll_seconds=poll_seconds, output=output
     )
+    spent = time.perf_counter() - began
     ended = clock()
     if timed_out:
         reason = f"Training job reached MaxRuntimeInSeconds ({int(limit)} s) and was stopped"
-        return JobRun("Stopped", "MaxRuntimeExceeded", reason, "", started, ended, peak, None)
+        return JobRun(
+            "Stopped", "MaxRuntimeExceeded", reason, "", started, ended, peak, None, spent
+        )
     if exit_code != 0:
         failure = root / "output/failure"
         detail = failure.read_text()[:1000] if failure.is_file() else f"exit code {exit_code}"
         return JobRun(
-            "Failed", "Failed", f"AlgorithmError: {detail}", "", started, ended, peak, exit_code
+            "Failed",
+            "Failed",
+            f"AlgorithmError: {detail}",
+            "",
+            started,
+            ended,
+            peak,
+            exit_code,
+            spent,
         )
     output = str(job["OutputDataConfig"]["S3OutputPath"]).rstrip("/")
     uri = f"{output}/{name}/output/{MODEL_ARTIFACT}"
     bucket, key = _split(uri)
     s3.put_object(Bucket=bucket, Key=key, Body=_tar_gz(root / "model"))
-    return JobRun("Completed", "Completed", "", uri, started, ended, peak, 0)
+    return JobRun("Completed", "Completed", "", uri, started, ended, peak, 0, spent)
 
 
 def _decoded(value: Any) -> Any:
@@ -174,11 +189,19 @@ def _environment(
 
 
 def _run(
-    command: list[str], cwd: Path, env: dict[str, str], limit: float, *, poll_seconds: float
+    command: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    limit: float,
+    *,
+    poll_seconds: float,
+    output: Any = None,
 ) -> tuple[int | None, int, bool]:
     """``(exit code, peak resident bytes, timed out)`` of the entry point's process: the peak
     is the kernel's own (``ru_maxrss`` of the reaped child), not a sample."""
-    process = subprocess.Popen(command, cwd=cwd, env=env)
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT if output else None
+    )
     deadline = time.monotonic() + limit
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
