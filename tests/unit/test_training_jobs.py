@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,12 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from mlops.adapters.model_store import ModelStore
+from mlops.adapters.training_data import TrainingDataStore
 from mlops.adapters.training_jobs import JobRequest, TrainingJobs
 from mlops.domain import candidate
 from mlops.domain.config import TrainingConfig
+from mlops.domain.config_document import load_config
 from mlops.domain.training_jobs import (
     ArtifactLimits,
     cost_usd,
@@ -32,7 +36,9 @@ from mlops.domain.training_jobs import (
     parse_job_event,
     unpack_candidate,
 )
+from mlops.domain.triggers import Trigger
 from mlops.errors import ConfigError, ConflictError, IntegrityError, InvalidEventError, StorageError
+from mlops.services.training_jobs import JobPlacement, TrainingJobLauncher, volume_gb
 from mlops.training_job import source_package
 from tests.conftest import ROOT, load_event
 
@@ -296,3 +302,69 @@ def test_a_describe_failure_is_a_storage_error() -> None:
         stub.add_client_error("describe_training_job", service_error_code="ValidationException")
         with pytest.raises(StorageError, match="cannot describe"):
             TrainingJobs(sm).describe("missing")
+
+
+# ------------------------------------------------------------------ the launcher
+
+
+def test_a_retried_trigger_finds_its_job_instead_of_starting_another() -> None:
+    config = load_config()
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="artifacts")
+        s3.create_bucket(Bucket="training")
+        s3.put_object(Bucket="training", Key="training-data/big.csv", Body=b"x" * 10)
+        obj = TrainingDataStore("training", s3).head("training-data/big.csv")
+        sm = boto3.client("sagemaker", region_name="us-east-1")
+        placement = JobPlacement(
+            "mlops-0a1b2c3d", "arn:aws:iam::1:role/r", "ml.m5.xlarge", 600, "us-east-1"
+        )
+        launcher = TrainingJobLauncher(
+            store=ModelStore("artifacts", s3),
+            jobs=TrainingJobs(sm),
+            placement=placement,
+            code_version="t",
+        )
+        trigger = Trigger("s3_upload", bucket="training", key=obj.key, etag=obj.etag)
+        name = job_name("mlops-0a1b2c3d", trigger.idempotency_key)
+        arn = f"arn:aws:sagemaker:us-east-1:1:training-job/{name}"
+        with Stubber(sm) as stub:
+            stub.add_client_error("create_training_job", service_error_code="ResourceInUse")
+            stub.add_response(
+                "describe_training_job",
+                {
+                    "TrainingJobName": name,
+                    "TrainingJobArn": arn,
+                    "ModelArtifacts": {"S3ModelArtifacts": ""},
+                    "TrainingJobStatus": "InProgress",
+                    "SecondaryStatus": "Training",
+                    "AlgorithmSpecification": {"TrainingInputMode": "File"},
+                    "ResourceConfig": {
+                        "InstanceType": "ml.m5.xlarge",
+                        "InstanceCount": 1,
+                        "VolumeSizeInGB": 30,
+                    },
+                    "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+                    "CreationTime": datetime(2026, 11, 29, tzinfo=UTC),
+                },
+                {"TrainingJobName": name},
+            )
+            job = launcher.start(config, obj, trigger, None)
+        spec = json.loads(
+            s3.get_object(
+                Bucket="artifacts", Key=f"staging/house-prices/jobs/{name}/input/job.json"
+            )["Body"].read()
+        )
+    assert job["job_arn"] == arn
+    assert spec["data"] == {
+        "uri": "s3://training/training-data/big.csv",
+        "file": "big.csv",
+        "bytes": 10,
+        "version_id": None,
+        "etag": obj.etag,
+    }
+
+
+@pytest.mark.parametrize(("size", "gb"), [(0, 30), (1024**3, 33), (10**15, 16384)])
+def test_the_jobs_volume_holds_the_upload_with_room(size: int, gb: int) -> None:
+    assert volume_gb(size) == gb

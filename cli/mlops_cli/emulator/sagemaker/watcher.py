@@ -30,7 +30,7 @@ from mlops_cli.emulator.template import ACCOUNT, REGION
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS: Final = 0.5
+POLL_SECONDS: Final = 1.0
 
 
 class TrainingJobWatcher:
