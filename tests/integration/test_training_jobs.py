@@ -153,6 +153,7 @@ def test_data_the_job_rejects_is_a_rejected_retrain_with_its_reason(
     report = line.report(outcome["report_uri"])
     assert report["kind"] == "retrain_rejected"
     assert report["stage"] == "training_job"
+    assert report["trigger"]["key"] == "training-data/big.csv"  # mlops retrain --wait finds it
     assert emitted(capsys).get("TrainingJobsFailed") == 1
     assert line.versions() == []
 

@@ -23,12 +23,13 @@ from mlops.domain import strict_json
 from mlops.domain.layout import RETRAIN_REPORTS, staging_prefix, training_jobs_prefix
 from mlops.domain.training_jobs import (
     DEFAULT_LIMITS,
+    JOB_SPEC,
     ArtifactLimits,
     JobEvent,
     is_job_name,
     unpack_candidate,
 )
-from mlops.errors import ConflictError, IntegrityError
+from mlops.errors import ConflictError, IntegrityError, MlopsError
 from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.gate import CandidateGate
@@ -114,6 +115,16 @@ class JobCompletion:
                 logger.info("staged file exists (a redelivered event)", key=prefix + name)
         return hashlib.sha256(files["candidate.json"]).hexdigest()
 
+    def _trigger(self, job: JobEvent) -> dict[str, Any] | None:
+        """What started the job (its job.json), so ``mlops retrain --wait`` finds the report;
+        None when job.json is missing or unreadable (the report still says why)."""
+        key = f"{training_jobs_prefix(self._model)}{job.name}/input/{JOB_SPEC}"
+        try:
+            trigger = self._store.get_json(key).get("trigger")
+        except (MlopsError, AttributeError):
+            return None
+        return dict(trigger) if isinstance(trigger, Mapping) else None
+
     def _rejected(self, job: JobEvent, reason: str) -> dict[str, Any]:
         metrics.add_metric(name=Metric.TRAINING_JOBS_FAILED, unit=MetricUnit.Count, value=1)
         now = self._clock()
@@ -124,6 +135,7 @@ class JobCompletion:
             "reason": reason,
             "at": now.isoformat(timespec="seconds"),
             "training_job": job.lineage() | {"failure_reason": job.failure_reason or None},
+            "trigger": self._trigger(job),
         }
         self._store.put_bytes(key, strict_json.dumps(report).encode())
         logger.warning("retrain rejected", reason=reason, report=self._store.uri(key))
