@@ -15,7 +15,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from mlops.domain.training_jobs import job_record
 from mlops_cli.emulator.sagemaker.job_runner import run_job
+from mlops_cli.emulator.sagemaker.watcher import TrainingJobWatcher
+from tests.sources.conftest import Aws
 
 BUCKET = "jobs"
 
@@ -116,3 +119,50 @@ def test_a_missing_source_package_fails_the_job_before_it_runs(s3: Any, tmp_path
     run = run_job(s3, spec, tmp_path)
     assert run.status == "Failed"
     assert run.failure_reason.startswith("ClientError: cannot prepare the job's inputs")
+
+
+def test_the_watcher_records_the_outcome_in_moto_and_puts_the_state_change_event(
+    aws: Aws, tmp_path: Path
+) -> None:
+    # Given a job created in moto's server and a rule taking SageMaker's events to a queue
+    aws.s3.create_bucket(Bucket=BUCKET)
+    aws.s3.put_object(Bucket=BUCKET, Key="data/train.csv", Body=b"a,b\n1,2\n")
+    spec = job(
+        aws.s3,
+        "import os, pathlib\npathlib.Path(os.environ['SM_MODEL_DIR'], 'm').write_text('1')\n",
+    )
+    sagemaker = boto3.client(
+        "sagemaker",
+        endpoint_url=aws.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    sagemaker.create_training_job(
+        **{k: v for k, v in spec.items() if k != "StoppingCondition"},
+        StoppingCondition=spec["StoppingCondition"],
+        AlgorithmSpecification={"TrainingImage": "image", "TrainingInputMode": "File"},
+        RoleArn="arn:aws:iam::123456789012:role/training",
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        Tags=[{"Key": "mlops:model", "Value": "house-prices"}],
+    )
+    queue = aws.sqs.create_queue(QueueName="sagemaker-events")["QueueUrl"]
+    arn = aws.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    aws.events.put_rule(Name="jobs", EventPattern=json.dumps({"source": ["aws.sagemaker"]}))
+    aws.events.put_targets(Rule="jobs", Targets=[{"Id": "q", "Arn": arn}])
+    # When the watcher runs it
+    run = TrainingJobWatcher(aws.endpoint, tmp_path).run("mlops-test-1")
+    # Then moto says what SageMaker would, and the event is the gate's to parse
+    assert run.status == "Completed"
+    described = sagemaker.describe_training_job(TrainingJobName="mlops-test-1")
+    assert described["TrainingJobStatus"] == "Completed"
+    assert described["ModelArtifacts"]["S3ModelArtifacts"] == run.artifact_uri
+    messages = aws.sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=2)["Messages"]
+    event = json.loads(messages[0]["Body"])
+    assert event["detail-type"] == "SageMaker Training Job State Change"
+    record = job_record(event)
+    assert record["job_status"] == "Completed"
+    assert record["detail"]["Tags"] == {"mlops:model": "house-prices"}
+    assert isinstance(record["detail"]["TrainingEndTime"], int)

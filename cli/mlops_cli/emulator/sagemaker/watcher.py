@@ -16,7 +16,7 @@ import logging
 import sys
 import threading
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -102,7 +102,13 @@ class TrainingJobWatcher:
         job.training_job_status, job.secondary_status = "InProgress", "Training"
         describe = self.sagemaker.describe_training_job(TrainingJobName=name)
         log.info("local SageMaker: running training job %s", name)
-        run = run_job(self.s3, describe, self.workdir, python=self.python)
+        started = datetime.now(UTC)
+        try:
+            run = run_job(self.s3, describe, self.workdir, python=self.python)
+        except Exception as exc:  # ours, not the job's: still a final state and its event
+            log.exception("local SageMaker: training job %s", name)
+            reason = f"InternalServerError: the local runner failed: {exc!r}"
+            run = JobRun("Failed", "Failed", reason, "", started, datetime.now(UTC), 0, None)
         self.runs[name] = run
         _record(job, run)
         detail = _detail(self.sagemaker.describe_training_job(TrainingJobName=name), job.tags)
