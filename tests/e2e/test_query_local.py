@@ -109,3 +109,6 @@ def test_the_workgroup_exists_locally_with_the_template_settings(running: Runnin
     assert config["EnforceWorkGroupConfiguration"] is True
     bucket = running.target.output("QueryResultsBucketName")
     assert config["ResultConfiguration"]["OutputLocation"] == f"s3://{bucket}/results/"
+    assert running.target.output("QueryAccessPolicyArn").endswith(
+        ":policy/mlops-local-QueryAccessPolicy"
+    )

@@ -268,6 +268,9 @@ class LocalStack:
             r.refs[name] = str(r.resolve(raw["DatabaseInput"]["Name"])).lower()
         for name, props in self._resources("AWS::Athena::WorkGroup"):
             r.refs[name] = str(r.resolve(props["Name"]))
+        for name, _ in self._resources("AWS::IAM::ManagedPolicy"):
+            # Named only (IAM is not enforced locally): the output a user attaches on AWS.
+            r.refs[name] = f"arn:aws:iam::{ACCOUNT}:policy/{STACK}-{name}"
         for name, _ in self._resources("AWS::SNS::Topic"):
             r.refs[name] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{name}"
         for name, props in self._resources("AWS::Events::EventBus"):
