@@ -119,10 +119,14 @@ def _list(s3: Any, table: TableSpec) -> dict[str, str]:
 
 
 def _fetch(s3: Any, bucket: str, key: str, path: Path) -> int:
+    """One GET into ``path`` (objects are a delivery's worth: no multipart transfer needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     try:
-        s3.download_file(bucket, key, str(partial))
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        with partial.open("wb") as out:
+            for chunk in body.iter_chunks(1 << 20):
+                out.write(chunk)
     except (ClientError, BotoCoreError) as exc:
         partial.unlink(missing_ok=True)
         raise StorageError(f"cannot read s3://{bucket}/{key}: {exc}") from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,4 +86,6 @@ def display(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(json_value(value))
+    if isinstance(value, list | dict):  # arrays, maps, structs: as JSON text
+        return json.dumps(json_value(value), allow_nan=False)
     return str(value)
