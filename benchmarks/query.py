@@ -10,16 +10,19 @@ instances are in a location training never saw; ``--label-share`` of them (defau
 label the next day, stored the same way.
 
 Measured, with the engine ``mlops query`` runs locally (``LocalQueryEngine``): the first query
-(copies every object out of S3 into the cache, then runs: what the first query of a day costs),
-then each of the three queries ``--repeat`` times on the warm cache (medians). Then, for the
-record, the same queries over a Parquet copy of the day (DuckDB ``COPY``, one file a table):
-the conversion's time and size, and the medians. Parquet is reported, not built into the
-product: see docs/query.md for the verdict.
+(copies every object out of S3 into the cache and converts each partition to Parquet, then
+runs: what the first query of a day costs), then each of the three queries ``--repeat`` times
+on the warm cache (medians). Then, for the record, the same queries straight over the cached
+gzip JSON Lines (what the engine did before its Parquet copy, and what Athena reads), and the
+captures' size as gzip JSON, as Parquet, and in the columns the RMSE query reads (what Athena
+would scan if the captures were compacted to Parquet in S3).
 
 Without --json: a table on stdout, progress on stderr. With --json: one JSON object, the only
-line on stdout: rows, labels, objects, stored_mb, setup_s, first_query_s, fetch (objects, MB),
-``queries`` (name → warm median s and rows returned), ``parquet`` (convert_s, mb, queries),
-cpu_count, load_avg.
+line on stdout: rows, labels, objects, stored_mb, setup_s, first_query_s, fetch (objects, mb,
+sync_s, convert_s, partitions), ``queries`` (name → warm median s, rows returned, query_s),
+``direct`` (json_queries: name → median s straight over the gzip JSON; captures_gzip_json_mb,
+captures_parquet_mb, captures_parquet_rmse_columns_mb), answer (the RMSE rows), cpu_count,
+load_avg.
 """
 
 from __future__ import annotations
@@ -188,48 +191,46 @@ def timed(run: Any, repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def parquet_figures(cache: Path, sqls: list[str], repeat: int) -> dict[str, Any]:
-    """The same day as Parquet (one file a table), and the queries over it."""
+def json_figures(engine: Any, sqls: list[str], repeat: int) -> dict[str, Any]:
+    """The same queries straight over the cached gzip JSON Lines, as the engine read them
+    before its Parquet copy (and as Athena reads them), and what the Parquet copy holds."""
     import duckdb
 
-    from mlops.adapters import aws
-    from mlops_cli.query.duckdb_engine import LocalQueryEngine, view_sql
+    from mlops_cli.query.columnar import PARQUET
+    from mlops_cli.query.duckdb_engine import _MACROS, json_reader, literal, quote, view_sql
 
-    engine = LocalQueryEngine(
-        glue=aws.client("glue"),
-        s3=aws.client("s3"),
-        database=DATABASE,
-        cache=cache,
-        today=lambda: DAY + timedelta(days=30),
-    )
-    tables = engine.tables()
-    out = Path(tempfile.mkdtemp(prefix="query-parquet-"))
+    root = engine.cache / DATABASE
     connection = duckdb.connect()
-    connection.execute(f'CREATE SCHEMA "{DATABASE}"')
-    started = time.perf_counter()
-    for table in tables:
-        files = sorted((cache / DATABASE / table.name).rglob("*.jsonl.gz"))
-        connection.execute(
-            view_sql(DATABASE, table, files)
-            .replace("CREATE VIEW", "CREATE TEMP VIEW", 1)
-            .replace(f'"{DATABASE}".', "", 1)
-        )
-        connection.execute(
-            f"COPY (SELECT * FROM {table.name}) TO '{out / table.name}.parquet' (FORMAT parquet)"
-        )
-    convert_s = time.perf_counter() - started
-    mb = sum(p.stat().st_size for p in out.glob("*.parquet")) / 1e6
-    fast = duckdb.connect()
-    fast.execute("CREATE MACRO json_extract_scalar(j, p) AS json_extract_string(j, p)")
-    for table in tables:
-        fast.execute(
-            f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{out / table.name}.parquet')"
-        )
+    connection.execute(f"CREATE SCHEMA {quote(DATABASE)}")
+    for table in engine.tables():
+        files = sorted((root / table.name).rglob("*.jsonl.gz"))
+        connection.execute(view_sql(DATABASE, table, json_reader(table, files, partitions=True)))
+    for macro in _MACROS:
+        connection.execute(macro)
+    connection.execute(f"SET search_path = {literal(DATABASE + ',main')}")
     queries = {}
     for name, sql in zip(QUERIES, sqls, strict=True):
-        seconds, _ = timed(lambda s=sql: fast.execute(s).fetchall(), repeat)
+        seconds, _ = timed(lambda s=sql: connection.execute(s).fetchall(), repeat)
         queries[name] = round(seconds, 3)
-    return {"convert_s": round(convert_s, 2), "mb": round(mb, 1), "queries": queries}
+    # What Athena would scan of Parquet: only the columns a query names (compressed bytes).
+    parquet = sorted((root / "captures").rglob(PARQUET))
+    paths = ", ".join(literal(str(p)) for p in parquet)
+    sizes = dict(
+        connection.execute(
+            f"SELECT path_in_schema, sum(total_compressed_size) "
+            f"FROM parquet_metadata([{paths}]) GROUP BY 1"
+        ).fetchall()
+    )
+    gz = sum(p.stat().st_size for p in (root / "captures").rglob("*.jsonl.gz"))
+    rmse_columns = ("prediction_id", "version", "dt", "prediction", "source")
+    return {
+        "json_queries": queries,
+        "captures_gzip_json_mb": round(gz / 1e6, 1),
+        "captures_parquet_mb": round(sum(p.stat().st_size for p in parquet) / 1e6, 1),
+        "captures_parquet_rmse_columns_mb": round(
+            sum(sizes.get(c, 0) for c in rmse_columns) / 1e6, 1
+        ),
+    }
 
 
 def main() -> int:
@@ -268,6 +269,9 @@ def main() -> int:
         fetched = {
             "objects": first.stats["objects_fetched"],
             "mb": round(first.stats["bytes_fetched"] / 1e6, 1),
+            "sync_s": first.stats["sync_seconds"],
+            "convert_s": first.stats["convert_seconds"],
+            "partitions": first.stats["partitions_converted"],
         }
         progress(f"first query (copies the day): {first_s:.1f} s")
         queries: dict[str, Any] = {}
@@ -280,8 +284,8 @@ def main() -> int:
             }
             progress(f"{name}: {seconds:.2f} s")
         checks = {"rmse_rows": first.rows}
-        progress("Parquet copy, for the record")
-        parquet = parquet_figures(cache, sqls, args.repeat)
+        progress("the same queries straight over the gzip JSON, for the record")
+        direct = json_figures(engine, sqls, args.repeat)
     figures = {
         "rows": rows,
         "labels": labels,
@@ -291,7 +295,7 @@ def main() -> int:
         "first_query_s": round(first_s, 2),
         "fetch": fetched,
         "queries": queries,
-        "parquet": parquet,
+        "direct": direct,
         "answer": checks["rmse_rows"],
         "cpu_count": os.cpu_count(),
         "load_avg": [round(x, 2) for x in os.getloadavg()],
@@ -303,16 +307,25 @@ def main() -> int:
     table = [
         ("predictions in the day / labels", f"{rows:,} / {labels:,}"),
         ("objects (captures + feedback), stored", f"{objects:,}, {size / 1e6:.1f} MB"),
-        ("first query: copy the day out of S3 + RMSE", f"{first_s:.2f} s"),
+        ("first query: copy, convert, RMSE", f"{first_s:.2f} s"),
+        ("  of which copying the objects out of S3", f"{fetched['sync_s']:.2f} s"),
+        (
+            f"  of which converting {fetched['partitions']} partitions to Parquet",
+            f"{fetched['convert_s']:.2f} s",
+        ),
         *[
             (f"warm {name} (median of {args.repeat})", f"{q['s']:.2f} s")
             for name, q in queries.items()
         ],
+        *[
+            (f"same {name}, straight over gzip JSON", f"{s:.2f} s")
+            for name, s in direct["json_queries"].items()
+        ],
         (
-            "Parquet: convert the day (one file a table)",
-            f"{parquet['convert_s']:.2f} s, {parquet['mb']} MB",
+            "captures: gzip JSON / Parquet / the RMSE query's columns",
+            f"{direct['captures_gzip_json_mb']} / {direct['captures_parquet_mb']} / "
+            f"{direct['captures_parquet_rmse_columns_mb']} MB",
         ),
-        *[(f"Parquet {name}", f"{s:.3f} s") for name, s in parquet["queries"].items()],
     ]
     for label, value in table:
         print(f"{label:<52} {value:>24}")

@@ -299,7 +299,30 @@ def test_since_and_until_bound_the_days_read_and_the_cache_fetches_only_new_obje
     day = [p for p in sent.predictions if p["dt"] == "2026-11-02"]
     assert first.rows == [["2026-11-02", len(day)]]  # raw rows: evaluation ones included
     assert first.stats["objects_fetched"] == first.stats["objects"] > 0
+    assert first.stats["partitions_converted"] == 5  # 2 versions x 2 hours + evaluation hour
     again = query.run(sql)
     assert [r[0] for r in again.rows] == ["2026-10-31", "2026-11-02", "2026-11-03"]
     assert 0 < again.stats["objects_fetched"] < again.stats["objects"]
+    assert again.stats["partitions_converted"] == 8
     assert query.run(sql).stats["objects_fetched"] == 0
+    assert query.run(sql).stats["partitions_converted"] == 0
+
+
+def test_a_rewritten_or_expired_object_is_read_anew(
+    stored: tuple[Sent, Path], tmp_path: Path
+) -> None:
+    # Given a day with one object, queried once (so copied and converted)
+    query = engine(tmp_path)
+    store = CaptureStore(BUCKET, aws.client("s3"))
+    key = f"captures/model={MODEL}/version=1/dt=2026-11-05/hour=01/x.jsonl.gz"
+    row = {"prediction_id": "p", "request_id": "r", "ts": 1, "prediction": 1.0}
+    store.put_jsonl_gz(key, [row])
+    sql = "SELECT count(*) FROM captures WHERE model = 'house-prices' AND dt = '2026-11-05'"
+    assert query.run(sql).rows == [[1]]
+    # When the object is rewritten with two rows (as a redelivery re-batched would)
+    store.put_jsonl_gz(key, [row, row | {"prediction_id": "q"}])
+    # Then the copy and its Parquet are refreshed; and when it expires, its rows are gone
+    assert query.run(sql).rows == [[2]]
+    aws.client("s3").delete_object(Bucket=BUCKET, Key=key)
+    assert query.run(sql).rows == [[0]]
+    assert not list(tmp_path.rglob("dt=2026-11-05"))

@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.errors import ConfigError, StorageError
+from mlops_cli.query.columnar import columnar_files
 from mlops_cli.query.object_cache import Synced, sync_table
 from mlops_cli.query.result import (
     QueryError,
@@ -110,12 +111,20 @@ class LocalQueryEngine:
             )
             for t in used
         }
+        synced_at = time.perf_counter()
         connection = duckdb.connect(":memory:")
+        converted = 0
         try:
             connection.execute(f"CREATE SCHEMA {quote(self.database)}")
             for table in tables:
-                files = synced[table.name].files if table.name in synced else []
-                connection.execute(view_sql(self.database, table, files))
+                reader = None
+                if table.name in synced and synced[table.name].files:
+                    parquet, count = columnar_files(
+                        connection, table, synced[table.name], json_reader, self._progress
+                    )
+                    converted += count
+                    reader = parquet_reader(table, parquet)
+                connection.execute(view_sql(self.database, table, reader))
             for macro in _MACROS:
                 connection.execute(macro)
             connection.execute(f"SET search_path = {literal(self.database + ',main')}")
@@ -149,36 +158,53 @@ class LocalQueryEngine:
             rows=[[plain(v) for v in row] for row in rows],
             stats={
                 "seconds": round(time.perf_counter() - started, 3),
+                "sync_seconds": round(synced_at - started, 3),
+                "convert_seconds": round(read - synced_at, 3),
                 "query_seconds": round(time.perf_counter() - read, 3),
                 "objects": sum(s.objects for s in synced.values()),
                 "objects_fetched": sum(s.fetched for s in synced.values()),
                 "bytes_fetched": sum(s.fetched_bytes for s in synced.values()),
+                "partitions_converted": converted,
                 "bytes_in_scope": sum(p.stat().st_size for s in synced.values() for p in s.files),
             },
             notes=notes,
         )
 
 
-def view_sql(database: str, table: TableSpec, files: list[Path]) -> str:
-    """The view that shows ``table`` as Athena does: declared columns, then partition keys."""
+def view_sql(database: str, table: TableSpec, reader: str | None) -> str:
+    """The view that shows ``table`` as Athena does: declared columns, then partition keys,
+    over ``reader`` (``parquet_reader`` or ``json_reader``); no rows when there is no data."""
     name = f"{quote(database)}.{quote(table.name)}"
     names = [c.name for c in table.columns] + [k.name for k in table.partition_keys]
-    if not files:  # Athena answers no rows over an empty table: so does the view
+    if reader is None:  # Athena answers no rows over an empty table: so does the view
         typed = ", ".join(
             f"CAST(NULL AS {c.duckdb_type}) AS {quote(c.name)}"
             for c in table.columns + table.partition_keys
         )
         return f"CREATE VIEW {name} AS SELECT {typed} WHERE false"
-    columns = ", ".join(f"{literal(c.name)}: {literal(c.duckdb_type)}" for c in table.columns)
-    keys = ", ".join(f"{literal(k.name)}: {literal(k.duckdb_type)}" for k in table.partition_keys)
-    paths = ", ".join(literal(str(p)) for p in files)
-    reader = (
-        f"read_json([{paths}], format = 'newline_delimited', compression = 'auto_detect', "
-        f"columns = {{{columns}}}, hive_partitioning = {bool(keys)}"
-        + (f", hive_types = {{{keys}}}" if keys else "")
-        + ")"
-    )
     return f"CREATE VIEW {name} AS SELECT {', '.join(quote(n) for n in names)} FROM {reader}"
+
+
+def json_reader(table: TableSpec, files: list[Path], *, partitions: bool = False) -> str:
+    """DuckDB's read of the objects as the table's SerDe reads them: JSON Lines (gzip by the
+    .gz suffix, as Athena decides), the declared columns with their types, other keys ignored;
+    with ``partitions``, the keys' values from the Hive-style folders, as strings."""
+    columns = ", ".join(f"{literal(c.name)}: {literal(c.duckdb_type)}" for c in table.columns)
+    paths = ", ".join(literal(str(p)) for p in files)
+    return (
+        f"read_json([{paths}], format = 'newline_delimited', compression = 'auto_detect', "
+        f"columns = {{{columns}}}{_hive(table) if partitions else ''})"
+    )
+
+
+def parquet_reader(table: TableSpec, files: list[Path]) -> str:
+    paths = ", ".join(literal(str(p)) for p in files)
+    return f"read_parquet([{paths}]{_hive(table)})"
+
+
+def _hive(table: TableSpec) -> str:
+    keys = ", ".join(f"{literal(k.name)}: {literal(k.duckdb_type)}" for k in table.partition_keys)
+    return f", hive_partitioning = true, hive_types = {{{keys}}}" if keys else ""
 
 
 def _check_injected(table: TableSpec, sql: str) -> None:

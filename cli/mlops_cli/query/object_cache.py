@@ -23,6 +23,8 @@ from mlops.errors import StorageError
 from mlops_cli.query.tables import TableSpec, parse_day
 
 MANIFEST = ".manifest.json"
+# Files a partition's folder holds beside its objects' copies, derived from them (columnar.py).
+DERIVED = "columnar."
 _FETCHERS = 8  # S3 GETs in flight: a round trip each, so threads overlap them
 
 
@@ -148,10 +150,15 @@ def _in_window(
 
 
 def _remove_unknown(root: Path, known: set[Path]) -> None:
-    """Delete cached files whose object is gone from S3 (expired, deleted), then empty folders."""
+    """Delete cached files whose object is gone from S3 (expired, deleted), then folders left
+    with nothing but what was derived from such files (``columnar``'s Parquet)."""
     for path in root.rglob("*"):
-        if path.is_file() and path.name != MANIFEST and path not in known:
+        derived = path.name.startswith(DERIVED) or path.name == MANIFEST
+        if path.is_file() and not derived and path not in known:
             path.unlink()
     for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
-        if not any(folder.iterdir()):
+        children = list(folder.iterdir())
+        if all(c.is_file() and c.name.startswith(DERIVED) for c in children):
+            for child in children:
+                child.unlink()
             folder.rmdir()
