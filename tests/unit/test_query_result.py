@@ -52,3 +52,17 @@ def test_since_on_a_deployed_stack_says_to_filter_in_the_sql() -> None:
     target = Target({"CaptureDatabaseName": "db", "QueryWorkGroupName": "wg"}, "stack s")
     with pytest.raises(ConfigError, match="filter on dt in the SQL"):
         run_query(target, "SELECT 1", deployed=True, since=date(2026, 11, 1))
+
+
+def test_the_table_prints_every_cell_and_a_footer(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlops_cli.commands.query import _print_table
+
+    answer = result()
+    answer.stats = {"seconds": 1.5, "bytes_in_scope": 2_500_000}
+    _print_table(answer)
+    out = capsys.readouterr().out
+    header, *lines = [line for line in out.splitlines() if line.strip()]
+    assert header.split() == ["version", "rmse", "ok", "tags"]
+    assert lines[1].split() == ["1", "NaN", "true", '["a"]']
+    assert lines[2].split() == ["2", "Infinity", "NULL", "[]"]
+    assert lines[-1] == "3 rows (duckdb, 1.5 s, 2.5 MB read)"

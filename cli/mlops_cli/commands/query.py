@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     from mlops_cli.emulator.target import resolve_target
     from mlops_cli.query.service import run_query
 
+    if args.json and args.output not in (None, "json"):
+        raise ConfigError(f"--json and --output {args.output}: choose one")
+    output = "json" if args.json else (args.output or "table")
     sql = _sql(args)
     target = resolve_target(args.stack)
     with _Progress() as progress:
@@ -62,9 +65,6 @@ def run(args: argparse.Namespace) -> int:
             until=args.until,
             progress=progress,
         )
-    output = "json" if args.json else (args.output or "table")
-    if args.json and args.output not in (None, "json"):
-        raise ConfigError("--json and --output csv/table: choose one")
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if output == "json":
