@@ -326,3 +326,18 @@ def test_a_rewritten_or_expired_object_is_read_anew(
     aws.client("s3").delete_object(Bucket=BUCKET, Key=key)
     assert query.run(sql).rows == [[0]]
     assert not list(tmp_path.rglob("dt=2026-11-05"))
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("$.location", "harbor"), ("$.sqft", "1500.0"), ("$", None), ("$.nope", None)],
+)
+def test_json_extract_scalar_means_what_it_means_on_trino(
+    local: tuple[Sent, LocalQueryEngine], path: str, expected: str | None
+) -> None:
+    _, query = local
+    result = query.run(
+        f"SELECT DISTINCT json_extract_scalar(inputs, '{path}') FROM captures "
+        "WHERE model = 'house-prices' AND json_extract_scalar(inputs, '$.location') = 'harbor'"
+    )
+    assert result.rows == [[expected]]

@@ -52,8 +52,9 @@ _TRINO_TYPES = {
     "BLOB": "varbinary",
 }
 _MACROS = (
-    # Trino's name for "the scalar at this JSON path, as varchar".
-    "CREATE MACRO json_extract_scalar(j, p) AS json_extract_string(j, p)",
+    # Trino's "the scalar at this JSON path, as varchar": NULL for an object or an array.
+    "CREATE MACRO json_extract_scalar(j, p) AS CASE WHEN json_type(j, p) IN ('OBJECT', 'ARRAY') "
+    "THEN NULL ELSE json_extract_string(j, p) END",
 )
 
 
