@@ -224,3 +224,31 @@ def test_athena_strings_come_back_in_their_column_type(
 ) -> None:
     got = typed(value, sql_type)
     assert str(got) == str(expected) if expected == "nan" else got == expected
+
+
+def test_the_service_runs_a_deployed_stacks_query_in_its_workgroup_and_database() -> None:
+    # Given a deployed stack's outputs (moto's Athena: it records queries, runs no SQL)
+    from mlops_cli.emulator.target import Target
+    from mlops_cli.query.service import run_query
+    from tests.conftest import moto_resources
+
+    with moto_resources():
+        athena = boto3.client("athena")
+        athena.create_work_group(
+            Name="stack-queries",
+            Configuration={"ResultConfiguration": {"OutputLocation": "s3://results/results/"}},
+        )
+        target = Target(
+            {"CaptureDatabaseName": "stack_monitoring", "QueryWorkGroupName": "stack-queries"},
+            "stack s",
+        )
+        # When `mlops query --stack s` runs
+        result = run_query(target, SQL, deployed=True)
+        # Then Athena ran it in the stack's workgroup, against the stack's database
+        execution = athena.get_query_execution(QueryExecutionId=result.stats["query_execution_id"])[
+            "QueryExecution"
+        ]
+    assert result.engine == "athena"
+    assert execution["Query"] == SQL
+    assert execution["WorkGroup"] == "stack-queries"
+    assert execution["QueryExecutionContext"] == {"Database": "stack_monitoring"}
