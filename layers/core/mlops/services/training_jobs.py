@@ -110,7 +110,9 @@ class TrainingJobLauncher:
             job_uri=self._store.uri(inputs),
             output_uri=self._store.uri(jobs),
             region=p.region,
-            tags={"mlops:model": config.name, "mlops:trigger": trigger.idempotency_key[:256]},
+            # Tag values allow only letters, digits, spaces and _.:/=+-@ (a key's "#" or "?"
+            # would fail the request): the model's name does; job.json has the trigger.
+            tags={"mlops:model": config.name},
         )
         try:
             arn = self._jobs.start(request)

@@ -81,9 +81,7 @@ def run(paths: JobPaths) -> StagedCandidate:
     except MlopsError as exc:
         raise JobRejectedError(f"config: {exc}") from exc
     data = spec["data"]
-    path = paths.training / str(data["file"])
-    if path.name != str(data["file"]) or not path.is_file():
-        raise JobRejectedError(f"training data: {data['file']!r} is not in the training channel")
+    path = _upload(paths.training, str(data["file"]), int(data["bytes"]))
     size = path.stat().st_size
     if size != data["bytes"]:
         raise JobRejectedError(
@@ -135,6 +133,22 @@ def run(paths: JobPaths) -> StagedCandidate:
         )
     except MlopsError as exc:  # the user's model code, a config the data cannot fit
         raise JobRejectedError(f"{exc.code}: {exc}") from exc
+
+
+def _upload(channel: Path, name: str, size: int) -> Path:
+    """The upload in the channel: ``<channel>/<name>`` (File mode lays keys out relative to
+    the prefix's folder), else the one file of that name anywhere in it, preferring the size
+    the retrainer saw (the prefix may also match other keys)."""
+    direct = channel / name
+    if direct.name == name and direct.is_file():
+        return direct
+    found = sorted(p for p in channel.rglob("*") if p.is_file() and p.name == name)
+    for path in found:
+        if path.stat().st_size == size:
+            return path
+    if found:
+        return found[0]
+    raise JobRejectedError(f"training data: {name!r} is not in the training channel")
 
 
 def main(env: Mapping[str, str] = os.environ) -> int:
