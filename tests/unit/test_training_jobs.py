@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -368,3 +369,29 @@ def test_a_retried_trigger_finds_its_job_instead_of_starting_another() -> None:
 @pytest.mark.parametrize(("size", "gb"), [(0, 30), (1024**3, 33), (10**15, 16384)])
 def test_the_jobs_volume_holds_the_upload_with_room(size: int, gb: int) -> None:
     assert volume_gb(size) == gb
+
+
+def test_the_jobs_tags_are_values_sagemaker_accepts_whatever_the_uploads_key() -> None:
+    allowed = re.compile(r"[\w\s.:/=+\-@]*")  # SageMaker's tag value pattern
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        for bucket in ("artifacts", "training"):
+            s3.create_bucket(Bucket=bucket)
+        key = "training-data/month #3?.csv"
+        s3.put_object(Bucket="training", Key=key, Body=b"x")
+        obj = TrainingDataStore("training", s3).head(key)
+        sm = boto3.client("sagemaker", region_name="us-east-1")
+        placement = JobPlacement(
+            "mlops-0a1b2c3d", "arn:aws:iam::1:role/r", "ml.m5.xlarge", 600, "us-east-1"
+        )
+        launcher = TrainingJobLauncher(
+            store=ModelStore("artifacts", s3),
+            jobs=TrainingJobs(sm),
+            placement=placement,
+            code_version="t",
+        )
+        trigger = Trigger("s3_upload", bucket="training", key=key, etag=obj.etag)
+        job = launcher.start(load_config(), obj, trigger, None)
+        tags = sm.list_tags(ResourceArn=job["job_arn"])["Tags"]
+    assert tags == [{"Key": "mlops:model", "Value": "house-prices"}]
+    assert all(allowed.fullmatch(t["Key"]) and allowed.fullmatch(t["Value"]) for t in tags)
