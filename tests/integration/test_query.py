@@ -341,3 +341,80 @@ def test_json_extract_scalar_means_what_it_means_on_trino(
         "WHERE model = 'house-prices' AND json_extract_scalar(inputs, '$.location') = 'harbor'"
     )
     assert result.rows == [[expected]]
+
+
+FROM_CAPTURES = "FROM captures WHERE model = 'house-prices'"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # a second statement after a harmless first, and statements that write or reconfigure
+        f"SELECT count(*) {FROM_CAPTURES}; COPY (SELECT 1) TO '{{out}}'",
+        f"COPY (SELECT * {FROM_CAPTURES}) TO '{{out}}'",
+        "COPY (SELECT 1 AS x) TO '{parquet}' (FORMAT parquet, USE_TMP_FILE false)",
+        "ATTACH '{out}' AS elsewhere",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "SET enable_external_access = true",
+        "PRAGMA enable_profiling",
+        f"CREATE TABLE leak AS SELECT * {FROM_CAPTURES}",
+        "EXPORT DATABASE '{folder}'",
+    ],
+)
+def test_a_statement_that_is_not_one_select_is_refused_and_writes_nothing(
+    local: tuple[Sent, LocalQueryEngine], tmp_path: Path, sql: str
+) -> None:
+    # Given the engine with its cached Parquet; When hostile SQL asks it to write or reconfigure
+    _, query = local
+    query.run(f"SELECT count(*) {FROM_CAPTURES}")  # the cache is there
+    parquet = next(query.cache.rglob("columnar.parquet"))
+    before = parquet.read_bytes()
+    out = tmp_path / "out.csv"
+    hostile = sql.format(out=out, parquet=parquet, folder=tmp_path / "export")
+    # Then it is refused as bad SQL (exit 2) before anything runs, and nothing was written
+    with pytest.raises(QuerySyntaxError, match=r"one SQL statement|SELECT \(or EXPLAIN\) only"):
+        query.run(hostile)
+    assert list(tmp_path.iterdir()) == []
+    assert parquet.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "reader",
+    [
+        "read_csv('{secret}')",
+        "read_text('{secret}')",
+        "read_blob('{secret}')",
+        "read_parquet('{other}')",
+        "glob('{folder}/*')",
+        "'{secret}'",
+        "read_csv('https://example.com/x.csv')",
+    ],
+)
+def test_a_select_reads_the_tables_and_no_other_file(
+    local: tuple[Sent, LocalQueryEngine], tmp_path: Path, reader: str
+) -> None:
+    # Given a file beside the cache that no table declares (a secret, another Parquet file)
+    _, query = local
+    secret = tmp_path / "secret.csv"
+    secret.write_text("password\nhunter2\n")
+    other = tmp_path / "other.parquet"
+    import duckdb
+
+    duckdb.connect().execute(f"COPY (SELECT 'hunter2' AS password) TO '{other}'")
+    # When a SELECT names it (or a URL) as a table function or a path
+    sql = f"SELECT * FROM {reader.format(secret=secret, other=other, folder=tmp_path)}"
+    # Then the engine refuses to open it, naming why
+    with pytest.raises(QuerySyntaxError, match="reads only the stack's tables"):
+        query.run(sql)
+
+
+def test_the_tables_still_answer_inside_the_sandbox(local: tuple[Sent, LocalQueryEngine]) -> None:
+    _, query = local
+    result = query.run(f"EXPLAIN SELECT count(*) {FROM_CAPTURES}")
+    assert result.rows
+    both = query.run(
+        "SELECT (SELECT count(*) FROM captures WHERE model = 'house-prices') > 0, "
+        "(SELECT count(*) FROM feedback) > 0"
+    )
+    assert both.rows == [[True, True]]
