@@ -8,12 +8,12 @@ import json
 import re
 from typing import Any
 
-from mlops.domain.training_jobs import EVENT_DETAIL_TYPE, EVENT_SOURCE, job_name
+from mlops.domain.training_jobs import DEFAULT_LIMITS, EVENT_DETAIL_TYPE, EVENT_SOURCE, job_name
 from mlops.metric_names import Metric
 from mlops.settings import GateSettings, RetrainerSettings
 from mlops_cli.emulator.sources.declarations import event_pattern
 from tests.conftest import load_event
-from tests.unit.test_template_retrain import GATE, RESOURCES, RETRAINER, resolver
+from tests.unit.test_template_retrain import GATE, RESOURCES, RETRAINER, TEMPLATE, resolver
 from tests.unit.test_template_retrain import _local_environment as local_environment
 
 
@@ -92,3 +92,12 @@ def test_the_failed_jobs_alarm_watches_the_metric_the_gate_emits() -> None:
     env = local_environment(GATE)
     assert alarm["MetricName"] == Metric.TRAINING_JOBS_FAILED
     assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+
+
+def test_the_gate_holds_the_largest_artifact_it_accepts_in_half_its_memory() -> None:
+    # The archive and its unpacked files are in memory at once; the other half is the gate's
+    # own work (parity inputs, the model's session).
+    memory_mb = GATE.get("MemorySize", TEMPLATE["Globals"]["Function"]["MemorySize"])
+    held = DEFAULT_LIMITS.max_compressed + DEFAULT_LIMITS.max_total
+    assert DEFAULT_LIMITS.max_member <= DEFAULT_LIMITS.max_total
+    assert held <= memory_mb * 1024**2 / 2

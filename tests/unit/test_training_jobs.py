@@ -4,6 +4,7 @@ the source package, and CreateTrainingJob against moto and its failures."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -27,6 +28,7 @@ from mlops.domain import candidate
 from mlops.domain.config import TrainingConfig
 from mlops.domain.config_document import load_config
 from mlops.domain.training_jobs import (
+    DEFAULT_LIMITS,
     ArtifactLimits,
     cost_usd,
     engine_for,
@@ -395,3 +397,22 @@ def test_the_jobs_tags_are_values_sagemaker_accepts_whatever_the_uploads_key() -
         tags = sm.list_tags(ResourceArn=job["job_arn"])["Tags"]
     assert tags == [{"Key": "mlops:model", "Value": "house-prices"}]
     assert all(allowed.fullmatch(t["Key"]) and allowed.fullmatch(t["Value"]) for t in tags)
+
+
+def claimed(size: int) -> bytes:
+    """A gzip tar whose one member's header claims ``size`` bytes and holds a few: what a gzip
+    bomb looks like before its content is read."""
+    info = tarfile.TarInfo(f"staging/{MODEL}/{CID}/model.onnx")
+    info.size = size
+    return gzip.compress(info.tobuf() + b"\0" * 512)
+
+
+def test_the_default_limits_refuse_a_bomb_one_byte_past_the_member_limit_before_reading_it() -> (
+    None
+):
+    limit = DEFAULT_LIMITS.max_member
+    with pytest.raises(IntegrityError, match="over the artifact limits"):
+        unpack_candidate(claimed(limit + 1), MODEL, DEFAULT_LIMITS)
+    # on the limit: past the size check, read, and found short
+    with pytest.raises(IntegrityError, match="truncated|not a readable gzip tar"):
+        unpack_candidate(claimed(limit), MODEL, DEFAULT_LIMITS)
