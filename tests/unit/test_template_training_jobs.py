@@ -4,6 +4,7 @@ gate emits."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from typing import Any
@@ -83,7 +84,13 @@ def test_the_job_role_is_for_sagemaker_and_writes_only_under_the_models_job_fold
     statements = role["Policies"][0]["PolicyDocument"]["Statement"]
     writes = [s for s in statements if "s3:PutObject" in s["Action"]]
     assert len(writes) == 1
-    assert resolved(writes[0]["Resource"]).endswith("/staging/house-prices/jobs/*")
+    allowed = str(resolved(writes[0]["Resource"]))
+    job = "mlops-0a1b2c3d-5f0c9a4e2b7d1c3e8f6a"
+    jobs = "arn:aws:s3:::artifacts/staging/house-prices/jobs/"
+    assert fnmatch.fnmatchcase(f"{jobs}{job}/output/model.tar.gz", allowed)
+    # not the source package every later job runs, nor a job's inputs
+    assert not fnmatch.fnmatchcase(f"{jobs}source/{'0' * 64}.tar.gz", allowed)
+    assert not fnmatch.fnmatchcase(f"{jobs}{job}/input/job.json", allowed)
     assert not any(s["Resource"] == "*" for s in statements if s["Sid"] != "JobMetrics")
 
 

@@ -91,6 +91,9 @@ def _create_request(r: JobRequest) -> dict[str, Any]:
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": r.max_runtime_seconds},
         "EnableNetworkIsolation": False,  # the toolkit pip-installs requirements.txt
+        # Debugger's system monitor would write <job>/profiler-output/: the job role may write
+        # only <job>/output/.
+        "ProfilerConfig": {"DisableProfiler": True},
         "Tags": [{"Key": k, "Value": v} for k, v in sorted(r.tags.items())],
     }
 
