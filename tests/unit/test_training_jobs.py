@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from mlops.adapters.model_store import ModelStore
@@ -414,5 +414,34 @@ def test_the_default_limits_refuse_a_bomb_one_byte_past_the_member_limit_before_
     with pytest.raises(IntegrityError, match="over the artifact limits"):
         unpack_candidate(claimed(limit + 1), MODEL, DEFAULT_LIMITS)
     # on the limit: past the size check, read, and found short
-    with pytest.raises(IntegrityError, match="truncated|not a readable gzip tar"):
+    with pytest.raises(IntegrityError, match=r"truncated|not a readable gzip tar"):
         unpack_candidate(claimed(limit), MODEL, DEFAULT_LIMITS)
+
+
+_ANY_REQUEST = dict.fromkeys(
+    (
+        "TrainingJobName",
+        "HyperParameters",
+        "AlgorithmSpecification",
+        "RoleArn",
+        "InputDataConfig",
+        "OutputDataConfig",
+        "ResourceConfig",
+        "StoppingCondition",
+        "EnableNetworkIsolation",
+        "Tags",
+    ),
+    ANY,
+)
+
+
+def test_the_job_is_created_with_debuggers_profiler_off() -> None:
+    # The job role may write only <job>/output/: the profiler would write beside it.
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    with Stubber(sm) as stub:
+        stub.add_response(
+            "create_training_job",
+            {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x"},
+            expected_params={"ProfilerConfig": {"DisableProfiler": True}, **_ANY_REQUEST},
+        )
+        TrainingJobs(sm).start(request())
