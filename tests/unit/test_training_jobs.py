@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -271,6 +272,11 @@ def test_a_job_is_created_in_script_mode_with_its_channels_output_and_limit() ->
     hyper = {k: json.loads(v) for k, v in job["HyperParameters"].items()}
     assert hyper["sagemaker_program"] == "entry.py"
     assert hyper["sagemaker_submit_directory"] == request().source_uri
+    # The training toolkit does logging.basicConfig(level=...) then level >= logging.INFO with
+    # the decoded value: a number, or every job fails before our entry point runs.
+    level = hyper["sagemaker_container_log_level"]
+    logging.getLogger("probe").setLevel(level)
+    assert level >= logging.INFO
     channels = {
         c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]
     }
