@@ -74,6 +74,11 @@ def test_the_query_policy_grants_only_what_a_query_needs() -> None:
         {"Fn::Sub": "${ArtifactsBucket.Arn}/captures/*"},
         {"Fn::Sub": "${ArtifactsBucket.Arn}/feedback/*"},
     ]
+    # Athena reads the tables' bucket with the caller's rights: it locates it too, and that
+    # request carries no s3:prefix, so it cannot sit under the listing's condition.
+    locate = [s for s in POLICY if "s3:GetBucketLocation" in s["Action"]]
+    located = [s["Resource"] for s in locate if "Condition" not in s]
+    assert {"Fn::GetAtt": ["ArtifactsBucket", "Arn"]} in located
     listing = next(s for s in POLICY if s["Sid"] == "ListCapturesAndFeedback")
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["captures/*", "feedback/*"]}}
 
