@@ -8,6 +8,9 @@ from __future__ import annotations
 class Metric:
     """Metric names as CloudWatch shows them (PascalCase)."""
 
+    BATCH_JOBS_FAILED = "BatchJobsFailed"
+    BATCH_ROWS_REJECTED = "BatchRowsRejected"
+    BATCH_ROWS_SCORED = "BatchRowsScored"
     CANDIDATES_STAGED = "CandidatesStaged"
     CANDIDATE_ERRORS = "CandidateErrors"
     CANDIDATE_ERROR_RATE = "CandidateErrorRate"
