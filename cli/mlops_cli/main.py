@@ -9,6 +9,7 @@ import sys
 
 from mlops.errors import ConfigError, InvalidInputError, MlopsError
 from mlops_cli.commands import (
+    batch,
     demo,
     drift,
     generate,
@@ -32,6 +33,7 @@ COMMANDS = (
     train,
     retrain,
     predict,
+    batch,
     drift,
     status,
     rollout,
