@@ -93,8 +93,8 @@ class BatchStore:
         body = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
         self._put(bucket, key, body, "application/json")
 
-    def put_jsonl_gz(self, bucket: str, key: str, rows: list[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in rows)
+    def put_text_gz(self, bucket: str, key: str, text: str) -> None:
+        """JSON Lines text as the gzip object Athena reads."""
         body = gzip.compress(text.encode(), compresslevel=CAPTURE_GZIP_LEVEL, mtime=0)
         self._put(bucket, key, body, "application/gzip")
 

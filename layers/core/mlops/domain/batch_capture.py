@@ -14,9 +14,11 @@ Prediction ids are UUIDv7 of the job's start (``domain.ids``), as ``/predict`` i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from mlops.domain.batch_job import BatchJob
@@ -24,6 +26,7 @@ from mlops.domain.capture import BATCH
 from mlops.domain.labels import hour_of_ms
 from mlops.domain.layout import BATCH_CAPTURE_NAME, capture_prefix
 from mlops.domain.scoring import Scores
+from mlops.domain.strict_json import finite
 
 
 def batch_capture_key(job: BatchJob, first_row: int) -> str:
@@ -62,3 +65,69 @@ def batch_capture_rows(
         row["source"] = BATCH
         rows.append(row)
     return rows
+
+
+def capture_jsonl(
+    job: BatchJob,
+    features: Sequence[str],
+    columns: dict[str, npt.NDArray[Any]],
+    scores: Scores,
+    prediction_ids: list[str],
+) -> str:
+    """``batch_capture_rows`` as JSON Lines, the same objects, a column at a time: each value
+    is encoded once per column (a float's ``repr`` is its JSON; a category's JSON is cached),
+    then one ``%`` format per row. ``json.dumps`` per row cost half the throughput of scoring."""
+    if not _finite(scores):  # a model emitted NaN or infinity: the exact encoder writes null
+        rows = batch_capture_rows(job, features, columns, scores, prediction_ids)
+        return "".join(json.dumps(_nulled(r), separators=(",", ":")) + "\n" for r in rows)
+    fields: list[list[str]] = [prediction_ids]
+    fields += [_encoded(columns[name]) for name in features]
+    fields.append(_encoded_values(scores.values))
+    # Slots are NUL (JSON text never holds a raw one); the rest is escaped for ``%``.
+    inputs = ",".join(f"{json.dumps(name)}:\x00" for name in features)
+    head = (
+        '{"prediction_id":"\x00","request_id":'
+        + json.dumps(job.job_id)
+        + f',"ts":{int(job.started_ms)},"model":{json.dumps(job.model)}'
+        + f',"version":{json.dumps(job.model_version)},"variant":null,"inputs":{{{inputs}}}'
+        + ',"prediction":\x00,"latency_ms":null'
+    )
+    if scores.probabilities is not None:
+        keys = [json.dumps(str(c)) for c in scores.classes]
+        head += ',"probabilities":{' + ",".join(f"{k}:\x00" for k in keys) + "}"
+        fields += [
+            list(map(repr, np.round(scores.probabilities[:, j].astype(np.float64), 6).tolist()))
+            for j in range(len(keys))
+        ]
+    head += f',"source":"{BATCH}"}}\n'
+    template = head.replace("%", "%%").replace("\x00", "%s")
+    return "".join(template % values for values in zip(*fields, strict=True))
+
+
+def _encoded(column: npt.NDArray[Any]) -> list[str]:
+    if column.dtype == np.float64:
+        return list(map(repr, column.tolist()))  # validated finite: repr is valid JSON
+    return _encoded_values(column.tolist())
+
+
+def _encoded_values(values: Iterable[Any]) -> list[str]:
+    cache: dict[Any, str] = {}
+    out = []
+    for value in values:
+        text = cache.get(value)
+        if text is None:
+            text = repr(value) if type(value) is float else json.dumps(value)
+            cache[value] = text
+        out.append(text)
+    return out
+
+
+def _finite(scores: Scores) -> bool:
+    numbers = [v for v in scores.values if isinstance(v, float)]
+    if numbers and not bool(np.isfinite(np.asarray(numbers)).all()):
+        return False
+    return scores.probabilities is None or bool(np.isfinite(scores.probabilities).all())
+
+
+def _nulled(row: dict[str, Any]) -> dict[str, Any]:
+    return dict(finite(row))

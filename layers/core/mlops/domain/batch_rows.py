@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -139,9 +140,10 @@ def chunk_from_cells(rows: list[list[str]], first_row: int, plan: RowPlan) -> Va
         for i in np.flatnonzero(~whole)
     ]
     kept = rows if bool(whole.all()) else [r for r, ok in zip(rows, whole, strict=True) if ok]
-    cells = [[row[at] for row in kept] for at in plan.positions]
+    cells = [list(map(itemgetter(at), kept)) for at in plan.positions]
     ids = _ids(rows, whole, numbers, plan.id_position)
-    return _validate(plan, numbers, whole, cells, ids, rejections)
+    # Text decoded as strict UTF-8 cannot hold a lone surrogate: no need to look for one.
+    return _validate(plan, numbers, whole, cells, ids, rejections, decoded=True)
 
 
 def chunk_from_items(items: Sequence[Any], rows: Sequence[int], plan: RowPlan) -> ValidChunk:
@@ -193,8 +195,11 @@ def _validate(  # noqa: PLR0917 (private: the two readers' shared step)
     cells: list[list[str]],
     ids: list[str],
     rejections: list[Rejection],
+    *,
+    decoded: bool = False,
 ) -> ValidChunk:
-    """Check each feature's cells (of the rows of the right width) as one column."""
+    """Check each feature's cells (of the rows of the right width) as one column; ``decoded``:
+    the cells come from UTF-8 bytes (no lone surrogate can be in them)."""
     kept_rows = numbers[whole]
     ok = np.ones(len(kept_rows), dtype=np.bool_)
     values: list[npt.NDArray[Any]] = []
@@ -202,7 +207,7 @@ def _validate(  # noqa: PLR0917 (private: the two readers' shared step)
         if feature.type == "numeric":
             parsed, good = _numbers(column, feature)
         else:
-            parsed, good = _texts(column)
+            parsed, good = _texts(column, decoded)
         if not good.all():
             for i in np.flatnonzero(~good):
                 code, reason = _problem(column[i], feature)
@@ -238,11 +243,11 @@ def _float_or_nan(cell: str) -> float:
         return math.nan
 
 
-def _texts(column: list[str]) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
-    stripped = [cell.strip() for cell in column]
-    good = np.fromiter(
-        (bool(c) and valid_unicode(c) for c in stripped), dtype=np.bool_, count=len(column)
-    )
+def _texts(column: list[str], decoded: bool) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
+    stripped = list(map(str.strip, column))
+    good = np.fromiter(map(bool, stripped), dtype=np.bool_, count=len(column))
+    if not decoded and not "".join(stripped).isascii():
+        good &= np.fromiter(map(valid_unicode, stripped), dtype=np.bool_, count=len(column))
     return np.asarray(stripped, dtype=object), good
 
 

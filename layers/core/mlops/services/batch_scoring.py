@@ -38,7 +38,7 @@ from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.adapters.state_machine import StateMachine
 from mlops.domain import batch_job as jobs
-from mlops.domain.batch_capture import batch_capture_key, batch_capture_rows
+from mlops.domain.batch_capture import batch_capture_key, capture_jsonl
 from mlops.domain.batch_job import BatchJob, PartSummary, Totals
 from mlops.domain.batch_rows import RowPlan, ValidChunk, chunk_from_cells, chunk_from_items
 from mlops.domain.ids import uuid7s
@@ -299,11 +299,11 @@ class BatchScoringService:
             part.part_key = job.part_key(first)
             self._store.put_text(job.bucket, part.part_key, text)
             if ids is not None:
-                rows = batch_capture_rows(
+                lines = capture_jsonl(
                     job, loaded.manifest.signature.names, chunk.columns, scores, ids
                 )
-                self._store.put_jsonl_gz(
-                    self._settings.capture_bucket, batch_capture_key(job, first), rows
+                self._store.put_text_gz(
+                    self._settings.capture_bucket, batch_capture_key(job, first), lines
                 )
         if chunk.rejections:
             part.problems = jobs.problem_counts(chunk.rejections)
