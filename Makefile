@@ -110,6 +110,7 @@ bench: venv
 	$(BIN)/python benchmarks/capture.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/retrain.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/batch.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift_false_alarms.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/rollout.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/monitoring_scale.py $(BENCH_ARGS)

@@ -260,7 +260,7 @@ def test_an_id_column_and_a_version_named_in_the_object_metadata(batch: Batch) -
 @pytest.mark.parametrize(
     ("body", "metadata", "says"),
     [
-        (b"\x1f\x8b\x08\x00rest", {}, "not UTF-8"),
+        (b"\x1f\x8b\x08\x00rest", {}, "binary"),
         ("sqft,location\n1,\xe9\n".encode("latin-1"), {}, "not UTF-8"),
         (b"", {}, "empty"),
         (b"name,value\nx,1\n", {}, "header cannot be scored"),
@@ -404,3 +404,26 @@ def test_an_event_of_another_shape_is_refused_naming_it(batch: Batch, event: Any
 
 
 Check = Callable[[Batch], None]
+
+
+@pytest.mark.parametrize(("over", "engine"), [(0, "lambda"), (1, "step-functions")])
+def test_the_threshold_is_inclusive(trained: dict[str, Any], over: int, engine: str) -> None:
+    body = as_csv(houses(20))
+    for batch in make_batch(trained, LAMBDA_MAX_BYTES=str(len(body) - over)):
+        (job,) = batch.upload("batch/edge.csv", body)["jobs"]
+        assert job["engine"] == engine
+
+
+def test_invalid_utf8_deep_in_a_file_stops_the_job_there_keeping_what_was_scored(
+    batch: Batch,
+) -> None:
+    # Past the 64 KiB the header check reads, and past two chunks of 40 rows
+    rows = houses(1600)
+    rows[1500]["location"] = "Zürich"
+    body = as_csv(rows).replace("Zürich".encode(), "Z\xfcrich".encode("latin-1"))
+    assert body.index(b"Z\xfcrich") > 64 * 1024
+    summary = summary_of(batch, batch.upload("batch/mixed.csv", body))
+    assert summary["status"] == "rejected"
+    assert "not UTF-8" in summary["error"]
+    assert 0 < summary["scored"] < 1501
+    assert summary["rows"] == summary["scored"]

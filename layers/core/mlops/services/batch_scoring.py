@@ -136,8 +136,18 @@ class BatchScoringService:
             engine=job.engine,
             model_version=job.model_version,
         )
+        # One ranged GET: a file that is not CSV text, or lacks a feature, is answered at once
+        # (and the Distributed Map never starts on it).
+        try:
+            if not job.size:  # S3 refuses a range of an empty object
+                raise DataValidationError("the file is empty: expected a header row")
+            head = self._store.head_bytes(job.bucket, job.key, HEAD_BYTES, job.version_id)
+            header = _header(head, complete=len(head) >= job.size)
+            RowPlan.from_header(header, loaded.manifest.signature, job.id_column)
+        except DataValidationError as exc:
+            return self._reject(job, exc.message, exc.details)
         if job.engine == jobs.STEP_FUNCTIONS:
-            return self._start_map(job, loaded)
+            return self._start_map(job)
         return self._score_file(job, loaded)
 
     def _version(self, info: ObjectInfo) -> str:
@@ -159,14 +169,8 @@ class BatchScoringService:
             )
         return self._loaded[version]
 
-    def _start_map(self, job: BatchJob, loaded: LoadedModel) -> dict[str, Any]:
-        """Check the header (one ranged GET), then hand the file to the Distributed Map."""
-        head = self._store.head_bytes(job.bucket, job.key, HEAD_BYTES, job.version_id)
-        try:
-            header = _header(head, complete=len(head) >= job.size)
-            RowPlan.from_header(header, loaded.manifest.signature, job.id_column)
-        except DataValidationError as exc:
-            return self._reject(job, exc.message, exc.details)
+    def _start_map(self, job: BatchJob) -> dict[str, Any]:
+        """Hand the file (its header checked) to the Distributed Map."""
         self._store.put_json(job.bucket, job.marker_key, job.as_dict() | {"status": "running"})
         execution = self._machine.start(job.job_id, {"job": job.as_dict()})
         logger.info(
