@@ -7,7 +7,6 @@ follows the chunk being scored, not the file.
 
 from __future__ import annotations
 
-import codecs
 import gzip
 import json
 from collections.abc import Iterator, Mapping
@@ -64,25 +63,32 @@ class BatchStore:
 
     def lines(self, bucket: str, key: str, version_id: str | None) -> Iterator[str]:
         """The object's text, line by line (``\\n`` kept, as ``csv`` wants), decoded as strict
-        UTF-8 one block at a time; ``UnicodeDecodeError`` where it is not UTF-8."""
+        UTF-8 one block at a time (a block is cut after its last ``\\n``: an ASCII byte, never
+        inside a character). Where it is not UTF-8, the lines before that point come first,
+        then ``UnicodeDecodeError``."""
         body = self._get(bucket, key, version_id)
-        decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        rest = ""
+        pending = b""
         try:
             while True:
                 try:
                     block = body.read(READ_BLOCK)
                 except (ClientError, BotoCoreError) as exc:
                     raise StorageError(f"cannot read s3://{bucket}/{key}: {exc}") from exc
-                text = rest + decoder.decode(block, final=not block)
-                if not block:
-                    if text:
-                        yield text
-                    return
-                cut = text.rfind("\n") + 1
-                rest = text[cut:]
+                data = pending + block
+                cut = len(data) if not block else data.rfind(b"\n") + 1
+                pending = data[cut:]
                 if cut:
-                    yield from _split_lf(text[:cut])
+                    try:
+                        text = data[:cut].decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        good = data[: exc.start].decode("utf-8")
+                        yield from _split_lf(good[: good.rfind("\n") + 1])
+                        raise
+                    yield from _split_lf(text)
+                    if not block and not text.endswith("\n"):
+                        yield text[text.rfind("\n") + 1 :]
+                if not block:
+                    return
         finally:
             body.close()
 
