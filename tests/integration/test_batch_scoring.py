@@ -394,9 +394,10 @@ def test_summarize_after_a_failed_map_says_so(batch: Batch) -> None:
             "BatchInput": {"job": load_event("batch_map_items.json")["BatchInput"]["job"]},
         },
         {"summarize": {"job": {"job_id": "../x"}}},
+        {"summarize": "job"},
         {"something": "else"},
     ],
-    ids=["no job", "no items", "bad job", "unknown"],
+    ids=["no job", "no items", "bad job", "summarize not an object", "unknown"],
 )
 def test_an_event_of_another_shape_is_refused_naming_it(batch: Batch, event: Any) -> None:
     with pytest.raises(InvalidEventError):

@@ -247,6 +247,8 @@ class BatchScoringService:
     def summarize(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The state machine's last step: ``{"job": ..., "map": <Map output>?, "error": ...?}``;
         ``summary.json`` from the parts' small summaries."""
+        if not isinstance(payload, Mapping):
+            raise InvalidEventError("summarize takes an object", [Problem("summarize", "")])
         job = BatchJob.from_dict(payload.get("job"))
         keys = [
             k
