@@ -80,3 +80,39 @@ def test_batch_capture_objects_sit_in_the_capture_hour_under_their_own_name() ->
         "captures/model=house-prices/version=3/dt=2026-12-07/hour=09/"
         "batch-job-1-000000050001.jsonl.gz"
     )
+
+
+def test_a_classifiers_part_has_a_probability_column_per_class() -> None:
+    import csv
+    import io
+
+    from mlops.domain.batch_job import predictions_csv
+    from mlops.domain.batch_rows import ValidChunk
+
+    chunk = ValidChunk(
+        rows=np.asarray([7, 8, 9]),
+        ids=["a", "b,c", "d"],
+        valid=np.asarray([True, False, True]),
+        columns={},
+    )
+    scores = Scores(
+        values=["no", "yes"],
+        probabilities=np.asarray([[0.75, 0.25], [0.1, 0.9]], dtype=np.float32),
+        classes=("no", "yes"),
+    )
+    text = predictions_csv(chunk, scores, "4", "loan", IDS[:2])
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == [
+        "row",
+        "loan",
+        "prediction_id",
+        "prediction",
+        "probability_no",
+        "probability_yes",
+        "model_version",
+    ]
+    assert [(r["row"], r["loan"], r["prediction"]) for r in rows] == [
+        ("7", "a", "no"),
+        ("9", "d", "yes"),
+    ]
+    assert (rows[1]["probability_yes"], rows[1]["model_version"]) == ("0.900000", "4")
