@@ -29,6 +29,7 @@ import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from itertools import islice
 from typing import Any
 
@@ -116,7 +117,7 @@ class BatchScoringService:
             version_id=version_id,
             size=info.size,
             model=self._settings.model_name,
-            model_version="?",
+            model_version="?",  # until resolved: a rejected job's summary may keep it
             engine=jobs.LAMBDA
             if info.size <= self._settings.lambda_max_bytes
             else jobs.STEP_FUNCTIONS,
@@ -124,7 +125,7 @@ class BatchScoringService:
             id_column=info.metadata.get(jobs.METADATA_ID_COLUMN) or None,
         )
         try:
-            job = _with_version(job, self._version(info))
+            job = replace(job, model_version=self._version(info))
             loaded = self._model(job.model_version)
         except (InvalidInputError, ModelUnavailableError) as exc:
             return self._reject(job, exc.message, exc.details)
@@ -375,10 +376,6 @@ class BatchScoringService:
             "status": status,
             "summary": f"s3://{job.bucket}/{job.summary_key}",
         }
-
-
-def _with_version(job: BatchJob, version: str) -> BatchJob:
-    return BatchJob(**{**job.__dict__, "model_version": version})
 
 
 def _blocks(
