@@ -56,6 +56,7 @@ from mlops.domain.comparison import finite_or_none as _finite
 from mlops.domain.config import METRICS, RolloutConfig
 from mlops.domain.rollout_policy import (
     Check,
+    Ramp,
     bake_check,
     decide,
     disagreement_check,
@@ -65,6 +66,7 @@ from mlops.domain.rollout_policy import (
     quality_check,
     requests_check,
 )
+from mlops.domain.rollout_sequential import SequentialTest, sequential_test
 from mlops.domain.serving import Serving
 
 
@@ -103,16 +105,18 @@ class RolloutVerdict:
     """Promote, roll back or wait, with the reasons an operator reads and every check behind
     them. ``as_dict`` is strict JSON: NaN and infinities are None."""
 
-    decision: str  # "wait" | "promote" | "rollback"
+    decision: str  # "wait" | "promote" | "step_up" | "rollback"
     reasons: tuple[str, ...]
     checks: tuple[Check, ...]
     mode: str
     production: VariantSummary
     candidate: VariantSummary
-    quality: Comparison
+    quality: Comparison  # the bootstrap interval: for reading (decides only for ROC-AUC)
+    sequential: SequentialTest  # what decides on live quality
     disagreement: float | None  # shadow: share of paired predictions that differ
     prediction_psi: float | None
     elapsed_seconds: float
+    ramp: Ramp | None = None
 
     def check(self, name: str) -> Check:
         return next(c for c in self.checks if c.name == name)
@@ -127,7 +131,10 @@ class RolloutVerdict:
                 "production": self.production.as_dict(),
                 "candidate": self.candidate.as_dict(),
             },
-            "quality": self.quality.as_dict(),
+            "quality": self.quality.as_dict()
+            | {"interval_kind": "fixed-sample bootstrap, for reading"},
+            "sequential": self.sequential.as_dict(),
+            "ramp": None if self.ramp is None else self.ramp.as_dict(),
             "disagreement": _finite(self.disagreement),
             "prediction_psi": _finite(self.prediction_psi),
             "elapsed_seconds": _finite(self.elapsed_seconds),
@@ -190,11 +197,14 @@ def judge(
     elapsed_seconds: float,
     config: RolloutConfig,
     seed: int = 0,
+    ramp: Ramp | None = None,
 ) -> RolloutVerdict:
     """The verdict from each variant's serving digest since the rollout began
     (``domain.serving``: counts, failures, latencies, answers) and its labeled capture rows
     with the feedback for them. Failures production's digest holds count against
-    ``candidate_version`` (None: all of them). Deterministic for a ``seed``."""
+    ``candidate_version`` (None: all of them). On a ``ramp``, the bake and the candidate's
+    labels count from the step's start, and a pass before the last step is ``step_up``.
+    Deterministic for a ``seed``."""
     if mode not in ("shadow", "canary"):
         raise ValueError(f"a rollout is judged in shadow or canary mode, not {mode!r}")
     if task not in METRICS:
@@ -230,8 +240,18 @@ def judge(
     # null) failed too: counted as an error, not silently left out of the quality sample.
     attempts = cand.rows + prod.failed
     errors = prod.failed + (cand.rows - cand.predictions)
+    samples = stats.pair(prod.sample, cand.sample) if paired else (prod.sample, cand.sample)
+    sequential = sequential_test(
+        *samples,
+        task=task,
+        metric=metric,
+        greater_is_better=greater_is_better,
+        paired=paired,
+        confidence=config.confidence,
+        tolerance=config.max_quality_degradation,
+    )
     quality = compare(
-        *(stats.pair(prod.sample, cand.sample) if paired else (prod.sample, cand.sample)),
+        *samples,
         task=task,
         classes=classes,
         metric=metric,
@@ -244,12 +264,17 @@ def judge(
     disagreement, pairs = stats.disagreement(task, prod, cand) if paired else (None, 0)
     prediction_psi = stats.prediction_psi(task, prod, cand)
 
+    step_labels = (
+        None
+        if ramp is None
+        else stats.labels_since(cand.sample.ids, labeled_candidate, ramp.started_ms)
+    )
     checks = (
-        bake_check(elapsed_seconds, config),
+        bake_check(elapsed_seconds if ramp is None else ramp.elapsed_seconds, config),
         requests_check(cand.rows, config),
         error_check(prod.failed, cand.rows - cand.predictions, attempts, config),
         latency_check(prod.latency, cand.latency, cand.rows, config),
-        quality_check(quality, config),
+        quality_check(quality, sequential, config, step_labels),
         disagreement_check(mode, disagreement, pairs, config),
         psi_check(task, prediction_psi, cand.rows, config),
     )
@@ -261,6 +286,13 @@ def judge(
         reasons.append(
             f"not promoted on inconclusive: {cand.rows:,} candidate requests, fewer than the "
             f"{config.min_requests:,} needed; the candidate may not be serving"
+        )
+    if decision == "promote" and ramp is not None and ramp.next_percent is not None:
+        decision = "step_up"
+        reasons.insert(
+            0,
+            f"{ramp.describe()} passed: the share moves to {ramp.next_percent:g} % "
+            "(a new step: its own bake and labels)",
         )
     return RolloutVerdict(
         decision=decision,
@@ -290,7 +322,9 @@ def judge(
             metric_value=quality.candidate,
         ),
         quality=quality,
+        sequential=sequential,
         disagreement=disagreement,
         prediction_psi=prediction_psi,
         elapsed_seconds=float(elapsed_seconds),
+        ramp=ramp,
     )

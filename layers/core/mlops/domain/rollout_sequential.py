@@ -53,7 +53,7 @@ from mlops.domain.comparison import Sample, finite_or_none, metric_rows, metric_
 
 FloatArray = npt.NDArray[np.float64]
 
-TUNED_LABELS = 200  # the boundary is tightest near this many effective labels
+TUNED_LABELS = 100  # the boundary is tightest near this many effective labels
 MIN_LABELS = 2  # per variant: a variance needs two rows
 WORSE, NOT_WORSE, UNDECIDED, UNAVAILABLE = "worse", "not_worse", "undecided", "unavailable"
 PLAIN_MEANS = frozenset({"mae", "mape", "accuracy", "log_loss"})
@@ -262,15 +262,10 @@ def _with(test: SequentialTest, **changes: Any) -> SequentialTest:
 
 
 def describe(test: SequentialTest) -> str:
-    """One line for reports: the statistic against its boundary and what that means."""
-    if test.verdict == UNAVAILABLE:
-        return f"sequential test unavailable: {test.detail}"
+    """The statistic against its boundary, for reports (the verdict is the caller's to say)."""
     if test.z is None or test.boundary is None:
-        return f"sequential test undecided: {test.detail}"
-    level = f"always valid at {test.confidence:.0%}"
-    shown = f"sequential z = {test.z:+.2f}, boundary ±{test.boundary:.2f} ({level})"
-    if test.verdict == WORSE:
-        return f"{shown}: worse than the tolerance"
-    if test.verdict == NOT_WORSE:
-        return f"{shown}: not worse than the tolerance"
-    return f"{shown}: undecided"
+        return f"sequential test {test.verdict}: {test.detail}"
+    return (
+        f"sequential z = {test.z:+.2f} against the boundary ±{test.boundary:.2f} "
+        f"(always valid at {test.confidence:.0%})"
+    )
