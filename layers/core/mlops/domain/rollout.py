@@ -155,6 +155,7 @@ def judge_rollout(
     elapsed_seconds: float,
     config: RolloutConfig,
     seed: int = 0,
+    ramp: Ramp | None = None,
 ) -> RolloutVerdict:
     """Promote, roll back or wait, from the capture rows (``capture.capture_rows``) of the
     production and candidate versions since the rollout began and the feedback rows
@@ -177,6 +178,7 @@ def judge_rollout(
         elapsed_seconds=elapsed_seconds,
         config=config,
         seed=seed,
+        ramp=ramp,
     )
 
 
@@ -270,7 +272,11 @@ def judge(
         else stats.labels_since(cand.sample.ids, labeled_candidate, ramp.started_ms)
     )
     checks = (
-        bake_check(elapsed_seconds if ramp is None else ramp.elapsed_seconds, config),
+        # A step's bake from its start (the first step's, as the rollout's, from the first answer)
+        bake_check(
+            elapsed_seconds if ramp is None else min(elapsed_seconds, ramp.elapsed_seconds),
+            config,
+        ),
         requests_check(cand.rows, config),
         error_check(prod.failed, cand.rows - cand.predictions, attempts, config),
         latency_check(prod.latency, cand.latency, cand.rows, config),

@@ -300,9 +300,12 @@ def _bootstrap_shown(quality: Comparison, counted: str) -> str:
         else f"bootstrap {quality.confidence:.0%} interval {quality.ci_low:+.1%} to "
         f"{quality.ci_high:+.1%}"
     )
+    candidate, production = (
+        "n/a" if v is None else show_metric(metric, v)
+        for v in (quality.candidate, quality.production)
+    )
     return (
-        f"live {metric} {show_metric(metric, quality.candidate)} vs production "
-        f"{show_metric(metric, quality.production)}: {direction} ({interval}, {counted})"
+        f"live {metric} {candidate} vs production {production}: {direction} ({interval}, {counted})"
     )
 
 

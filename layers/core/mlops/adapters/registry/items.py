@@ -149,12 +149,16 @@ def _rollout_attributes(rollout: Rollout) -> dict[str, Any]:
     }
     if rollout.switches:
         attributes["switches"] = {"S": json.dumps([dict(s) for s in rollout.switches])}
+    # Always written, so a switch starts its ramp afresh
+    attributes["steps"] = {"S": json.dumps([dict(s) for s in rollout.steps])}
+    attributes["step_started_at"] = {"S": rollout.step_since}
     return attributes
 
 
 def _rollout(model: str, item: Mapping[str, Any]) -> Rollout:
     check = item.get("last_check", {}).get("S")
     switches = item.get("switches", {}).get("S")
+    steps = item.get("steps", {}).get("S")
     return Rollout(
         model=model,
         version=item["version"]["S"],
@@ -168,6 +172,8 @@ def _rollout(model: str, item: Mapping[str, Any]) -> Rollout:
         last_check=json.loads(check) if check else {},
         forced=bool(item.get("forced", {}).get("BOOL", False)),
         switches=tuple(json.loads(switches)) if switches else (),
+        step_started_at=item.get("step_started_at", {}).get("S", ""),
+        steps=tuple(json.loads(steps)) if steps else (),
     )
 
 
