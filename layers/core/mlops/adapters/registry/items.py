@@ -172,9 +172,15 @@ def _rollout(model: str, item: Mapping[str, Any]) -> Rollout:
         last_check=json.loads(check) if check else {},
         forced=bool(item.get("forced", {}).get("BOOL", False)),
         switches=tuple(json.loads(switches)) if switches else (),
-        step_started_at=item.get("step_started_at", {}).get("S", ""),
+        # "" when the share began with the rollout (what a start or a switch writes)
+        step_started_at=_later_step(item),
         steps=tuple(json.loads(steps)) if steps else (),
     )
+
+
+def _later_step(item: Mapping[str, Any]) -> str:
+    step = item.get("step_started_at", {}).get("S", "")
+    return "" if step == item["started_at"]["S"] else step
 
 
 def _history_item(
