@@ -15,6 +15,7 @@ from sklearn import metrics as skm
 from mlops.domain import comparison, quality
 from mlops.domain.config import RolloutConfig
 from mlops.domain.rollout import RolloutVerdict, judge_rollout
+from mlops.domain.rollout_policy import Ramp
 
 HOUR_MS = 3_600_000
 DELAY_MS = 72 * HOUR_MS
@@ -136,6 +137,7 @@ def judge(
     metric: str = "rmse",
     greater_is_better: bool = False,
     seed: int = 0,
+    ramp: Ramp | None = None,
 ) -> RolloutVerdict:
     return judge_rollout(
         mode=mode,
@@ -150,6 +152,7 @@ def judge(
         elapsed_seconds=elapsed,
         config=config,
         seed=seed,
+        ramp=ramp,
     )
 
 

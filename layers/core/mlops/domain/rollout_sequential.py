@@ -182,15 +182,9 @@ def sequential_test(
         boundary = z_boundary(effective, alpha)
         scale = math.sqrt(variance)
         radius, z = boundary * scale, estimate / scale
-    if estimate - radius > 0:
-        verdict = WORSE
-    elif estimate + radius <= 0:
-        verdict = NOT_WORSE
-    else:
-        verdict = UNDECIDED
     return _with(
         empty,
-        verdict=verdict,
+        verdict=classify(estimate, radius),
         quantity=quantity,
         estimate=estimate,
         radius=radius,
@@ -198,6 +192,17 @@ def sequential_test(
         boundary=boundary,
         effective_labels=effective,
     )
+
+
+def classify(estimate: float, radius: float) -> str:
+    """``worse`` when the interval lies wholly above 0, ``not_worse`` when wholly at or below
+    it, else ``undecided`` (as the bootstrap rule: a breach strictly past the tolerance, a
+    pass at it)."""
+    if estimate - radius > 0:
+        return WORSE
+    if estimate + radius <= 0:
+        return NOT_WORSE
+    return UNDECIDED
 
 
 def _linearised(
