@@ -20,7 +20,7 @@ from mlops.services.labels import LabelFolder
 from mlops.services.rollout import RolloutService
 from tests.conftest import BUCKET
 from tests.integration.conftest import invoker
-from tests.integration.rollout_stack import MODEL, Stack, market_rows, predict
+from tests.integration.rollout_stack import MODEL, Stack, market_rows, predict, serve_and_label
 
 # Shares large enough that a few dozen requests always reach the candidate
 STEPS = "[50.0, 75.0, 90.0]"
@@ -203,3 +203,36 @@ def test_the_inference_function_picks_up_a_grown_share_and_keeps_its_canary_requ
     assert canary_at_5 <= canary_at_25  # sticky as the share grows
     assert len(canary_at_25) > 3 * len(canary_at_5)  # the new share is served
     assert module.service._provider.rollout_state()["percent"] == 25.0
+
+
+def test_mlops_rollout_shows_the_step_and_the_sequential_statistic(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops_cli.emulator import target
+    from mlops_cli.main import main
+
+    class Local:
+        model_name = MODEL
+
+        def registry(self) -> Any:
+            return stack.registry
+
+    monkeypatch.setattr(target, "resolve_target", lambda _stack: Local())
+    # Labels for both variants, but fewer than min_labels asks for a verdict on them
+    stack.configure(canary_steps=STEPS, min_requests="1", min_labels="1000", metric="mape")
+    stack.rollouts.start("2", mode="canary", percent=50.0, reason="test")
+    serve_and_label(stack, invoker(stack.handler()), capsys, month=4, rows=120)
+    outcome = service(stack).evaluate()
+    assert outcome is not None
+    assert outcome.decision == "wait"
+    sequential = outcome.verdict["sequential"]
+    assert sequential["z"] is not None
+    capsys.readouterr()
+    assert main(["rollout"]) == 0
+    out = capsys.readouterr().out
+    assert "canary 50% of v2 against v1" in out
+    assert "Ramp 50 % -> 75 % -> 90 %: step 1 of 3 at 50 %; next 75 % when shown not worse" in out
+    assert (
+        f"Live quality, sequential test: z = {sequential['z']:+.2f} against the boundary "
+        f"±{sequential['boundary']:.2f} (always valid at 95%)"
+    ) in out

@@ -310,11 +310,17 @@ class RolloutService:
             report |= {"decision": decision, "acted": acted, "reasons": reasons}
             self._store.put_bytes(key, strict_json.dumps(report).encode())
         if not acted:
+            sequential = verdict.get("sequential") or {}
             summary = {
                 "at": report["evaluated_at"],
                 "decision": decision,
                 "reasons": reasons[:5],
                 "report": uri,
+                # what `mlops rollout` shows: the test's statistic against its boundary
+                "sequential": {
+                    k: sequential.get(k) for k in ("verdict", "z", "boundary", "confidence")
+                },
+                "ramp": verdict.get("ramp"),
             }
             # The rollout may have ended meanwhile (an operator): the report still stands.
             with contextlib.suppress(ConflictError):
