@@ -180,7 +180,7 @@ def test_step_rollout_refuses_a_shadow_or_a_step_down(stack: Stack) -> None:
 
 
 def test_the_inference_function_picks_up_a_grown_share_and_keeps_its_canary_requests(
-    stack: Stack,
+    stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     instances, _ = market_rows(0, 1, seed=3)
     rollout = stack.rollouts.start("2", mode="canary", percent=5.0, reason="test")
@@ -193,6 +193,7 @@ def test_the_inference_function_picks_up_a_grown_share_and_keeps_its_canary_requ
     }
     stack.registry.step_rollout(rollout, percent=25.0, actor="test", reason="step")
     module.service.expire_model()  # the next request re-reads the registry
+    caplog.clear()
     at_25 = {
         rid: predict(invoke, {"instances": instances, "request_id": rid})["model_version"]
         for rid in ids
@@ -203,6 +204,7 @@ def test_the_inference_function_picks_up_a_grown_share_and_keeps_its_canary_requ
     assert canary_at_5 <= canary_at_25  # sticky as the share grows
     assert len(canary_at_25) > 3 * len(canary_at_5)  # the new share is served
     assert module.service._provider.rollout_state()["percent"] == 25.0
+    assert [r.getMessage() for r in caplog.records].count("rollout share changed") == 1
 
 
 def test_mlops_rollout_shows_the_step_and_the_sequential_statistic(
