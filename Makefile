@@ -112,6 +112,7 @@ bench: venv
 	$(BIN)/python benchmarks/drift.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift_false_alarms.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/rollout.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/foresight_rollouts.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/monitoring_scale.py $(BENCH_ARGS)
 
 clean:
