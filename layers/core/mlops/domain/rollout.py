@@ -26,8 +26,9 @@ capture rows (their digests built as the logger builds them).
 
 Statistics: the sequential test decides (its error rate holds however often the evaluator
 looks). Beside it, for reading (deciding only for ROC-AUC, which has no sequential form),
-``domain.comparison``'s percentile bootstrap interval of the relative change of the metric, ``(candidate - production) / |production|``. Shadow: both variants scored the same
-requests, so labels are joined to both by prediction id and the same ids are resampled for both
+``domain.comparison``'s percentile bootstrap interval of the relative change of the metric,
+``(candidate - production) / |production|``. Shadow: both variants scored the same requests,
+so labels are joined to both by prediction id and the same ids are resampled for both
 (paired: the noise of the requests cancels, a small consistent improvement shows at a size where
 independent samples cannot show it). Canary: each prediction was answered by one variant, so
 the two samples are resampled independently. Judging a 10 % canary after a day at 1M
