@@ -20,6 +20,8 @@ from mlops.services.labels import LabelFolder
 from mlops.services.rollout import RolloutService
 from tests.conftest import BUCKET
 from tests.integration.conftest import invoker
+from tests.integration.retrain_pipeline import FAST_CONFIG, Pipeline, month
+from tests.integration.retrain_pipeline import decision as gate_decision
 from tests.integration.rollout_stack import MODEL, Stack, market_rows, predict, serve_and_label
 
 # Shares large enough that a few dozen requests always reach the candidate
@@ -238,3 +240,21 @@ def test_mlops_rollout_shows_the_step_and_the_sequential_statistic(
         f"Live quality, sequential test: z = {sequential['z']:+.2f} against the boundary "
         f"±{sequential['boundary']:.2f} (always valid at 95%)"
     ) in out
+
+
+def test_the_gate_starts_a_ramp_at_its_first_step(pipeline: Pipeline) -> None:
+    # Given a config with a ramp (and canary_percent, which the ramp replaces)
+    pipeline.config(
+        FAST_CONFIG.replace(
+            "canary_percent = 10.0", "canary_percent = 10.0\ncanary_steps = [5, 25]"
+        )
+    )
+    pipeline.run("m0.csv", month(0))
+    pipeline.serve(6)
+    # When a better month is uploaded and passes the gate
+    _, judged = pipeline.run("m6.csv", month(6))
+    assert gate_decision(judged)["decision"]["outcome"] == "passed"
+    # Then its canary answers the first step's share
+    rollout = pipeline.registry.get_rollout(MODEL)
+    assert rollout is not None
+    assert (rollout.mode, rollout.percent) == ("canary", 5.0)
