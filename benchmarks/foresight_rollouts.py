@@ -87,7 +87,7 @@ def cases() -> list[Case]:
 def _errors(rng: np.random.Generator, noise: str, shape: tuple[int, ...]) -> np.ndarray:
     if noise == "t5":
         return rng.standard_t(5, size=shape) / math.sqrt(5 / 3)  # unit variance
-    return rng.standard_normal(shape)
+    return rng.standard_normal(shape, dtype=np.float32)  # float32 draws: twice as fast
 
 
 def _boundary(effective: np.ndarray, alpha: float) -> np.ndarray:
@@ -159,13 +159,13 @@ def _hour(case: Case, rng: np.random.Generator, sums: Sums, share: np.ndarray) -
         )
         sums.add_pairs(e_c**2, e_p**2, a, b)
         return np.full(n, float(rows))
-    to_candidate = rng.random((n, rows)) < share[:, None]
+    to_candidate = rng.random((n, rows), dtype=np.float32) < share[:, None]
     if case.metric == "rmse":
         values = _errors(rng, case.noise, (n, rows)) ** 2
         values = np.where(to_candidate, values * (1 + case.change) ** 2, values)
     else:
         accuracy = np.where(to_candidate, 0.85 * (1 + case.change), 0.85)
-        values = (rng.random((n, rows)) < accuracy).astype(np.float64)
+        values = (rng.random((n, rows), dtype=np.float32) < accuracy).astype(np.float32)
     return sums.add_split(values, to_candidate).astype(np.float64)
 
 
