@@ -114,6 +114,7 @@ bench: venv
 	$(BIN)/python benchmarks/rollout.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/foresight_rollouts.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/monitoring_scale.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/query.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DOCS_SITE) .aws-sam .mypy_cache .ruff_cache .pytest_cache .coverage .mlops
