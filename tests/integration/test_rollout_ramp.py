@@ -5,6 +5,7 @@ next re-check and a request the canary answered keeps meeting it as the share gr
 
 from __future__ import annotations
 
+import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -212,8 +213,10 @@ def test_the_inference_function_picks_up_a_grown_share_and_keeps_its_canary_requ
 def test_mlops_rollout_shows_the_step_and_the_sequential_statistic(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The command's own module (mlops_cli.main would also reconfigure the process's logging
+    # for a console, which outlives the test)
+    from mlops_cli.commands import rollout as command
     from mlops_cli.emulator import target
-    from mlops_cli.main import main
 
     class Local:
         model_name = MODEL
@@ -232,7 +235,7 @@ def test_mlops_rollout_shows_the_step_and_the_sequential_statistic(
     sequential = outcome.verdict["sequential"]
     assert sequential["z"] is not None
     capsys.readouterr()
-    assert main(["rollout"]) == 0
+    assert command.run(argparse.Namespace(stack=None, json=False)) == 0
     out = capsys.readouterr().out
     assert "canary 50% of v2 against v1" in out
     assert "Ramp 50 % -> 75 % -> 90 %: step 1 of 3 at 50 %; next 75 % when shown not worse" in out
