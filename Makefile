@@ -114,6 +114,7 @@ bench: venv
 	$(BIN)/python benchmarks/batch.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift_false_alarms.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/rollout.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/foresight_rollouts.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/monitoring_scale.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/query.py $(BENCH_ARGS)
 

@@ -38,6 +38,7 @@ class Metric:
     ROLLOUT_PROMOTED = "RolloutPromoted"
     ROLLOUT_ROLLED_BACK = "RolloutRolledBack"
     ROLLOUT_STARTED = "RolloutStarted"
+    ROLLOUT_STEPPED = "RolloutStepped"
     ROLLOUT_SWITCHED = "RolloutSwitched"
     ROLLOUT_WAITING = "RolloutWaiting"
     SERVED_VERSION_MISMATCH = "ServedVersionMismatch"
