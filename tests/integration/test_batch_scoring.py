@@ -26,7 +26,7 @@ from mlops.adapters.model_store import ModelStore
 from mlops.adapters.registry import Registry
 from mlops.domain.config import ModelConfig
 from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
-from mlops.errors import InvalidEventError
+from mlops.errors import InvalidEventError, StorageError
 from mlops.services import batch_scoring
 from mlops.services.model_loading import load_version
 from mlops.services.training import TrainingService
@@ -428,3 +428,44 @@ def test_invalid_utf8_deep_in_a_file_stops_the_job_there_keeping_what_was_scored
     assert "not UTF-8" in summary["error"]
     assert 0 < summary["scored"] < 1501
     assert summary["rows"] == summary["scored"]
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "threads"),
+    [("1769", 1), ("3537", 1), ("3538", 1), ("5306", 1), ("5307", 2), ("10240", 4)],
+)
+def test_the_function_memory_sets_the_scoring_threads(
+    trained: dict[str, Any], memory_mb: str, threads: int
+) -> None:
+    # Lambda's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, MB) buys vCPUs at 1,769 MB each: one
+    # parses the next chunk, the others score (each bound exactly on it and one below it)
+    for batch in make_batch(trained, AWS_LAMBDA_FUNCTION_MEMORY_SIZE=memory_mb):
+        summary_of(batch, batch.upload("batch/threads.csv", as_csv(houses(5))))
+        service = batch_scoring.batch_service()
+        (loaded,) = service._loaded.values()
+        options = loaded.model._session.get_session_options()
+        assert options.intra_op_num_threads == threads
+
+
+def test_a_part_that_cannot_be_written_fails_the_job_after_the_parts_before_it(
+    batch: Batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given S3 refusing the third part's predictions (parts are written on a worker thread
+    # while the next chunk is parsed)
+    service = batch_scoring.batch_service()
+    real_write = service._write_part
+    written: list[int] = []
+
+    def write_part(job: Any, loaded: Any, chunk: Any, timings: Any) -> Any:
+        if int(chunk.rows[0]) == 81:
+            raise StorageError("S3 refused the part")
+        written.append(int(chunk.rows[0]))
+        return real_write(job, loaded, chunk, timings)
+
+    monkeypatch.setattr(service, "_write_part", write_part)
+    # When 120 rows (three chunks of 40) are uploaded
+    # Then the error surfaces (Lambda retries the invocation) and the parts before it were
+    # written in order, none after
+    with pytest.raises(StorageError):
+        batch.upload("batch/refused.csv", as_csv(houses(120)))
+    assert written == [1, 41]

@@ -177,6 +177,7 @@ class BatchSettings:
     lambda_max_bytes: int = 256 * 1024 * 1024
     chunk_rows: int = 50_000  # rows scored per onnxruntime call (and per part object)
     capture: bool = True  # write batch captures (source = batch) to the capture partitions
+    onnx_threads: int = 1  # onnxruntime threads scoring a chunk (see onnx_threads_for)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BatchSettings:
@@ -190,7 +191,19 @@ class BatchSettings:
             lambda_max_bytes=_count(env, "LAMBDA_MAX_BYTES", cls.lambda_max_bytes),
             chunk_rows=_count(env, "CHUNK_ROWS", cls.chunk_rows),
             capture=_flag(env, "BATCH_CAPTURE", cls.capture),
+            onnx_threads=onnx_threads_for(
+                _count(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", LAMBDA_MB_PER_VCPU)
+            ),
         )
+
+
+LAMBDA_MB_PER_VCPU = 1769  # Lambda grants one vCPU of time per 1,769 MB of memory
+
+
+def onnx_threads_for(memory_mb: int) -> int:
+    """onnxruntime threads for a batch function of ``memory_mb``: its whole vCPUs but one,
+    which parses the next chunk meanwhile (at least 1; 10,240 MB, 5.8 vCPUs of time, gives 4)."""
+    return max(1, memory_mb // LAMBDA_MB_PER_VCPU - 1)
 
 
 @functools.cache

@@ -28,7 +28,7 @@ import csv
 import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from itertools import islice
 from typing import Any
@@ -166,7 +166,11 @@ class BatchScoringService:
     def _model(self, version: str) -> LoadedModel:
         if version not in self._loaded:
             self._loaded[version] = load_version(
-                self._models, self._registry, self._settings.model_name, version
+                self._models,
+                self._registry,
+                self._settings.model_name,
+                version,
+                threads=self._settings.onnx_threads,
             )
         return self._loaded[version]
 
@@ -195,12 +199,22 @@ class BatchScoringService:
                 raise DataValidationError("the file is empty: expected a header row") from None
             plan = RowPlan.from_header(header, loaded.manifest.signature, job.id_column)
             first = 1
-            for block in _blocks(reader, self._settings.chunk_rows, timings):
-                began = time.perf_counter()
-                chunk = chunk_from_cells(block, first, plan)
-                timings["read_validate"] += time.perf_counter() - began
-                totals.add(self._write_part(job, loaded, chunk, timings))
-                first += len(block)
+            # Chunk k is scored and written on a worker while chunk k+1 is parsed: onnxruntime
+            # releases the GIL, so parsing and scoring overlap. At most two chunks in memory.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-part") as worker:
+                pending: Future[PartSummary] | None = None
+                try:
+                    for block in _blocks(reader, self._settings.chunk_rows, timings):
+                        began = time.perf_counter()
+                        chunk = chunk_from_cells(block, first, plan)
+                        timings["read_validate"] += time.perf_counter() - began
+                        if pending is not None:
+                            totals.add(pending.result())
+                        pending = worker.submit(self._write_part, job, loaded, chunk, timings)
+                        first += len(block)
+                finally:  # a bad row later in the file keeps the parts already written
+                    if pending is not None:
+                        totals.add(pending.result())
         except (csv.Error, UnicodeDecodeError, DataValidationError) as exc:
             message, details = _unreadable(exc, totals.rows)
             return self._finish(job, totals, jobs.REJECTED, timings, message, details=details)
