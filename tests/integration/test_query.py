@@ -418,3 +418,27 @@ def test_the_tables_still_answer_inside_the_sandbox(local: tuple[Sent, LocalQuer
         "(SELECT count(*) FROM feedback) > 0"
     )
     assert both.rows == [[True, True]]
+
+
+@pytest.mark.parametrize("name", ["..", ".", "columnar.parquet", "x.jsonl.gz.part"])
+def test_an_object_named_like_a_path_step_or_the_caches_own_file_is_left_out_and_said(
+    stored: tuple[Sent, Path], tmp_path: Path, name: str
+) -> None:
+    # Given a day with one good object and one whose name the local copy cannot hold
+    query = engine(tmp_path)
+    store = CaptureStore(BUCKET, aws.client("s3"))
+    folder = f"captures/model={MODEL}/version=1/dt=2026-11-06/hour=01/"
+    row = {"prediction_id": "p", "request_id": "r", "ts": 1, "prediction": 1.0}
+    store.put_jsonl_gz(folder + "good.jsonl.gz", [row])
+    store.put_jsonl_gz(folder + name, [row | {"prediction_id": "q"}])
+    try:
+        # When the day is queried
+        sql = "SELECT count(*) FROM captures WHERE model = 'house-prices' AND dt = '2026-11-06'"
+        result = query.run(sql)
+    finally:
+        for key in (folder + "good.jsonl.gz", folder + name):
+            aws.client("s3").delete_object(Bucket=BUCKET, Key=key)
+    # Then the good object answers, the other is left out with a note, nothing lands outside
+    assert result.rows == [[1]]
+    assert any("cannot hold" in note for note in result.notes)
+    assert not [p for p in tmp_path.parent.iterdir() if p.name.endswith(".part")]

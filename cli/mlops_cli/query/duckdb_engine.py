@@ -159,7 +159,7 @@ class LocalQueryEngine:
         ]
         for t in used:
             for reason, count in synced[t.name].skipped.items():
-                notes.append(f"{t.name}: {count:,} objects left out ({reason}), as Athena does")
+                notes.append(f"{t.name}: {count:,} objects left out ({reason})")
         return QueryResult(
             engine=ENGINE,
             columns=[d[0] for d in description],
