@@ -279,6 +279,15 @@ def test_a_query_without_the_injected_model_key_is_refused_as_athena_would(
     _, query = local
     with pytest.raises(QuerySyntaxError, match="injected partition key"):
         query.run("SELECT count(*) FROM captures")
+    # a comment or a string that mentions it gives Athena no value either
+    for hidden in (
+        "SELECT count(*) FROM captures -- WHERE model = 'house-prices'",
+        "SELECT count(*) FROM captures /* model IN ('house-prices') */",
+        "SELECT count(*) FROM captures WHERE request_id <> 'model = x'",
+    ):
+        with pytest.raises(QuerySyntaxError, match="injected partition key"):
+            query.run(hidden)
+    assert query.run("SELECT count(*) > 0 FROM captures WHERE model IN ('house-prices')").rows
 
 
 def test_syntax_errors_and_unknown_tables_are_named(local: tuple[Sent, LocalQueryEngine]) -> None:

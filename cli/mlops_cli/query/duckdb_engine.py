@@ -247,12 +247,17 @@ def _hive(table: TableSpec) -> str:
     return f", hive_partitioning = true, hive_types = {{{keys}}}" if keys else ""
 
 
+# Comments and string literals: "-- model = 'x'" or 'model = x' give Athena no value.
+_NOT_CODE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'", re.DOTALL)
+
+
 def _check_injected(table: TableSpec, sql: str) -> None:
     """Athena enumerates no values for an injected projection key: a query must name them
     (``model = '...'``) or Athena refuses it. Refused here too, so a query that passes locally
     passes on AWS."""
+    code = _NOT_CODE.sub(lambda m: "''" if m.group().startswith("'") else " ", sql)
     for key in table.injected_keys:
-        if not re.search(rf"\b{re.escape(key)}\b\s*(=|\bin\b)", sql, re.IGNORECASE):
+        if not re.search(rf"\b{re.escape(key)}\b\s*(=|\bin\b)", code, re.IGNORECASE):
             raise QuerySyntaxError(
                 f"{table.name}.{key} is an injected partition key: Athena needs the query to "
                 f"give it with = or IN (e.g. WHERE {key} = '...'), so it is required here too"
