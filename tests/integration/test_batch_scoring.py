@@ -257,6 +257,22 @@ def test_an_id_column_and_a_version_named_in_the_object_metadata(batch: Batch) -
     assert (rejected["row"], rejected["id"], rejected["field"]) == ("3", "L-002", "sqft")
 
 
+def test_echoed_ids_that_a_spreadsheet_would_run_are_neutralised(batch: Batch) -> None:
+    # Given ids (and an id column name) that start like spreadsheet formulas, and plain numbers
+    hostile = ["=HYPERLINK(\"http://x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx"]
+    plain = ["-5", "+3.5", "L-7", "1e3"]
+    rows = [{"=id": i, **r} for i, r in zip(hostile + plain, houses(9), strict=True)]
+    rows[0]["sqft"] = "abc"  # rejected: its id is echoed in the rejected-rows report
+    metadata = {"mlops-id-column": "=id"}
+    summary = summary_of(batch, batch.upload("batch/formulas.csv", as_csv(rows), metadata))
+    prefix = f"batch-output/{summary['job_id']}/parts/"
+    predicted = read_csv(batch.text(f"{prefix}part-{1:012d}.csv"))
+    # Then each formula-like cell is shown as text (a leading '); numbers and the rest as sent
+    assert [r["'=id"] for r in predicted] == ["'" + h for h in hostile[1:]] + plain
+    (rejected,) = read_csv(batch.text(f"{prefix}rejected-{1:012d}.csv"))
+    assert rejected["id"] == "'" + hostile[0]
+
+
 @pytest.mark.parametrize(
     ("body", "metadata", "says"),
     [

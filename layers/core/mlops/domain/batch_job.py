@@ -44,6 +44,10 @@ PARTIAL = "partial"
 REJECTED = "rejected"
 FAILED = "failed"
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+# A cell a spreadsheet would run as a formula (=, +, -, @; tab and CR lead to one too), unless
+# it is a plain number (a negative id stays as it is).
+_FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _STEM_CHARS = 40
 ROW_DIGITS = 12
 METADATA_VERSION = "mlops-version"  # x-amz-meta-mlops-version: the model version to score with
@@ -267,7 +271,7 @@ def predictions_csv(
     (the rows are captured) a ``prediction_id`` column, the key ``/feedback`` takes."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    head = ["row"] + ([id_column] if id_column else [])
+    head = ["row"] + ([spreadsheet_safe(id_column)] if id_column else [])
     if prediction_ids is not None:
         head.append("prediction_id")
     classes = [str(c) for c in scores.classes]
@@ -278,7 +282,9 @@ def predictions_csv(
     rows = chunk.rows[valid].tolist()
     columns: list[Any] = [rows]
     if id_column:
-        columns.append([i for i, ok in zip(chunk.ids, valid.tolist(), strict=True) if ok])
+        columns.append(
+            [spreadsheet_safe(i) for i, ok in zip(chunk.ids, valid.tolist(), strict=True) if ok]
+        )
     if prediction_ids is not None:
         columns.append(prediction_ids)
     columns.append(scores.values)
@@ -292,13 +298,23 @@ def predictions_csv(
     return out.getvalue()
 
 
+def spreadsheet_safe(cell: str) -> str:
+    """An echoed cell (the uploader's id column and its name) a spreadsheet opening the output
+    shows as text, never runs: one that starts like a formula gets a leading ``'`` (OWASP's
+    CSV-injection advice), unless it is a plain number. Only what the file brought in is
+    changed; the model's outputs are ours."""
+    if cell.startswith(_FORMULA_LEAD) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
 def rejections_csv(rejections: list[Rejection], ids: Mapping[int, str] | None) -> str:
     """A part's rejected rows: one line per problem (a row with two bad fields has two)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["row"] + (["id"] if ids is not None else []) + ["field", "reason", "code"])
     for r in rejections:
-        ident = [ids.get(r.row, "")] if ids is not None else []
+        ident = [spreadsheet_safe(ids.get(r.row, ""))] if ids is not None else []
         writer.writerow([r.row, *ident, r.field, r.reason, r.code])
     return out.getvalue()
 
