@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import sys
+import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -64,12 +65,16 @@ class Batch:
     ) -> dict[str, Any]:
         """Put ``body`` under ``key`` and invoke the handler with the upload's notification."""
         put = self.s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=body, Metadata=metadata or {})
+        return self.notify(key, put, len(body))
+
+    def notify(self, key: str, put: dict[str, Any], size: int) -> dict[str, Any]:
+        """Invoke the handler with the notification of the upload ``put`` answered."""
         event = copy.deepcopy(load_event("batch_s3_put.json"))
         obj = event["Records"][0]["s3"]
         obj["bucket"]["name"] = INPUT_BUCKET
         obj["object"].update(
             key=quote_plus(key, safe="/"),
-            size=len(body),
+            size=size,
             eTag=put["ETag"].strip('"'),
             versionId=put["VersionId"],
         )
@@ -259,7 +264,7 @@ def test_an_id_column_and_a_version_named_in_the_object_metadata(batch: Batch) -
 
 def test_echoed_ids_that_a_spreadsheet_would_run_are_neutralised(batch: Batch) -> None:
     # Given ids (and an id column name) that start like spreadsheet formulas, and plain numbers
-    hostile = ["=HYPERLINK(\"http://x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx"]
+    hostile = ['=HYPERLINK("http://x")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx"]
     plain = ["-5", "+3.5", "L-7", "1e3"]
     rows = [{"=id": i, **r} for i, r in zip(hostile + plain, houses(9), strict=True)]
     rows[0]["sqft"] = "abc"  # rejected: its id is echoed in the rejected-rows report
@@ -271,6 +276,30 @@ def test_echoed_ids_that_a_spreadsheet_would_run_are_neutralised(batch: Batch) -
     assert [r["'=id"] for r in predicted] == ["'" + h for h in hostile[1:]] + plain
     (rejected,) = read_csv(batch.text(f"{prefix}rejected-{1:012d}.csv"))
     assert rejected["id"] == "'" + hostile[0]
+
+
+def test_hostile_rows_cost_memory_by_the_row_not_by_the_comma(batch: Batch) -> None:
+    # Given 60 rows of 200,000 commas each (12 MB: 40 of them would be 64 MB of cells in a
+    # chunk of 40), then a line past the 1 MiB bound, then a good row never reached
+    good = as_csv(houses(2))
+    header, first = good.decode().splitlines()[:2]
+    body = "\n".join([header, first, *["," * 200_000] * 60, "x" * (1 << 20), first]) + "\n"
+    data = body.encode()
+    put = batch.s3.put_object(Bucket=INPUT_BUCKET, Key="batch/commas.csv", Body=data)
+    tracemalloc.start()
+    try:
+        summary = summary_of(batch, batch.notify("batch/commas.csv", put, len(data)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Then the wide rows are reported with their real width, the long line stops the job
+    # there (the parts before it kept), and memory stayed far below the cells' 64 MB
+    assert summary["status"] == "rejected"
+    assert f"line {63:,} is longer than {1 << 20:,} bytes" in summary["error"]
+    assert (summary["scored"], summary["rejected"]) == (1, 60)
+    rejected = read_csv(batch.text(f"batch-output/{summary['job_id']}/parts/rejected-{1:012d}.csv"))
+    assert rejected[0]["reason"] == f"200001 fields, the header has {len(header.split(','))}"
+    assert peak < 40 * 2**20
 
 
 @pytest.mark.parametrize(
@@ -442,8 +471,9 @@ def test_invalid_utf8_deep_in_a_file_stops_the_job_there_keeping_what_was_scored
     summary = summary_of(batch, batch.upload("batch/mixed.csv", body))
     assert summary["status"] == "rejected"
     assert "not UTF-8" in summary["error"]
-    assert 0 < summary["scored"] < 1501
-    assert summary["rows"] == summary["scored"]
+    # every row before the bad one scored (none lost with the chunk it was read into)
+    assert summary["scored"] == summary["rows"] == 1500
+    assert "after 1,500 rows" in summary["error"]
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from mlops.domain.batch_rows import (
     RowPlan,
     chunk_from_cells,
     chunk_from_items,
+    narrow,
 )
 from mlops.domain.dataset_scan import MAX_MAGNITUDE, Scanner, _Column
 from mlops.domain.schema import Feature, Signature
@@ -174,3 +175,19 @@ def test_a_chunk_of_every_valid_row_keeps_its_arrays() -> None:
     assert chunk.columns["sqft"].dtype == np.float64
     assert chunk.columns["location"].dtype == object
     assert (chunk.scored, chunk.rejected, chunk.rejections) == (3, 0, [])
+
+
+def test_a_row_wider_than_the_header_is_kept_narrow_with_its_real_width() -> None:
+    width = len(HEADER)
+    exact, one_more = row(), [*row(), "extra"]
+    assert narrow(exact, width) is exact  # on the width: the row itself
+    wide = narrow(one_more, width)
+    assert list(wide) == one_more  # one past: already as narrow as kept
+    endless = narrow(["z", *[""] * 1_000_000], width)
+    assert len(endless) == width + 1  # a million cells are not kept
+    chunk = chunk_from_cells([exact, wide, endless], 1, plan("id"))
+    assert [(r.row, r.reason) for r in chunk.rejections] == [
+        (2, "6 fields, the header has 5"),
+        (3, "1000001 fields, the header has 5"),
+    ]
+    assert chunk.ids == ["a", "a", "z"]

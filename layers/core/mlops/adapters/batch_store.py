@@ -15,9 +15,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.errors import NotFoundError, StorageError
+from mlops.errors import DataValidationError, NotFoundError, StorageError
 
 READ_BLOCK = 1 << 20
+# A longer line ends the file's reading (a report, not an out-of-memory crash): a file of one
+# 256 MiB line would be held whole, and a line of commas parsed into a cell per comma (8 bytes
+# each). A row of the widest header a job accepts (64 KiB) fits many times over. Not below
+# READ_BLOCK: only the line running on from one block into the next is measured.
+MAX_LINE_BYTES = 1 << 20
 _NOT_FOUND = ("NoSuchKey", "404", "NotFound")
 # Batch captures are written at every chunk: the fastest gzip level costs a tenth of the
 # default's time for a somewhat larger object (Athena reads either).
@@ -68,12 +73,21 @@ class BatchStore:
         then ``UnicodeDecodeError``."""
         body = self._get(bucket, key, version_id)
         pending = b""
+        done = 0  # lines delivered
         try:
             while True:
                 try:
                     block = body.read(READ_BLOCK)
                 except (ClientError, BotoCoreError) as exc:
                     raise StorageError(f"cannot read s3://{bucket}/{key}: {exc}") from exc
+                # Only the line running on from the last block can pass the bound (a block is
+                # no longer than it); the pending tail is checked before it grows further.
+                ends = block.find(b"\n")
+                if len(pending) + (ends + 1 if ends >= 0 else len(block)) > MAX_LINE_BYTES:
+                    raise DataValidationError(
+                        f"line {done + 1:,} is longer than {MAX_LINE_BYTES:,} bytes: "
+                        "not a CSV row this job reads"
+                    )
                 data = pending + block
                 cut = len(data) if not block else data.rfind(b"\n") + 1
                 pending = data[cut:]
@@ -84,7 +98,9 @@ class BatchStore:
                         good = data[: exc.start].decode("utf-8")
                         yield from _split_lf(good[: good.rfind("\n") + 1])
                         raise
-                    yield from _split_lf(text)
+                    complete = _split_lf(text)
+                    done += len(complete)
+                    yield from complete
                     if not block and not text.endswith("\n"):
                         yield text[text.rfind("\n") + 1 :]
                 if not block:

@@ -121,12 +121,31 @@ class ValidChunk:
         return self.size - self.scored
 
 
+class WideRow(list[str]):
+    """A row with more fields than the header, kept as its first ``width + 1`` cells (the id
+    stays readable) and its real field count: a chunk of lines of commas holds a few cells a
+    row, not one per comma."""
+
+    def __init__(self, cells: list[str], width: int) -> None:
+        super().__init__(cells[: width + 1])
+        self.fields = len(cells)
+
+
+def narrow(row: list[str], width: int) -> list[str]:
+    """``row`` itself, or a ``WideRow`` when it is wider than the header."""
+    return row if len(row) <= width else WideRow(row, width)
+
+
+def _fields(row: list[str]) -> int:
+    return row.fields if isinstance(row, WideRow) else len(row)
+
+
 def chunk_from_cells(rows: list[list[str]], first_row: int, plan: RowPlan) -> ValidChunk:
     """CSV rows (lists of cells) numbered from ``first_row``. A row of another width than the
     header is rejected whole; the rest are validated a column at a time."""
     width = len(plan.header)
     numbers = np.arange(first_row, first_row + len(rows), dtype=np.int64)
-    widths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    widths = np.fromiter(map(_fields, rows), dtype=np.int64, count=len(rows))
     whole = widths == width
     rejections = [
         Rejection(

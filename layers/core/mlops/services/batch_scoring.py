@@ -41,7 +41,13 @@ from mlops.adapters.state_machine import StateMachine
 from mlops.domain import batch_job as jobs
 from mlops.domain.batch_capture import batch_capture_key, capture_jsonl
 from mlops.domain.batch_job import BatchJob, PartSummary, Totals
-from mlops.domain.batch_rows import RowPlan, ValidChunk, chunk_from_cells, chunk_from_items
+from mlops.domain.batch_rows import (
+    RowPlan,
+    ValidChunk,
+    chunk_from_cells,
+    chunk_from_items,
+    narrow,
+)
 from mlops.domain.ids import uuid7s
 from mlops.domain.names import PRODUCTION
 from mlops.domain.triggers import parse_triggers
@@ -204,7 +210,8 @@ class BatchScoringService:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-part") as worker:
                 pending: Future[PartSummary] | None = None
                 try:
-                    for block in _blocks(reader, self._settings.chunk_rows, timings):
+                    rows = map(functools.partial(narrow, width=len(plan.header)), reader)
+                    for block in _blocks(rows, self._settings.chunk_rows, timings):
                         began = time.perf_counter()
                         chunk = chunk_from_cells(block, first, plan)
                         timings["read_validate"] += time.perf_counter() - began
@@ -395,9 +402,20 @@ class BatchScoringService:
 def _blocks(
     reader: Iterator[list[str]], size: int, timings: dict[str, float]
 ) -> Iterator[list[list[str]]]:
+    """Blocks of ``size`` rows; when the reader fails (not UTF-8, not CSV, a line too long),
+    the rows read before the failure come first as a block of their own, then the error: they
+    are scored and reported, never dropped with the block they were read into."""
     while True:
         began = time.perf_counter()
-        block = list(islice(reader, size))
+        block: list[list[str]] = []
+        try:
+            block.extend(islice(reader, size))
+        except (csv.Error, UnicodeDecodeError, DataValidationError):
+            if not block:
+                raise
+            timings["read_validate"] += time.perf_counter() - began
+            yield block
+            raise
         timings["read_validate"] += time.perf_counter() - began
         if not block:
             return
