@@ -94,6 +94,9 @@ def test_the_interval_ends_are_where_the_mixture_ratio_reaches_one_over_alpha(
         estimate = c2.mean() - b * p2.mean()
         var_c = (c2.size * c2.var() + c2.mean() ** 2) / c2.size
         var_p = (p2.size * p2.var() + p2.mean() ** 2) / p2.size
+        # each at least its mean squared times the larger squared coefficient of variation
+        shape = max(var_c / c2.mean() ** 2, var_p / p2.mean() ** 2)
+        var_c, var_p = max(var_c, shape * c2.mean() ** 2), max(var_p, shape * p2.mean() ** 2)
         unit = var_c + b * b * var_p
         variance = var_c / c2.size + b * b * var_p / p2.size
     assert test.estimate == pytest.approx(estimate, rel=1e-9)
@@ -276,12 +279,13 @@ def benchmark() -> Any:
     return module
 
 
-@pytest.mark.parametrize("paired", [False, True])
-def test_the_benchmarks_vectorised_statistic_is_the_judges(paired: bool) -> None:
+@pytest.mark.parametrize(("paired", "spread"), [(False, 1.1), (False, 0.05), (True, 1.1)])
+def test_the_benchmarks_vectorised_statistic_is_the_judges(paired: bool, spread: float) -> None:
+    # (spread 0.05: the candidate's 40 errors are all near 1, its variance is production's shape)
     bench = benchmark()
     rng = np.random.default_rng(2)
     prod_err = rng.normal(0, 1, (1, 120))
-    cand_err = 1.1 * prod_err if paired else rng.normal(0, 1.1, (1, 40))
+    cand_err = 1.1 * prod_err if paired else rng.normal(1.0, spread, (1, 40))
     a, b = bench.coefficients("rmse")
     sums = bench.Sums(1)
     if paired:
@@ -296,6 +300,38 @@ def test_the_benchmarks_vectorised_statistic_is_the_judges(paired: bool) -> None
     assert estimate[0] == pytest.approx(test.estimate, rel=1e-9)
     boundary = bench._boundary(unit / variance, 0.05)[0]
     assert boundary * math.sqrt(variance[0]) == pytest.approx(test.radius, rel=1e-9)
+
+
+def test_a_few_labels_that_miss_the_large_errors_take_productions_shape() -> None:
+    # Production: 3,000 heavy-tailed errors. Candidate: 30 labels that happen to hold no large
+    # error (MSE at 0.8 x production's, its squared errors nearly constant): on its own
+    # spread it looks shown within the tolerance; with production's spread it is not yet.
+    rng = np.random.default_rng(5)
+    prod_err = rng.standard_t(5, 3000)
+    mse_p = float(np.mean(prod_err**2))
+    cand_sq = 0.8 * mse_p * rng.uniform(0.9, 1.1, 30)
+    test = run(regression(prod_err), regression(np.sqrt(cand_sq), "c"))
+    assert test.verdict == seq.UNDECIDED
+    # its variance is its mean squared times production's coefficient of variation squared
+    sq_p = prod_err**2
+    var_p = (np.sum((sq_p - sq_p.mean()) ** 2) + sq_p.mean() ** 2) / len(sq_p)
+    var_c = var_p / sq_p.mean() ** 2 * cand_sq.mean() ** 2
+    b = 1.05**2
+    variance = var_c / 30 + b * b * var_p / 3000
+    boundary = seq.z_boundary((var_c + b * b * var_p) / variance, 0.05)
+    assert test.radius == pytest.approx(boundary * math.sqrt(variance), rel=1e-6)
+    # the same candidate labels against a production of the same narrow shape: shown within
+    narrow = run(
+        regression(np.sqrt(mse_p * rng.uniform(0.9, 1.1, 3000))), regression(np.sqrt(cand_sq), "c")
+    )
+    assert narrow.verdict == seq.NOT_WORSE
+
+
+def test_means_of_opposite_signs_keep_their_own_variances() -> None:
+    assert seq._shared_shape(1.0, 2.0, 9.0, -1.0) == (1.0, 9.0)
+    assert seq._shared_shape(1.0, 0.0, 9.0, 1.0) == (1.0, 9.0)
+    assert seq._shared_shape(1.0, 1.0, 9.0, 1.0) == (9.0, 9.0)  # the larger shape, both ways
+    assert seq._shared_shape(16.0, -2.0, 1.0, -1.0) == (16.0, 4.0)
 
 
 # --- the ramp's per-step evidence in the judge ---------------------------------------------------
