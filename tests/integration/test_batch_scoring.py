@@ -359,6 +359,27 @@ def test_past_the_threshold_the_state_machine_starts_once_with_the_job(
     assert marker["status"] == "running"
 
 
+def test_the_map_reads_the_version_whose_header_was_checked(tiny_threshold: Batch) -> None:
+    # Given a large upload handed to the state machine, then overwritten (another job's file)
+    batch = tiny_threshold
+    first = as_csv(houses(40))
+    (job,) = batch.upload("batch/moving.csv", first)["jobs"]
+    batch.s3.put_object(Bucket=INPUT_BUCKET, Key="batch/moving.csv", Body=b"name\nx\n")
+    sfn = boto3.client("stepfunctions")
+    (execution,) = sfn.list_executions(stateMachineArn=ENV["STATE_MACHINE_ARN"])["executions"]
+    started = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    # When the ItemReader's parameters are resolved against the execution's input, as Step
+    # Functions does (each "$.job.<field>")
+    reader = json.loads(ASL)["States"]["ScoreRows"]["ItemReader"]
+    params = {
+        name.removesuffix(".$"): started["job"][path.removeprefix("$.job.")]
+        for name, path in reader["Parameters"].items()
+    }
+    # Then the object read is the upload that started the job, not the overwrite
+    assert batch.s3.get_object(**params)["Body"].read() == first
+    assert job["job_id"] == execution["name"]
+
+
 def test_past_the_threshold_a_bad_header_is_rejected_without_a_state_machine(
     tiny_threshold: Batch,
 ) -> None:

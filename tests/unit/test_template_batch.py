@@ -105,3 +105,14 @@ def test_the_failed_jobs_alarm_watches_the_metric_the_service_emits() -> None:
     service = FUNCTION["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
     assert alarm["MetricName"] == Metric.BATCH_JOBS_FAILED
     assert alarm["Dimensions"] == [{"Name": "service", "Value": service}]
+
+
+def test_the_state_machine_may_read_the_uploads_version_its_item_reader_names() -> None:
+    machine = RESOURCES["BatchScoringStateMachine"]["Properties"]
+    (read,) = [
+        s
+        for p in machine["Policies"]
+        for s in p.get("Statement", [])
+        if s.get("Sid") == "ReadBatchInput"
+    ]
+    assert set(read["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}

@@ -181,7 +181,11 @@ class BatchScoringService:
         return self._loaded[version]
 
     def _start_map(self, job: BatchJob) -> dict[str, Any]:
-        """Hand the file (its header checked) to the Distributed Map."""
+        """Hand the file (its header checked) to the Distributed Map, which reads that version
+        of it: an overwrite meanwhile is its own job, never this one's rows. (An unversioned
+        bucket's only version is S3's "null".)"""
+        if job.version_id is None:
+            job = replace(job, version_id="null")
         self._store.put_json(job.bucket, job.marker_key, job.as_dict() | {"status": "running"})
         execution = self._machine.start(job.job_id, {"job": job.as_dict()})
         logger.info(
