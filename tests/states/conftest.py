@@ -106,17 +106,28 @@ class Kit:
         return self.interpreter.execute(machine, execution)
 
 
+def _kit(s3: Any) -> Kit:
+    runtime = FakeRuntime()
+    clock = FakeClock()
+    interpreter = Interpreter(
+        runtime,
+        resolve_function,
+        clock=clock,
+        map_runner=DistributedMap(MotoObjects(ACCOUNT), s3, max_workers=4),
+    )
+    return Kit(runtime, clock, interpreter, s3)
+
+
 @pytest.fixture
-def kit() -> Iterator[Kit]:
+def kit() -> Kit:
+    """No AWS at all (distributed Maps need ``s3_kit``)."""
+    return _kit(None)
+
+
+@pytest.fixture
+def s3_kit() -> Iterator[Kit]:
+    """moto S3 in this process, with a bucket ``data``."""
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket="data")
-        runtime = FakeRuntime()
-        clock = FakeClock()
-        interpreter = Interpreter(
-            runtime,
-            resolve_function,
-            clock=clock,
-            map_runner=DistributedMap(MotoObjects(ACCOUNT), s3, max_workers=4),
-        )
-        yield Kit(runtime, clock, interpreter, s3)
+        yield _kit(s3)

@@ -18,6 +18,12 @@ from mlops_cli.emulator.states.map_run import EXCEEDED
 from mlops_cli.emulator.states.paths import Template
 from tests.states.conftest import HandlerError, Kit, definition
 
+
+@pytest.fixture
+def kit(s3_kit: Kit) -> Kit:
+    return s3_kit
+
+
 JOB = {"bucket": "data", "key": "batch/in.csv", "job": "j1"}
 
 
@@ -68,7 +74,8 @@ def test_csv_rows_become_string_objects_batched_by_count(kit: Kit) -> None:
     # and the result is the ResultWriter's details, placed by ResultPath
     details = out["map"]["ResultWriterDetails"]
     assert details["Bucket"] == "data"
-    assert details["Key"].startswith("results/") and details["Key"].endswith("/manifest.json")
+    assert details["Key"].startswith("results/")
+    assert details["Key"].endswith("/manifest.json")
     assert out["map"]["MapRunArn"].split(":")[5] == "mapRun"
 
 
@@ -94,7 +101,9 @@ def test_result_writer_objects(kit: Kit) -> None:
     (succeeded,) = manifest["ResultFiles"]["SUCCEEDED"]
     (failed,) = manifest["ResultFiles"]["FAILED"]
     ok_records = _read(kit, succeeded["Key"])
-    assert succeeded["Size"] == len(kit.s3.get_object(Bucket="data", Key=succeeded["Key"])["Body"].read())
+    assert succeeded["Size"] == len(
+        kit.s3.get_object(Bucket="data", Key=succeeded["Key"])["Body"].read()
+    )
     assert len(ok_records) == 1
     record = ok_records[0]
     assert record["Status"] == "SUCCEEDED"
@@ -126,7 +135,10 @@ def test_tolerated_failures(kit: Kit, tolerance: dict[str, Any], failing: int, f
         return {}
 
     kit.runtime.handlers["Scorer"] = score
-    raw = _machine(**{"ItemBatcher": None, "ItemSelector": {"Items.$": "States.Array($$.Map.Item.Value)"}}, **tolerance)
+    raw = _machine(
+        **{"ItemBatcher": None, "ItemSelector": {"Items.$": "States.Array($$.Map.Item.Value)"}},
+        **tolerance,
+    )
     raw["States"]["ScoreFile"]["MaxConcurrency"] = 1  # ordered, so a count breach is deterministic
     if fails:
         with pytest.raises(StatesError) as failure:
@@ -139,7 +151,9 @@ def test_tolerated_failures(kit: Kit, tolerance: dict[str, Any], failing: int, f
 def test_a_failed_batch_fails_all_its_items(kit: Kit) -> None:
     # 2 items per batch, one failing batch = 2 failed items: over a count of 1
     _put(kit, "id\n0\n1\n2\n3\n")
-    kit.runtime.handlers["Scorer"] = lambda e: (_ for _ in ()).throw(HandlerError("E")) if e["Items"][0]["id"] == "0" else {}
+    kit.runtime.handlers["Scorer"] = lambda e: (
+        (_ for _ in ()).throw(HandlerError("E")) if e["Items"][0]["id"] == "0" else {}
+    )
     with pytest.raises(StatesError) as failure:
         kit.run(_machine(ToleratedFailureCount=1), JOB)
     assert failure.value.error == EXCEEDED
@@ -151,7 +165,12 @@ def test_batching_by_bytes(kit: Kit) -> None:
     # {"Items":[...],"BatchInput":{...}} costs the rest: 3 items fit in 160 bytes, 4 do not.
     _put(kit, "id,v\n" + "".join(f"{i},{'x' * 10}\n" for i in range(7)))
     kit.runtime.handlers["Scorer"] = _echo
-    out = kit.run(_machine(**{"ItemBatcher.MaxItemsPerBatch": None, "ItemBatcher.MaxInputBytesPerBatch": 160}), JOB)
+    out = kit.run(
+        _machine(
+            **{"ItemBatcher.MaxItemsPerBatch": None, "ItemBatcher.MaxInputBytesPerBatch": 160}
+        ),
+        JOB,
+    )
     assert out["map"]["ResultWriterDetails"]
     sizes = sorted(len(json.dumps(e, separators=(",", ":"))) for _, e in kit.runtime.calls)
     counts = sorted(len(e["Items"]) for _, e in kit.runtime.calls)
@@ -206,7 +225,11 @@ def test_without_result_writer_the_result_is_the_outputs_in_order(kit: Kit) -> N
     _put(kit, "id\n" + "".join(f"{i}\n" for i in range(5)))
     kit.runtime.handlers["Scorer"] = _echo
     out = kit.run(_machine(ResultWriter=None), JOB)
-    assert out["map"] == [{"n": 2, "ids": ["0", "1"]}, {"n": 2, "ids": ["2", "3"]}, {"n": 1, "ids": ["4"]}]
+    assert out["map"] == [
+        {"n": 2, "ids": ["0", "1"]},
+        {"n": 2, "ids": ["2", "3"]},
+        {"n": 1, "ids": ["4"]},
+    ]
 
 
 # ------------------------------------------------------------------ the reader alone
@@ -222,7 +245,7 @@ def _items(data: bytes, reader: ItemReader, max_items: int | None = None) -> lis
 
 def test_reader_streams_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(item_reader, "CHUNK_BYTES", 7)
-    data = 'a,b\n"x\ny",1\n2,"q,r"\n'.encode()
+    data = b'a,b\n"x\ny",1\n2,"q,r"\n'
     assert _items(data, _reader()) == [{"a": "x\ny", "b": "1"}, {"a": "2", "b": "q,r"}]
     array = json.dumps([{"v": 12345}, [1, 2], "s", 678, None]).encode()
     assert _items(array, _reader("JSON")) == [{"v": 12345}, [1, 2], "s", 678, None]

@@ -218,7 +218,7 @@ class _Compiler:
                     raise UnsupportedDefinitionError(
                         f"state {state.name!r}: transition to {target!r}, which is not a state"
                     )
-        machine = Machine(start, states, _number(raw, "TimeoutSeconds", label))
+        machine = Machine(str(start), states, _number(raw, "TimeoutSeconds", label))
         for state in states.values():
             if state.processor is not None:
                 machine.functions |= state.processor.functions

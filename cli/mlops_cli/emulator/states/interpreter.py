@@ -23,12 +23,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Final, Protocol
 
 from mlops_cli.emulator.sources.lambda_service import Invoker
 from mlops_cli.emulator.states.choice import timestamp
 from mlops_cli.emulator.states.definition import LAMBDA_INVOKE, STATES_ALL, Machine, State
-from mlops_cli.emulator.states.intrinsics import IntrinsicFailure
+from mlops_cli.emulator.states.intrinsics import IntrinsicFailureError
 from mlops_cli.emulator.states.paths import Path, PathError, place, read
 
 # Errors no States.ALL retrier or catcher handles (AWS: "terminal").
@@ -176,7 +177,7 @@ class Interpreter:
         if state.type == "Choice":
             ctx = execution.context(state.name, entered)
             for predicate, target in state.choices:
-                if self._guard(lambda p=predicate: p(effective, ctx)):
+                if self._guard(partial(predicate, effective, ctx)):
                     return self._output(state, effective), target
             if state.default is None:
                 raise StatesError(
@@ -293,7 +294,8 @@ class Interpreter:
             if self.map_runner is None:
                 raise StatesError("States.Runtime", "no runner for distributed Map states")
             return self.map_runner.run(self, state, effective, execution)
-        assert state.items_path is not None and state.processor is not None
+        assert state.items_path is not None
+        assert state.processor is not None
         items_path = state.items_path
         items = self._guard(lambda: read(items_path, effective, ctx))
         if not isinstance(items, list):
@@ -375,7 +377,7 @@ class Interpreter:
         """Path and intrinsic failures as Step Functions names them."""
         try:
             return compute()
-        except IntrinsicFailure as exc:
+        except IntrinsicFailureError as exc:
             raise StatesError("States.IntrinsicFailure", str(exc)) from None
         except PathError as exc:
             raise StatesError("States.Runtime", str(exc)) from None

@@ -2,7 +2,7 @@
 
 ``compile_intrinsic`` parses a call once (when the definition is loaded) and returns a function
 of (input, context). A function this module does not know is refused there, naming the field;
-a call that fails at run time raises ``IntrinsicFailure`` (``States.IntrinsicFailure``).
+a call that fails at run time raises ``IntrinsicFailureError`` (``States.IntrinsicFailure``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from mlops_cli.emulator.states.paths import PathError, parse_path, read
 Evaluated = Callable[[Any, Any], Any]
 
 
-class IntrinsicFailure(ValueError):
+class IntrinsicFailureError(ValueError):
     """A call that cannot be evaluated (``States.IntrinsicFailure``)."""
 
 
@@ -31,13 +31,15 @@ _NAME = re.compile(r"States\.[A-Za-z0-9]+")
 def _format(template: str, *args: Any) -> str:
     pieces = re.split(r"(?<!\\)\{\}", template)
     if len(pieces) - 1 != len(args):
-        raise IntrinsicFailure(
+        raise IntrinsicFailureError(
             f"States.Format: {len(pieces) - 1} placeholders for {len(args)} arguments"
         )
     out = [pieces[0]]
     for arg, piece in zip(args, pieces[1:], strict=True):
         if isinstance(arg, dict | list):
-            raise IntrinsicFailure("States.Format: arguments must be strings, numbers or booleans")
+            raise IntrinsicFailureError(
+                "States.Format: arguments must be strings, numbers or booleans"
+            )
         out.append(arg if isinstance(arg, str) else json.dumps(arg))
         out.append(piece)
     return "".join(out).replace("\\{", "{").replace("\\}", "}")
@@ -45,31 +47,31 @@ def _format(template: str, *args: Any) -> str:
 
 def _string_to_json(text: Any) -> Any:
     if not isinstance(text, str):
-        raise IntrinsicFailure("States.StringToJson: the argument must be a string")
+        raise IntrinsicFailureError("States.StringToJson: the argument must be a string")
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise IntrinsicFailure(f"States.StringToJson: {exc}") from None
+        raise IntrinsicFailureError(f"States.StringToJson: {exc}") from None
 
 
 def _array_partition(items: Any, size: Any) -> list[Any]:
     if not isinstance(items, list) or not isinstance(size, int) or size <= 0:
-        raise IntrinsicFailure("States.ArrayPartition: an array and a positive integer")
+        raise IntrinsicFailureError("States.ArrayPartition: an array and a positive integer")
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _array_range(start: Any, end: Any, step: Any) -> list[int]:
     if not all(isinstance(x, int) for x in (start, end, step)) or step == 0:
-        raise IntrinsicFailure("States.ArrayRange: three integers, step not 0")
+        raise IntrinsicFailureError("States.ArrayRange: three integers, step not 0")
     values = list(range(start, end + (1 if step > 0 else -1), step))
     if len(values) > 1000:
-        raise IntrinsicFailure("States.ArrayRange: more than 1000 items")
+        raise IntrinsicFailureError("States.ArrayRange: more than 1000 items")
     return values
 
 
 def _array_get_item(items: Any, index: Any) -> Any:
     if not isinstance(items, list) or not isinstance(index, int) or not 0 <= index < len(items):
-        raise IntrinsicFailure("States.ArrayGetItem: index out of range")
+        raise IntrinsicFailureError("States.ArrayGetItem: index out of range")
     return items[index]
 
 
@@ -77,28 +79,28 @@ def _hash(data: Any, algorithm: Any) -> str:
     names = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384"}
     names["SHA-512"] = "sha512"
     if algorithm not in names:
-        raise IntrinsicFailure(f"States.Hash: unknown algorithm {algorithm!r}")
+        raise IntrinsicFailureError(f"States.Hash: unknown algorithm {algorithm!r}")
     text = data if isinstance(data, str) else json.dumps(data)
     return hashlib.new(names[algorithm], text.encode()).hexdigest()
 
 
 def _json_merge(left: Any, right: Any, deep: Any) -> Any:
     if not isinstance(left, dict) or not isinstance(right, dict):
-        raise IntrinsicFailure("States.JsonMerge: two objects")
+        raise IntrinsicFailureError("States.JsonMerge: two objects")
     if deep is not False:
-        raise IntrinsicFailure("States.JsonMerge: only shallow merges (false) are supported")
+        raise IntrinsicFailureError("States.JsonMerge: only shallow merges (false) are supported")
     return {**left, **right}
 
 
 def _length(items: Any) -> int:
     if not isinstance(items, list):
-        raise IntrinsicFailure("States.ArrayLength: the argument must be an array")
+        raise IntrinsicFailureError("States.ArrayLength: the argument must be an array")
     return len(items)
 
 
 def _unique(items: Any) -> list[Any]:
     if not isinstance(items, list):
-        raise IntrinsicFailure("States.ArrayUnique: the argument must be an array")
+        raise IntrinsicFailureError("States.ArrayUnique: the argument must be an array")
     seen: list[Any] = []
     for item in items:
         if item not in seen:
@@ -108,13 +110,13 @@ def _unique(items: Any) -> list[Any]:
 
 def _add(a: Any, b: Any) -> Any:
     if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (a, b)):
-        raise IntrinsicFailure("States.MathAdd: two numbers")
+        raise IntrinsicFailureError("States.MathAdd: two numbers")
     return a + b
 
 
 def _split(text: Any, separators: Any) -> list[str]:
     if not isinstance(text, str) or not isinstance(separators, str):
-        raise IntrinsicFailure("States.StringSplit: two strings")
+        raise IntrinsicFailureError("States.StringSplit: two strings")
     return [part for part in re.split("|".join(map(re.escape, separators)), text) if part]
 
 
@@ -195,10 +197,10 @@ class _Parser:
             values = [arg(data, context) for arg in args]
             try:
                 return function(*values)
-            except IntrinsicFailure:
+            except IntrinsicFailureError:
                 raise
             except (TypeError, ValueError) as exc:
-                raise IntrinsicFailure(f"{name}: {exc}") from None
+                raise IntrinsicFailureError(f"{name}: {exc}") from None
 
         return evaluate
 
@@ -214,12 +216,11 @@ class _Parser:
         for word, value in (("true", True), ("false", False), ("null", None)):
             if rest.startswith(word):
                 self.position += len(word)
-                return lambda data, ctx, v=value: v
+                return _constant(value)
         match = _NUMBER.match(self.text, self.position)
         if match:
             self.position = match.end()
-            number = json.loads(match.group())
-            return lambda data, ctx: number
+            return _constant(json.loads(match.group()))
         raise self.fail("expected a string, number, boolean, null, path or call")
 
     def string(self) -> Evaluated:
@@ -235,8 +236,7 @@ class _Parser:
                 continue
             if char == "'":
                 self.position += 1
-                literal = "".join(out)
-                return lambda data, ctx: literal
+                return _constant("".join(out))
             out.append(char)
             self.position += 1
         raise self.fail("unterminated string")
@@ -266,6 +266,13 @@ class _Parser:
             try:
                 return read(path, data, context)
             except PathError as exc:
-                raise IntrinsicFailure(f"{self.where}: {exc}") from None
+                raise IntrinsicFailureError(f"{self.where}: {exc}") from None
 
         return get
+
+
+def _constant(value: Any) -> Evaluated:
+    def evaluate(data: Any, context: Any) -> Any:
+        return value
+
+    return evaluate

@@ -91,7 +91,8 @@ class _Results:
                 return
             file = self.files.get(status)
             if file is None:
-                file = self.files[status] = tempfile.TemporaryFile()
+                # Closed by close(), once every child has added its record.
+                file = self.files[status] = tempfile.TemporaryFile()  # noqa: SIM115
                 file.write(b"[")
             else:
                 file.write(b",")
@@ -100,6 +101,26 @@ class _Results:
     def close(self) -> None:
         for file in self.files.values():
             file.close()
+
+
+@dataclass
+class _Run:
+    """One Map Run: what its children share."""
+
+    interpreter: Interpreter
+    state: State
+    parent: Execution
+    data: Any
+    ctx: dict[str, Any]
+    run_id: str
+    arn: str
+    child_machine: str
+    results: _Results
+    tolerated_count: int | None
+    tolerated_percentage: float | None
+    counts: MapRunCounts = field(default_factory=MapRunCounts)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 class DistributedMap:
@@ -116,57 +137,39 @@ class DistributedMap:
         self.last_counts: MapRunCounts | None = None
 
     def run(self, interpreter: Interpreter, state: State, data: Any, execution: Execution) -> Any:
-        started = time.monotonic()
         ctx = execution.context(state.name, interpreter.clock.now())
         run_id = str(uuid.uuid4())
         label = re.sub(r"[^A-Za-z0-9_-]", "", state.label or state.name)[:40] or "Map"
         prefix = execution.machine_arn.rsplit(":stateMachine:", 1)[0]
-        run_arn = f"{prefix}:mapRun:{execution.machine_name}/{label}:{run_id}"
-        child_machine = f"{execution.machine_arn}/{label}"
         writer_target = self._writer_target(interpreter, state, data, ctx)
-        counts = MapRunCounts()
-        results = _Results(writer=writer_target is not None)
-        tolerated_count, tolerated_percentage = self._tolerance(interpreter, state, data)
-        stop = threading.Event()
-        limit = interpreter.max_concurrency(state, data) or self.max_workers
-        workers = max(1, min(limit, self.max_workers))
-        in_flight = threading.BoundedSemaphore(workers * 2)
-        lock = threading.Lock()
-
-        def run_child(child: Child) -> None:
-            try:
-                self._run_child(
-                    interpreter, state, execution, child, child_machine, results, counts, lock
-                )
-                with lock:
-                    if tolerated_count is not None and counts.failed_items > tolerated_count:
-                        stop.set()
-                    if tolerated_count is None and not tolerated_percentage and counts.failed_items:
-                        stop.set()
-            finally:
-                in_flight.release()
-
+        count, percentage = self._tolerance(interpreter, state, data)
+        run = _Run(
+            interpreter=interpreter,
+            state=state,
+            parent=execution,
+            data=data,
+            ctx=ctx,
+            run_id=run_id,
+            arn=f"{prefix}:mapRun:{execution.machine_name}/{label}:{run_id}",
+            child_machine=f"{execution.machine_arn}/{label}",
+            results=_Results(writer=writer_target is not None),
+            tolerated_count=count,
+            tolerated_percentage=percentage,
+        )
         try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"map:{label}") as pool:
-                for child in self._children(interpreter, state, data, ctx, counts):
-                    if not _acquire(in_flight, stop, execution.cancelled):
-                        break
-                    pool.submit(run_child, child)
-            counts.seconds = time.monotonic() - started
-            self.last_counts = counts
+            self._run_children(run, label)
             output: Any
             if writer_target is not None:
-                output = {
-                    "MapRunArn": run_arn,
-                    "ResultWriterDetails": self._write(writer_target, run_id, run_arn, results),
-                }
+                details = self._write(writer_target, run_id, run.arn, run.results)
+                output = {"MapRunArn": run.arn, "ResultWriterDetails": details}
             else:
-                output = [results.outputs[i] for i in sorted(results.outputs)]
+                output = [run.results.outputs[i] for i in sorted(run.results.outputs)]
         finally:
-            results.close()
+            run.results.close()
+        counts = run.counts
         log.info(
             "map run %s: %d items in %d children, %d items failed, %.2f s",
-            run_arn,
+            run.arn,
             counts.items,
             counts.children,
             counts.failed_items,
@@ -174,12 +177,12 @@ class DistributedMap:
         )
         if execution.cancelled.is_set():
             raise StatesError("States.Cancelled", "the execution was stopped")
-        if self._exceeded(counts, tolerated_count, tolerated_percentage):
+        if self._exceeded(counts, count, percentage):
             raise StatesError(
                 EXCEEDED,
                 f"The specified tolerated failure threshold was exceeded: {counts.failed_items} "
-                f"of {counts.items} items failed (tolerated: count {tolerated_count}, "
-                f"percentage {tolerated_percentage})",
+                f"of {counts.items} items failed (tolerated: count {count}, "
+                f"percentage {percentage})",
             )
         if writer_target is None:
             size = len(json.dumps(output, separators=_SEPARATORS))
@@ -191,16 +194,45 @@ class DistributedMap:
                 )
         return output
 
+    def _run_children(self, run: _Run, label: str) -> None:
+        """Every child on a bounded pool, reading ahead at most two batches per worker."""
+        started = time.monotonic()
+        limit = run.interpreter.max_concurrency(run.state, run.data) or self.max_workers
+        workers = max(1, min(limit, self.max_workers))
+        in_flight = threading.BoundedSemaphore(workers * 2)
+
+        def run_child(child: Child) -> None:
+            try:
+                self._run_child(run, child)
+                with run.lock:
+                    failed = run.counts.failed_items
+                    count, percentage = run.tolerated_count, run.tolerated_percentage
+                    if count is not None and failed > count:
+                        run.stop.set()
+                    if count is None and not percentage and failed:
+                        run.stop.set()
+            finally:
+                in_flight.release()
+
+        cancelled = run.parent.cancelled
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"map:{label}") as pool:
+            for child in self._children(run):
+                if not _acquire(in_flight, run.stop, cancelled):
+                    break
+                pool.submit(run_child, child)
+        run.counts.seconds = time.monotonic() - started
+        self.last_counts = run.counts
+
     # ------------------------------------------------------------------ items and batches
 
-    def _children(
-        self,
-        interpreter: Interpreter,
-        state: State,
-        data: Any,
-        ctx: dict[str, Any],
-        counts: MapRunCounts,
-    ) -> Iterator[Child]:
+    def _children(self, run: _Run) -> Iterator[Child]:
+        interpreter, state, data, ctx, counts = (
+            run.interpreter,
+            run.state,
+            run.data,
+            run.ctx,
+            run.counts,
+        )
         items = self._items(interpreter, state, data, ctx)
         selected = (
             interpreter.item_input(state, data, ctx, index, item)
@@ -280,17 +312,9 @@ class DistributedMap:
 
     # ------------------------------------------------------------------ children
 
-    def _run_child(
-        self,
-        interpreter: Interpreter,
-        state: State,
-        parent: Execution,
-        child: Child,
-        child_machine: str,
-        results: _Results,
-        counts: MapRunCounts,
-        lock: threading.Lock,
-    ) -> None:
+    def _run_child(self, run: _Run, child: Child) -> None:
+        interpreter, state, parent = run.interpreter, run.state, run.parent
+        results, counts, lock, child_machine = run.results, run.counts, run.lock, run.child_machine
         assert state.processor is not None
         name = str(uuid.uuid4())
         kind = "express" if state.execution_type == "EXPRESS" else "execution"

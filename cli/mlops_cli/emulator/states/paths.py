@@ -51,7 +51,7 @@ def parse_path(text: str) -> Path:
                 f"JSONPath {text!r}: {rest[position:]!r} is not supported locally "
                 "(supported: .name, ['name'], [n], [*])"
             )
-        name, quoted, index, star = match.groups()
+        name, quoted, index, _star = match.groups()
         if name is not None:
             steps.append(name)
         elif quoted is not None:

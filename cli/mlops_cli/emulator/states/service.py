@@ -154,8 +154,10 @@ def _definition(props: Mapping[str, Any], base: Path, where: str) -> dict[str, A
             definition = yaml.safe_load((base / uri).read_text())  # JSON is YAML
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{where}: cannot read DefinitionUri {uri}: {exc}") from None
+    if not isinstance(definition, dict):
+        raise ConfigError(f"{where}: the definition must be a JSON object")
     substitutions = {k: str(v) for k, v in (props.get("DefinitionSubstitutions") or {}).items()}
-    return _substitute(definition, substitutions)
+    return dict(_substitute(definition, substitutions))
 
 
 def _substitute(value: Any, substitutions: Mapping[str, str]) -> Any:
