@@ -143,33 +143,30 @@ def load_state_machines(
 
 
 def _definition(props: Mapping[str, Any], base: Path, where: str) -> dict[str, Any]:
+    """The definition as Step Functions receives it: ``DefinitionSubstitutions`` replace
+    ``${Name}`` in its text before it is parsed (so ``"MaxConcurrency": ${Limit}`` is a
+    number), as CloudFormation does."""
     if ("Definition" in props) == ("DefinitionUri" in props):
         raise ConfigError(f"{where}: exactly one of Definition and DefinitionUri")
-    definition = props.get("Definition")
-    if definition is None:
+    if "Definition" in props:
+        text = json.dumps(props["Definition"])
+    else:
         uri = props["DefinitionUri"]
         if not isinstance(uri, str):
             raise ConfigError(f"{where}: DefinitionUri must be a local file path")
         try:
-            definition = yaml.safe_load((base / uri).read_text())  # JSON is YAML
-        except (OSError, yaml.YAMLError) as exc:
+            text = (base / uri).read_text()
+        except OSError as exc:
             raise ConfigError(f"{where}: cannot read DefinitionUri {uri}: {exc}") from None
+    for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+        text = text.replace("${" + str(key) + "}", str(value))
+    try:
+        definition = yaml.safe_load(text)  # JSON is YAML; SAM accepts YAML definitions too
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: the definition is not JSON or YAML: {exc}") from None
     if not isinstance(definition, dict):
         raise ConfigError(f"{where}: the definition must be a JSON object")
-    substitutions = {k: str(v) for k, v in (props.get("DefinitionSubstitutions") or {}).items()}
-    return dict(_substitute(definition, substitutions))
-
-
-def _substitute(value: Any, substitutions: Mapping[str, str]) -> Any:
-    """SAM's ``DefinitionSubstitutions``: ``${Name}`` in any string of the definition."""
-    if isinstance(value, dict):
-        return {k: _substitute(v, substitutions) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, substitutions) for v in value]
-    if isinstance(value, str) and "${" in value:
-        for key, replacement in substitutions.items():
-            value = value.replace("${" + key + "}", replacement)
-    return value
+    return definition
 
 
 class StateMachines:
