@@ -89,6 +89,8 @@ def test_an_upload_runs_the_distributed_map_and_scores_every_row(stack: LocalSta
         )
     assert len(predictions) == 1000
     assert predictions["999"] == pytest.approx(2 * 99.9 + 1)
+    # and DescribeMapRun counts the items
+    assert map_run_items(stack, described["executionArn"]) == (1000, 1000, 0)
 
 
 def test_failed_batches_past_the_tolerance_fail_the_execution(stack: LocalStack) -> None:
@@ -99,3 +101,14 @@ def test_failed_batches_past_the_tolerance_fail_the_execution(stack: LocalStack)
     assert described["status"] == "FAILED"
     assert described["error"] == "States.ExceedToleratedFailureThreshold"
     assert "500 of 1000 items failed" in described["cause"]
+    assert map_run_items(stack, described["executionArn"]) == (1000, 500, 500)
+
+
+def map_run_items(stack: LocalStack, execution_arn: str) -> tuple[int, int, int]:
+    """DescribeMapRun's (total, succeeded, failed) items for the execution's one Map Run."""
+    sfn = client(stack, "stepfunctions")
+    (run,) = sfn.list_map_runs(executionArn=execution_arn)["mapRuns"]
+    described = sfn.describe_map_run(mapRunArn=run["mapRunArn"])
+    assert described["status"] in ("SUCCEEDED", "FAILED")
+    counts = described["itemCounts"]
+    return counts["total"], counts["succeeded"], counts["failed"]

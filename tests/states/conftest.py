@@ -125,8 +125,10 @@ def kit() -> Kit:
 
 
 @pytest.fixture
-def s3_kit() -> Iterator[Kit]:
+def s3_kit(monkeypatch: pytest.MonkeyPatch) -> Iterator[Kit]:
     """moto S3 in this process, with a bucket ``data``."""
+    # A local stack started earlier in this process leaves its endpoint in the environment.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket="data")

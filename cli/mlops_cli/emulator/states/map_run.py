@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any, Final
 
 from mlops_cli.emulator.states.definition import ItemBatcher, State
@@ -68,11 +68,64 @@ class Child:
 
 @dataclass
 class MapRunCounts:
-    items: int = 0
+    items: int = 0  # read so far (all of them once the reader is done)
+    running_items: int = 0
+    succeeded_items: int = 0
     failed_items: int = 0
-    children: int = 0
+    children: int = 0  # finished child executions
+    running_children: int = 0
     failed_children: int = 0
     seconds: float = 0.0
+
+
+@dataclass
+class MapRunRecord:
+    """What DescribeMapRun answers about one Map Run (kept for the stack's lifetime)."""
+
+    arn: str
+    execution_arn: str
+    start: datetime
+    max_concurrency: int
+    tolerated_count: int | None
+    tolerated_percentage: float | None
+    counts: MapRunCounts
+    status: str = "RUNNING"
+    stop: datetime | None = None
+
+    def describe(self) -> dict[str, Any]:
+        c = self.counts
+        pending = max(0, c.items - c.succeeded_items - c.failed_items - c.running_items)
+        done_children = c.children - c.failed_children
+        described: dict[str, Any] = {
+            "mapRunArn": self.arn,
+            "executionArn": self.execution_arn,
+            "status": self.status,
+            "startDate": self.start,
+            "maxConcurrency": self.max_concurrency,
+            "toleratedFailurePercentage": self.tolerated_percentage or 0.0,
+            "toleratedFailureCount": self.tolerated_count or 0,
+            "itemCounts": _counts(pending, c.running_items, c.succeeded_items, c.failed_items),
+            "executionCounts": _counts(0, c.running_children, done_children, c.failed_children),
+            "redriveCount": 0,
+        }
+        if self.stop is not None:
+            described["stopDate"] = self.stop
+        return described
+
+
+def _counts(pending: int, running: int, succeeded: int, failed: int) -> dict[str, int]:
+    return {
+        "pending": pending,
+        "running": running,
+        "succeeded": succeeded,
+        "failed": failed,
+        "timedOut": 0,
+        "aborted": 0,
+        "total": pending + running + succeeded + failed,
+        "resultsWritten": succeeded + failed,
+        "failuresNotRedrivable": 0,
+        "pendingRedrive": 0,
+    }
 
 
 @dataclass
@@ -135,6 +188,7 @@ class DistributedMap:
         self.s3 = s3
         self.max_workers = max_workers
         self.last_counts: MapRunCounts | None = None
+        self.runs: dict[str, MapRunRecord] = {}  # by ARN: DescribeMapRun
 
     def run(self, interpreter: Interpreter, state: State, data: Any, execution: Execution) -> Any:
         ctx = execution.context(state.name, interpreter.clock.now())
@@ -156,6 +210,16 @@ class DistributedMap:
             tolerated_count=count,
             tolerated_percentage=percentage,
         )
+        record = MapRunRecord(
+            arn=run.arn,
+            execution_arn=execution.arn,
+            start=datetime.now(UTC),
+            max_concurrency=interpreter.max_concurrency(state, data),
+            tolerated_count=count,
+            tolerated_percentage=percentage,
+            counts=run.counts,
+        )
+        self.runs[run.arn] = record
         try:
             self._run_children(run, label)
             output: Any
@@ -167,6 +231,11 @@ class DistributedMap:
         finally:
             run.results.close()
         counts = run.counts
+        exceeded = self._exceeded(counts, count, percentage)
+        record.stop = datetime.now(UTC)
+        record.status = (
+            "ABORTED" if execution.cancelled.is_set() else "FAILED" if exceeded else "SUCCEEDED"
+        )
         log.info(
             "map run %s: %d items in %d children, %d items failed, %.2f s",
             run.arn,
@@ -177,7 +246,7 @@ class DistributedMap:
         )
         if execution.cancelled.is_set():
             raise StatesError("States.Cancelled", "the execution was stopped")
-        if self._exceeded(counts, count, percentage):
+        if exceeded:
             raise StatesError(
                 EXCEEDED,
                 f"The specified tolerated failure threshold was exceeded: {counts.failed_items} "
@@ -335,6 +404,9 @@ class DistributedMap:
             "InputDetails": {"Included": True},
             "Name": name,
         }
+        with lock:
+            counts.running_items += child.items
+            counts.running_children += 1
         try:
             if len(child.input_json.encode()) > MAX_PAYLOAD_BYTES:
                 raise StatesError(
@@ -352,6 +424,8 @@ class DistributedMap:
                 "FAILED", child.index, self._record(record, execution, "FAILED", failed), failed
             )
             with lock:
+                counts.running_items -= child.items
+                counts.running_children -= 1
                 counts.children += 1
                 counts.failed_children += 1
                 counts.failed_items += child.items
@@ -365,7 +439,10 @@ class DistributedMap:
             "SUCCEEDED", child.index, self._record(record, execution, "SUCCEEDED", done), output
         )
         with lock:
+            counts.running_items -= child.items
+            counts.running_children -= 1
             counts.children += 1
+            counts.succeeded_items += child.items
 
     @staticmethod
     def _record(

@@ -12,10 +12,12 @@ this module wraps moto's ``StateMachine.start_execution`` (the moto server runs 
 each new execution of a template state machine runs on a bounded pool with the ``Interpreter``,
 its Lambda tasks go to the local runtime, and its end is written back into moto's record
 (``status``, ``stopDate``, ``output`` or ``error``/``cause``), so ``DescribeExecution`` answers
-as AWS would. ``StopExecution`` cancels the run before its next state. Differences: no execution
-history (``GetExecutionHistory`` answers moto's canned events); Express machines are recorded
-like Standard ones (DescribeExecution answers for them, where AWS answers only for Standard);
-executions beyond ``max_executions`` wait for a slot; a running task is never interrupted.
+as AWS would. ``StopExecution`` cancels the run before its next state; ``DescribeMapRun`` and
+``ListMapRuns`` answer from the local Map Runs (item and child counts, status, dates).
+Differences: no execution history (``GetExecutionHistory`` answers moto's canned events);
+Express machines are recorded like Standard ones (DescribeExecution answers for them, where AWS
+answers only for Standard); executions beyond ``max_executions`` wait for a slot; a running
+task is never interrupted.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ _RUN: Final = frozenset({"Definition", "DefinitionUri", "DefinitionSubstitutions
 # moto's StateMachine.start_execution / stop_execution, wrapped once per process; each stack
 # registers its machines' ARNs here.
 _STARTED: dict[str, Callable[[Any], None]] = {}
+_MAP_RUNS: list[DistributedMap] = []  # DescribeMapRun looks in each running stack's
 _STOPPED: dict[str, threading.Event] = {}
 _HOOK_LOCK = threading.Lock()
 
@@ -193,11 +196,9 @@ class StateMachines:
         self.sfn: Any = boto3.client("stepfunctions", **credentials)  # type: ignore[call-overload]
         s3: Any = boto3.client("s3", **credentials)  # type: ignore[call-overload]
         self.clock = clock or RealClock()
+        self.map_runs = DistributedMap(MotoObjects(ACCOUNT), s3, max_workers=map_workers)
         self.interpreter = Interpreter(
-            invoker,
-            resolve_function,
-            clock=self.clock,
-            map_runner=DistributedMap(MotoObjects(ACCOUNT), s3, max_workers=map_workers),
+            invoker, resolve_function, clock=self.clock, map_runner=self.map_runs
         )
         self._pool = ThreadPoolExecutor(max_workers=max_executions, thread_name_prefix="states")
         self._running: dict[str, threading.Event] = {}
@@ -219,11 +220,14 @@ class StateMachines:
         with _HOOK_LOCK:
             for arn in self.machines:
                 _STARTED[arn] = self._on_started
+            _MAP_RUNS.append(self.map_runs)
 
     def stop(self) -> None:
         with _HOOK_LOCK:
             for arn in self.machines:
                 _STARTED.pop(arn, None)
+            if self.map_runs in _MAP_RUNS:
+                _MAP_RUNS.remove(self.map_runs)
         with self._lock:
             self._stopped = True
             for cancelled in self._running.values():
@@ -291,8 +295,10 @@ class StateMachines:
 
 
 def install_hooks() -> None:
-    """Wrap moto's StateMachine.start_execution / stop_execution (idempotent)."""
-    from moto.stepfunctions.models import StateMachine
+    """Wrap moto's StateMachine.start_execution / stop_execution and answer DescribeMapRun /
+    ListMapRuns from the local Map Runs (idempotent)."""
+    from moto.stepfunctions.exceptions import ResourceNotFound
+    from moto.stepfunctions.models import StateMachine, StepFunctionBackend
 
     start = StateMachine.start_execution
     if getattr(start, "local_stack_hook", False):
@@ -317,6 +323,33 @@ def install_hooks() -> None:
             cancelled.set()
         return record
 
+    def describe_map_run(self: Any, map_run_arn: str) -> dict[str, Any]:
+        with _HOOK_LOCK:
+            runners = list(_MAP_RUNS)
+        for runner in runners:
+            if map_run_arn in runner.runs:
+                return runner.runs[map_run_arn].describe()
+        raise ResourceNotFound(map_run_arn)
+
+    def list_map_runs(self: Any, execution_arn: str) -> dict[str, Any]:
+        with _HOOK_LOCK:
+            runners = list(_MAP_RUNS)
+        runs = [
+            {
+                "executionArn": run.execution_arn,
+                "mapRunArn": run.arn,
+                "stateMachineArn": run.arn.replace(":mapRun:", ":stateMachine:").rsplit(":", 1)[0],
+                "startDate": run.start,
+                **({"stopDate": run.stop} if run.stop else {}),
+            }
+            for runner in runners
+            for run in list(runner.runs.values())
+            if run.execution_arn == execution_arn
+        ]
+        return {"mapRuns": runs}
+
     start_execution.local_stack_hook = True  # type: ignore[attr-defined]
+    StepFunctionBackend.describe_map_run = describe_map_run  # type: ignore[method-assign]
+    StepFunctionBackend.list_map_runs = list_map_runs  # type: ignore[method-assign]
     StateMachine.start_execution = start_execution  # type: ignore[method-assign]
     StateMachine.stop_execution = stop_execution  # type: ignore[method-assign]
