@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 EXCEEDED: Final = "States.ExceedToleratedFailureThreshold"
 DEFAULT_WORKERS: Final = 16
 _SEPARATORS: Final = (",", ":")
+# One encoder for every item: json.dumps(..., separators=...) builds a new one per call.
+_compact = json.JSONEncoder(separators=_SEPARATORS).encode
 
 
 @dataclass
@@ -149,7 +151,7 @@ class _Results:
                 file.write(b"[")
             else:
                 file.write(b",")
-            file.write(json.dumps(record, separators=_SEPARATORS).encode())
+            file.write(_compact(record).encode())
 
     def close(self) -> None:
         for file in self.files.values():
@@ -254,7 +256,7 @@ class DistributedMap:
                 f"percentage {percentage})",
             )
         if writer_target is None:
-            size = len(json.dumps(output, separators=_SEPARATORS))
+            size = len(_compact(output))
             if size > MAX_PAYLOAD_BYTES:
                 raise StatesError(
                     "States.DataLimitExceeded",
@@ -311,16 +313,12 @@ class DistributedMap:
         if batcher is None:
             for index, item in enumerate(selected):
                 counts.items += 1
-                yield Child(index, 1, item, json.dumps(item, separators=_SEPARATORS))
+                yield Child(index, 1, item, _compact(item))
             return
         max_items, max_bytes = self._batch_limits(interpreter, batcher, data)
         batch_input = None if batcher.batch_input is None else batcher.batch_input(data, ctx)
         # {"Items":[...]} or {"Items":[...],"BatchInput":...}: the size without the items.
-        tail = (
-            ""
-            if batch_input is None
-            else ',"BatchInput":' + json.dumps(batch_input, separators=_SEPARATORS)
-        )
+        tail = "" if batch_input is None else ',"BatchInput":' + _compact(batch_input)
         overhead = len('{"Items":[]') + len(tail) + 1
         batch: list[str] = []
         size = overhead
@@ -332,8 +330,9 @@ class DistributedMap:
 
         for item in selected:
             counts.items += 1
-            encoded = json.dumps(item, separators=_SEPARATORS)
-            cost = len(encoded.encode()) + (1 if batch else 0)
+            encoded = _compact(item)
+            # ASCII (non-ASCII is \u-escaped): characters are bytes, a little over UTF-8's count.
+            cost = len(encoded) + (1 if batch else 0)
             if batch and (
                 (max_items is not None and len(batch) >= max_items)
                 or (max_bytes is not None and size + cost > max_bytes)
@@ -341,7 +340,7 @@ class DistributedMap:
                 yield child()
                 index += 1
                 batch, size = [], overhead
-                cost = len(encoded.encode())
+                cost = len(encoded)
             batch.append(encoded)
             size += cost
         if batch:
@@ -408,10 +407,10 @@ class DistributedMap:
             counts.running_items += child.items
             counts.running_children += 1
         try:
-            if len(child.input_json.encode()) > MAX_PAYLOAD_BYTES:
+            if len(child.input_json) > MAX_PAYLOAD_BYTES:
                 raise StatesError(
                     "States.DataLimitExceeded",
-                    f"the child execution's input is {len(child.input_json.encode())} bytes, over "
+                    f"the child execution's input is {len(child.input_json)} bytes, over "
                     f"the {MAX_PAYLOAD_BYTES}-byte quota",
                 )
             execution.input = (
@@ -432,7 +431,7 @@ class DistributedMap:
             log.warning("map child %s failed: %s", execution.arn, err)
             return
         done = {
-            "Output": json.dumps(output, separators=_SEPARATORS),
+            "Output": _compact(output),
             "OutputDetails": {"Included": True},
         }
         results.add(

@@ -90,6 +90,8 @@ def _read(path: Path, steps: tuple[Any, ...], value: Any) -> Any:
             if not isinstance(value, list) or step >= len(value):
                 raise PathError(f"{path.text}: no item [{step}]")
             value = value[step]
+        elif isinstance(value, dict) and step in value:  # the common case, before Mapping's ABC
+            value = value[step]
         else:
             if not isinstance(value, Mapping) or step not in value:
                 raise PathError(f"{path.text}: no field {step!r}")
