@@ -165,7 +165,8 @@ def reader_child(path: str, rows: int) -> dict[str, Any]:
     out = interpreter.execute(machine, new_execution(MACHINE_ARN, job))
     seconds = time.perf_counter() - started
     counts = runner.last_counts
-    assert counts is not None and counts.items == rows, (counts, rows)
+    assert counts is not None
+    assert counts.items == rows, (counts, rows)
     assert len(out["map"]) == counts.children  # one output per batch, none failed
     return {
         "rows": rows,
