@@ -52,7 +52,8 @@ class FakeRuntime:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def invoke(self, function: str, event: Any) -> Invocation:
-        event = json.loads(json.dumps(event))  # what crosses the Invoke API is JSON
+        # What crosses the Invoke API is JSON (bytes are sent as they are, as Invoke's Payload).
+        event = json.loads(event if isinstance(event, bytes) else json.dumps(event))
         with self.lock:
             self.calls.append((function, event))
             self.in_flight += 1

@@ -84,6 +84,9 @@ class Execution:
     role_arn: str = ""
     deadline: datetime | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # ``input`` as JSON when it arrived as JSON (a Map child's batch): a Task whose payload is
+    # the input itself sends these bytes instead of encoding the object again.
+    input_json: str | None = None
 
     def context(
         self, state: str, entered: datetime, retries: int = 0, item: tuple[int, Any] | None = None
@@ -209,7 +212,7 @@ class Interpreter:
             try:
                 ctx = execution.context(state.name, entered, retries)
                 if state.type == "Task":
-                    result = self._task(state, effective, ctx)
+                    result = self._task(state, effective, ctx, execution)
                 else:
                     result = self._map(state, effective, execution, ctx)
                 if state.result_selector is not None:
@@ -231,7 +234,7 @@ class Interpreter:
                 retries += 1
                 self.clock.sleep(delay)
 
-    def _task(self, state: State, effective: Any, ctx: dict[str, Any]) -> Any:
+    def _task(self, state: State, effective: Any, ctx: dict[str, Any], execution: Execution) -> Any:
         args = effective
         if state.parameters is not None:
             parameters = state.parameters
@@ -242,6 +245,8 @@ class Interpreter:
             payload = args.get("Payload")
         else:
             function, qualifier, payload = state.resource, None, args
+        if execution.input_json is not None and payload is execution.input:
+            payload = execution.input_json.encode()
         started = time.monotonic()
         request_id, result = self.invoke(str(function), payload, qualifier)
         elapsed = time.monotonic() - started

@@ -413,9 +413,8 @@ class DistributedMap:
                     f"the child execution's input is {len(child.input_json)} bytes, over "
                     f"the {MAX_PAYLOAD_BYTES}-byte quota",
                 )
-            execution.input = (
-                child.input if child.input is not None else json.loads(child.input_json)
-            )
+            execution.input = json.loads(child.input_json) if child.input is None else child.input
+            execution.input_json = child.input_json
             output = interpreter.run_states(state.processor, execution.input, execution)
         except StatesError as err:
             failed = {"Error": err.error, "Cause": err.cause}
