@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -187,3 +188,41 @@ def test_the_stack_refuses_what_it_cannot_run(
     with pytest.raises(ConfigError) as refusal:
         load_state_machines(resources, resolver, tmp_path, ["Scorer"])
     assert message in str(refusal.value)
+
+
+def test_stop_execution_aborts_before_the_next_state(
+    endpoint: str, sfn: Any, tmp_path: Path
+) -> None:
+    # Given an execution whose first task is still running
+    entered, release = threading.Event(), threading.Event()
+
+    def score(event: Any) -> Any:
+        entered.set()
+        release.wait(10)
+        return event
+
+    runtime = FakeRuntime({"Scorer": score})
+    definition = {
+        "StartAt": "First",
+        "States": {
+            "First": {"Type": "Task", "Resource": "${Fn}", "Next": "Second"},
+            "Second": {"Type": "Task", "Resource": "${Fn}", "End": True},
+        },
+    }
+    service = _stack(endpoint, runtime, definition, tmp_path)
+    try:
+        arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-Scoring"
+        started = sfn.start_execution(stateMachineArn=arn, input="{}")
+        assert entered.wait(10)
+        # When it is stopped, then the task returns
+        sfn.stop_execution(executionArn=started["executionArn"])
+        release.set()
+        deadline = time.monotonic() + 10
+        while started["executionArn"] in service.running and time.monotonic() < deadline:
+            time.sleep(0.02)
+        described = sfn.describe_execution(executionArn=started["executionArn"])
+    finally:
+        service.stop()
+    # Then it stays ABORTED and the second task never ran
+    assert described["status"] == "ABORTED"
+    assert len(runtime.calls) == 1

@@ -234,6 +234,12 @@ class StateMachines:
                 cancelled.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    @property
+    def running(self) -> set[str]:
+        """ARNs of the executions being run now."""
+        with self._lock:
+            return set(self._running)
+
     def _on_started(self, record: Any) -> None:
         """moto's new execution record (on the thread of the StartExecution request)."""
         cancelled = threading.Event()
@@ -262,6 +268,9 @@ class StateMachines:
             )
             output = self.interpreter.execute(machine.machine, execution)
         except StatesError as err:
+            if cancelled.is_set():  # StopExecution, or the stack stopping
+                self._finish(record, "ABORTED", error=err.error, cause=err.cause)
+                return
             self._finish(record, "FAILED", error=err.error, cause=err.cause)
             log.warning(
                 "state machine %s: execution %s FAILED: %s: %s",
@@ -270,7 +279,10 @@ class StateMachines:
                 err.error,
                 err.cause[:2000],
             )
-        except Exception as exc:  # a bug of ours: the execution must not stay RUNNING
+        except Exception as exc:  # a bug of ours, or the runtime gone: never left RUNNING
+            if cancelled.is_set():
+                self._finish(record, "ABORTED", error="States.Cancelled", cause=str(exc))
+                return
             log.exception("state machine %s: execution %s crashed", machine.logical_id, record.name)
             self._finish(
                 record, "FAILED", error="States.Runtime", cause=f"local interpreter: {exc}"
