@@ -137,9 +137,12 @@ class FileObjects:
         self.path = path
 
     def open(self, bucket: str, key: str, version_id: str | None = None) -> IO[bytes]:
-        from mlops_cli.emulator.states.item_reader import CHUNK_BYTES
+        from mlops_cli.emulator.states.objects import CHUNK_BYTES
 
         return self.path.open("rb", buffering=CHUNK_BYTES)
+
+    def write(self, bucket: str, key: str, body: IO[bytes]) -> int:
+        raise NotImplementedError("the reader benchmark writes no results")
 
 
 def rss_mb() -> float:
@@ -157,7 +160,7 @@ def reader_child(path: str, rows: int) -> dict[str, Any]:
     from mlops_cli.emulator.states.map_run import DistributedMap
 
     machine = compile_machine(batch_map_definition(), lambda f: False)
-    runner = DistributedMap(FileObjects(Path(path)), None, max_workers=4)
+    runner = DistributedMap(FileObjects(Path(path)), max_workers=4)
     interpreter = Interpreter(None, lambda f: None, map_runner=runner)  # type: ignore[arg-type]
     job = {"job": {"bucket": "local", "key": "batch/houses.csv", "job_id": "bench"}}
     before = rss_mb()

@@ -19,8 +19,8 @@ from moto import mock_aws
 from mlops_cli.emulator.runtime import Invocation
 from mlops_cli.emulator.states.definition import Machine, compile_machine
 from mlops_cli.emulator.states.interpreter import Interpreter, new_execution
-from mlops_cli.emulator.states.item_reader import MotoObjects
 from mlops_cli.emulator.states.map_run import DistributedMap
+from mlops_cli.emulator.states.objects import MotoObjects
 from mlops_cli.emulator.template import ACCOUNT, REGION
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "states"
@@ -114,7 +114,7 @@ def _kit(s3: Any) -> Kit:
         runtime,
         resolve_function,
         clock=clock,
-        map_runner=DistributedMap(MotoObjects(ACCOUNT), s3, max_workers=4),
+        map_runner=DistributedMap(MotoObjects(ACCOUNT), max_workers=4),
     )
     return Kit(runtime, clock, interpreter, s3)
 

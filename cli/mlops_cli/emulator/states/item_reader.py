@@ -10,9 +10,7 @@ as LocalStack's emulation (snapshot-tested against AWS) does; duplicate headers 
 Blank lines are skipped and a UTF-8 byte-order mark is dropped (not verified on AWS).
 JSON (an array, decoded item by item) and JSONL (one value per line) are read the same way.
 
-Objects are read through ``ObjectSource``: ``MotoObjects`` reads moto's stored object directly
-in chunks (moto's GetObject, even with a Range, copies the whole object into memory twice per
-request); ``Boto3Objects`` streams a GetObject body from any endpoint.
+The stream comes from an ``objects.ObjectSource`` (moto's store, or any S3 endpoint).
 """
 
 from __future__ import annotations
@@ -21,79 +19,11 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from typing import IO, Any, Final, Protocol
-
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import IO, Any
 
 from mlops_cli.emulator.states.definition import ItemReader
 from mlops_cli.emulator.states.interpreter import StatesError
-
-CHUNK_BYTES: Final = 1 << 20
-READER_FAILED: Final = "States.ItemReaderFailed"
-
-
-class ObjectSource(Protocol):
-    def open(self, bucket: str, key: str, version_id: str | None = None) -> IO[bytes]:
-        """A binary stream of the object; StatesError(States.ItemReaderFailed) if missing."""
-        ...
-
-
-class _ChunkedRaw(io.RawIOBase):
-    """A raw stream over ``read_at(position, size) -> bytes``."""
-
-    def __init__(self, read_at: Any) -> None:
-        self._read_at = read_at
-        self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._read_at(self._position, len(buffer))
-        buffer[: len(data)] = data
-        self._position += len(data)
-        return len(data)
-
-
-class MotoObjects:
-    """Objects of the moto server running in this process, read straight from moto's store."""
-
-    def __init__(self, account: str) -> None:
-        self.account = account
-
-    def open(self, bucket: str, key: str, version_id: str | None = None) -> IO[bytes]:
-        from moto.s3.models import s3_backends
-
-        try:
-            fake = s3_backends[self.account]["aws"].get_object(bucket, key, version_id=version_id)
-        except Exception as exc:  # moto's MissingBucket / MissingKey
-            raise StatesError(READER_FAILED, f"s3://{bucket}/{key}: {exc}") from None
-        if fake is None:
-            raise StatesError(
-                READER_FAILED, f"s3://{bucket}/{key}: The specified key does not exist."
-            )
-
-        def read_at(position: int, size: int) -> bytes:
-            with fake.lock:
-                fake._value_buffer.seek(position)
-                return bytes(fake._value_buffer.read(size))
-
-        return io.BufferedReader(_ChunkedRaw(read_at), CHUNK_BYTES)
-
-
-class Boto3Objects:
-    """Objects through the S3 API (a streamed GetObject body)."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def open(self, bucket: str, key: str, version_id: str | None = None) -> IO[bytes]:
-        extra = {"VersionId": version_id} if version_id else {}
-        try:
-            body = self.client.get_object(Bucket=bucket, Key=key, **extra)["Body"]
-        except (ClientError, BotoCoreError) as exc:
-            raise StatesError(READER_FAILED, f"s3://{bucket}/{key}: {exc}") from None
-        return io.BufferedReader(_ChunkedRaw(lambda _position, size: body.read(size)), CHUNK_BYTES)
+from mlops_cli.emulator.states.objects import CHUNK_BYTES, READER_FAILED
 
 
 def read_items(stream: IO[bytes], reader: ItemReader, max_items: int | None) -> Iterator[Any]:

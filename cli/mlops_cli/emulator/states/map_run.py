@@ -25,6 +25,7 @@ as its own execution (no DescribeExecution for it); result files are never split
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -46,7 +47,8 @@ from mlops_cli.emulator.states.interpreter import (
     StatesError,
     _iso,
 )
-from mlops_cli.emulator.states.item_reader import ObjectSource, read_items
+from mlops_cli.emulator.states.item_reader import read_items
+from mlops_cli.emulator.states.objects import ObjectSource
 from mlops_cli.emulator.states.paths import read
 
 log = logging.getLogger(__name__)
@@ -181,13 +183,9 @@ class _Run:
 class DistributedMap:
     """Runs DISTRIBUTED Map states for an ``Interpreter`` (its ``map_runner``)."""
 
-    def __init__(
-        self, objects: ObjectSource, s3: Any, *, max_workers: int = DEFAULT_WORKERS
-    ) -> None:
-        """``objects``: where ItemReader objects are read; ``s3``: a boto3 S3 client the
-        ResultWriter writes with."""
+    def __init__(self, objects: ObjectSource, *, max_workers: int = DEFAULT_WORKERS) -> None:
+        """``objects``: where the ItemReader reads and the ResultWriter writes."""
         self.objects = objects
-        self.s3 = s3
         self.max_workers = max_workers
         self.last_counts: MapRunCounts | None = None
         self.runs: dict[str, MapRunRecord] = {}  # by ARN: DescribeMapRun
@@ -509,15 +507,14 @@ class DistributedMap:
         try:
             for status, file in sorted(results.files.items()):
                 file.write(b"]")
-                size = file.tell()
                 file.seek(0)
                 key = f"{folder}{status}_0.json"
-                self.s3.upload_fileobj(file, bucket, key)
+                size = self.objects.write(bucket, key, file)
                 files[status].append({"Key": key, "Size": size})
             manifest = {"DestinationBucket": bucket, "MapRunArn": run_arn, "ResultFiles": files}
             key = f"{folder}manifest.json"
-            self.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
-        except Exception as exc:  # boto3's ClientError / BotoCoreError, S3Transfer's own
+            self.objects.write(bucket, key, io.BytesIO(json.dumps(manifest).encode()))
+        except Exception as exc:  # moto's or boto3's errors (a missing bucket, ...)
             raise StatesError(
                 "States.ResultWriterFailed", f"s3://{bucket}/{folder}: {exc}"
             ) from None

@@ -45,8 +45,8 @@ from mlops_cli.emulator.states.interpreter import (
     RealClock,
     StatesError,
 )
-from mlops_cli.emulator.states.item_reader import MotoObjects
 from mlops_cli.emulator.states.map_run import DistributedMap
+from mlops_cli.emulator.states.objects import MotoObjects
 from mlops_cli.emulator.template import ACCOUNT, REGION, Resolver
 
 log = logging.getLogger(__name__)
@@ -194,9 +194,8 @@ class StateMachines:
             "aws_secret_access_key": "testing",
         }
         self.sfn: Any = boto3.client("stepfunctions", **credentials)  # type: ignore[call-overload]
-        s3: Any = boto3.client("s3", **credentials)  # type: ignore[call-overload]
         self.clock = clock or RealClock()
-        self.map_runs = DistributedMap(MotoObjects(ACCOUNT), s3, max_workers=map_workers)
+        self.map_runs = DistributedMap(MotoObjects(ACCOUNT), max_workers=map_workers)
         self.interpreter = Interpreter(
             invoker, resolve_function, clock=self.clock, map_runner=self.map_runs
         )
