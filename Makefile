@@ -113,6 +113,7 @@ bench: venv
 	$(BIN)/python benchmarks/drift_false_alarms.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/rollout.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/monitoring_scale.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/query.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/batch_map.py $(BENCH_ARGS)
 
 clean:

@@ -301,6 +301,11 @@ class LocalStack:
             r.attrs[(name, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{r.refs[name]}"
         for name, raw in self._resources("AWS::Glue::Database"):
             r.refs[name] = str(r.resolve(raw["DatabaseInput"]["Name"])).lower()
+        for name, props in self._resources("AWS::Athena::WorkGroup"):
+            r.refs[name] = str(r.resolve(props["Name"]))
+        for name, _ in self._resources("AWS::IAM::ManagedPolicy"):
+            # Named only (IAM is not enforced locally): the output a user attaches on AWS.
+            r.refs[name] = f"arn:aws:iam::{ACCOUNT}:policy/{STACK}-{name}"
         for name, _ in self._resources("AWS::SNS::Topic"):
             r.refs[name] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{name}"
         name_state_machines(self._resources(STATE_MACHINE), r, STACK)
@@ -354,6 +359,17 @@ class LocalStack:
         for _, raw in self._resources("AWS::Glue::Table"):
             props = self.resolver.resolve(raw)
             glue.create_table(DatabaseName=props["DatabaseName"], TableInput=props["TableInput"])
+        # Created so the local stack answers GetWorkGroup as AWS would; `mlops query` runs
+        # locally through DuckDB (mlops_cli.query), since moto's Athena runs no SQL.
+        athena = boto3.client("athena", region_name=REGION)
+        for _, raw in self._resources("AWS::Athena::WorkGroup"):
+            props = self.resolver.resolve(raw)
+            config = dict(props.get("WorkGroupConfiguration", {}))
+            if "BytesScannedCutoffPerQuery" in config:  # a parameter: a string until here
+                config["BytesScannedCutoffPerQuery"] = int(config["BytesScannedCutoffPerQuery"])
+            athena.create_work_group(
+                Name=props["Name"], Description=props.get("Description", ""), Configuration=config
+            )
         sqs = boto3.client("sqs", region_name=REGION)
         queues = self._resources("AWS::SQS::Queue")
         # Dead-letter queues first: a redrive policy must name an existing queue.
