@@ -8,13 +8,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from mlops.errors import ConfigError
 from mlops_cli.emulator.stack import LocalStack
 from tests.conftest import ROOT
 
@@ -112,3 +117,23 @@ def map_run_items(stack: LocalStack, execution_arn: str) -> tuple[int, int, int]
     assert described["status"] in ("SUCCEEDED", "FAILED")
     counts = described["itemCounts"]
     return counts["total"], counts["succeeded"], counts["failed"]
+
+
+def test_a_definition_the_interpreter_cannot_run_is_refused_when_the_stack_starts(
+    tmp_path: Path,
+) -> None:
+    # Given the fixture stack whose Map reads its items with an unsupported reader
+    fixture = TEMPLATE.parent
+    shutil.copytree(fixture, tmp_path / "stack")
+    asl = tmp_path / "stack" / "statemachine.asl.json"
+    asl.write_text(asl.read_text().replace('"InputType": "CSV"', '"InputType": "PARQUET"'))
+    stack = LocalStack(tmp_path / "stack" / "template.yaml")
+    # When it starts, then it refuses, naming the machine, the state and the field
+    with pytest.raises(ConfigError) as refusal:
+        stack.start()
+    message = str(refusal.value)
+    assert "ScoringMachine (AWS::Serverless::StateMachine)" in message
+    assert "state 'ScoreRows'.ItemReader.ReaderConfig.InputType: 'PARQUET'" in message
+    # and nothing is left running (the moto server is stopped)
+    with pytest.raises(urllib.error.URLError, match="refused"):
+        urllib.request.urlopen(stack.endpoint, timeout=2)
