@@ -14,7 +14,7 @@ import pytest
 from mlops_cli.emulator.states import item_reader
 from mlops_cli.emulator.states.definition import ItemReader
 from mlops_cli.emulator.states.interpreter import StatesError
-from mlops_cli.emulator.states.map_run import EXCEEDED
+from mlops_cli.emulator.states.map_run import EXCEEDED, DistributedMap
 from mlops_cli.emulator.states.paths import Template
 from tests.states.conftest import HandlerError, Kit, definition
 
@@ -211,6 +211,36 @@ def test_a_missing_object_fails_the_reader(kit: Kit) -> None:
         kit.run(_machine(), {**JOB, "key": "batch/none.csv"})
     assert failure.value.error == "States.ItemReaderFailed"
     assert "batch/none.csv" in failure.value.cause
+    # and DescribeMapRun would say the Map Run failed
+    runner = kit.interpreter.map_runner
+    assert isinstance(runner, DistributedMap)
+    ((_, record),) = runner.runs.items()
+    assert record.status == "FAILED"
+    assert record.stop is not None
+
+
+def test_describe_map_run_counts_items_and_children(kit: Kit) -> None:
+    _put(kit, "id\n" + "".join(f"{i}\n" for i in range(5)))
+
+    def score(event: Any) -> Any:
+        if event["Items"][0]["id"] == "4":
+            raise HandlerError("RowError")
+        return {}
+
+    kit.runtime.handlers["Scorer"] = score
+    kit.run(_machine(ToleratedFailureCount=1), JOB)
+    runner = kit.interpreter.map_runner
+    assert isinstance(runner, DistributedMap)
+    ((arn, record),) = runner.runs.items()
+    described = record.describe()
+    assert described["mapRunArn"] == arn
+    assert described["status"] == "SUCCEEDED"
+    assert described["itemCounts"]["total"] == 5
+    assert (described["itemCounts"]["succeeded"], described["itemCounts"]["failed"]) == (4, 1)
+    assert (described["executionCounts"]["succeeded"], described["executionCounts"]["failed"]) == (
+        2,
+        1,
+    )
 
 
 def test_concurrency_is_bounded(kit: Kit) -> None:

@@ -228,6 +228,9 @@ class DistributedMap:
                 output = {"MapRunArn": run.arn, "ResultWriterDetails": details}
             else:
                 output = [run.results.outputs[i] for i in sorted(run.results.outputs)]
+        except BaseException:  # the reader or the writer failed: the Map Run did too
+            record.stop, record.status = datetime.now(UTC), "FAILED"
+            raise
         finally:
             run.results.close()
         counts = run.counts
