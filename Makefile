@@ -109,6 +109,7 @@ bench: venv
 	$(BIN)/python benchmarks/local_runtime.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/capture.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/retrain.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/training_scale.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift_false_alarms.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/rollout.py $(BENCH_ARGS)

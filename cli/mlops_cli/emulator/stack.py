@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from mlops.errors import MlopsError
 from mlops_cli.emulator import state
 from mlops_cli.emulator.runtime import FunctionSpec, Invocation, LocalRuntime, LogLine
 from mlops_cli.emulator.s3_limits import MotoServer
+from mlops_cli.emulator.sagemaker.watcher import TrainingJobWatcher
 from mlops_cli.emulator.sources.event_sources import EventSources
 from mlops_cli.emulator.states.service import (
     STATE_MACHINE,
@@ -131,6 +133,7 @@ class LocalStack:
         self.runtime: LocalRuntime | None = None
         self.sources: EventSources | None = None
         self.state_machines: StateMachines | None = None
+        self.training_jobs: TrainingJobWatcher | None = None
         self.schedule_seconds = schedule_seconds
         self.model_code = model_code
         # Called with every line every function writes (on the runtime's thread: keep quick).
@@ -206,6 +209,10 @@ class LocalStack:
         )
         self.log_listeners.append(self.sources.on_log)
         self.sources.start()
+        # SageMaker training jobs the functions start (emulator.sagemaker).
+        self._jobs_dir = tempfile.TemporaryDirectory(prefix="mlops-sagemaker-")
+        self.training_jobs = TrainingJobWatcher(self.endpoint, Path(self._jobs_dir.name))
+        self.training_jobs.start()
 
     def _start_state_machines(self, machines: list[Any]) -> None:
         """The template's state machines in moto, their executions run locally (``states``)."""
@@ -234,6 +241,10 @@ class LocalStack:
         if self.state_machines is not None:
             self.state_machines.stop()
             self.state_machines = None
+        if self.training_jobs is not None:
+            self.training_jobs.stop()
+            self.training_jobs = None
+            self._jobs_dir.cleanup()
         if self.sources is not None:
             self.sources.stop()
             self.sources = None
@@ -292,6 +303,9 @@ class LocalStack:
         for name, _ in self._resources("AWS::Serverless::Function"):
             r.refs[name] = f"{STACK}-{name}"
             r.attrs[(name, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}-{name}"
+        for name, _ in self._resources("AWS::IAM::Role"):  # passed to SageMaker, not enforced
+            r.refs[name] = f"{STACK}-{name}"
+            r.attrs[(name, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{STACK}-{name}"
         for name, _ in self._resources("AWS::Serverless::LayerVersion"):
             r.refs[name] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{name}:1"
         for name, _ in self._resources("AWS::Serverless::HttpApi"):
