@@ -19,17 +19,9 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import ROOT
 from tests.e2e.conftest import MLOPS, Running, start_local, user_env
 
-pytestmark = [
-    pytest.mark.e2e,
-    # Until the batch-scoring branch (BatchScoringStateMachine, `mlops batch`) is merged.
-    pytest.mark.skipif(
-        "BatchScoringStateMachine:" not in (ROOT / "template.yaml").read_text(),
-        reason="template.yaml declares no BatchScoringStateMachine yet",
-    ),
-]
+pytestmark = pytest.mark.e2e
 ROWS = 2500
 
 
