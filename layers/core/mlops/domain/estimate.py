@@ -40,6 +40,7 @@ SHRINK = 10.0  # pseudo-rows pulling a (class, bin) toward the bin's value over 
 Z_95 = 1.959963984540054  # two-sided 95 % normal quantile
 LOSS_MODEL = "loss_model.onnx"
 MAX_SPREAD = 1e6  # a spread (variance ratio) beyond this is not a loss model's
+EXTRAPOLATION = 0.5  # share of the estimate's move from the holdout added as uncertainty
 CBPE_METRICS = ("accuracy", "f1_macro")
 DLE_METRICS = ("mae", "rmse")
 _F1_DRAWS = 400
@@ -198,6 +199,9 @@ class LossModelSpec:
     mae_rel_se: float  # relative standard error of mae_ratio (the holdout's size)
     mse_rel_se: float
     holdout_rows: int
+    # mean a and a**2 over the holdout (out of fold): where the loss model was fitted
+    holdout_mean: float = 0.0
+    holdout_mean_sq: float = 0.0
     artifact: str = LOSS_MODEL
 
     @classmethod
@@ -214,6 +218,8 @@ class LossModelSpec:
             mae_rel_se=constants["mae_rel_se"],
             mse_rel_se=constants["mse_rel_se"],
             holdout_rows=holdout_rows,
+            holdout_mean=constants["holdout_mean"],
+            holdout_mean_sq=constants["holdout_mean_sq"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -231,6 +237,8 @@ class LossModelSpec:
             "mae_rel_se": self.mae_rel_se,
             "mse_rel_se": self.mse_rel_se,
             "holdout_rows": self.holdout_rows,
+            "holdout_mean": self.holdout_mean,
+            "holdout_mean_sq": self.holdout_mean_sq,
         }
 
     @classmethod
@@ -254,7 +262,8 @@ class LossModelSpec:
 
 def read_constants(raw: Mapping[str, Any]) -> dict[str, float]:
     """DLE's holdout constants from a document (``CalibrationError`` when out of range)."""
-    out = {k: _positive(raw[k], k) for k in ("mae_ratio", "mse_ratio", "mae_spread", "mse_spread")}
+    keys = ("mae_ratio", "mse_ratio", "mae_spread", "mse_spread", "holdout_mean", "holdout_mean_sq")
+    out = {k: _positive(raw[k], k) for k in keys}
     for k in ("mae_rel_se", "mse_rel_se"):
         out[k] = _positive(raw[k], k, allow_zero=True)
     return out
@@ -282,6 +291,7 @@ def loss_constants(errors: npt.ArrayLike, estimated: npt.ArrayLike) -> dict[str,
     }
     if not all(math.isfinite(v) and 0 <= v <= MAX_SPREAD for v in out.values()):
         return None
+    out |= {"holdout_mean": s1 / a.size, "holdout_mean_sq": s2 / a.size}
     if out["mae_ratio"] <= 0 or out["mse_ratio"] <= 0:
         return None
     return out
@@ -342,13 +352,11 @@ def cbpe(calibration: Calibration, counts: Mapping[str, Sequence[int]]) -> list[
     for c, row_shares in calibration.error_shares.items():
         for t, share in row_shares.items():
             shares[c_idx[c], c_idx[t]] = share
-    point = _f1_macro((n * p).sum(axis=1), n.sum(axis=1), shares)
+    point = float(_f1_macro((n * p).sum(axis=1), n.sum(axis=1), shares))
     rng = np.random.default_rng(20261207)
-    draws = []
-    for _ in range(_F1_DRAWS):
-        drawn_p = np.clip(p + rng.standard_normal(p.shape) * np.sqrt(cal_var), 0.0, 1.0)
-        hits = rng.binomial(n.astype(np.int64), drawn_p).sum(axis=1).astype(np.float64)
-        draws.append(_f1_macro(hits, n.sum(axis=1), shares))
+    drawn_p = np.clip(p + rng.standard_normal((_F1_DRAWS, *p.shape)) * np.sqrt(cal_var), 0.0, 1.0)
+    hits = rng.binomial(n.astype(np.int64), drawn_p).sum(axis=2).astype(np.float64)
+    draws = _f1_macro(hits, n.sum(axis=1), shares)
     low, high = np.quantile(draws, [0.025, 0.975])
     out.append(Estimate("f1_macro", point, float(min(low, point)), float(max(high, point)), rows))
     return out
@@ -356,14 +364,14 @@ def cbpe(calibration: Calibration, counts: Mapping[str, Sequence[int]]) -> list[
 
 def _f1_macro(
     hits: npt.NDArray[np.float64], predicted: npt.NDArray[np.float64], shares: Any
-) -> float:
-    """Macro F1 of the expected confusion: class ``c``'s misses spread over the true classes
-    as on the holdout."""
+) -> Any:
+    """Macro F1 of the expected confusion (per row of ``hits``, the last axis being the
+    classes): class ``c``'s misses spread over the true classes as on the holdout."""
     false_pos = predicted - hits
     false_neg = false_pos @ shares  # misses of c counted against their true class
     denominator = 2 * hits + false_pos + false_neg
     f1 = np.divide(2 * hits, denominator, out=np.zeros_like(hits), where=denominator > 0)
-    return float(f1.mean())
+    return f1.mean(axis=-1)
 
 
 def dle(spec: LossModelSpec, count: int, s1: float, s2: float, s4: float) -> list[Estimate]:
@@ -372,9 +380,14 @@ def dle(spec: LossModelSpec, count: int, s1: float, s2: float, s4: float) -> lis
     if count <= 0:
         return []
     mae = spec.mae_ratio * s1 / count
-    mae_var = spec.mae_spread * s2 / count**2 + (mae * spec.mae_rel_se) ** 2
     mse = spec.mse_ratio * s2 / count
-    mse_var = spec.mse_spread * s4 / count**2 + (mse * spec.mse_rel_se) ** 2
+    # A tree ensemble shrinks toward its training mean: where traffic moved away from the
+    # holdout, its estimate moved less than the error did. Part of the move is added to the
+    # uncertainty (``EXTRAPOLATION``; benchmarks/foresight_estimates.py measures coverage).
+    mae_moved = EXTRAPOLATION * spec.mae_ratio * abs(s1 / count - spec.holdout_mean)
+    mse_moved = EXTRAPOLATION * spec.mse_ratio * abs(s2 / count - spec.holdout_mean_sq)
+    mae_var = spec.mae_spread * s2 / count**2 + (mae * spec.mae_rel_se) ** 2 + mae_moved**2
+    mse_var = spec.mse_spread * s4 / count**2 + (mse * spec.mse_rel_se) ** 2 + mse_moved**2
     mae_sd, mse_sd = math.sqrt(mae_var), math.sqrt(mse_var)
     return [
         Estimate("mae", mae, max(0.0, mae - Z_95 * mae_sd), mae + Z_95 * mae_sd, count),
