@@ -40,6 +40,7 @@ SHRINK = 10.0  # pseudo-rows pulling a (class, bin) toward the bin's value over 
 Z_95 = 1.959963984540054  # two-sided 95 % normal quantile
 LOSS_MODEL = "loss_model.onnx"
 MAX_SPREAD = 1e6  # a spread (variance ratio) beyond this is not a loss model's
+MAX_MAGNITUDE = 1e300  # a holdout mean error (squared) must stay a finite float64
 EXTRAPOLATION = 0.5  # share of the estimate's move from the holdout added as uncertainty
 CBPE_METRICS = ("accuracy", "f1_macro")
 DLE_METRICS = ("mae", "rmse")
@@ -262,8 +263,10 @@ class LossModelSpec:
 
 def read_constants(raw: Mapping[str, Any]) -> dict[str, float]:
     """DLE's holdout constants from a document (``CalibrationError`` when out of range)."""
-    keys = ("mae_ratio", "mse_ratio", "mae_spread", "mse_spread", "holdout_mean", "holdout_mean_sq")
+    keys = ("mae_ratio", "mse_ratio", "mae_spread", "mse_spread")
     out = {k: _positive(raw[k], k) for k in keys}
+    for k in ("holdout_mean", "holdout_mean_sq"):  # in the target's units (squared): no cap
+        out[k] = _positive(raw[k], k, limit=MAX_MAGNITUDE)
     for k in ("mae_rel_se", "mse_rel_se"):
         out[k] = _positive(raw[k], k, allow_zero=True)
     return out
@@ -381,24 +384,26 @@ def dle(spec: LossModelSpec, count: int, s1: float, s2: float, s4: float) -> lis
         return []
     mae = spec.mae_ratio * s1 / count
     mse = spec.mse_ratio * s2 / count
+    mae_sd = math.sqrt(spec.mae_spread * s2 / count**2 + (mae * spec.mae_rel_se) ** 2)
+    mse_sd = math.sqrt(spec.mse_spread * s4 / count**2 + (mse * spec.mse_rel_se) ** 2)
     # A tree ensemble shrinks toward its training mean: where traffic moved away from the
-    # holdout, its estimate moved less than the error did. Part of the move is added to the
-    # uncertainty (``EXTRAPOLATION``; benchmarks/foresight_estimates.py measures coverage).
-    mae_moved = EXTRAPOLATION * spec.mae_ratio * abs(s1 / count - spec.holdout_mean)
-    mse_moved = EXTRAPOLATION * spec.mse_ratio * abs(s2 / count - spec.holdout_mean_sq)
-    mae_var = spec.mae_spread * s2 / count**2 + (mae * spec.mae_rel_se) ** 2 + mae_moved**2
-    mse_var = spec.mse_spread * s4 / count**2 + (mse * spec.mse_rel_se) ** 2 + mse_moved**2
-    mae_sd, mse_sd = math.sqrt(mae_var), math.sqrt(mse_var)
+    # holdout, its estimate moved less than the error did, never more. A share of the move
+    # (``EXTRAPOLATION``) widens the interval on the side it moved to, only.
+    mae_low, mae_high = _bounds(mae, mae_sd, spec.mae_ratio * spec.holdout_mean)
+    mse_low, mse_high = _bounds(mse, mse_sd, spec.mse_ratio * spec.holdout_mean_sq)
     return [
-        Estimate("mae", mae, max(0.0, mae - Z_95 * mae_sd), mae + Z_95 * mae_sd, count),
-        Estimate(
-            "rmse",
-            math.sqrt(mse),
-            math.sqrt(max(0.0, mse - Z_95 * mse_sd)),
-            math.sqrt(mse + Z_95 * mse_sd),
-            count,
-        ),
+        Estimate("mae", mae, max(0.0, mae_low), mae_high, count),
+        Estimate("rmse", math.sqrt(mse), math.sqrt(max(0.0, mse_low)), math.sqrt(mse_high), count),
     ]
+
+
+def _bounds(value: float, sd: float, at_holdout: float) -> tuple[float, float]:
+    """A 95 % interval around ``value``, widened away from ``at_holdout`` by the allowance."""
+    moved = EXTRAPOLATION * abs(value - at_holdout)
+    wide = Z_95 * math.sqrt(sd**2 + moved**2)
+    if value >= at_holdout:
+        return value - Z_95 * sd, value + wide
+    return value - wide, value + Z_95 * sd
 
 
 # ----------------------------------------------------------------------------- reading
@@ -428,12 +433,12 @@ def _count(raw: Any, what: str) -> int:
     return raw
 
 
-def _positive(raw: Any, what: str, *, allow_zero: bool = False) -> float:
+def _positive(raw: Any, what: str, *, allow_zero: bool = False, limit: float = MAX_SPREAD) -> float:
     if type(raw) not in (int, float) or not math.isfinite(raw):
         raise CalibrationError(f"{what}: a finite number, got {str(raw)[:40]}")
     value = float(raw)
-    if not (value >= 0 if allow_zero else value > 0) or value > MAX_SPREAD:
-        raise CalibrationError(f"{what}: {value} is outside (0, {MAX_SPREAD:g}]")
+    if not (value >= 0 if allow_zero else value > 0) or value > limit:
+        raise CalibrationError(f"{what}: {value} is outside (0, {limit:g}]")
     return value
 
 
