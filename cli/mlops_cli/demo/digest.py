@@ -111,6 +111,8 @@ def feature_scores(report: Mapping[str, Any]) -> dict[str, float]:
 def drift_digest(report: Mapping[str, Any], key: str) -> dict[str, Any]:
     verdict = report.get("verdict") or {}
     quality = report.get("quality") or {}
+    estimate = report.get("estimate") or {}
+    window = (estimate.get("window") or {}).get(estimate.get("metric")) or {}
     name = Path(key).stem
     return {
         "report": name,
@@ -128,6 +130,11 @@ def drift_digest(report: Mapping[str, Any], key: str) -> dict[str, Any]:
         "live_quality": quality.get("value"),
         "holdout_quality": quality.get("holdout"),
         "labels": quality.get("labels"),
+        # Quality ESTIMATED before labels (CBPE/DLE), next to the realized one above
+        "estimated_metric": estimate.get("metric"),
+        "estimated_quality": window.get("value"),
+        "estimated_interval": [window.get("low"), window.get("high")] if window else None,
+        "estimate_breach": bool(estimate.get("breach")),
         "retrain_requested": bool(verdict.get("retrain_requested")),
         "reasons": list(verdict.get("reasons") or []),
         "feature_scores": feature_scores(report),
