@@ -113,6 +113,7 @@ bench: venv
 	$(BIN)/python benchmarks/drift_false_alarms.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/rollout.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/monitoring_scale.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/foresight_estimates.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DOCS_SITE) .aws-sam .mypy_cache .ruff_cache .pytest_cache .coverage .mlops
