@@ -109,10 +109,12 @@ bench: venv
 	$(BIN)/python benchmarks/local_runtime.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/capture.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/retrain.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/training_scale.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift_false_alarms.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/rollout.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/monitoring_scale.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/query.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/foresight_estimates.py $(BENCH_ARGS)
 
 clean:

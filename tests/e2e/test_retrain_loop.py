@@ -173,3 +173,45 @@ def test_the_operator_retrains_rolls_back_and_sees_it_all_in_status(
     assert statuses[version] == "archived"
     assert status["history"][0]["kind"] == "rollback"
     assert status["history"][0]["reason"] == "e2e: bad canary"
+
+
+def test_an_upload_past_the_lambda_limit_trains_in_a_sagemaker_job_and_reaches_the_gate(
+    stack: Running, state: dict[str, Any]
+) -> None:
+    # Given the stack's config with the Lambda limit lowered below the upload's size
+    s3 = client(state, "s3")
+    bucket = state["outputs"]["ArtifactsBucketName"]
+    key = "config/house-prices.toml"
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    lowered = original.replace(b"[training]\n", b"[training]\nmax_lambda_bytes = 1000\n", 1)
+    assert lowered != original
+    s3.put_object(Bucket=bucket, Key=key, Body=lowered)
+    try:
+        # When a month of houses is uploaded
+        upload(state, "houses-big.csv", csv_bytes(generate(1500, conditions_for_month(1), seed=4)))
+
+        # Then the retrainer starts a training job, the local SageMaker runs its entry point,
+        # and the job's state change event reaches the gate, which registers a version
+        def judged() -> dict[str, Any] | None:
+            return next(
+                (
+                    r
+                    for r in reports(state)
+                    if r.get("kind") == "retrain_decision"
+                    and "training_job" in r.get("lineage", {})
+                ),
+                None,
+            )
+
+        decision = eventually(judged, 180)
+        assert decision is not None, "\n".join(stack.lines[-40:])
+        assert decision["version"] is not None, decision["reasons"]
+        job = decision["lineage"]["training_job"]
+        assert job["job_arn"].startswith("arn:aws:sagemaker:us-east-1:")
+        assert job["instance_type"] == "ml.m5.xlarge"
+        assert decision["lineage"]["data"][0]["uri"].endswith("houses-big.csv")
+        jobs = client(state, "sagemaker").list_training_jobs()["TrainingJobSummaries"]
+        assert [j["TrainingJobName"] for j in jobs] == [job["job_name"]]
+        assert jobs[0]["TrainingJobStatus"] == "Completed"
+    finally:
+        s3.put_object(Bucket=bucket, Key=key, Body=original)

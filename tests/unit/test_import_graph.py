@@ -62,3 +62,21 @@ def test_the_cli_promotes_without_importing_the_training_stack() -> None:
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert "mlops_cli" in loaded
     assert not loaded & set(FORBIDDEN), sorted(loaded & set(FORBIDDEN))
+
+
+def test_duckdb_ships_in_no_function_and_loads_only_for_mlops_query() -> None:
+    # The local query engine is a laptop tool: no layer recipe or shipped module names it
+    shipped = [*ROOT.glob("layers/*/requirements*.txt"), *ROOT.glob("layers/*/Makefile")]
+    shipped += [*ROOT.glob("functions/*/*"), *(ROOT / "layers" / "core" / "mlops").rglob("*.py")]
+    assert shipped
+    assert not [p for p in shipped if p.is_file() and "duckdb" in p.read_text().lower()]
+    # and the CLI imports it only when a local query runs
+    probe = (
+        "import json, sys\n"
+        "import mlops_cli.main, mlops_cli.commands.query, mlops_cli.query.service\n"
+        "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=120
+    )
+    assert "duckdb" not in json.loads(out.stdout.strip().splitlines()[-1])

@@ -298,6 +298,7 @@ def _local_environment(function: dict[str, Any]) -> dict[str, str]:
             "IdempotencyTable": "idempotency",
         }
     )
+    r.attrs[("TrainingJobRole", "Arn")] = "arn:aws:iam::123456789012:role/training"
     return {k: str(v) for k, v in r.resolve(environment(function)).items()}
 
 

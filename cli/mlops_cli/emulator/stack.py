@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from mlops.errors import MlopsError
 from mlops_cli.emulator import state
 from mlops_cli.emulator.runtime import FunctionSpec, Invocation, LocalRuntime, LogLine
 from mlops_cli.emulator.s3_limits import MotoServer
+from mlops_cli.emulator.sagemaker.watcher import TrainingJobWatcher
 from mlops_cli.emulator.sources.event_sources import EventSources
 from mlops_cli.emulator.template import (
     ACCOUNT,
@@ -123,6 +125,7 @@ class LocalStack:
         self.outputs: dict[str, str] = {}
         self.runtime: LocalRuntime | None = None
         self.sources: EventSources | None = None
+        self.training_jobs: TrainingJobWatcher | None = None
         self.schedule_seconds = schedule_seconds
         self.model_code = model_code
         # Called with every line every function writes (on the runtime's thread: keep quick).
@@ -186,6 +189,10 @@ class LocalStack:
         )
         self.log_listeners.append(self.sources.on_log)
         self.sources.start()
+        # SageMaker training jobs the functions start (emulator.sagemaker).
+        self._jobs_dir = tempfile.TemporaryDirectory(prefix="mlops-sagemaker-")
+        self.training_jobs = TrainingJobWatcher(self.endpoint, Path(self._jobs_dir.name))
+        self.training_jobs.start()
 
     def stateful_resources(self) -> state.Resources:
         refs = self.resolver.refs
@@ -199,6 +206,10 @@ class LocalStack:
     def stop(self, *, save_to: Path | None = None) -> state.Counts | None:
         """Stop everything; with ``save_to``, keep the state there first (functions and event
         sources stopped, so nothing changes while it is read). Returns what was saved."""
+        if self.training_jobs is not None:
+            self.training_jobs.stop()
+            self.training_jobs = None
+            self._jobs_dir.cleanup()
         if self.sources is not None:
             self.sources.stop()
             self.sources = None
@@ -257,6 +268,9 @@ class LocalStack:
         for name, _ in self._resources("AWS::Serverless::Function"):
             r.refs[name] = f"{STACK}-{name}"
             r.attrs[(name, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}-{name}"
+        for name, _ in self._resources("AWS::IAM::Role"):  # passed to SageMaker, not enforced
+            r.refs[name] = f"{STACK}-{name}"
+            r.attrs[(name, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{STACK}-{name}"
         for name, _ in self._resources("AWS::Serverless::LayerVersion"):
             r.refs[name] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{name}:1"
         for name, _ in self._resources("AWS::Serverless::HttpApi"):
@@ -266,6 +280,11 @@ class LocalStack:
             r.attrs[(name, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{r.refs[name]}"
         for name, raw in self._resources("AWS::Glue::Database"):
             r.refs[name] = str(r.resolve(raw["DatabaseInput"]["Name"])).lower()
+        for name, props in self._resources("AWS::Athena::WorkGroup"):
+            r.refs[name] = str(r.resolve(props["Name"]))
+        for name, _ in self._resources("AWS::IAM::ManagedPolicy"):
+            # Named only (IAM is not enforced locally): the output a user attaches on AWS.
+            r.refs[name] = f"arn:aws:iam::{ACCOUNT}:policy/{STACK}-{name}"
         for name, _ in self._resources("AWS::SNS::Topic"):
             r.refs[name] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{name}"
         for name, props in self._resources("AWS::Events::EventBus"):
@@ -318,6 +337,17 @@ class LocalStack:
         for _, raw in self._resources("AWS::Glue::Table"):
             props = self.resolver.resolve(raw)
             glue.create_table(DatabaseName=props["DatabaseName"], TableInput=props["TableInput"])
+        # Created so the local stack answers GetWorkGroup as AWS would; `mlops query` runs
+        # locally through DuckDB (mlops_cli.query), since moto's Athena runs no SQL.
+        athena = boto3.client("athena", region_name=REGION)
+        for _, raw in self._resources("AWS::Athena::WorkGroup"):
+            props = self.resolver.resolve(raw)
+            config = dict(props.get("WorkGroupConfiguration", {}))
+            if "BytesScannedCutoffPerQuery" in config:  # a parameter: a string until here
+                config["BytesScannedCutoffPerQuery"] = int(config["BytesScannedCutoffPerQuery"])
+            athena.create_work_group(
+                Name=props["Name"], Description=props.get("Description", ""), Configuration=config
+            )
         sqs = boto3.client("sqs", region_name=REGION)
         queues = self._resources("AWS::SQS::Queue")
         # Dead-letter queues first: a redrive policy must name an existing queue.

@@ -44,4 +44,6 @@ class Metric:
     ROLLOUT_WAITING = "RolloutWaiting"
     SERVED_VERSION_MISMATCH = "ServedVersionMismatch"
     TRAINING_DATA_REJECTED = "TrainingDataRejected"
+    TRAINING_JOBS_FAILED = "TrainingJobsFailed"
+    TRAINING_JOBS_STARTED = "TrainingJobsStarted"
     TRAINING_ROWS = "TrainingRows"

@@ -74,6 +74,13 @@ class RetrainerSettings:
     idempotency_days: int = 30
     # The folder of the config's [estimator] factory (the ModelCodeLayer), when there is one.
     model_code_dir: Path | None = None
+    # SageMaker training jobs ([training] engine): unset role or prefix means no SageMaker.
+    training_job_prefix: str = ""
+    training_job_role_arn: str = ""
+    training_image_uri: str = ""  # empty: AWS's scikit-learn image for the region
+    training_instance_type: str = "ml.m5.xlarge"
+    training_max_runtime_seconds: int = 7200
+    region: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RetrainerSettings:
@@ -86,6 +93,15 @@ class RetrainerSettings:
             idempotency_table=_required(env, "IDEMPOTENCY_TABLE"),
             idempotency_days=_count(env, "IDEMPOTENCY_DAYS", cls.idempotency_days),
             model_code_dir=Path(env["MODEL_CODE_DIR"]) if env.get("MODEL_CODE_DIR") else None,
+            training_job_prefix=env.get("TRAINING_JOB_PREFIX", "").strip(),
+            training_job_role_arn=env.get("TRAINING_JOB_ROLE_ARN", "").strip(),
+            training_image_uri=env.get("TRAINING_IMAGE_URI", "").strip(),
+            training_instance_type=env.get("TRAINING_INSTANCE_TYPE", "").strip()
+            or cls.training_instance_type,
+            training_max_runtime_seconds=_count(
+                env, "TRAINING_MAX_RUNTIME_SECONDS", cls.training_max_runtime_seconds
+            ),
+            region=env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip(),
         )
 
 
@@ -101,6 +117,8 @@ class GateSettings:
     registry_table: str
     idempotency_table: str
     idempotency_days: int = 30
+    # The names of this stack's training jobs start with it (their completion events).
+    training_job_prefix: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GateSettings:
@@ -110,6 +128,7 @@ class GateSettings:
             registry_table=_required(env, "REGISTRY_TABLE"),
             idempotency_table=_required(env, "IDEMPOTENCY_TABLE"),
             idempotency_days=_count(env, "IDEMPOTENCY_DAYS", cls.idempotency_days),
+            training_job_prefix=env.get("TRAINING_JOB_PREFIX", "").strip(),
         )
 
 

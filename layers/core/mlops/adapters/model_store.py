@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.domain.layout import version_prefix
-from mlops.errors import ConflictError, NotFoundError, StorageError
+from mlops.errors import ConflictError, IntegrityError, NotFoundError, StorageError
 
 CONTENT_TYPES = {".json": "application/json", ".onnx": "application/octet-stream"}
 
@@ -22,9 +22,16 @@ class ModelStore:
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, *, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; with ``max_bytes``, ``IntegrityError`` (nothing read) when it
+        is larger."""
         try:
             response = self._s3.get_object(Bucket=self.bucket, Key=key)
+            if max_bytes is not None and int(response.get("ContentLength", 0)) > max_bytes:
+                response["Body"].close()
+                raise IntegrityError(
+                    f"{self.uri(key)} is {response['ContentLength']} bytes, over {max_bytes}"
+                )
             return bytes(response["Body"].read())
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):

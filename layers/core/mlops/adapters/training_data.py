@@ -19,6 +19,7 @@ and one bad object must not stop a retrain.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import random
@@ -164,6 +165,30 @@ class TrainingDataStore:
         if len(data) > max_bytes:
             raise _too_large(f"{obj.uri} is over the limit of {max_bytes} bytes")
         return data
+
+    def sha256(self, obj: DataObject, chunk: int = 8 * 1024 * 1024) -> str:
+        """The sha256 of exactly ``obj``'s bytes, streamed (memory: one chunk, whatever the
+        size); the same errors as ``read``."""
+        pin = {"VersionId": obj.version_id} if obj.version_id else {"IfMatch": f'"{obj.etag}"'}
+        digest = hashlib.sha256()
+        try:
+            response = self._s3.get_object(Bucket=obj.bucket, Key=obj.key, **pin)
+            body = response["Body"]
+            try:
+                for part in iter(lambda: body.read(chunk), b""):
+                    digest.update(part)
+            finally:
+                body.close()
+        except ClientError as exc:
+            code = _code(exc)
+            if code in _PRECONDITION:
+                raise ConflictError(f"{obj.uri} changed since it was checked") from exc
+            if code in _NOT_FOUND:
+                raise NotFoundError(f"{obj.uri} no longer exists") from exc
+            raise StorageError(f"cannot read {obj.uri}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot read {obj.uri}: {exc}") from exc
+        return digest.hexdigest()
 
     def recent(self, prefix: str, limit: int, exclude_key: str | None = None) -> list[DataObject]:
         """The ``limit`` most recently modified objects under ``prefix``, newest first.

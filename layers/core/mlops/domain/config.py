@@ -85,6 +85,32 @@ class TrainingConfig:
             unit="bins",
         ),
     )
+    engine: Literal["auto", "lambda", "sagemaker"] = field(
+        default="auto",
+        metadata=doc(
+            "Where a retrain trains: `lambda` in the retrainer function; `sagemaker` in a "
+            "SageMaker training job started by the retrainer (AWS's scikit-learn image, our "
+            "entry point); `auto`: SageMaker when the uploaded object is larger than "
+            "`max_lambda_bytes`, else Lambda."
+        ),
+    )
+    max_lambda_bytes: int = field(
+        default=100 * 1024 * 1024,
+        metadata=doc(
+            "With `engine = auto`: the largest upload trained in the retrainer function (its "
+            "3,008 MB trains about 2.4M rows, about 118 MB of CSV); one byte more goes to "
+            "SageMaker.",
+            unit="bytes (104857600 = 100 MiB)",
+        ),
+    )
+    max_job_bytes: int = field(
+        default=20 * 1024 * 1024 * 1024,
+        metadata=doc(
+            "Largest training file a SageMaker training job accepts, as stored and "
+            "decompressed (`validation.max_bytes` bounds the Lambda path).",
+            unit="bytes (21474836480 = 20 GiB)",
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,11 @@ def parse_config(raw: Mapping[str, Any]) -> ModelConfig:
         problems.append(Problem("training.holdout_fraction", "must be between 0.05 and 0.5"))
     if training.baseline_bins < 20:
         problems.append(Problem("training.baseline_bins", "must be at least 20"))
+    if training.engine not in ("auto", "lambda", "sagemaker"):
+        problems.append(Problem("training.engine", "must be auto, lambda or sagemaker"))
+    for limit in ("max_lambda_bytes", "max_job_bytes"):
+        if getattr(training, limit) < 1:
+            problems.append(Problem(f"training.{limit}", "must be at least 1"))
     validation, promotion, retraining, drift = _policies(raw, task, problems)
     for name in sorted(set(drift.features) - {f.name for f in features}):
         problems.append(Problem(f"drift.features.{name}", "not a feature of this model"))

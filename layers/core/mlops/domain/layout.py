@@ -26,6 +26,13 @@ def staging_prefix(model: str, candidate_id: str) -> str:
     return f"{STAGING}{model}/{candidate_id}/"
 
 
+def training_jobs_prefix(model: str) -> str:
+    """``staging/<model>/jobs/``: SageMaker training jobs' inputs and outputs:
+    ``<job>/job.json`` (what the job trains), ``<job>/output/model.tar.gz`` (the staged
+    candidate SageMaker uploads), ``source/<sha256>.tar.gz`` (the entry point's package)."""
+    return f"{STAGING}{model}/jobs/"
+
+
 def config_key(model: str) -> str:
     return f"{CONFIG}{model}.toml"
 

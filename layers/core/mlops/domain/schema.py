@@ -122,6 +122,11 @@ class Signature:
                 f"{len(instances)} instances exceed the limit of {max_instances}",
                 [Problem("instances", f"at most {max_instances} instances per request")],
             )
+        valid = self._valid_columns(instances)
+        return valid if valid is not None else self._checked_columns(instances)
+
+    def _checked_columns(self, instances: list[Any]) -> dict[str, npt.NDArray[Any]]:
+        """Row by row: the columns, or ``InvalidInputError`` naming every problem."""
         problems: list[Problem] = []
         values: dict[str, list[Any]] = {f.name: [] for f in self.features}
         for i, instance in enumerate(instances):
@@ -139,6 +144,47 @@ class Signature:
             ).reshape(-1, 1)
             for f in self.features
         }
+
+    def _valid_columns(self, instances: list[Any]) -> dict[str, npt.NDArray[Any]] | None:
+        """The columns when every instance is valid, checked a column at a time (numpy for
+        numbers, one pass per rule for strings); None at the first doubt, and the row-by-row
+        check then names every problem. Equivalent by construction: each test below accepts
+        only what ``_check_instance`` accepts (exact JSON types, so no bool and no subclass).
+        A 100-row request pays this instead of 1,000 calls (DESIGN §8: ≤ 1 ms)."""
+        width = len(self.features)
+        # Every key present (below) and exactly ``width`` of them: no unknown field.
+        if not all(type(i) is dict and len(i) == width for i in instances):
+            return None
+        out: dict[str, npt.NDArray[Any]] = {}
+        for feature in self.features:
+            name = feature.name
+            try:
+                values = [i[name] for i in instances]
+            except KeyError:
+                return None
+            kinds = set(map(type, values))
+            if feature.type == "numeric":
+                if not kinds <= _NUMBER_TYPES:
+                    return None
+                try:
+                    column = np.array(values, dtype=np.float64)
+                except OverflowError:  # an integer beyond float64
+                    return None
+                if not np.isfinite(column).all():
+                    return None
+                if feature.min is not None and (column < feature.min).any():
+                    return None
+                if feature.max is not None and (column > feature.max).any():
+                    return None
+            else:
+                if kinds != _TEXT_TYPE or not all(map(str.strip, values)):
+                    return None
+                # UTF-8 refuses a lone surrogate anywhere in the joined text as in each part.
+                if not valid_unicode("".join(values)):
+                    return None
+                column = np.array(values, dtype=object)
+            out[name] = column.reshape(-1, 1)
+        return out
 
     def _check_instance(
         self, i: int, instance: Any, values: dict[str, list[Any]], problems: list[Problem]
@@ -164,6 +210,10 @@ class Signature:
                 problems.append(Problem(path, problem))
             else:
                 values[feature.name].append(value)
+
+
+_NUMBER_TYPES = frozenset({int, float})
+_TEXT_TYPE = frozenset({str})
 
 
 def _numeric_problem(feature: Feature, value: Any) -> str | None:

@@ -80,7 +80,8 @@ class OnnxModel:
         }
         outputs = self._session.run(self._outputs, feeds)
         if self.task == "regression":
-            return Scores(values=[float(v) for v in np.asarray(outputs[0]).ravel()])
+            # tolist() makes Python floats in one C loop (float32 widened exactly, as float()).
+            return Scores(values=np.asarray(outputs[0], dtype=np.float64).ravel().tolist())
         labels, probabilities = outputs[0], outputs[1]
         return Scores(
             values=[self._label_of.get(v, v) for v in map(_label, np.asarray(labels).ravel())],

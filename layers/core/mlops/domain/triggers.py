@@ -62,6 +62,10 @@ class Trigger:
         }
 
 
+def is_candidate_id(text: str) -> bool:
+    return bool(_CANDIDATE_ID.fullmatch(text))
+
+
 def parse_triggers(event: Any) -> list[Trigger]:
     """The triggers in an S3 notification or an EventBridge retrain request; anything else
     is an ``InvalidEventError`` naming what was wrong."""

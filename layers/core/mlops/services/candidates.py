@@ -17,11 +17,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from mlops.adapters.model_store import ModelStore
 from mlops.domain import baseline, candidate, parity
 from mlops.domain.config import ModelConfig
 from mlops.domain.config_document import estimator_document, to_document
@@ -77,6 +76,12 @@ class StagedCandidate:
         }
 
 
+class StagingWriter(Protocol):
+    """Where a candidate is staged: S3 (``ModelStore``) or a training job's model folder."""
+
+    def put_bytes(self, key: str, body: bytes, *, immutable: bool = False) -> None: ...
+
+
 def new_candidate_id(now: datetime) -> str:
     """Sortable by time, unique without coordination."""
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -85,7 +90,7 @@ def new_candidate_id(now: datetime) -> str:
 class CandidateBuilder:
     def __init__(
         self,
-        store: ModelStore,
+        store: StagingWriter,
         code_version: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         model_code: Path | None = None,

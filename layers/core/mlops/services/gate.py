@@ -409,7 +409,7 @@ def _lineage_summary(doc: Mapping[str, Any], evaluation: Evaluation) -> dict[str
         },
         "gate": {k: decision[k] for k in ("metric", "challenger", "champion", "passed", "outcome")},
         "timings": lineage.get("timings", {}),
-    }
+    } | ({"training_job": lineage["training_job"]} if "training_job" in lineage else {})
 
 
 def _recorded_outcome(record: VersionRecord) -> str:

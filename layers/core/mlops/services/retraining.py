@@ -22,6 +22,7 @@ from mlops.adapters.aws import client
 from mlops.adapters.label_store import LabelStore
 from mlops.adapters.model_store import ModelStore
 from mlops.adapters.training_data import DataObject, TrainingDataStore
+from mlops.adapters.training_jobs import TrainingJobs
 from mlops.domain import strict_json
 from mlops.domain.candidate import LabeledRows
 from mlops.domain.config import ModelConfig
@@ -29,6 +30,7 @@ from mlops.domain.dataset import Dataset, inspect_csv
 from mlops.domain.kept_data import TRAINED_VERSION, trained_version
 from mlops.domain.keys import bounded_key, dataset_key
 from mlops.domain.layout import CAPTURES, FEEDBACK, RETRAIN_REPORTS
+from mlops.domain.training_jobs import engine_for
 from mlops.domain.triggers import Trigger
 from mlops.errors import (
     ConfigError,
@@ -42,7 +44,9 @@ from mlops.observability import MetricUnit, logger, metrics
 from mlops.services.candidates import CandidateBuilder, DataSource
 from mlops.services.labels import LabelFolder
 from mlops.services.stack_config import stack_config
+from mlops.services.training_jobs import JobPlacement, TrainingJobLauncher
 from mlops.settings import retrainer_settings
+from mlops.training_job import source_package
 
 
 class RejectionError(MlopsError):
@@ -57,11 +61,12 @@ class RejectionError(MlopsError):
 
 @dataclass(frozen=True)
 class RetrainOutcome:
-    status: str  # "staged" | "rejected" | "skipped"
+    status: str  # "staged" | "training" (a SageMaker job) | "rejected" | "skipped"
     trigger: dict[str, Any]
     reasons: tuple[str, ...] = ()
     candidate: dict[str, Any] | None = None
     report_uri: str | None = None
+    training_job: dict[str, Any] | None = None  # status "training": the job that trains it
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"status": self.status, "trigger": self.trigger}
@@ -69,6 +74,8 @@ class RetrainOutcome:
             out["reasons"] = list(self.reasons)
         if self.candidate:
             out["candidate"] = self.candidate
+        if self.training_job:
+            out["training_job"] = self.training_job
         if self.report_uri:
             out["report_uri"] = self.report_uri
         return out
@@ -85,6 +92,7 @@ class RetrainService:
         traffic: TrainingDataStore,
         builder: CandidateBuilder,
         labels: LabelFolder | None = None,
+        jobs: TrainingJobLauncher | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._model = model
@@ -94,6 +102,7 @@ class RetrainService:
         self._traffic = traffic
         self._builder = builder
         self._labels = labels
+        self._jobs = jobs
         self._clock = clock
 
     def retrain(self, trigger: Trigger) -> RetrainOutcome:
@@ -101,6 +110,10 @@ class RetrainService:
         try:
             config = self.config()
             new_object = self._new_object(trigger)
+            if engine_for(config.training, new_object.size) == "sagemaker":
+                if version := self._kept_version(config, trigger, new_object):
+                    return self._skipped(trigger, new_object, version)
+                return self._start_job(config, trigger, new_object)
             new_data, body, data_report_uri = self._validated(
                 config, new_object, trigger, role="new"
             )
@@ -142,6 +155,45 @@ class RetrainService:
         )
         logger.info("candidate staged", **staged.as_dict(), trigger=trigger.as_dict())
         return RetrainOutcome("staged", trigger.as_dict(), tuple(notes), staged.as_dict())
+
+    def _kept_version(self, config: ModelConfig, trigger: Trigger, obj: DataObject) -> str | None:
+        """The version ``obj`` was kept from (``kept_data``), when it alone is the training
+        set: as the function's path skips it, without reading it into memory (a digest)."""
+        policy = config.retraining
+        one_object = policy.training_set == "new_object" and not policy.include_feedback
+        if TRAINED_VERSION not in obj.metadata or not (trigger.kind == "s3_upload" or one_object):
+            return None
+        return trained_version(obj.metadata, self._data.sha256(obj))
+
+    def _start_job(self, config: ModelConfig, trigger: Trigger, obj: DataObject) -> RetrainOutcome:
+        """Too large for this function (or ``engine = "sagemaker"``): a SageMaker training job
+        validates, trains and stages; its completion event reaches the gate."""
+        if self._jobs is None:
+            raise _reject(
+                "training_job",
+                f"{obj.uri} ({obj.size} bytes) is for a SageMaker training job (training.engine "
+                f"= {config.training.engine!r}, max_lambda_bytes = "
+                f"{config.training.max_lambda_bytes}), and this stack has none configured "
+                "(TRAINING_JOB_ROLE_ARN, TRAINING_JOB_PREFIX)",
+            )
+        notes = [
+            f"{obj.uri} is {obj.size} bytes: trained by a SageMaker training job "
+            f"(training.engine = {config.training.engine!r}, max_lambda_bytes = "
+            f"{config.training.max_lambda_bytes})"
+        ]
+        policy = config.retraining
+        if policy.training_set == "window" or policy.include_feedback:
+            notes.append(
+                "a training job trains on the upload alone: retraining.training_set = window "
+                "and include_feedback apply to retrains in the function"
+            )
+        reference = self._labeled_traffic(config, [], [], notes)
+        try:
+            job = self._jobs.start(config, obj, trigger, reference)
+        except ConfigError as exc:
+            raise _reject("training_job", exc.message) from exc
+        logger.info("retrain handed to a training job", **job, trigger=trigger.as_dict())
+        return RetrainOutcome("training", trigger.as_dict(), tuple(notes), training_job=job)
 
     def resolve(self, trigger: Trigger) -> Trigger:
         """A retrain request whose training set is one object (``new_object``, no feedback)
@@ -425,4 +477,23 @@ def retrain_service() -> RetrainService:
             TrainingDataStore(settings.capture_bucket, s3),
             LabelStore(settings.capture_bucket, s3),
         ),
+        jobs=_training_jobs(store) if settings.training_job_role_arn else None,
+    )
+
+
+def _training_jobs(store: ModelStore) -> TrainingJobLauncher:
+    settings = retrainer_settings()
+    return TrainingJobLauncher(
+        store=store,
+        jobs=TrainingJobs(client("sagemaker")),
+        placement=JobPlacement(
+            prefix=settings.training_job_prefix,
+            role_arn=settings.training_job_role_arn,
+            instance_type=settings.training_instance_type,
+            max_runtime_seconds=settings.training_max_runtime_seconds,
+            region=settings.region,
+            image_uri=settings.training_image_uri,
+        ),
+        code_version=__version__,
+        package=lambda: source_package.build(settings.model_code_dir),
     )

@@ -1,0 +1,83 @@
+"""The template's Athena side of `mlops query`: an enforced workgroup with a bytes-scanned
+cutoff, a private results bucket that forgets, and a least-privilege policy for queriers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_cli.emulator.template import load_template
+from tests.conftest import ROOT
+
+TEMPLATE = load_template(ROOT / "template.yaml")
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+WORKGROUP = RESOURCES["QueryWorkGroup"]["Properties"]
+RESULTS = RESOURCES["QueryResultsBucket"]["Properties"]
+POLICY = RESOURCES["QueryAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+
+
+def test_the_workgroup_enforces_its_result_location_encryption_and_scan_cutoff() -> None:
+    config = WORKGROUP["WorkGroupConfiguration"]
+    assert config["EnforceWorkGroupConfiguration"] is True
+    assert config["BytesScannedCutoffPerQuery"] == {"Ref": "QueryBytesScannedCutoff"}
+    assert config["EngineVersion"]["SelectedEngineVersion"] == "Athena engine version 3"
+    result = config["ResultConfiguration"]
+    assert result["OutputLocation"] == {"Fn::Sub": "s3://${QueryResultsBucket}/results/"}
+    assert result["EncryptionConfiguration"]["EncryptionOption"] == "SSE_S3"
+    parameter = TEMPLATE["Parameters"]["QueryBytesScannedCutoff"]
+    assert parameter["Default"] == 10 * 1024**3
+    assert parameter["MinValue"] == 10_000_000  # Athena refuses a smaller cutoff
+
+
+def test_results_are_private_encrypted_tls_only_and_expire_in_a_week() -> None:
+    assert all(RESULTS["PublicAccessBlockConfiguration"].values())
+    rule = RESULTS["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    (expiry,) = RESULTS["LifecycleConfiguration"]["Rules"]
+    assert (expiry["Status"], expiry["ExpirationInDays"], "Prefix" in expiry) == (
+        "Enabled",
+        7,
+        False,
+    )
+    (deny,) = RESOURCES["QueryResultsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_query_policy_grants_only_what_a_query_needs() -> None:
+    actions = {
+        a for s in POLICY for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert actions == {
+        "athena:StartQueryExecution",
+        "athena:GetQueryExecution",
+        "athena:GetQueryResults",
+        "athena:StopQueryExecution",
+        "athena:GetWorkGroup",
+        "glue:GetDatabase",
+        "glue:GetTable",
+        "glue:GetTables",
+        "glue:GetPartition",
+        "glue:GetPartitions",
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
+        "s3:GetBucketLocation",
+        "s3:ListBucketMultipartUploads",
+    }
+    assert all(s["Effect"] == "Allow" and s["Resource"] != "*" for s in POLICY)
+    reads = next(s for s in POLICY if s["Sid"] == "ReadCapturesAndFeedback")
+    assert reads["Resource"] == [
+        {"Fn::Sub": "${ArtifactsBucket.Arn}/captures/*"},
+        {"Fn::Sub": "${ArtifactsBucket.Arn}/feedback/*"},
+    ]
+    listing = next(s for s in POLICY if s["Sid"] == "ListCapturesAndFeedback")
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["captures/*", "feedback/*"]}}
+
+
+def test_the_outputs_name_what_mlops_query_needs() -> None:
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["QueryWorkGroupName"]["Value"] == {"Ref": "QueryWorkGroup"}
+    assert outputs["CaptureDatabaseName"]["Value"] == {"Ref": "CaptureDatabase"}
+    assert outputs["QueryAccessPolicyArn"]["Value"] == {"Ref": "QueryAccessPolicy"}
