@@ -19,9 +19,10 @@ from mlops.adapters.capture_store import CaptureStore
 from mlops.adapters.model_store import ModelStore
 from mlops.domain import capture
 from mlops.domain.config import ModelConfig
-from mlops.domain.estimate import LOSS_MODEL, Calibration, fit_calibration
+from mlops.domain.estimate import LOSS_MODEL, Calibration, LossModelSpec, fit_calibration
 from mlops.domain.estimate_sketch import LossSums
 from mlops.domain.loss_model import FittedLossModel
+from mlops.domain.loss_scoring import LossModel
 from mlops.domain.sketch import Sketch
 from mlops.domain.synthetic import MarketConditions, conditions_for_month, generate
 from mlops.errors import ParityError
@@ -83,6 +84,35 @@ def test_the_logger_scores_the_loss_model_and_sketches_the_estimated_errors(
     assert isinstance(part, LossSums)
     assert (part.count, part.unscored, summary.estimate_unscored_rows) == (40, 0, 0)
     assert part.floats()[0] > 0  # estimated absolute errors of house prices
+
+
+def test_rows_the_loss_model_cannot_read_are_unscored_not_guessed(
+    v1: None, store: ModelStore
+) -> None:
+    spec = LossModelSpec.from_dict(store.get_json(PREFIX + "baseline.json")["estimate"])
+    scorer = LossModel(
+        store.get_bytes(PREFIX + LOSS_MODEL),
+        numeric=["sqft", "bedrooms", "bathrooms", "year_built", "lot_size",
+                 "distance_to_center", "interest_rate"],
+        categorical=["location", "property_type"],
+        prediction_input=spec.prediction_input,
+    )  # fmt: skip
+    good = json.loads(_events(1)[0].message)
+    house, price = good["instances"][0], good["predictions"][0]
+    rows = [
+        {"inputs": house, "prediction": price},
+        {"inputs": house | {"sqft": None}, "prediction": price},
+        {"inputs": house | {"sqft": "big"}, "prediction": price},
+        {"inputs": house | {"bedrooms": True}, "prediction": price},
+        {"inputs": house, "prediction": float("nan")},
+        {"inputs": None, "prediction": price},  # a truncated capture
+        {"inputs": house | {"location": None}, "prediction": price},  # a missing category
+    ]
+    scored = scorer.score(rows)
+    assert scored[0] is not None
+    assert scored[1:6] == [None] * 5
+    assert scored[6] is not None  # an unknown or missing category is scored, as by the model
+    assert scorer.score(rows[:1]) == scored[:1]  # a row's estimate does not depend on its batch
 
 
 @pytest.mark.parametrize("damage", ["missing", "altered", "not onnx"])

@@ -48,35 +48,42 @@ class LossModel:
             )
 
     def score(self, rows: Sequence[Mapping[str, Any]]) -> list[float | None]:
-        """The estimated absolute error per row (None where it cannot be scored)."""
-        usable = [
-            i
-            for i, r in enumerate(rows)
-            if isinstance(r.get("inputs"), Mapping)
-            and is_number(r.get("prediction"))
-            and all(is_number(r["inputs"].get(name)) for name, _ in self._numeric)
-        ]
+        """The estimated absolute error per row (None where it cannot be scored). Columns
+        are gathered once each and checked with numpy: this runs on every captured row."""
         out: list[float | None] = [None] * len(rows)
-        if not usable:
+        index = [i for i, r in enumerate(rows) if isinstance(r.get("inputs"), Mapping)]
+        if not index:
             return out
-        picked = [rows[i] for i in usable]
-        inputs = [r["inputs"] for r in picked]
-        feeds: dict[str, Any] = {
-            derived: _numbers([i.get(name) for i in inputs]) for name, derived in self._numeric
-        }
+        inputs = [rows[i]["inputs"] for i in index]
+        prediction = _numbers([rows[i].get("prediction") for i in index])
+        usable = np.isfinite(prediction)
+        numeric = {}
+        for name, derived in self._numeric:
+            numeric[derived] = column = _numbers([i.get(name) for i in inputs])
+            usable &= np.isfinite(column)
+        keep = np.flatnonzero(usable)
+        if keep.size == 0:
+            return out
+        feeds: dict[str, Any] = {d: c[keep].reshape(-1, 1) for d, c in numeric.items()}
         for name, derived in self._categorical:
-            feeds[derived] = np.asarray([_text(i.get(name)) for i in inputs], dtype=object).reshape(
-                -1, 1
-            )
-        feeds[self._prediction] = _numbers([r["prediction"] for r in picked])
+            text = np.asarray([_text(i.get(name)) for i in inputs], dtype=object)
+            feeds[derived] = text[keep].reshape(-1, 1)
+        feeds[self._prediction] = prediction[keep].reshape(-1, 1)
         values = np.asarray(self._session.run(None, feeds)[0], dtype=np.float64).reshape(-1)
-        for i, value in zip(usable, values.tolist(), strict=True):
-            out[i] = value
+        for position, value in zip(keep.tolist(), values.tolist(), strict=True):
+            out[index[position]] = value
         return out
 
 
 def _numbers(values: list[Any]) -> Any:
-    return np.asarray(values, dtype=np.float64).reshape(-1, 1)
+    """float64 values, NaN for what is not a finite number (None, text, bool, overflow)."""
+    try:
+        numbers = np.asarray(values, dtype=np.float64)
+        if not any(type(v) is bool for v in values):
+            return numbers
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return np.asarray([float(v) if is_number(v) else np.nan for v in values], dtype=np.float64)
 
 
 def _text(value: Any) -> str:
