@@ -363,3 +363,61 @@ def test_the_largest_honest_dle_sums_are_read() -> None:
     assert part.sum1 == int(1e75) << SCALE_BITS
     assert build_dle([1e76]).unscored == 1  # beyond MAX_LOSS: not scored
     assert to_hex(part.sum4)  # its fourth power is still a finite float64 sum
+
+
+# ----------------------------------------------------------------------------- the page
+
+
+def _report_with(estimate: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "drift_report",
+        "schema_version": 1,
+        "model": "m",
+        "version": "1",
+        "verdict": {"status": "ok", "estimate_breach": estimate.get("breach")},
+        "features": [],
+        "estimate": estimate,
+    }
+
+
+def test_the_page_names_the_estimate_and_escapes_what_it_shows() -> None:
+    from mlops.domain.drift_report import headline
+    from mlops.domain.drift_report_html import render_html
+
+    estimate = {
+        "label": "ESTIMATE",
+        "method": "DLE (loss model)",
+        "metric": "rmse",
+        "holdout": 100.0,
+        "available": True,
+        "breach": True,
+        "reason": "ESTIMATED rmse <script>alert(1)</script>",
+        "window": {"rmse": {"value": 150.0, "low": 130.0, "high": 170.0, "rows": 10}},
+        "rows": 10,
+        "unscored": 0,
+        "hours": [
+            {
+                "start": "2026-12-07T10:00:00+00:00",
+                "rows": 5,
+                "realized": 140.0,
+                "error": 10.0,
+                "labels": 5,
+                "estimates": {"rmse": {"value": 150.0, "low": 0.0, "high": 170.0}},
+            },
+            {
+                "start": "2026-12-07T11:00:00+00:00",
+                "rows": 5,
+                "realized": None,
+                "labels": 0,
+                "estimates": {"rmse": {"value": None, "low": None, "high": None}},
+            },
+        ],
+    }
+    page = render_html(_report_with(estimate))
+    assert "<script>alert" not in page
+    assert "Estimated quality (ESTIMATE, before labels)" in page
+    assert "no labels yet" in page
+    assert headline(_report_with(estimate))[0] == (
+        "Estimated quality loss: ESTIMATED RMSE +50 % (an estimate, before labels)"
+    )
+    assert "Estimated quality" not in render_html(_report_with({}) | {"estimate": None})

@@ -143,7 +143,11 @@ def estimate_chart(section: Mapping[str, Any]) -> str:
             f'<text x="{left - 8}" y="{y_of(tick) + 3.5:.1f}" text-anchor="end" font-size="11" '
             f'fill="{_AXIS_TEXT}">{escape(format_number(tick))}</text>'
         )
-    band = [(i, lo, hi) for i, (lo, hi) in enumerate(zip(lows, highs, strict=True)) if lo and hi]
+    band = [
+        (i, lo, hi)
+        for i, (lo, hi) in enumerate(zip(lows, highs, strict=True))
+        if lo is not None and hi is not None
+    ]
     if band:
         upper = " ".join(f"{x_of(i):.1f},{y_of(hi):.1f}" for i, _, hi in band)
         lower = " ".join(f"{x_of(i):.1f},{y_of(lo):.1f}" for i, lo, _ in reversed(band))
