@@ -201,3 +201,20 @@ def test_an_empty_or_partial_summary_still_renders() -> None:
     assert "No drift reports were written." in " ".join(page.text)
     partial = {"months": [{"month": 0, "rmse_system": None, "rmse_static": float("nan")}]}
     assert "<table>" in render_demo_html(partial)
+
+
+def test_a_month_s_estimate_breach_is_said_as_an_estimate() -> None:
+    from mlops_cli.demo.digest import estimate_text
+
+    drift = {
+        "estimate_breach": True,
+        "estimated_metric": "rmse",
+        "estimated_quality": 61_000.0,
+        "estimated_interval": [52_000.0, 70_000.0],
+    }
+    assert estimate_text(drift) == (
+        "ESTIMATED RMSE 61,000 (RMSE 52,000 to RMSE 70,000) from traffic alone, worse than the "
+        "holdout: an estimate, no labels needed"
+    )
+    assert estimate_text(drift | {"estimate_breach": False}) == ""
+    assert estimate_text(drift | {"estimated_quality": None}) == ""

@@ -59,6 +59,20 @@ def metric_text(metric: str, value: float) -> str:
     return f"{metric.upper() if metric in ('rmse', 'mae') else metric} {value:,.0f}"
 
 
+def estimate_text(drift: Mapping[str, Any]) -> str:
+    """The month's ESTIMATE when it breached (empty otherwise): quality estimated from traffic
+    alone, before the month's labels are in."""
+    value, interval = drift.get("estimated_quality"), drift.get("estimated_interval")
+    if not drift.get("estimate_breach") or not isinstance(value, int | float) or not interval:
+        return ""
+    metric = str(drift.get("estimated_metric") or "")
+    low, high = (metric_text(metric, v) for v in interval)
+    return (
+        f"ESTIMATED {metric_text(metric, value)} ({low} to {high}) from traffic alone, worse "
+        "than the holdout: an estimate, no labels needed"
+    )
+
+
 def serving_label(versions: list[str], production: str | None) -> str:
     """Who answered: ``v3``, or ``v3 + canary v4 31%`` while a rollout bakes."""
     counts: dict[str, int] = {}
