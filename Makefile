@@ -111,10 +111,13 @@ bench: venv
 	$(BIN)/python benchmarks/retrain.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/training_scale.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/batch.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift_false_alarms.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/rollout.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/foresight_rollouts.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/monitoring_scale.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/query.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/batch_map.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/foresight_estimates.py $(BENCH_ARGS)
 
 clean:

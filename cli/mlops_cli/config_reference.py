@@ -195,6 +195,8 @@ def _type(kind: Any) -> str:
         inner = [a for a in args if a is not type(None)]
         return " or ".join(_type(a) for a in inner) + ", optional"
     if origin is tuple:
+        if args and args[0] in (int, float):  # tuple[float, ...]: a list of numbers
+            return "array of numbers"
         return "array of tables"
     if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):
         return "table"
@@ -215,6 +217,8 @@ def _literal(value: Any) -> str:
     if isinstance(value, Mapping):
         items = ", ".join(f"{k} = {_literal(v)}" for k, v in value.items())
         return f"{{ {items} }}" if items else "{}"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
     return repr(value)
 
 

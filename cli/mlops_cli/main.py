@@ -9,6 +9,7 @@ import sys
 
 from mlops.errors import ConfigError, InvalidInputError, MlopsError
 from mlops_cli.commands import (
+    batch,
     demo,
     drift,
     generate,
@@ -33,6 +34,7 @@ COMMANDS = (
     train,
     retrain,
     predict,
+    batch,
     drift,
     query,
     status,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import signal
 import subprocess
@@ -216,6 +218,50 @@ def test_the_artifacts_bucket_carries_the_templates_retention_rules(local_stack:
     kept = rules["ExpireOldObjectVersions"]
     assert kept["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90
     assert kept["Expiration"] == {"ExpiredObjectDeleteMarker": True}
+
+
+def test_mlops_batch_scores_a_file_through_the_stacks_s3_notification(
+    local_stack: Running, tmp_path: Path
+) -> None:
+    """The upload under the batch prefix runs BatchScoringFunction in its own process (the
+    template's S3 event); the command prints the summary it wrote. (The Distributed Map path
+    end to end belongs to the Step Functions runner's tests.)"""
+    from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
+
+    # Given a file of 250 houses with an id column and two bad rows
+    rows = list(
+        csv.DictReader(
+            io.StringIO(csv_bytes(generate(250, conditions_for_month(2), seed=5)).decode())
+        )
+    )
+    rows = [{"house": f"H{i}", **row} for i, row in enumerate(rows)]
+    rows[3]["sqft"] = "big"
+    rows[200]["location"] = ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    data = tmp_path / "portfolio.csv"
+    data.write_text(out.getvalue())
+    production = call(f"{local_stack.url}/health")[1]["model_version"]
+    # When it is scored with `mlops batch`
+    run = subprocess.run(
+        [*MLOPS, "batch", "--data", str(data), "--id-column", "house", "--json"],
+        cwd=local_stack.cwd,
+        env=user_env(local_stack.cwd),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Then every row is scored or reported, in the invocation (a small file)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert (summary["status"], summary["engine"]) == ("succeeded", "lambda")
+    assert (summary["rows"], summary["scored"], summary["rejected"]) == (250, 248, 2)
+    assert summary["rejected_by_reason"] == {"empty": 1, "not_a_number": 1}
+    assert summary["model_version"] == production
+    assert summary["input"]["key"] == "batch/portfolio.csv"
 
 
 def test_ctrl_c_stops_the_stack_cleanly(local_stack: Running) -> None:

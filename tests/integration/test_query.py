@@ -279,6 +279,15 @@ def test_a_query_without_the_injected_model_key_is_refused_as_athena_would(
     _, query = local
     with pytest.raises(QuerySyntaxError, match="injected partition key"):
         query.run("SELECT count(*) FROM captures")
+    # a comment or a string that mentions it gives Athena no value either
+    for hidden in (
+        "SELECT count(*) FROM captures -- WHERE model = 'house-prices'",
+        "SELECT count(*) FROM captures /* model IN ('house-prices') */",
+        "SELECT count(*) FROM captures WHERE request_id <> 'model = x'",
+    ):
+        with pytest.raises(QuerySyntaxError, match="injected partition key"):
+            query.run(hidden)
+    assert query.run("SELECT count(*) > 0 FROM captures WHERE model IN ('house-prices')").rows
 
 
 def test_syntax_errors_and_unknown_tables_are_named(local: tuple[Sent, LocalQueryEngine]) -> None:
@@ -341,3 +350,104 @@ def test_json_extract_scalar_means_what_it_means_on_trino(
         "WHERE model = 'house-prices' AND json_extract_scalar(inputs, '$.location') = 'harbor'"
     )
     assert result.rows == [[expected]]
+
+
+FROM_CAPTURES = "FROM captures WHERE model = 'house-prices'"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # a second statement after a harmless first, and statements that write or reconfigure
+        f"SELECT count(*) {FROM_CAPTURES}; COPY (SELECT 1) TO '{{out}}'",
+        f"COPY (SELECT * {FROM_CAPTURES}) TO '{{out}}'",
+        "COPY (SELECT 1 AS x) TO '{parquet}' (FORMAT parquet, USE_TMP_FILE false)",
+        "ATTACH '{out}' AS elsewhere",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "SET enable_external_access = true",
+        "PRAGMA enable_profiling",
+        f"CREATE TABLE leak AS SELECT * {FROM_CAPTURES}",
+        "EXPORT DATABASE '{folder}'",
+    ],
+)
+def test_a_statement_that_is_not_one_select_is_refused_and_writes_nothing(
+    local: tuple[Sent, LocalQueryEngine], tmp_path: Path, sql: str
+) -> None:
+    # Given the engine with its cached Parquet; When hostile SQL asks it to write or reconfigure
+    _, query = local
+    query.run(f"SELECT count(*) {FROM_CAPTURES}")  # the cache is there
+    parquet = next(query.cache.rglob("columnar.parquet"))
+    before = parquet.read_bytes()
+    out = tmp_path / "out.csv"
+    hostile = sql.format(out=out, parquet=parquet, folder=tmp_path / "export")
+    # Then it is refused as bad SQL (exit 2) before anything runs, and nothing was written
+    with pytest.raises(QuerySyntaxError, match=r"one SQL statement|SELECT \(or EXPLAIN\) only"):
+        query.run(hostile)
+    assert list(tmp_path.iterdir()) == []
+    assert parquet.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "reader",
+    [
+        "read_csv('{secret}')",
+        "read_text('{secret}')",
+        "read_blob('{secret}')",
+        "read_parquet('{other}')",
+        "glob('{folder}/*')",
+        "'{secret}'",
+        "read_csv('https://example.com/x.csv')",
+    ],
+)
+def test_a_select_reads_the_tables_and_no_other_file(
+    local: tuple[Sent, LocalQueryEngine], tmp_path: Path, reader: str
+) -> None:
+    # Given a file beside the cache that no table declares (a secret, another Parquet file)
+    _, query = local
+    secret = tmp_path / "secret.csv"
+    secret.write_text("password\nhunter2\n")
+    other = tmp_path / "other.parquet"
+    import duckdb
+
+    duckdb.connect().execute(f"COPY (SELECT 'hunter2' AS password) TO '{other}'")
+    # When a SELECT names it (or a URL) as a table function or a path
+    sql = f"SELECT * FROM {reader.format(secret=secret, other=other, folder=tmp_path)}"
+    # Then the engine refuses to open it, naming why
+    with pytest.raises(QuerySyntaxError, match="reads only the stack's tables"):
+        query.run(sql)
+
+
+def test_the_tables_still_answer_inside_the_sandbox(local: tuple[Sent, LocalQueryEngine]) -> None:
+    _, query = local
+    result = query.run(f"EXPLAIN SELECT count(*) {FROM_CAPTURES}")
+    assert result.rows
+    both = query.run(
+        "SELECT (SELECT count(*) FROM captures WHERE model = 'house-prices') > 0, "
+        "(SELECT count(*) FROM feedback) > 0"
+    )
+    assert both.rows == [[True, True]]
+
+
+@pytest.mark.parametrize("name", ["..", ".", "columnar.parquet", "x.jsonl.gz.part"])
+def test_an_object_named_like_a_path_step_or_the_caches_own_file_is_left_out_and_said(
+    stored: tuple[Sent, Path], tmp_path: Path, name: str
+) -> None:
+    # Given a day with one good object and one whose name the local copy cannot hold
+    query = engine(tmp_path)
+    store = CaptureStore(BUCKET, aws.client("s3"))
+    folder = f"captures/model={MODEL}/version=1/dt=2026-11-06/hour=01/"
+    row = {"prediction_id": "p", "request_id": "r", "ts": 1, "prediction": 1.0}
+    store.put_jsonl_gz(folder + "good.jsonl.gz", [row])
+    store.put_jsonl_gz(folder + name, [row | {"prediction_id": "q"}])
+    try:
+        # When the day is queried
+        sql = "SELECT count(*) FROM captures WHERE model = 'house-prices' AND dt = '2026-11-06'"
+        result = query.run(sql)
+    finally:
+        for key in (folder + "good.jsonl.gz", folder + name):
+            aws.client("s3").delete_object(Bucket=BUCKET, Key=key)
+    # Then the good object answers, the other is left out with a note, nothing lands outside
+    assert result.rows == [[1]]
+    assert any("cannot hold" in note for note in result.notes)
+    assert not [p for p in tmp_path.parent.iterdir() if p.name.endswith(".part")]

@@ -253,3 +253,19 @@ def test_data_kept_from_a_version_is_skipped_without_a_job_and_a_copied_marker_i
     # The same marker on other bytes (aws s3 cp keeps metadata) does not skip them
     other = line.upload("copied.csv", month(1), metadata=kept)
     assert only(line.retrain(other))["status"] == "training"
+
+
+def test_an_upload_over_max_job_bytes_starts_no_job_and_is_rejected_one_byte_past(
+    line: Pipeline,
+) -> None:
+    # Given an upload exactly at training.max_job_bytes: a job starts
+    body = month(0)
+    line.config(with_training(engine="sagemaker", max_job_bytes=len(body)))
+    assert only(line.retrain(line.upload("big.csv", body)))["status"] == "training"
+    # When the limit is one byte smaller, another upload of that size starts no job (no instance
+    # is paid to download it and refuse it) and is a rejected retrain naming the limit
+    line.config(with_training(engine="sagemaker", max_job_bytes=len(body) - 1))
+    result = only(line.retrain(line.upload("other.csv", body)))
+    assert result["status"] == "rejected"
+    assert "over training.max_job_bytes" in result["reasons"][0]
+    assert len(boto3.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]) == 1

@@ -166,3 +166,21 @@ def test_the_watcher_records_the_outcome_in_moto_and_puts_the_state_change_event
     assert record["job_status"] == "Completed"
     assert record["detail"]["Tags"] == {"mlops:model": "house-prices"}
     assert isinstance(record["detail"]["TrainingEndTime"], int)
+
+
+def test_a_channel_key_that_would_land_outside_the_channel_folder_is_not_copied(
+    s3: Any, tmp_path: Path
+) -> None:
+    # Given keys under a folder prefix whose rest is absolute ("input//x") or climbs ("../x")
+    outside = tmp_path / "outside.txt"
+    spec = job(s3, "import sys\nsys.exit(0)\n")
+    spec["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] = f"s3://{BUCKET}/in/"
+    s3.put_object(Bucket=BUCKET, Key="in/ok.csv", Body=b"a\n")
+    s3.put_object(Bucket=BUCKET, Key=f"in/{outside}", Body=b"planted")
+    s3.put_object(Bucket=BUCKET, Key="in/../escape.csv", Body=b"planted")
+    # When the local stand-in copies the channel
+    run = run_job(s3, spec, tmp_path / "job")
+    # Then only the key inside it is copied, and nothing is written outside the job's folder
+    assert run.status == "Completed"
+    assert not outside.exists()
+    assert sorted(p.name for p in tmp_path.rglob("*.csv")) == ["ok.csv"]

@@ -3,6 +3,7 @@ cutoff, a private results bucket that forgets, and a least-privilege policy for 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mlops_cli.emulator.template import load_template
@@ -48,6 +49,7 @@ def test_the_query_policy_grants_only_what_a_query_needs() -> None:
         a for s in POLICY for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     }
     assert actions == {
+        "cloudformation:DescribeStacks",
         "athena:StartQueryExecution",
         "athena:GetQueryExecution",
         "athena:GetQueryResults",
@@ -72,6 +74,11 @@ def test_the_query_policy_grants_only_what_a_query_needs() -> None:
         {"Fn::Sub": "${ArtifactsBucket.Arn}/captures/*"},
         {"Fn::Sub": "${ArtifactsBucket.Arn}/feedback/*"},
     ]
+    # Athena reads the tables' bucket with the caller's rights: it locates it too, and that
+    # request carries no s3:prefix, so it cannot sit under the listing's condition.
+    locate = [s for s in POLICY if "s3:GetBucketLocation" in s["Action"]]
+    located = [s["Resource"] for s in locate if "Condition" not in s]
+    assert {"Fn::GetAtt": ["ArtifactsBucket", "Arn"]} in located
     listing = next(s for s in POLICY if s["Sid"] == "ListCapturesAndFeedback")
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["captures/*", "feedback/*"]}}
 
@@ -81,3 +88,29 @@ def test_the_outputs_name_what_mlops_query_needs() -> None:
     assert outputs["QueryWorkGroupName"]["Value"] == {"Ref": "QueryWorkGroup"}
     assert outputs["CaptureDatabaseName"]["Value"] == {"Ref": "CaptureDatabase"}
     assert outputs["QueryAccessPolicyArn"]["Value"] == {"Ref": "QueryAccessPolicy"}
+
+
+def test_every_call_mlops_query_stack_makes_is_allowed_by_the_policy() -> None:
+    # The calls, read from the code that makes them: the stack's outputs, then Athena's.
+    cli = ROOT / "cli" / "mlops_cli"
+    athena = (cli / "query" / "athena.py").read_text()
+    target = (cli / "emulator" / "target.py").read_text()
+    calls = {
+        "athena:" + pascal(op)
+        for op in re.findall(r'_call\(\s*"(\w+)"', athena)
+        + re.findall(r"self\._athena\.(\w+)\(", athena)
+    } | {
+        "cloudformation:" + pascal(op)
+        for op in re.findall(r'client\("cloudformation"\)\.(\w+)\(', target)
+    }
+    assert {"athena:StartQueryExecution", "cloudformation:DescribeStacks"} <= calls
+    allowed = {
+        a for s in POLICY for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert calls <= allowed, calls - allowed
+    stack = next(s for s in POLICY if "cloudformation:DescribeStacks" in s["Action"])
+    assert stack["Resource"] == {"Ref": "AWS::StackId"}  # this stack only
+
+
+def pascal(snake: str) -> str:
+    return "".join(part.title() for part in snake.split("_"))

@@ -4,16 +4,17 @@ gate emits."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from typing import Any
 
-from mlops.domain.training_jobs import EVENT_DETAIL_TYPE, EVENT_SOURCE, job_name
+from mlops.domain.training_jobs import DEFAULT_LIMITS, EVENT_DETAIL_TYPE, EVENT_SOURCE, job_name
 from mlops.metric_names import Metric
 from mlops.settings import GateSettings, RetrainerSettings
 from mlops_cli.emulator.sources.declarations import event_pattern
 from tests.conftest import load_event
-from tests.unit.test_template_retrain import GATE, RESOURCES, RETRAINER, resolver
+from tests.unit.test_template_retrain import GATE, RESOURCES, RETRAINER, TEMPLATE, resolver
 from tests.unit.test_template_retrain import _local_environment as local_environment
 
 
@@ -83,7 +84,13 @@ def test_the_job_role_is_for_sagemaker_and_writes_only_under_the_models_job_fold
     statements = role["Policies"][0]["PolicyDocument"]["Statement"]
     writes = [s for s in statements if "s3:PutObject" in s["Action"]]
     assert len(writes) == 1
-    assert resolved(writes[0]["Resource"]).endswith("/staging/house-prices/jobs/*")
+    allowed = str(resolved(writes[0]["Resource"]))
+    job = "mlops-0a1b2c3d-5f0c9a4e2b7d1c3e8f6a"
+    jobs = "arn:aws:s3:::artifacts/staging/house-prices/jobs/"
+    assert fnmatch.fnmatchcase(f"{jobs}{job}/output/model.tar.gz", allowed)
+    # not the source package every later job runs, nor a job's inputs
+    assert not fnmatch.fnmatchcase(f"{jobs}source/{'0' * 64}.tar.gz", allowed)
+    assert not fnmatch.fnmatchcase(f"{jobs}{job}/input/job.json", allowed)
     assert not any(s["Resource"] == "*" for s in statements if s["Sid"] != "JobMetrics")
 
 
@@ -92,3 +99,12 @@ def test_the_failed_jobs_alarm_watches_the_metric_the_gate_emits() -> None:
     env = local_environment(GATE)
     assert alarm["MetricName"] == Metric.TRAINING_JOBS_FAILED
     assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+
+
+def test_the_gate_holds_the_largest_artifact_it_accepts_in_half_its_memory() -> None:
+    # The archive and its unpacked files are in memory at once; the other half is the gate's
+    # own work (parity inputs, the model's session).
+    memory_mb = GATE.get("MemorySize", TEMPLATE["Globals"]["Function"]["MemorySize"])
+    held = DEFAULT_LIMITS.max_compressed + DEFAULT_LIMITS.max_total
+    assert DEFAULT_LIMITS.max_member <= DEFAULT_LIMITS.max_total
+    assert held <= memory_mb * 1024**2 / 2

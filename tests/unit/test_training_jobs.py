@@ -4,8 +4,10 @@ the source package, and CreateTrainingJob against moto and its failures."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from mlops.adapters.model_store import ModelStore
@@ -27,6 +29,7 @@ from mlops.domain import candidate
 from mlops.domain.config import TrainingConfig
 from mlops.domain.config_document import load_config
 from mlops.domain.training_jobs import (
+    DEFAULT_LIMITS,
     ArtifactLimits,
     cost_usd,
     engine_for,
@@ -277,6 +280,11 @@ def test_a_job_is_created_in_script_mode_with_its_channels_output_and_limit() ->
     hyper = {k: json.loads(v) for k, v in job["HyperParameters"].items()}
     assert hyper["sagemaker_program"] == "entry.py"
     assert hyper["sagemaker_submit_directory"] == request().source_uri
+    # The training toolkit does logging.basicConfig(level=...) then level >= logging.INFO with
+    # the decoded value: a number, or every job fails before our entry point runs.
+    level = hyper["sagemaker_container_log_level"]
+    logging.getLogger("probe").setLevel(level)
+    assert level >= logging.INFO
     channels = {
         c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]
     }
@@ -403,3 +411,51 @@ def test_the_jobs_tags_are_values_sagemaker_accepts_whatever_the_uploads_key() -
         tags = sm.list_tags(ResourceArn=job["job_arn"])["Tags"]
     assert tags == [{"Key": "mlops:model", "Value": "house-prices"}]
     assert all(allowed.fullmatch(t["Key"]) and allowed.fullmatch(t["Value"]) for t in tags)
+
+
+def claimed(size: int) -> bytes:
+    """A gzip tar whose one member's header claims ``size`` bytes and holds a few: what a gzip
+    bomb looks like before its content is read."""
+    info = tarfile.TarInfo(f"staging/{MODEL}/{CID}/model.onnx")
+    info.size = size
+    return gzip.compress(info.tobuf() + b"\0" * 512)
+
+
+def test_the_default_limits_refuse_a_bomb_one_byte_past_the_member_limit_before_reading_it() -> (
+    None
+):
+    limit = DEFAULT_LIMITS.max_member
+    with pytest.raises(IntegrityError, match="over the artifact limits"):
+        unpack_candidate(claimed(limit + 1), MODEL, DEFAULT_LIMITS)
+    # on the limit: past the size check, read, and found short
+    with pytest.raises(IntegrityError, match=r"truncated|not a readable gzip tar"):
+        unpack_candidate(claimed(limit), MODEL, DEFAULT_LIMITS)
+
+
+_ANY_REQUEST = dict.fromkeys(
+    (
+        "TrainingJobName",
+        "HyperParameters",
+        "AlgorithmSpecification",
+        "RoleArn",
+        "InputDataConfig",
+        "OutputDataConfig",
+        "ResourceConfig",
+        "StoppingCondition",
+        "EnableNetworkIsolation",
+        "Tags",
+    ),
+    ANY,
+)
+
+
+def test_the_job_is_created_with_debuggers_profiler_off() -> None:
+    # The job role may write only <job>/output/: the profiler would write beside it.
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    with Stubber(sm) as stub:
+        stub.add_response(
+            "create_training_job",
+            {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x"},
+            expected_params={"ProfilerConfig": {"DisableProfiler": True}, **_ANY_REQUEST},
+        )
+        TrainingJobs(sm).start(request())

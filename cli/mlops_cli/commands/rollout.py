@@ -51,11 +51,36 @@ def run(args: argparse.Namespace) -> int:
         f"{target.model_name}: {rollout.describe}, since {rollout.started_at} "
         f"(by {rollout.actor}: {rollout.reason})"
     )
+    for step in rollout.steps:
+        print(
+            f"Stepped {step.get('from_percent'):g} % -> {step.get('to_percent'):g} % at "
+            f"{step.get('at')} ({step.get('actor')})"
+        )
     check = rollout.last_check
+    ramp = check.get("ramp") if check else None
+    if ramp:
+        where = f"step {ramp['step']} of {ramp['of']}" if ramp.get("step") else "off the steps"
+        following = ramp.get("next_percent")
+        print(
+            f"Ramp {' -> '.join(f'{p:g} %' for p in ramp['steps'])}: {where} at "
+            f"{ramp['percent']:g} %; "
+            + (
+                f"next {following:g} % when shown not worse"
+                if following
+                else "last step: a pass promotes"
+            )
+        )
     if not check:
         print("No verdict yet: `mlops drift` judges it now, the evaluator's schedule hourly")
         return 0
     print(f"Latest verdict ({check.get('at')}): {check.get('decision')}")
+    sequential = check.get("sequential") or {}
+    if sequential.get("z") is not None and sequential.get("boundary") is not None:
+        print(
+            f"Live quality, sequential test: z = {sequential['z']:+.2f} against the boundary "
+            f"±{sequential['boundary']:.2f} (always valid at {sequential['confidence']:.0%}): "
+            f"{str(sequential.get('verdict')).replace('_', ' ')}"
+        )
     for reason in check.get("reasons") or []:
         print(f"  - {reason}")
     if check.get("report"):

@@ -96,6 +96,7 @@ class LocalQueryEngine:
         import duckdb
 
         started = time.perf_counter()
+        _one_reading_statement(sql)
         tables = self.tables()
         used = [t for t in tables if re.search(rf"\b{re.escape(t.name)}\b", sql, re.IGNORECASE)]
         for table in used:
@@ -115,6 +116,7 @@ class LocalQueryEngine:
         synced_at = time.perf_counter()
         connection = duckdb.connect(":memory:")
         converted = 0
+        readable: list[Path] = []  # the views' Parquet files: all the query may open
         try:
             connection.execute(f"CREATE SCHEMA {quote(self.database)}")
             for table in tables:
@@ -124,11 +126,13 @@ class LocalQueryEngine:
                         connection, table, synced[table.name], json_reader, self._progress
                     )
                     converted += count
+                    readable.extend(parquet)
                     reader = parquet_reader(table, parquet)
                 connection.execute(view_sql(self.database, table, reader))
             for macro in _MACROS:
                 connection.execute(macro)
             connection.execute(f"SET search_path = {literal(self.database + ',main')}")
+            _confine(connection, readable)
             read = time.perf_counter()
             try:
                 cursor = connection.execute(sql)
@@ -140,6 +144,10 @@ class LocalQueryEngine:
                 raise UnknownTableError(f"{_first_line(exc)} (tables: {_names(tables)})") from exc
             except duckdb.BinderException as exc:
                 raise QuerySyntaxError(f"{_first_line(exc)}") from exc
+            except duckdb.PermissionException as exc:
+                raise QuerySyntaxError(
+                    f"the local engine reads only the stack's tables: {_first_line(exc)}"
+                ) from exc
             except duckdb.Error as exc:
                 raise QueryError(_name_objects(str(exc), synced)) from exc
         finally:
@@ -151,7 +159,7 @@ class LocalQueryEngine:
         ]
         for t in used:
             for reason, count in synced[t.name].skipped.items():
-                notes.append(f"{t.name}: {count:,} objects left out ({reason}), as Athena does")
+                notes.append(f"{t.name}: {count:,} objects left out ({reason})")
         return QueryResult(
             engine=ENGINE,
             columns=[d[0] for d in description],
@@ -170,6 +178,37 @@ class LocalQueryEngine:
             },
             notes=notes,
         )
+
+
+def _one_reading_statement(sql: str) -> None:
+    """One SELECT (or EXPLAIN), as ``mlops query`` is for reading: no COPY ... TO, ATTACH,
+    INSTALL/LOAD, SET, PRAGMA or CREATE, and no second statement after the first."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QuerySyntaxError(f"SQL syntax error: {_first_line(exc)}") from exc
+    if len(statements) != 1:
+        raise QuerySyntaxError(
+            f"one SQL statement per query, as on Athena: this has {len(statements)}"
+        )
+    kind = statements[0].type
+    if kind not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
+        raise QuerySyntaxError(
+            f"mlops query runs SELECT (or EXPLAIN) only; a {kind.name} statement is refused"
+        )
+
+
+def _confine(connection: Any, readable: list[Path]) -> None:
+    """Lock the connection to the tables: the SQL may open the views' Parquet files and
+    nothing else (no other local file, no URL, no extension), and cannot unlock it."""
+    paths = ", ".join(literal(str(p)) for p in readable)
+    connection.execute(f"SET allowed_paths = [{paths}]")
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET autoinstall_known_extensions = false")
+    connection.execute("SET autoload_known_extensions = false")
+    connection.execute("SET lock_configuration = true")
 
 
 def view_sql(database: str, table: TableSpec, reader: str | None) -> str:
@@ -208,12 +247,17 @@ def _hive(table: TableSpec) -> str:
     return f", hive_partitioning = true, hive_types = {{{keys}}}" if keys else ""
 
 
+# Comments and string literals: "-- model = 'x'" or 'model = x' give Athena no value.
+_NOT_CODE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'", re.DOTALL)
+
+
 def _check_injected(table: TableSpec, sql: str) -> None:
     """Athena enumerates no values for an injected projection key: a query must name them
     (``model = '...'``) or Athena refuses it. Refused here too, so a query that passes locally
     passes on AWS."""
+    code = _NOT_CODE.sub(lambda m: "''" if m.group().startswith("'") else " ", sql)
     for key in table.injected_keys:
-        if not re.search(rf"\b{re.escape(key)}\b\s*(=|\bin\b)", sql, re.IGNORECASE):
+        if not re.search(rf"\b{re.escape(key)}\b\s*(=|\bin\b)", code, re.IGNORECASE):
             raise QuerySyntaxError(
                 f"{table.name}.{key} is an injected partition key: Athena needs the query to "
                 f"give it with = or IN (e.g. WHERE {key} = '...'), so it is required here too"

@@ -66,15 +66,17 @@ def sync_table(
     for key, etag in listed.items():
         partition = table.partition_of(key)
         if partition is None:
-            skipped["outside the table's layout"] = skipped.get("outside the table's layout", 0) + 1
+            skipped[_OUTSIDE_LAYOUT] = skipped.get(_OUTSIDE_LAYOUT, 0) + 1
             continue
         if not table.admits(partition, today):
-            skipped["outside partition projection"] = (
-                skipped.get("outside partition projection", 0) + 1
-            )
+            skipped[_OUTSIDE_PROJECTION] = skipped.get(_OUTSIDE_PROJECTION, 0) + 1
+            continue
+        name = key.rsplit("/", 1)[-1]
+        if not _plain_name(name):
+            skipped[_ODD_NAME] = skipped.get(_ODD_NAME, 0) + 1
             continue
         folder = root.joinpath(*(f"{k.name}={partition[k.name]}" for k in table.partition_keys))
-        path = folder / key.rsplit("/", 1)[-1]
+        path = folder / name
         known.add(path)
         if _in_window(table, partition, since, until):
             wanted.append((key, etag, path))
@@ -102,6 +104,23 @@ def sync_table(
         fetched_bytes=fetched_bytes,
         skipped=skipped,
         local_keys={path: f"s3://{table.bucket}/{key}" for key, _, path in wanted},
+    )
+
+
+_OUTSIDE_LAYOUT = "outside the table's layout, as Athena does"
+_OUTSIDE_PROJECTION = "outside partition projection, as Athena does"
+# Locally only: Athena would read such an object.
+_ODD_NAME = "a name the local copy cannot hold: ., .., or one of its own files; Athena reads it"
+
+
+def _plain_name(name: str) -> bool:
+    """Whether an object's name can be its copy's file name: not a path step, nor a name the
+    cache's own files use (the derived Parquet, the manifest, a download in progress)."""
+    return (
+        name not in ("", ".", "..")
+        and not name.startswith(DERIVED)
+        and name != MANIFEST
+        and not name.endswith(".part")
     )
 
 

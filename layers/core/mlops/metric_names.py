@@ -8,6 +8,9 @@ from __future__ import annotations
 class Metric:
     """Metric names as CloudWatch shows them (PascalCase)."""
 
+    BATCH_JOBS_FAILED = "BatchJobsFailed"
+    BATCH_ROWS_REJECTED = "BatchRowsRejected"
+    BATCH_ROWS_SCORED = "BatchRowsScored"
     CANDIDATES_STAGED = "CandidatesStaged"
     CANDIDATE_ERRORS = "CandidateErrors"
     CANDIDATE_ERROR_RATE = "CandidateErrorRate"
@@ -40,6 +43,7 @@ class Metric:
     ROLLOUT_PROMOTED = "RolloutPromoted"
     ROLLOUT_ROLLED_BACK = "RolloutRolledBack"
     ROLLOUT_STARTED = "RolloutStarted"
+    ROLLOUT_STEPPED = "RolloutStepped"
     ROLLOUT_SWITCHED = "RolloutSwitched"
     ROLLOUT_WAITING = "RolloutWaiting"
     SERVED_VERSION_MISMATCH = "ServedVersionMismatch"

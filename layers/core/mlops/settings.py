@@ -165,6 +165,52 @@ def drift_settings() -> DriftSettings:
     return DriftSettings.from_env(os.environ)
 
 
+@dataclass(frozen=True)
+class BatchSettings:
+    model_name: str
+    model_bucket: str  # models/ (and config/)
+    capture_bucket: str  # captures/ (source = batch)
+    registry_table: str
+    batch_prefix: str  # uploads under it (in the training data bucket) start a job
+    state_machine_arn: str  # larger files than lambda_max_bytes go to it
+    # Files up to this size are scored in the one invocation (BatchLambdaMaxBytes).
+    lambda_max_bytes: int = 256 * 1024 * 1024
+    chunk_rows: int = 50_000  # rows scored per onnxruntime call (and per part object)
+    capture: bool = True  # write batch captures (source = batch) to the capture partitions
+    onnx_threads: int = 1  # onnxruntime threads scoring a chunk (see onnx_threads_for)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BatchSettings:
+        return cls(
+            model_name=_required(env, "MODEL_NAME"),
+            model_bucket=_required(env, "MODEL_BUCKET"),
+            capture_bucket=_required(env, "CAPTURE_BUCKET"),
+            registry_table=_required(env, "REGISTRY_TABLE"),
+            batch_prefix=_required(env, "BATCH_PREFIX"),
+            state_machine_arn=_required(env, "STATE_MACHINE_ARN"),
+            lambda_max_bytes=_count(env, "LAMBDA_MAX_BYTES", cls.lambda_max_bytes),
+            chunk_rows=_count(env, "CHUNK_ROWS", cls.chunk_rows),
+            capture=_flag(env, "BATCH_CAPTURE", cls.capture),
+            onnx_threads=onnx_threads_for(
+                _count(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", LAMBDA_MB_PER_VCPU)
+            ),
+        )
+
+
+LAMBDA_MB_PER_VCPU = 1769  # Lambda grants one vCPU of time per 1,769 MB of memory
+
+
+def onnx_threads_for(memory_mb: int) -> int:
+    """onnxruntime threads for a batch function of ``memory_mb``: its whole vCPUs but one,
+    which parses the next chunk meanwhile (at least 1; 10,240 MB, 5.8 vCPUs of time, gives 4)."""
+    return max(1, memory_mb // LAMBDA_MB_PER_VCPU - 1)
+
+
+@functools.cache
+def batch_settings() -> BatchSettings:
+    return BatchSettings.from_env(os.environ)
+
+
 @functools.cache
 def rollout_id_seed() -> str | None:
     """``ROLLOUT_ID_SEED``: when set, rollout ids (which salt the canary's split of requests)
@@ -224,3 +270,13 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     if not value.is_integer():
         raise ConfigError(f"environment variable {name} must be a whole number, got {env[name]!r}")
     return int(value)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """``true``/``false`` (any case); unset or blank means ``default``."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false"):
+        raise ConfigError(f"environment variable {name} must be true or false, got {env[name]!r}")
+    return raw == "true"

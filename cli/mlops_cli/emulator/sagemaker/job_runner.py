@@ -154,7 +154,9 @@ def _copy_channels(s3: Any, channels: list[Mapping[str, Any]], root: Path) -> di
         for page in pages:
             for item in page.get("Contents", []):
                 relative = str(item["Key"])[len(folder.lstrip("/")) :]
-                if not relative or relative.endswith("/") or ".." in relative.split("/"):
+                parts = relative.split("/")
+                # "in//etc/x" would make an absolute path, "../x" climb: never out of target
+                if not relative or relative.endswith("/") or ".." in parts or "" in parts:
                     continue
                 path = target / relative
                 path.parent.mkdir(parents=True, exist_ok=True)

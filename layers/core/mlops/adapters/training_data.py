@@ -32,10 +32,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.domain.capture import is_evaluation
+from mlops.domain.capture import is_live
 from mlops.domain.config import ModelConfig
 from mlops.domain.labeled_traffic import MAX_REPORTED, LabeledTraffic, join
-from mlops.domain.layout import FEEDBACK, capture_prefix
+from mlops.domain.layout import BATCH_CAPTURE_NAME, FEEDBACK, capture_prefix
 from mlops.errors import ConflictError, DataValidationError, NotFoundError, Problem, StorageError
 
 PAGE_SIZE = 1000  # list_objects_v2's maximum
@@ -47,7 +47,11 @@ _PRECONDITION = frozenset({"412", "PreconditionFailed"})
 # A capture row as the logger writes it (``capture_rows``: the prediction id first, compact JSON).
 _LEADING_ID = '{"prediction_id":"'
 _ID_AT = len(_LEADING_ID)
-_PARTITION_OBJECT = re.compile(r"(dt=\d{4}-\d{2}-\d{2}/hour=\d{2})/[^/]+\.jsonl\.gz")
+# Batch scoring's capture objects (named ``batch-…``) are skipped by name: in no verdict, and
+# a batch of millions in an hour must not make every label of that hour cost millions of rows.
+_PARTITION_OBJECT = re.compile(
+    rf"(dt=\d{{4}}-\d{{2}}-\d{{2}}/hour=\d{{2}})/(?!{BATCH_CAPTURE_NAME})[^/]+\.jsonl\.gz"
+)
 
 
 @dataclass(frozen=True)
@@ -344,7 +348,7 @@ class TrainingDataStore:
             for prefix in prefixes
             for key, size in self._partition_objects(prefix, days, hours)
             for row in self._traffic_rows(key, size, stats)
-            if not is_evaluation(row)
+            if is_live(row)
         )
         return feedback, captures
 

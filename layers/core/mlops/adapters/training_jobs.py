@@ -9,6 +9,7 @@ SageMaker tars ``/opt/ml/model`` to ``<output path>/<job>/output/model.tar.gz``.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,11 +69,13 @@ class TrainingJobs:
 
 def _create_request(r: JobRequest) -> dict[str, Any]:
     # Script mode reads hyperparameters as JSON values (the SageMaker Python SDK's encoding).
-    hyperparameters = {
+    # The log level is a number: the training toolkit hands it to logging.basicConfig and
+    # compares it with logging.INFO, so the string "20" would fail every job at start.
+    hyperparameters: dict[str, Any] = {
         "sagemaker_program": ENTRY_POINT,
         "sagemaker_submit_directory": r.source_uri,
         "sagemaker_region": r.region,
-        "sagemaker_container_log_level": "20",
+        "sagemaker_container_log_level": logging.INFO,
     }
     return {
         "TrainingJobName": r.name,
@@ -91,6 +94,9 @@ def _create_request(r: JobRequest) -> dict[str, Any]:
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": r.max_runtime_seconds},
         "EnableNetworkIsolation": False,  # the toolkit pip-installs requirements.txt
+        # Debugger's system monitor would write <job>/profiler-output/: the job role may write
+        # only <job>/output/.
+        "ProfilerConfig": {"DisableProfiler": True},
         "Tags": [{"Key": k, "Value": v} for k, v in sorted(r.tags.items())],
     }
 

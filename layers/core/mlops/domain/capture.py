@@ -40,7 +40,10 @@ _CAPTURE_OUTPUTS = ("prediction_ids", "predictions", "probabilities")
 # audit but kept out of sketches, serving digests and labeled traffic.
 LIVE = "live"
 EVALUATION = "evaluation"
-CAPTURE_SOURCES = (LIVE, EVALUATION)
+# Batch scoring's predictions (``mlops batch``, uploads under the batch prefix): written to S3
+# directly by the batch function, never through the logger, and in no live verdict either.
+BATCH = "batch"
+CAPTURE_SOURCES = (LIVE, EVALUATION, BATCH)
 # The largest label whose square is a finite float64 (≈ 1.34e154): live quality squares errors,
 # so a larger label would make RMSE infinite and R² NaN, which no metric or report may carry.
 MAX_LABEL_MAGNITUDE = math.sqrt(sys.float_info.max)
@@ -460,7 +463,10 @@ def _check_capture(record: dict[str, Any], problems: list[Problem]) -> None:
     source = record.get("source", LIVE)
     if source not in CAPTURE_SOURCES:
         problems.append(
-            Problem("source", f'expected "live" or "evaluation", got {show_value(source)}')
+            Problem(
+                "source",
+                f"expected one of {', '.join(CAPTURE_SOURCES)}, got {show_value(source)}",
+            )
         )
     truncated = record.get("truncated", False)
     if not isinstance(truncated, bool):
@@ -588,6 +594,8 @@ def capture_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             row["truncated"] = True
         if evaluation:
             row["source"] = EVALUATION
+        elif record.get("source") == BATCH:
+            row["source"] = BATCH
         rows.append(row)
     return rows
 
@@ -595,6 +603,12 @@ def capture_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
 def is_evaluation(row: Mapping[str, Any]) -> bool:
     """Whether a capture row (or record) is evaluation traffic: stored, never judged."""
     return row.get("source") == EVALUATION
+
+
+def is_live(row: Mapping[str, Any]) -> bool:
+    """Whether a capture row (or record) is live traffic, the only kind drift, live quality,
+    the rollout judge and labeled traffic count (evaluation and batch rows are stored only)."""
+    return bool(row.get("source", LIVE) == LIVE)
 
 
 def feedback_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:

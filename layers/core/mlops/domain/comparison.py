@@ -302,6 +302,17 @@ def _row_values(task: str, metric: str, sample: Sample) -> FloatArray:
     ).astype(np.float64)
 
 
+def metric_rows(task: str, metric: str, sample: Sample) -> FloatArray:
+    """Per-row values (rows x columns) whose column means the metric is a function of (every
+    metric but ROC-AUC): what the rollout's sequential test linearises."""
+    return _row_values(task, metric, sample)
+
+
+def metric_statistic(metric: str) -> Callable[[FloatArray], FloatArray]:
+    """The metric from rows of column means (``metric_rows``'s)."""
+    return _STATISTICS[metric]
+
+
 def _rmse(means: FloatArray) -> FloatArray:
     return np.sqrt(means[:, 0])
 

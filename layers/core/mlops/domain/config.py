@@ -571,11 +571,13 @@ class RolloutConfig:
     - breach (roll back at once): candidate scoring error rate above ``max_error_rate``;
       p95 latency above ``max_latency_ratio`` x production's and ``latency_slack_ms`` more;
       live quality worse than production by more than ``max_quality_degradation`` (relative)
-      with confidence ``confidence`` (bootstrap interval, at least ``min_labels`` labeled
-      predictions per variant); optionally prediction disagreement (shadow) above
+      with confidence ``confidence`` (an always-valid sequential test, from ``min_labels``
+      labeled predictions per variant); optionally prediction disagreement (shadow) above
       ``max_disagreement`` or prediction PSI between the variants above ``max_prediction_psi``.
     - promote: no breach after ``min_bake_minutes`` and ``min_requests`` candidate requests,
-      and live quality shown not worse than the tolerance (unless ``require_labels = false``).
+      and live quality shown not worse than the tolerance (unless ``require_labels = false``);
+      with ``canary_steps``, such a pass moves the share up one step and only the last step's
+      pass promotes.
     - after ``max_bake_hours`` without a verdict: ``on_inconclusive`` (rollback or promote).
     """
 
@@ -593,6 +595,17 @@ class RolloutConfig:
             "Canary: the share of requests the candidate answers, sticky per `request_id` "
             "(0.01 to 100).",
             unit="percent (10.0 = 10 %)",
+        ),
+    )
+    canary_steps: tuple[float, ...] = field(
+        default=(),
+        metadata=doc(
+            "Canary: a stepped ramp, e.g. `[5, 25, 50]`: the canary starts at the first share "
+            "(instead of `canary_percent`) and moves up one step when live traffic shows it "
+            "not worse, each step with its own `min_bake_minutes` and `min_labels`; it is "
+            "promoted after the last step and rolled back (share 0) at any step that shows it "
+            "worse. Strictly increasing, each above 0 and at most 100; empty: no ramp.",
+            unit="percent of requests (5 = 5 %)",
         ),
     )
     min_bake_minutes: float = field(
@@ -628,7 +641,9 @@ class RolloutConfig:
     confidence: float = field(
         default=0.95,
         metadata=doc(
-            "Confidence of the bootstrap interval on live quality (0.5 to below 1).",
+            "Confidence of the always-valid sequential test on live quality (it holds however "
+            "often the verdict is looked at), and of the bootstrap interval shown beside it "
+            "(0.5 to below 1).",
             unit="probability (0.95 = 95 %)",
         ),
     )
@@ -678,6 +693,11 @@ class RolloutConfig:
         default="rollback",
         metadata=doc("What happens after `max_bake_hours` without a verdict."),
     )
+
+    @property
+    def start_percent(self) -> float:
+        """A canary's first share: the ramp's first step, else ``canary_percent``."""
+        return self.canary_steps[0] if self.canary_steps else self.canary_percent
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,7 @@ def _rollout(raw: Mapping[str, Any], problems: list[Problem]) -> RolloutConfig:
         problems.append(Problem("rollout.mode", "must be direct, shadow or canary"))
     if not 0.01 <= rollout.canary_percent <= 100.0:  # below one request in 10,000: none
         problems.append(Problem("rollout.canary_percent", "must be from 0.01 to 100"))
+    _canary_steps(rollout.canary_steps, problems)
     if rollout.on_inconclusive not in ("rollback", "promote"):
         problems.append(Problem("rollout.on_inconclusive", "must be rollback or promote"))
     if not 0.5 <= rollout.confidence < 1.0:
@@ -191,6 +192,24 @@ def _rollout(raw: Mapping[str, Any], problems: list[Problem]) -> RolloutConfig:
         if value is not None and value < 0:
             problems.append(Problem(f"rollout.{name}", "must not be negative"))
     return rollout
+
+
+def _canary_steps(steps: tuple[float, ...], problems: list[Problem]) -> None:
+    """A ramp's shares: each in (0, 100] (from 0.01, as a canary's share), strictly rising."""
+    for i, step in enumerate(steps):
+        if not 0.01 <= step <= 100.0:
+            problems.append(
+                Problem(
+                    f"rollout.canary_steps[{i}]", f"must be from 0.01 to 100 percent, got {step:g}"
+                )
+            )
+        if i and step <= steps[i - 1]:
+            problems.append(
+                Problem(
+                    f"rollout.canary_steps[{i}]",
+                    f"must be above the step before ({steps[i - 1]:g}): steps rise, got {step:g}",
+                )
+            )
 
 
 def _policies(
@@ -361,6 +380,13 @@ def _section(raw: Mapping[str, Any], key: str, cls: type[T], problems: list[Prob
         if name not in table:
             continue
         value = table[name]
+        if isinstance(default, tuple):  # a list of finite numbers (canary_steps)
+            numbers = _numbers(value)
+            if numbers is None:
+                problems.append(Problem(f"{key}.{name}", "expected a list of finite numbers"))
+            else:
+                values[name] = numbers
+            continue
         # An optional number (default None) takes any number; str and bool fields their own.
         kind: type = float if default is None else type(default)
         if kind in (str, bool):
@@ -379,6 +405,17 @@ def _section(raw: Mapping[str, Any], key: str, cls: type[T], problems: list[Prob
             continue
         values[name] = kind(value)
     return cls(**values)
+
+
+def _numbers(value: Any) -> tuple[float, ...] | None:
+    """A TOML array of finite numbers as floats (None: it is not one)."""
+    if not isinstance(value, list):
+        return None
+    if not all(
+        not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) for v in value
+    ):
+        return None
+    return tuple(float(v) for v in value)
 
 
 def _table(raw: Mapping[str, Any], key: str, problems: list[Problem]) -> Mapping[str, Any]:

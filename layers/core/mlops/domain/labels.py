@@ -11,9 +11,9 @@ per (prediction id, version, variant) (a shadow shares its prediction's id), the
 its timestamp wins, and whether a label counts (within ``label_delay`` of its prediction) is
 decided when the rows are read, as before. An hour keeps at most ``max_rows`` rows; beyond, new
 ones are counted as dropped (a label flood cannot grow a document without bound). A label of
-an evaluation prediction (``"source": "evaluation"``) is recognised and left out: the labeled
-documents hold live traffic only, so live quality, the rollout judge and the gate's recent
-labeled traffic never count a holdout someone sent through ``/predict``.
+an evaluation or batch prediction (``"source": "evaluation"`` or ``"batch"``) is recognised and
+left out: the labeled documents hold live traffic only, so live quality, the rollout judge and
+the gate's recent labeled traffic never count a holdout sent through ``/predict`` or a batch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mlops.domain.capture import is_evaluation
+from mlops.domain.capture import is_live
 from mlops.domain.ids import uuid7_ms
 
 LABELS_SCHEMA = 1
@@ -76,7 +76,7 @@ class Folded:
     added: int
     updated: int
     dropped: int  # over ``max_rows``
-    evaluation: int = 0  # labels of evaluation predictions: found, left out
+    evaluation: int = 0  # labels of evaluation (or batch) predictions: found, left out
 
 
 def fold(
@@ -97,7 +97,7 @@ def fold(
         if not isinstance(pid, str) or pid not in labels or not isinstance(capture.get("ts"), int):
             continue
         joined.add(pid)
-        if is_evaluation(capture):
+        if not is_live(capture):  # evaluation or batch: found, left out
             evaluation.add(pid)
             continue
         label = labels[pid]

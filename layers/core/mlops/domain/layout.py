@@ -16,6 +16,13 @@ LABELS = "labels/"  # labels/model=/dt=/hour=/labeled.json.gz: labels folded per
 DRIFT_REPORTS = "reports/drift/"
 RETRAIN_REPORTS = "reports/retrain/"
 ROLLOUT_REPORTS = "reports/rollout/"
+# Batch scoring: uploads under the template's BatchPrefix (``batch/`` by default) in the
+# training data bucket start a job; its outputs go under BATCH_OUTPUT/<job id>/ there.
+BATCH_INPUT = "batch/"
+BATCH_OUTPUT = "batch-output/"  # <job>/summary.json, parts/part-<row>.csv|.json, rejected-...
+# Batch captures share the capture partitions (one Glue table) under names starting with
+# this, so the label fold and the traffic readers skip them by name (cost follows labels).
+BATCH_CAPTURE_NAME = "batch-"
 
 
 def version_prefix(model: str, version: str) -> str:
@@ -47,3 +54,7 @@ def sketch_prefix(model: str, version: str | None = None) -> str:
 
 def label_prefix(model: str) -> str:
     return f"{LABELS}model={model}/"
+
+
+def batch_output_prefix(job_id: str) -> str:
+    return f"{BATCH_OUTPUT}{job_id}/"

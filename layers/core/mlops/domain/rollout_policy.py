@@ -16,6 +16,13 @@ from mlops.domain.comparison import Comparison
 from mlops.domain.comparison import finite_or_none as _finite
 from mlops.domain.config import RolloutConfig
 from mlops.domain.quality import show_metric
+from mlops.domain.rollout_sequential import (
+    NOT_WORSE,
+    UNAVAILABLE,
+    WORSE,
+    SequentialTest,
+    describe,
+)
 from mlops.domain.rollout_statistics import MIN_PSI_ROWS, FloatArray, percentile
 
 
@@ -38,6 +45,42 @@ class Check:
             "threshold": _finite(self.threshold),
             "detail": self.detail,
         }
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """Where a stepped canary is (``RolloutConfig.canary_steps``): the share now, the next
+    step (None: the last, so a pass promotes), the step's number (1-based; 0 when the share
+    is not one of the steps, as after a start by hand) and when it began. Its bake and its
+    labels count from that moment; live quality's evidence from the rollout's start."""
+
+    steps: tuple[float, ...]
+    percent: float
+    started_ms: int
+    elapsed_seconds: float
+
+    @property
+    def index(self) -> int:
+        return self.steps.index(self.percent) + 1 if self.percent in self.steps else 0
+
+    @property
+    def next_percent(self) -> float | None:
+        return next((p for p in self.steps if p > self.percent), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "steps": list(self.steps),
+            "percent": self.percent,
+            "step": self.index,
+            "of": len(self.steps),
+            "next_percent": self.next_percent,
+            "step_started_ms": self.started_ms,
+            "step_elapsed_seconds": _finite(self.elapsed_seconds),
+        }
+
+    def describe(self) -> str:
+        where = f"step {self.index} of {len(self.steps)}" if self.index else "off the steps"
+        return f"{where} ({self.percent:g} % of requests)"
 
 
 def decide(
@@ -136,7 +179,17 @@ def latency_check(
     return Check("latency_p95", status, cand_p95, bound, detail)
 
 
-def quality_check(quality: Comparison, config: RolloutConfig) -> Check:
+def quality_check(
+    quality: Comparison,
+    sequential: SequentialTest,
+    config: RolloutConfig,
+    step_labels: int | None = None,
+) -> Check:
+    """Live quality by the always-valid sequential test (``domain.rollout_sequential``): a
+    breach when it says worse than the tolerance, a pass when it says not worse (and, on a
+    ramp's step, ``min_labels`` candidate labels came since the step began: ``step_labels``).
+    The bootstrap interval is shown for reading; it decides only for ROC-AUC, which has no
+    sequential test."""
     metric, tolerance = quality.metric, quality.tolerance
     n_prod, n_cand = quality.production_labels, quality.candidate_labels
     counted = (
@@ -153,6 +206,8 @@ def quality_check(quality: Comparison, config: RolloutConfig) -> Check:
             tolerance,
             f"live {metric}: {counted}, {config.min_labels:,} needed per variant",
         )
+    if sequential.verdict != UNAVAILABLE and sequential.z is not None:
+        return _sequential_check(quality, sequential, config, step_labels, counted)
     if (
         quality.production is None
         or quality.candidate is None
@@ -161,18 +216,9 @@ def quality_check(quality: Comparison, config: RolloutConfig) -> Check:
         or high is None
     ):
         return Check("quality", "pending", None, tolerance, f"live {metric} not measurable yet")
-    change = quality.relative_change or 0.0
-    if change == 0:
-        direction = "no change"
-    else:
-        better = (change < 0) != quality.greater_is_better
-        direction = f"{abs(change):.1%} {'better' if better else 'worse'}"
     shown = (
-        f"live {metric} {show_metric(metric, quality.candidate)} vs production "
-        f"{show_metric(metric, quality.production)}: "
-        f"{direction} "
-        f"({quality.confidence:.0%} interval {quality.ci_low:+.1%} to {quality.ci_high:+.1%}, "
-        f"{counted})"
+        f"{_bootstrap_shown(quality, counted)} (fixed-sample bootstrap decides: "
+        f"{sequential.detail}; repeated looks raise its error rate)"
     )
     if low > tolerance:
         return Check(
@@ -192,6 +238,74 @@ def quality_check(quality: Comparison, config: RolloutConfig) -> Check:
         point,
         tolerance,
         f"{shown}: not yet shown within the {tolerance:.1%} tolerance",
+    )
+
+
+def _sequential_check(
+    quality: Comparison,
+    sequential: SequentialTest,
+    config: RolloutConfig,
+    step_labels: int | None,
+    counted: str,
+) -> Check:
+    tolerance = quality.tolerance
+    point = quality.degradation[0]
+    if quality.production is None or quality.candidate is None:
+        shown = f"live {quality.metric} ({counted})"
+    else:
+        shown = f"{_bootstrap_shown(quality, counted)}, for reading"
+    shown = f"{shown}; {describe(sequential)}"
+    if sequential.verdict == WORSE:
+        return Check(
+            "quality",
+            "breach",
+            point,
+            tolerance,
+            f"{shown}: worse than the {tolerance:.1%} tolerance",
+        )
+    if sequential.verdict == NOT_WORSE:
+        if step_labels is not None and step_labels < config.min_labels:
+            return Check(
+                "quality",
+                "pending",
+                point,
+                tolerance,
+                f"{shown}; {step_labels:,} candidate labels since this step began, "
+                f"{config.min_labels:,} needed",
+            )
+        return Check(
+            "quality", "pass", point, tolerance, f"{shown}: within the {tolerance:.1%} tolerance"
+        )
+    return Check(
+        "quality",
+        "pending",
+        point,
+        tolerance,
+        f"{shown}: not yet shown within the {tolerance:.1%} tolerance",
+    )
+
+
+def _bootstrap_shown(quality: Comparison, counted: str) -> str:
+    """The metrics and the bootstrap interval of the relative change, as a reader sees them."""
+    metric = quality.metric
+    change = quality.relative_change or 0.0
+    if change == 0:
+        direction = "no change"
+    else:
+        better = (change < 0) != quality.greater_is_better
+        direction = f"{abs(change):.1%} {'better' if better else 'worse'}"
+    interval = (
+        "no bootstrap interval"
+        if quality.ci_low is None or quality.ci_high is None
+        else f"bootstrap {quality.confidence:.0%} interval {quality.ci_low:+.1%} to "
+        f"{quality.ci_high:+.1%}"
+    )
+    candidate, production = (
+        "n/a" if v is None else show_metric(metric, v)
+        for v in (quality.candidate, quality.production)
+    )
+    return (
+        f"live {metric} {candidate} vs production {production}: {direction} ({interval}, {counted})"
     )
 
 

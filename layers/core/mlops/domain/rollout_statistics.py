@@ -96,6 +96,17 @@ def labeled_sample(
     return sample
 
 
+def labels_since(ids: Sequence[str], rows: Sequence[Mapping[str, Any]], since_ms: int) -> int:
+    """How many of the labeled ``ids`` name a row predicted at or after ``since_ms`` (a
+    ramp's step counts its own labels)."""
+    recent = {
+        row.get("prediction_id")
+        for row in rows
+        if isinstance(row.get("ts"), int) and row["ts"] >= since_ms
+    }
+    return sum(1 for pid in ids if pid in recent)
+
+
 def digest(rows: Sequence[Mapping[str, Any]], task: str) -> Serving:
     """All of one version's rows as one digest, whatever their variants."""
     return serving.merge(serving.build(rows, task=task).values()) if rows else serving.EMPTY

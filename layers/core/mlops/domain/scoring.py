@@ -45,13 +45,16 @@ class OnnxModel:
         signature: Signature,
         task: str,
         classes: tuple[str | int, ...] = (),
+        *,
+        threads: int = 1,
     ) -> None:
         """``classes`` in the model's order, as trained: the graph emits string labels, and a
-        classifier trained on integer labels answers integers."""
+        classifier trained on integer labels answers integers. ``threads``: onnxruntime's
+        intra-op threads, 1 for requests (Lambda gives a fraction of a core at small sizes, and
+        thread pools add wake-up latency that dwarfs a 50 µs tree ensemble); more for batch
+        chunks of 50,000 rows, where a tree ensemble splits its rows across threads."""
         options = ort.SessionOptions()
-        # One thread: Lambda gives a fraction of a core at small sizes, and thread pools add
-        # wake-up latency that dwarfs a 50 µs tree ensemble.
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(
             model_bytes, sess_options=options, providers=["CPUExecutionProvider"]

@@ -123,7 +123,7 @@ class CandidatePromotion:
             rollout = rollouts.start(
                 version,
                 mode=mode,
-                percent=config.rollout.canary_percent,
+                percent=config.rollout.start_percent,
                 reason=why,
                 against=against,
             )

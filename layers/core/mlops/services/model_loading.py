@@ -36,7 +36,9 @@ class LoadedModel:
         return tuple((f.name, f.type, f.min, f.max) for f in self.manifest.signature.features)
 
 
-def load_version(store: ModelStore, registry: Registry, model: str, version: str) -> LoadedModel:
+def load_version(
+    store: ModelStore, registry: Registry, model: str, version: str, *, threads: int = 1
+) -> LoadedModel:
     """A registered version, loaded only if its bytes are the ones the registry recorded.
 
     The registry's sha256 is the trust anchor: a replaced ``model.onnx`` (with or without an
@@ -64,7 +66,9 @@ def load_version(store: ModelStore, registry: Registry, model: str, version: str
             f"the registry says {record.model_sha256[:12]}…; refusing to load it"
         )
     try:
-        onnx_model = OnnxModel(model_bytes, manifest.signature, manifest.task, manifest.labels)
+        onnx_model = OnnxModel(
+            model_bytes, manifest.signature, manifest.task, manifest.labels, threads=threads
+        )
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ModelUnavailableError(f"version {version} does not load: {exc}") from exc
     return LoadedModel(manifest=manifest, model=onnx_model)

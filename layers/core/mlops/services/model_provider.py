@@ -297,6 +297,13 @@ class ModelProvider:
                     mode=rollout.mode,
                     percent=rollout.percent,
                 )
+            elif previous.rollout.percent != rollout.percent:  # a ramp's step: same id, sticky
+                logger.info(
+                    "rollout share changed",
+                    candidate_version=rollout.version,
+                    from_percent=previous.rollout.percent,
+                    percent=rollout.percent,
+                )
             return
         self._live = None
         error = outcome.candidate_error

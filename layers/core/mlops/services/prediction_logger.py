@@ -181,7 +181,7 @@ class PredictionLoggerService:
                 where = (record["model"], record["version"], hour)
                 rows = capture.capture_rows(record)
                 captures.setdefault(where, _Partition()).add(event_id, rows)
-                if capture.is_evaluation(record):
+                if not capture.is_live(record):  # evaluation (or batch): stored, not sketched
                     evaluation += len(rows)
                 else:
                     live.setdefault(where, _Partition()).add(event_id, rows)

@@ -176,6 +176,14 @@ class RetrainService:
                 f"{config.training.max_lambda_bytes}), and this stack has none configured "
                 "(TRAINING_JOB_ROLE_ARN, TRAINING_JOB_PREFIX)",
             )
+        if obj.size > config.training.max_job_bytes:
+            # The job would refuse it too, after an instance, its volume and the download
+            # were paid for: refused here, for nothing.
+            raise _reject(
+                "training_job",
+                f"{obj.uri} is {obj.size} bytes, over training.max_job_bytes "
+                f"({config.training.max_job_bytes}): no training job started",
+            )
         notes = [
             f"{obj.uri} is {obj.size} bytes: trained by a SageMaker training job "
             f"(training.engine = {config.training.engine!r}, max_lambda_bytes = "

@@ -149,12 +149,16 @@ def _rollout_attributes(rollout: Rollout) -> dict[str, Any]:
     }
     if rollout.switches:
         attributes["switches"] = {"S": json.dumps([dict(s) for s in rollout.switches])}
+    # Always written, so a switch starts its ramp afresh
+    attributes["steps"] = {"S": json.dumps([dict(s) for s in rollout.steps])}
+    attributes["step_started_at"] = {"S": rollout.step_since}
     return attributes
 
 
 def _rollout(model: str, item: Mapping[str, Any]) -> Rollout:
     check = item.get("last_check", {}).get("S")
     switches = item.get("switches", {}).get("S")
+    steps = item.get("steps", {}).get("S")
     return Rollout(
         model=model,
         version=item["version"]["S"],
@@ -168,7 +172,15 @@ def _rollout(model: str, item: Mapping[str, Any]) -> Rollout:
         last_check=json.loads(check) if check else {},
         forced=bool(item.get("forced", {}).get("BOOL", False)),
         switches=tuple(json.loads(switches)) if switches else (),
+        # "" when the share began with the rollout (what a start or a switch writes)
+        step_started_at=_later_step(item),
+        steps=tuple(json.loads(steps)) if steps else (),
     )
+
+
+def _later_step(item: Mapping[str, Any]) -> str:
+    step = item.get("step_started_at", {}).get("S", "")
+    return "" if step == item["started_at"]["S"] else step
 
 
 def _history_item(

@@ -70,12 +70,22 @@ class Rollout:
     # Each earlier mode and share, newest last: {"at", "actor", "reason", "from_mode",
     # "from_percent", "from_rollout_id", "from_started_at", "to_mode", "to_percent"}.
     switches: tuple[Mapping[str, Any], ...] = ()
+    # A ramp (``canary_steps``): when the current share began ("": at ``started_at``) and each
+    # step up, newest last: {"at", "actor", "reason", "from_percent", "to_percent"}.
+    step_started_at: str = ""
+    steps: tuple[Mapping[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)} | {
             "last_check": dict(self.last_check),
             "switches": [dict(s) for s in self.switches],
+            "steps": [dict(s) for s in self.steps],
         }
+
+    @property
+    def step_since(self) -> str:
+        """When the current share began: the last step up, else the start (or switch)."""
+        return self.step_started_at or self.started_at
 
     @property
     def phase(self) -> str:

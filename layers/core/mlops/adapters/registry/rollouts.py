@@ -157,6 +157,8 @@ class RolloutMoves(AliasMoves):
             last_check={},
             forced=rollout.forced or force,
             switches=(*rollout.switches, switch),
+            step_started_at="",  # a switch starts the verdict, and any ramp, again
+            steps=(),
         )
         written = _rollout_attributes(switched)
         self._transact(
@@ -216,6 +218,56 @@ class RolloutMoves(AliasMoves):
             },
             f"version {version} of {model} was {names} meanwhile",
         )
+
+    def step_rollout(self, rollout: Rollout, *, percent: float, actor: str, reason: str) -> Rollout:
+        """Move active canary ``rollout`` up to ``percent`` of requests (a ramp's next step),
+        in one conditional write: only while it is still the rollout read (same id) at the
+        share it was read at, so two evaluators cannot both step it, and a rollout ended or
+        switched meanwhile is left alone. The rollout id is kept: routing hashes it with the
+        request, so a request the canary answered at 5 % it still answers at 25 %. The step
+        gets its own clock (``step_started_at``: its bake and labels count from it) and no
+        ``last_check``; the verdict's evidence still runs from ``started_at``."""
+        check_rollout(rollout.mode, percent)
+        if rollout.mode != CANARY or percent <= rollout.percent:
+            raise ConflictError(
+                f"the {rollout.describe} cannot step to {percent:g} %: only a canary steps, "
+                "and only up"
+            )
+        now = _rollout_now()
+        step = {
+            "at": now,
+            "actor": actor,
+            "reason": reason,
+            "from_percent": rollout.percent,
+            "to_percent": float(percent),
+        }
+        stepped = replace(
+            rollout,
+            percent=float(percent),
+            step_started_at=now,
+            steps=(*rollout.steps, step),
+            last_check={},
+        )
+        self._call(
+            "update_item",
+            TableName=self.table,
+            Key=_alias_key(rollout.model, ROLLOUT_ALIAS),
+            UpdateExpression="SET #percent = :percent, step_started_at = :now, "
+            "steps = :steps, last_check = :check, updated_at = :now",
+            ConditionExpression="rollout_id = :id AND #percent = :from",
+            ExpressionAttributeNames={"#percent": "percent"},  # a reserved word
+            ExpressionAttributeValues={
+                ":percent": {"N": repr(float(percent))},
+                ":from": {"N": repr(rollout.percent)},
+                ":now": {"S": now},
+                ":steps": {"S": json.dumps([dict(s) for s in stepped.steps])},
+                ":check": {"S": "{}"},
+                ":id": {"S": rollout.rollout_id},
+            },
+            conflict=f"rollout {rollout.rollout_id} of {rollout.model} ({rollout.describe}) "
+            "ended, was switched or stepped since it was read: nothing was stepped",
+        )
+        return stepped
 
     def record_check(self, model: str, rollout_id: str, check: Mapping[str, Any]) -> None:
         """Keep the evaluator's latest verdict on the rollout (what ``mlops status`` shows);
