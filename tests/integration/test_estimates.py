@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -263,9 +262,3 @@ def test_pure_concept_drift_leaves_the_estimate_where_it_was(evaluator: Evaluato
     rmse = estimate["window"]["rmse"]["value"]
     assert rmse == pytest.approx(estimate["holdout"], rel=0.15)
     assert doc["quality"]["metrics"]["rmse"] > 2 * rmse
-
-
-@pytest.fixture
-def _no_stale_clients() -> Iterator[None]:
-    yield
-    aws.client.cache_clear()
