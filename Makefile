@@ -114,9 +114,10 @@ bench: venv
 	$(BIN)/python benchmarks/batch.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/drift_false_alarms.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/rollout.py $(BENCH_ARGS)
-	$(BIN)/python benchmarks/foresight_rollouts.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/foresight.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/monitoring_scale.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/query.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/batch_map.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DOCS_SITE) .aws-sam .mypy_cache .ruff_cache .pytest_cache .coverage .mlops

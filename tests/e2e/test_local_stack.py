@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import json
 import signal
@@ -21,6 +22,7 @@ from botocore.exceptions import ClientError
 from tests.e2e.conftest import MLOPS, Running, start_local, user_env
 
 pytestmark = pytest.mark.e2e
+BATCH_MAP_ROWS = 2500
 HOUSE = {
     "sqft": 2100,
     "bedrooms": 4,
@@ -46,7 +48,13 @@ def call(url: str, body: Any = None, content_type: str = "application/json") -> 
 
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = start_local(tmp_path_factory.mktemp("local"))
+    # A batch threshold between the two batch tests' files: 250 rows (≈ 20 KB) are scored in
+    # the invocation, 2,500 (≈ 200 KB) by the Distributed Map.
+    running = start_local(
+        tmp_path_factory.mktemp("local"),
+        "--parameter-overrides",
+        f"BatchLambdaMaxBytes={64 * 1024}",
+    )
     yield running
     if running.process.poll() is None:
         running.process.kill()
@@ -224,8 +232,7 @@ def test_mlops_batch_scores_a_file_through_the_stacks_s3_notification(
     local_stack: Running, tmp_path: Path
 ) -> None:
     """The upload under the batch prefix runs BatchScoringFunction in its own process (the
-    template's S3 event); the command prints the summary it wrote. (The Distributed Map path
-    end to end belongs to the Step Functions runner's tests.)"""
+    template's S3 event); the command prints the summary it wrote."""
     from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
 
     # Given a file of 250 houses with an id column and two bad rows
@@ -262,6 +269,84 @@ def test_mlops_batch_scores_a_file_through_the_stacks_s3_notification(
     assert summary["rejected_by_reason"] == {"empty": 1, "not_a_number": 1}
     assert summary["model_version"] == production
     assert summary["input"]["key"] == "batch/portfolio.csv"
+
+
+def client(cwd: Path, service: str) -> Any:
+    state = json.loads((cwd / ".mlops" / "local.json").read_text())
+    return boto3.client(
+        service,
+        endpoint_url=state["endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def test_a_file_past_the_threshold_is_scored_by_the_distributed_map(
+    local_stack: Running, tmp_path: Path
+) -> None:
+    from mlops.domain.synthetic import conditions_for_month, csv_bytes, generate
+
+    # Given 2,500 houses with an id column and three bad rows (in different batches)
+    text = csv_bytes(generate(BATCH_MAP_ROWS, conditions_for_month(1), seed=11)).decode()
+    rows = [{"house": f"H{i}", **row} for i, row in enumerate(csv.DictReader(io.StringIO(text)))]
+    rows[5]["sqft"] = "big"
+    rows[1500]["location"] = ""
+    rows[2400]["bedrooms"] = "nan"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    data = tmp_path / "portfolio.csv"
+    data.write_text(out.getvalue())
+
+    # When it is scored with `mlops batch`
+    run = subprocess.run(
+        [*MLOPS, "batch", "--data", str(data), "--id-column", "house", "--json"],
+        cwd=local_stack.cwd,
+        env=user_env(local_stack.cwd),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+    # Then the Step Functions path scored every good row and reported every bad one
+    assert run.returncode == 0, run.stderr + "\n".join(local_stack.lines[-30:])
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert (summary["status"], summary["engine"]) == ("succeeded", "step-functions")
+    assert (summary["rows"], summary["scored"], summary["rejected"]) == (
+        BATCH_MAP_ROWS,
+        BATCH_MAP_ROWS - 3,
+        3,
+    )
+    assert sum(summary["rejected_by_reason"].values()) == 3
+    # and the objects it names hold them: one prediction per scored row, the rejected rows
+    s3 = client(local_stack.cwd, "s3")
+    bucket = summary["input"]["bucket"]
+    predictions = _rows(s3, bucket, summary["predictions"])
+    rejected = _rows(s3, bucket, summary["rejected_rows"])
+    assert len(predictions) == BATCH_MAP_ROWS - 3
+    assert {r["house"] for r in predictions} == {f"H{i}" for i in range(BATCH_MAP_ROWS)} - {
+        "H5",
+        "H1500",
+        "H2400",
+    }
+    assert sorted(r["id"] for r in rejected) == ["H1500", "H2400", "H5"]
+
+
+def _rows(s3: Any, bucket: str, uri: str) -> list[dict[str, str]]:
+    """Every CSV row of the objects ``uri`` names (``s3://bucket/prefix/part-*.csv``)."""
+    pattern = uri.removeprefix(f"s3://{bucket}/")
+    prefix = pattern.split("*", 1)[0]
+    out: list[dict[str, str]] = []
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if fnmatch.fnmatchcase(obj["Key"], pattern):
+                body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
+                out.extend(csv.DictReader(io.StringIO(body)))
+    return out
 
 
 def test_ctrl_c_stops_the_stack_cleanly(local_stack: Running) -> None:

@@ -72,7 +72,8 @@ def test_the_page_shows_the_outcome_the_table_and_the_charts(chromium: str, page
     assert "never-retrained model's 63,645" in text
     assert dom.rows == 4  # a row per month
     assert dom.tags.count("svg") == 3
-    assert dom.tags.count("polyline") == 2  # the system and the twin
+    assert dom.tags.count("polyline") == 3  # the system, the twin and the ESTIMATE (dashed)
+    assert "production RMSE ESTIMATED before labels" in text
     assert "script" not in dom.tags
 
 
@@ -101,3 +102,6 @@ def test_the_screenshot_is_the_report_not_a_blank_page(chromium: str, page: Path
     orange = [p for p in pixels if p[0] > 200 and 70 < p[1] < 130 and p[2] < 60]
     assert len(blue) > 50
     assert len(orange) > 50
+    # And the estimate's dashed purple line next to them
+    purple = [p for p in pixels if 100 < p[0] < 150 and p[1] < 90 and p[2] > 200]
+    assert len(purple) > 20

@@ -478,6 +478,7 @@ def test_metrics_count_a_whole_batch(app: Logger, capsys: pytest.CaptureFixture[
         "MalformedRecords": 0,
         "MissingBaselines": 0,
         "CaptureObjectsWritten": 5,  # 2 capture objects, 1 feedback, 2 sketches
+        "EstimateUnscoredRows": 0,  # this baseline has no estimate section
     }
 
 

@@ -218,7 +218,8 @@ def test_bad_data_is_rejected_with_a_report_a_metric_and_no_crash(
     assert emitted(capsys).get("TrainingDataRejected") == 1
     # And nothing is staged, archived or registered; production is untouched
     assert pipeline.keys(f"staging/{MODEL}/")
-    assert len(pipeline.keys(f"staging/{MODEL}/")) == len(candidate.FILES)
+    # (month 0's candidate alone: its files and, a regressor, DLE's loss model)
+    assert len(pipeline.keys(f"staging/{MODEL}/")) == len(candidate.FILES) + 1
     assert len(pipeline.keys("datasets/")) == 1
     assert pipeline.judge(event, response) == {"model": MODEL, "decisions": []}
     assert [v.version for v in pipeline.registry.list_versions(MODEL)] == ["1"]
@@ -274,7 +275,8 @@ def test_a_duplicate_delivery_trains_once_and_returns_the_first_result(
     second = pipeline.retrain(copy.deepcopy(event))
     # Then nothing is trained again: the same candidate comes back, and operators see it
     assert second == first
-    assert len(pipeline.keys(f"staging/{MODEL}/")) == len(candidate.FILES)
+    # (month 0's candidate alone: its files and, a regressor, DLE's loss model)
+    assert len(pipeline.keys(f"staging/{MODEL}/")) == len(candidate.FILES) + 1
     assert emitted(capsys).get("DuplicateTriggers") == 1
     # And the gate, handed the same destination record twice, registers one version
     assert pipeline.judge(event, first) == pipeline.judge(event, second)
@@ -315,7 +317,8 @@ def test_a_duplicate_arriving_while_the_first_trains_is_refused_then_answered(
         release.set()
         worker.join()
     # Then one training ran, and Lambda's retry of the duplicate gets its result
-    assert len(pipeline.keys(f"staging/{MODEL}/")) == len(candidate.FILES)
+    # (month 0's candidate alone: its files and, a regressor, DLE's loss model)
+    assert len(pipeline.keys(f"staging/{MODEL}/")) == len(candidate.FILES) + 1
     assert pipeline.retrain(copy.deepcopy(event)) == first[0]
 
 

@@ -32,12 +32,13 @@ def test_a_trained_version_is_stored_registered_and_promoted(
 ) -> None:
     # When v1 is trained from month 0
     result = trainer.train_and_register(config, month0_csv, "s3://data/month0.csv")
-    # Then its four artifacts exist, the registry knows it and production points at it
+    # Then its five artifacts exist, the registry knows it and production points at it
     assert result.version == "1"
     assert result.promoted
     assert keys(store) == [
         PREFIX + "1/baseline.json",
         PREFIX + "1/golden.json.gz",
+        PREFIX + "1/loss_model.onnx",  # DLE's loss model (a regressor's estimate)
         PREFIX + "1/manifest.json",
         PREFIX + "1/model.onnx",
     ]
@@ -52,6 +53,10 @@ def test_a_trained_version_is_stored_registered_and_promoted(
     assert record.model_sha256 == hashlib.sha256(model).hexdigest()
     baseline = store.get_bytes(PREFIX + "1/baseline.json")
     assert manifest["artifacts"]["baseline.json"]["sha256"] == hashlib.sha256(baseline).hexdigest()
+    loss_model = store.get_bytes(PREFIX + "1/loss_model.onnx")
+    digest = hashlib.sha256(loss_model).hexdigest()
+    assert manifest["artifacts"]["loss_model.onnx"]["sha256"] == digest
+    assert json.loads(baseline)["estimate"]["sha256"] == digest
     lineage = manifest["lineage"]
     assert lineage["data"] == [
         {

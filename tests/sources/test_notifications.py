@@ -56,6 +56,34 @@ def test_objects_outside_the_filter_and_the_test_event_trigger_nothing(
     assert all("Records" in e for e in events)
 
 
+def test_a_multipart_upload_notifies_once_as_s3_does(
+    aws: Aws, start_sources: Callable[..., Running]
+) -> None:
+    # Given the function is subscribed to uploads/*.json
+    running = start_sources("UploadFunction")
+    # When a two-part upload completes (moto alone notifies ObjectCreated:Put too)
+    key = "uploads/big.json"
+    upload = aws.s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    parts = []
+    for number, body in ((1, b" " * 5 * 2**20), (2, b"{}")):
+        etag = aws.s3.upload_part(
+            Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=number, Body=body
+        )["ETag"]
+        parts.append({"PartNumber": number, "ETag": etag})
+    aws.s3.complete_multipart_upload(
+        Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+    )
+    aws.s3.put_object(Bucket=BUCKET, Key="uploads/after.json", Body=b"{}")
+    # Then the function gets one CompleteMultipartUpload record, then the next upload's (moto
+    # queues a second record of the first before it, so it would be among the first two)
+    events = running.invoker.wait_for("UploadFunction", 2)
+    names = [(e["Records"][0]["eventName"], e["Records"][0]["s3"]["object"]["key"]) for e in events]
+    assert sorted(names) == [
+        ("ObjectCreated:CompleteMultipartUpload", "uploads/big.json"),
+        ("ObjectCreated:Put", "uploads/after.json"),
+    ]
+
+
 def test_an_upload_to_a_versioned_bucket_carries_its_version_id(
     aws: Aws, start_sources: Callable[..., Running]
 ) -> None:

@@ -39,6 +39,11 @@ def month(
             "drift_share_threshold": 0.5,
             "quality_breach": breach,
             "feature_scores": {"sqft": 0.3 + share * 4, "interest_rate": 10.0 if breach else 0.2},
+            # the evaluator's ESTIMATE of production's RMSE before labels (DLE)
+            "estimated_metric": "rmse",
+            "estimated_quality": system * 0.8,
+            "estimated_interval": [system * 0.7, system * 0.95],
+            "estimate_breach": False,
         },
         "events": events or [],
         "production_changes": changes or [],
@@ -158,8 +163,17 @@ def test_error_chart_draws_both_series_and_marks_production_changes(
     summary: dict[str, Any],
 ) -> None:
     svg = error_chart(summary["months"])
+    assert svg.count("<polyline") == 3  # the system, the twin and the ESTIMATE
+    assert svg.count("<circle") == 3 * len(summary["months"])
+    assert 'stroke-dasharray="7 3"><title>ESTIMATED (before labels)</title>' in svg
+
+
+def test_error_chart_without_estimates_draws_no_estimate_line(summary: dict[str, Any]) -> None:
+    for month in summary["months"]:
+        month["drift"]["estimated_quality"] = None
+    svg = error_chart(summary["months"])
     assert svg.count("<polyline") == 2
-    assert svg.count("<circle") == 2 * len(summary["months"])
+    assert "ESTIMATED" not in svg
     assert ">canary v2</text>" in svg
     assert ">v2</text>" in svg
 
@@ -187,3 +201,20 @@ def test_an_empty_or_partial_summary_still_renders() -> None:
     assert "No drift reports were written." in " ".join(page.text)
     partial = {"months": [{"month": 0, "rmse_system": None, "rmse_static": float("nan")}]}
     assert "<table>" in render_demo_html(partial)
+
+
+def test_a_month_s_estimate_breach_is_said_as_an_estimate() -> None:
+    from mlops_cli.demo.digest import estimate_text
+
+    drift = {
+        "estimate_breach": True,
+        "estimated_metric": "rmse",
+        "estimated_quality": 61_000.0,
+        "estimated_interval": [52_000.0, 70_000.0],
+    }
+    assert estimate_text(drift) == (
+        "ESTIMATED RMSE 61,000 (RMSE 52,000 to RMSE 70,000) from traffic alone, worse than the "
+        "holdout: an estimate, no labels needed"
+    )
+    assert estimate_text(drift | {"estimate_breach": False}) == ""
+    assert estimate_text(drift | {"estimated_quality": None}) == ""

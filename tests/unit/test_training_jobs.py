@@ -162,6 +162,14 @@ def test_a_well_formed_artifact_gives_the_candidate_and_its_files() -> None:
     assert files == {name: name.encode() for name in candidate.FILES}
 
 
+def test_a_regressor_s_loss_model_is_one_of_the_candidate_s_files() -> None:
+    loss = (f"staging/{MODEL}/{CID}/loss_model.onnx", b"loss")
+    _, files = unpack_candidate(archive([*good(), loss]), MODEL, LIMITS)
+    assert files["loss_model.onnx"] == b"loss"
+    with pytest.raises(IntegrityError, match="not a file"):  # once, like every file
+        unpack_candidate(archive([*good(), loss, loss]), MODEL, LIMITS)
+
+
 @pytest.mark.parametrize(
     ("members", "message"),
     [

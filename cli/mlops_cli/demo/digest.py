@@ -59,6 +59,20 @@ def metric_text(metric: str, value: float) -> str:
     return f"{metric.upper() if metric in ('rmse', 'mae') else metric} {value:,.0f}"
 
 
+def estimate_text(drift: Mapping[str, Any]) -> str:
+    """The month's ESTIMATE when it breached (empty otherwise): quality estimated from traffic
+    alone, before the month's labels are in."""
+    value, interval = drift.get("estimated_quality"), drift.get("estimated_interval")
+    if not drift.get("estimate_breach") or not isinstance(value, int | float) or not interval:
+        return ""
+    metric = str(drift.get("estimated_metric") or "")
+    low, high = (metric_text(metric, v) for v in interval)
+    return (
+        f"ESTIMATED {metric_text(metric, value)} ({low} to {high}) from traffic alone, worse "
+        "than the holdout: an estimate, no labels needed"
+    )
+
+
 def serving_label(versions: list[str], production: str | None) -> str:
     """Who answered: ``v3``, or ``v3 + canary v4 31%`` while a rollout bakes."""
     counts: dict[str, int] = {}
@@ -111,6 +125,8 @@ def feature_scores(report: Mapping[str, Any]) -> dict[str, float]:
 def drift_digest(report: Mapping[str, Any], key: str) -> dict[str, Any]:
     verdict = report.get("verdict") or {}
     quality = report.get("quality") or {}
+    estimate = report.get("estimate") or {}
+    window = (estimate.get("window") or {}).get(estimate.get("metric")) or {}
     name = Path(key).stem
     return {
         "report": name,
@@ -128,6 +144,11 @@ def drift_digest(report: Mapping[str, Any], key: str) -> dict[str, Any]:
         "live_quality": quality.get("value"),
         "holdout_quality": quality.get("holdout"),
         "labels": quality.get("labels"),
+        # Quality ESTIMATED before labels (CBPE/DLE), next to the realized one above
+        "estimated_metric": estimate.get("metric"),
+        "estimated_quality": window.get("value"),
+        "estimated_interval": [window.get("low"), window.get("high")] if window else None,
+        "estimate_breach": bool(estimate.get("breach")),
         "retrain_requested": bool(verdict.get("retrain_requested")),
         "reasons": list(verdict.get("reasons") or []),
         "feature_scores": feature_scores(report),

@@ -22,6 +22,7 @@ from mlops.domain.report_text import format_count, format_number, format_share
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
 SYSTEM_COLOUR = "#2f6fde"
 STATIC_COLOUR = "#e0620d"
+ESTIMATE_COLOUR = "#7c3aed"  # an estimate, never a measurement: its own colour, dashed
 DRIFT_COLOUR = "#c0392b"
 GRID_COLOUR = "#e6e9ef"
 AXIS_TEXT = "#6b7280"
@@ -102,7 +103,14 @@ def error_chart(months: Sequence[Mapping[str, Any]]) -> str:
     plot_w, plot_h = width - left - right, height - top - bottom
     system = [_number(m.get("rmse_system")) for m in months]
     static = [_number(m.get("rmse_static")) for m in months]
-    values = [v for v in (*system, *static) if v is not None]
+    # The evaluator's ESTIMATE of production's RMSE (DLE, no labels needed), where it has one
+    estimated = [
+        _number(_mapping(m.get("drift")).get("estimated_quality"))
+        if _mapping(m.get("drift")).get("estimated_metric") == "rmse"
+        else None
+        for m in months
+    ]
+    values = [v for v in (*system, *static, *estimated) if v is not None]
     if not months or not values:
         return _svg(width, 80, "live error over time: no data", _note(width / 2, 40, "no data"))
     axis_top, step = _nice_top(max(values) * 1.05)
@@ -148,22 +156,29 @@ def error_chart(months: Sequence[Mapping[str, Any]]) -> str:
         f'<text x="{left + plot_w / 2}" y="{height - 8}" text-anchor="middle" font-size="12" '
         f'fill="{AXIS_TEXT}">month of the market</text>'
     )
-    for series, colour, name in (
-        (static, STATIC_COLOUR, "never retrained (v1)"),
-        (system, SYSTEM_COLOUR, "system"),
+    for series, colour, name, dash in (
+        (static, STATIC_COLOUR, "never retrained (v1)", ""),
+        (system, SYSTEM_COLOUR, "system", ""),
+        (estimated, ESTIMATE_COLOUR, "ESTIMATED (before labels)", ' stroke-dasharray="7 3"'),
     ):
         points = [(x(i), y(v)) for i, v in enumerate(series) if v is not None]
         if len(points) > 1:
             path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
             parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2.5">'
-                f"<title>{_esc(name)}</title></polyline>"
+                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2.5"'
+                f"{dash}><title>{_esc(name)}</title></polyline>"
             )
         for (px, py), value in zip(points, [v for v in series if v is not None], strict=True):
             parts.append(
                 f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour}">'
                 f"<title>{_esc(name)}: RMSE {format_number(value)}</title></circle>"
             )
+    if any(v is not None for v in estimated):
+        parts.append(
+            f'<text class="estimated-legend" x="{width - right}" y="{top + 12}" '
+            f'text-anchor="end" font-size="11" fill="{ESTIMATE_COLOUR}">'
+            "dashed: production RMSE ESTIMATED before labels (DLE)</text>"
+        )
     return _svg(
         width, height, "live RMSE per month, system and never-retrained twin", "".join(parts)
     )

@@ -59,7 +59,15 @@ from mlops.domain.layout import ROLLOUT_REPORTS
 from mlops.domain.scoring import OnnxModel
 from mlops.domain.synthetic import csv_bytes, generate
 from mlops_cli.demo.client import get, instances, post
-from mlops_cli.demo.digest import MonthRecord, drift_digest, mape, metric_text, rmse, serving_label
+from mlops_cli.demo.digest import (
+    MonthRecord,
+    drift_digest,
+    estimate_text,
+    mape,
+    metric_text,
+    rmse,
+    serving_label,
+)
 from mlops_cli.demo.market import conditions_dict, demo_conditions, describe_month
 from mlops_cli.demo.report import render_demo_html
 from mlops_cli.demo.summary import print_summary
@@ -415,6 +423,7 @@ class Demo:
             verdicts.append(("quality", f"quality loss: {quality}", "quality loss"))
         elif not drift["dataset_drift"]:
             verdicts.append(("calm", f"no drift ({quality or drift.get('status')})", ""))
+        verdicts.extend(("note", t, "") for t in (estimate_text(drift),) if t)  # ESTIMATE
         if drift["retrain_requested"]:
             text = "retraining requested (RetrainRequested on the bus)"
             if not month_end:

@@ -24,6 +24,13 @@ from mlops_cli.emulator.runtime import FunctionSpec, Invocation, LocalRuntime, L
 from mlops_cli.emulator.s3_limits import MotoServer
 from mlops_cli.emulator.sagemaker.watcher import TrainingJobWatcher
 from mlops_cli.emulator.sources.event_sources import EventSources
+from mlops_cli.emulator.states.service import (
+    STATE_MACHINE,
+    StateMachines,
+    function_resolver,
+    load_state_machines,
+    name_state_machines,
+)
 from mlops_cli.emulator.template import (
     ACCOUNT,
     REGION,
@@ -125,6 +132,7 @@ class LocalStack:
         self.outputs: dict[str, str] = {}
         self.runtime: LocalRuntime | None = None
         self.sources: EventSources | None = None
+        self.state_machines: StateMachines | None = None
         self.training_jobs: TrainingJobWatcher | None = None
         self.schedule_seconds = schedule_seconds
         self.model_code = model_code
@@ -154,6 +162,17 @@ class LocalStack:
         aws.client.cache_clear()
         aws.session.cache_clear()
         self._name_resources()
+        try:
+            # Refused here, before anything runs: a definition the interpreter cannot run.
+            machines = load_state_machines(
+                self._resources(STATE_MACHINE),
+                self.resolver,
+                self.template_path.parent,
+                self.function_names,
+            )
+        except BaseException:
+            self.stop()
+            raise
         self._create_resources()
         if restore_from is not None:  # before any event source is wired: triggers nothing
             try:
@@ -163,6 +182,7 @@ class LocalStack:
                 raise
         self._load_functions()
         self._start_sources()
+        self._start_state_machines(machines)
         self.outputs = {
             name: str(self.resolver.resolve(spec["Value"]))
             for name, spec in self.template.get("Outputs", {}).items()
@@ -194,6 +214,18 @@ class LocalStack:
         self.training_jobs = TrainingJobWatcher(self.endpoint, Path(self._jobs_dir.name))
         self.training_jobs.start()
 
+    def _start_state_machines(self, machines: list[Any]) -> None:
+        """The template's state machines in moto, their executions run locally (``states``)."""
+        assert self.runtime is not None
+        self.state_machines = StateMachines(
+            machines,
+            self.runtime,
+            function_resolver(self.resolver, self.function_names),
+            self.endpoint,
+        )
+        self.state_machines.create()
+        self.state_machines.start()
+
     def stateful_resources(self) -> state.Resources:
         refs = self.resolver.refs
         return state.Resources(
@@ -206,6 +238,9 @@ class LocalStack:
     def stop(self, *, save_to: Path | None = None) -> state.Counts | None:
         """Stop everything; with ``save_to``, keep the state there first (functions and event
         sources stopped, so nothing changes while it is read). Returns what was saved."""
+        if self.state_machines is not None:
+            self.state_machines.stop()
+            self.state_machines = None
         if self.training_jobs is not None:
             self.training_jobs.stop()
             self.training_jobs = None
@@ -287,6 +322,7 @@ class LocalStack:
             r.refs[name] = f"arn:aws:iam::{ACCOUNT}:policy/{STACK}-{name}"
         for name, _ in self._resources("AWS::SNS::Topic"):
             r.refs[name] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{name}"
+        name_state_machines(self._resources(STATE_MACHINE), r, STACK)
         for name, props in self._resources("AWS::Events::EventBus"):
             # Name is required; !Ref and !GetAtt .Name both give it.
             bus = str(r.resolve(props["Name"]))

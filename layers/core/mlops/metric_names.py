@@ -23,6 +23,11 @@ class Metric:
     DRIFT_EVALUATIONS = "DriftEvaluations"
     DRIFT_SHARE = "DriftShare"
     DUPLICATE_TRIGGERS = "DuplicateTriggers"
+    # Estimates (CBPE, DLE) are named as such: never mistaken for quality measured on labels.
+    ESTIMATED_QUALITY = "EstimatedQuality"
+    ESTIMATED_QUALITY_BREACH = "EstimatedQualityBreach"
+    ESTIMATE_REJECTED = "EstimateRejected"
+    ESTIMATE_UNSCORED_ROWS = "EstimateUnscoredRows"
     EVALUATED_ROWS = "EvaluatedRows"
     EVALUATION_PREDICTIONS = "EvaluationPredictions"
     FEATURE_DRIFT_SCORE = "FeatureDriftScore"

@@ -38,6 +38,7 @@ from mlops_cli.emulator.sources.rules import (
 )
 from mlops_cli.emulator.sources.s3 import (
     S3Source,
+    moto_s3_one_event_per_upload,
     moto_s3_version_ids,
     notification_queue,
     parse_s3_event,
@@ -182,6 +183,7 @@ class EventSources:
             return
         self._started = True
         moto_s3_version_ids()
+        moto_s3_one_event_per_upload()
         self._thread("timers", self._timers.run)
         for index in range(self._async.workers):
             self._thread(f"async-{index}", self._async.run_worker)

@@ -9,13 +9,16 @@ Where moto 5.2.5 differs from AWS, and what this module does about it: its notif
 (userIdentity, requestParameters, responseElements, bucket ownerIdentity, object sequencer) are
 filled in; the object's ``versionId`` (versioned buckets), which only moto knows, is added by
 wrapping moto's event builder (``moto_s3_version_ids``: it reaches a moto server running in this
-process, as the local stack's does).
+process, as the local stack's does); a completed multipart upload makes moto notify twice
+(``ObjectCreated:Put`` from its inner put, then ``ObjectCreated:CompleteMultipartUpload``), so
+``moto_s3_one_event_per_upload`` silences the inner one, as S3 sends only the second.
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -140,6 +143,37 @@ def moto_s3_version_ids() -> None:
 
     with_version_id.adds_version_id = True  # type: ignore[attr-defined]
     notifications._get_s3_event = with_version_id
+
+
+_completing = threading.local()
+
+
+def moto_s3_one_event_per_upload() -> None:
+    """One notification per completed multipart upload, as S3 sends (moto 5.2.5 sends two,
+    so a large upload would invoke its function twice). Idempotent; affects moto servers in
+    this process; other requests on other threads keep their notifications."""
+    from moto.s3.models import S3Backend
+
+    complete = S3Backend.complete_multipart_upload
+    if getattr(complete, "one_event", False):
+        return
+    put = S3Backend.put_object
+
+    def put_object(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_completing, "active", False):
+            kwargs["disable_notification"] = True
+        return put(self, *args, **kwargs)
+
+    def complete_multipart_upload(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _completing.active = True
+        try:
+            return complete(self, *args, **kwargs)
+        finally:
+            _completing.active = False
+
+    complete_multipart_upload.one_event = True  # type: ignore[attr-defined]
+    S3Backend.put_object = put_object  # type: ignore[method-assign]
+    S3Backend.complete_multipart_upload = complete_multipart_upload  # type: ignore[method-assign]
 
 
 def s3_record(record: Mapping[str, Any]) -> dict[str, Any]:

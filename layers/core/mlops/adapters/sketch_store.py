@@ -85,6 +85,8 @@ class SketchWindow:
     duplicates: int = 0  # redelivered batches whose events were all counted already
     skipped: list[dict[str, str]] = field(default_factory=list)  # key + reason
     skipped_count: int = 0  # may exceed len(skipped): a roll-up lists at most MAX_REMEMBERED
+    # Each hour's merged sketch (hours with traffic), oldest first: per-hour estimates.
+    hourly: list[tuple[datetime, Sketch]] = field(default_factory=list)
 
     def skip(self, key: str, reason: str) -> None:
         self.skipped.append({"key": key, "reason": reason})
@@ -229,6 +231,7 @@ class SketchStore:
             merged = self._hour(hour, reading)
             if merged is not None:
                 parts.append(merged)
+                result.hourly.append((hour, merged))
         result.sketch = merge_all(parts, max_unseen=max_unseen) if parts else None
         return result
 

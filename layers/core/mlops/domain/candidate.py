@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mlops.domain.estimate import LOSS_MODEL
 from mlops.domain.schema import Feature
 
 SCHEMA_VERSION = 1
@@ -31,6 +32,8 @@ FILES = (
     "reference.json.gz",
     "candidate.json",
 )
+# Staged when the candidate has one: DLE's loss model (regression; ``domain.estimate``).
+OPTIONAL_FILES = (LOSS_MODEL,)
 GOLDEN = "golden.json.gz"
 REFERENCE = "reference.json.gz"
 

@@ -419,7 +419,8 @@ class DriftConfig:
     the version's holdout value by more than ``quality_tolerance`` (relative), over at least
     ``min_labels`` labels joined within ``label_delay_hours`` of their prediction. Sketches
     keep at most ``max_unseen_categories`` unseen categories by name per feature (the rest as
-    one count, so their size does not follow what clients send; 0 to 1,024).
+    one count, so their size does not follow what clients send; 0 to 1,024). With
+    ``estimate_retrain``, a breach of the quality estimated before labels requests retraining.
     """
 
     psi_warn: float = field(
@@ -529,6 +530,16 @@ class DriftConfig:
             "Unseen categories a sketch keeps by name per feature; the rest as one count, so a "
             "sketch's size does not follow what clients send (0 to 1,024).",
             unit="categories",
+        ),
+    )
+    estimate_retrain: bool = field(
+        default=False,
+        metadata=doc(
+            "Request retraining when quality ESTIMATED before labels (CBPE for classifiers, "
+            "DLE for regressors) is worse than the holdout by more than `quality_tolerance`, "
+            "with 95 % confidence, over at least `min_rows` scored rows. Off: the estimate is "
+            "reported and alarmed on, never acted on. Estimates are blind to pure concept "
+            "drift (docs/estimates.md)."
         ),
     )
     features: Mapping[str, Mapping[str, float]] = field(

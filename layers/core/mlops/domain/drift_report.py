@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlops.domain.drift_report_estimate import estimate_breach_text
 from mlops.domain.report_text import (
     NOT_AVAILABLE,
     as_mapping,
@@ -60,12 +61,19 @@ def headline(report: Mapping[str, Any]) -> tuple[str, str]:
     threshold = format_share(verdict.get("drift_share_threshold"))
     counted = f"{drifted} of {total} features drifted"
     loss = _quality_loss(report)
+    # Named an estimate wherever it shows: it forecasts what labels will say.
+    estimated = estimate_breach_text(report)
 
     if verdict.get("dataset_drift") is True:
         title = f"Dataset drift: {counted} ({format_share(share)} ≥ {threshold})"
-        return (f"{title}; quality loss: {loss}" if loss else title), "drift"
+        title = f"{title}; quality loss: {loss}" if loss else title
+        return (f"{title}; {estimated}" if estimated else title), "drift"
     if loss:
-        return f"Quality loss: {loss}", "drift"
+        return (f"Quality loss: {loss}; {estimated}" if estimated else f"Quality loss: {loss}"), (
+            "drift"
+        )
+    if estimated:
+        return f"Estimated quality loss: {estimated}", "drift"
     if status == "insufficient_data":
         if "version" in report and report["version"] is None:
             return "No production version to evaluate", "insufficient"

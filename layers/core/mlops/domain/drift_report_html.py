@@ -35,6 +35,7 @@ from mlops.domain.drift_report import (
     verdict_reasons,
 )
 from mlops.domain.drift_report_charts import feature_chart, quality_chart
+from mlops.domain.drift_report_estimate import estimate_html
 from mlops.domain.html_escape import escape
 from mlops.domain.report_text import (
     NOT_AVAILABLE,
@@ -292,6 +293,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"<style>{_STYLE}</style></head>\n<body><main>"
         f"{_verdict_section(report)}{_facts_section(report)}"
         f"{_features_section(report)}{_prediction_section(report)}{_quality_section(report)}"
+        f"{estimate_html(report)}"
         f"<footer>{escape(report.get('kind') or 'drift_report')}, schema version "
         f"{escape(version if version is not None else NOT_AVAILABLE)} · "
         f"generated {escape(format_time(report.get('generated_at')))}</footer>"

@@ -169,6 +169,7 @@ def measure(
                 "end": _iso((bucket + 1) * period_ms),
                 "labels": len(index),
                 "value": part.get(metric),
+                "metrics": part,
             }
         )
     if not enough:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,15 @@ import numpy.typing as npt
 
 from mlops.domain import serving
 from mlops.domain.config import DriftConfig
+from mlops.domain.estimate import Calibration, CalibrationError, LossModelSpec
+from mlops.domain.estimate_sketch import (
+    ConfidenceCounts,
+    EstimatePart,
+    LossSums,
+    build_cbpe,
+    build_dle,
+    part_from_dict,
+)
 from mlops.domain.serving import Serving
 from mlops.domain.sketch_columns import (
     CategoricalSketch,
@@ -84,6 +93,9 @@ class Sketch:
     # Per variant, what a rollout is judged on (``domain.serving``); None in sketches written
     # before it (and in any merge with one of them).
     serving: dict[str, Serving] | None = None
+    # What quality estimation needs (``domain.estimate_sketch``); None when the version has
+    # no calibration or loss model, and in sketches written before estimates.
+    estimate: EstimatePart | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready document; ``from_dict(to_dict())`` is equal to the sketch."""
@@ -103,6 +115,8 @@ class Sketch:
         }
         if self.serving is not None:
             doc["serving"] = {k: v.to_dict() for k, v in self.serving.items()}
+        if self.estimate is not None:
+            doc["estimate"] = self.estimate.to_dict()
         return doc
 
     @classmethod
@@ -137,6 +151,7 @@ class Sketch:
                 serving=_serving(
                     raw.get("serving"), "regression" if kind == "numeric" else "classification"
                 ),
+                estimate=None if raw.get("estimate") is None else part_from_dict(raw["estimate"]),
             )
             sketch.check_totals()
             return sketch
@@ -165,6 +180,10 @@ class Sketch:
                 raise ValueError(f"{name[:80]!r} counts {column.values} values for {expected} rows")
         if self.serving is not None and sum(v.rows for v in self.serving.values()) != self.rows:
             raise ValueError("the serving digests do not count the sketch's rows")
+        if self.estimate is not None and (
+            self.estimate.scored + self.estimate.unscored != self.rows
+        ):
+            raise ValueError("the estimate part does not count the sketch's rows")
 
 
 @dataclass(frozen=True)
@@ -177,12 +196,21 @@ class SketchPlan:
     categorical: dict[str, frozenset[str]]
     prediction_edges: npt.NDArray[np.float64] | None  # regression
     prediction_classes: frozenset[str] | None  # classification
+    # Quality estimation (``baseline["estimate"]``): CBPE's calibration or DLE's loss model;
+    # ``estimate_problem`` says why a baseline's estimate section cannot be used.
+    calibration: Calibration | None = None
+    loss_model: LossModelSpec | None = None
+    estimate_problem: str | None = None
 
     @classmethod
     def from_baseline(cls, baseline: Mapping[str, Any]) -> SketchPlan:
         prediction = baseline["prediction"]
         regression = "edges" in prediction
+        calibration, loss_model, problem = read_estimate(baseline.get("estimate"), regression)
         return cls(
+            calibration=calibration,
+            loss_model=loss_model,
+            estimate_problem=problem,
             fingerprint=baseline_fingerprint(baseline),
             numeric={name: _edges(s["edges"]) for name, s in baseline["numeric"].items()},
             categorical={
@@ -212,8 +240,24 @@ class SketchPlan:
             {"prediction": sketch.prediction},
             {"prediction": classes if spec is None else spec},
         )
+        problems += self._estimate_problems(sketch.estimate)
         if problems:
             raise IncompatibleSketchError(f"{where} does not fit its baseline: {problems[0]}")
+
+    def _estimate_problems(self, part: EstimatePart | None) -> list[str]:
+        if part is None:
+            return []
+        if isinstance(part, ConfidenceCounts):
+            if self.calibration is None:
+                return ["a CBPE part where the baseline has no calibration"]
+            if part.bins != self.calibration.bins:
+                return [f"a CBPE part of {part.bins} bins, not {self.calibration.bins}"]
+            if not set(part.counts) <= set(self.calibration.classes):
+                return ["a CBPE part counts classes the model does not have"]
+            return []
+        if self.loss_model is None:
+            return ["a DLE part where the baseline has no loss model"]
+        return []
 
 
 def _shape_problems(
@@ -256,6 +300,7 @@ def build_sketch(
     model: str | None = None,
     version: str | None = None,
     max_unseen: int = DEFAULT_MAX_UNSEEN,
+    losses: Sequence[float | None] | None = None,
 ) -> Sketch:
     """The sketch of ``rows`` (``capture.capture_rows`` output) of one model version.
 
@@ -263,6 +308,8 @@ def build_sketch(
     (``IncompatibleSketchError`` otherwise). With no rows they are required. Each column is
     binned with one vectorised numpy pass; Python only gathers the values out of the rows.
     A categorical column keeps at most ``max_unseen`` unseen categories by name (K).
+    ``losses``: the loss model's estimated absolute error per row (None where it could not
+    score one), for a version with a loss model; without them every row is unscored.
     """
     plan = baseline if isinstance(baseline, SketchPlan) else SketchPlan.from_baseline(baseline)
     rows = list(rows)
@@ -305,7 +352,34 @@ def build_sketch(
         },
         prediction=prediction,
         serving=serving.build(rows, task=task),
+        estimate=_estimate_part(plan, rows, losses),
     )
+
+
+def _estimate_part(
+    plan: SketchPlan, rows: list[Mapping[str, Any]], losses: Sequence[float | None] | None
+) -> EstimatePart | None:
+    if plan.calibration is not None:
+        return build_cbpe(plan.calibration, rows)
+    if plan.loss_model is None:
+        return None
+    if losses is None or len(losses) != len(rows):
+        return LossSums(0, 0, 0, 0, len(rows))
+    return build_dle(losses)
+
+
+def read_estimate(
+    raw: Any, regression: bool
+) -> tuple[Calibration | None, LossModelSpec | None, str | None]:
+    """A baseline's estimate section: (calibration, loss model, why neither can be used)."""
+    if raw is None:
+        return None, None, None
+    try:
+        if regression:
+            return None, LossModelSpec.from_dict(raw), None
+        return Calibration.from_dict(raw), None, None
+    except CalibrationError as exc:
+        return None, None, str(exc)
 
 
 def _edges(raw: Any) -> npt.NDArray[np.float64]:

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mlops.domain import serving
+from mlops.domain.estimate_sketch import merge_parts
 from mlops.domain.sketch import DEFAULT_MAX_UNSEEN, IncompatibleSketchError, Sketch
 from mlops.domain.sketch_columns import (
     CategoricalSketch,
@@ -59,6 +60,10 @@ def merge_all(sketches: Iterable[Sketch], *, max_unseen: int = DEFAULT_MAX_UNSEE
             max_unseen,
         )
     )
+    try:
+        estimate = merge_parts((s.estimate, s.rows) for s in items)
+    except ValueError as exc:  # same baseline, parts of another kind: a damaged document
+        raise IncompatibleSketchError(f"sketches of {first.model} v{first.version}: {exc}") from exc
     return Sketch(
         model=first.model,
         version=first.version,
@@ -76,6 +81,7 @@ def merge_all(sketches: Iterable[Sketch], *, max_unseen: int = DEFAULT_MAX_UNSEE
         serving=None
         if any(s.serving is None for s in items)
         else serving.merge_variants(s.serving for s in items if s.serving is not None),
+        estimate=estimate,
     )
 
 

@@ -269,7 +269,8 @@ def unpack_candidate(
     archive: bytes, model: str, limits: ArtifactLimits
 ) -> tuple[str, dict[str, bytes]]:
     """``(candidate id, files)`` of the staged candidate in a job's model.tar.gz: regular files
-    at ``staging/<model>/<candidate id>/<name>`` for ``name`` in ``candidate.FILES``, one
+    at ``staging/<model>/<candidate id>/<name>`` for ``name`` in ``candidate.FILES`` (or
+    ``OPTIONAL_FILES``), one
     candidate, nothing else (no links, no ``..``, no absolute paths, no other names, no member
     or total over ``limits``). ``IntegrityError`` names the first thing wrong."""
     if len(archive) > limits.max_compressed:
@@ -292,7 +293,7 @@ def unpack_candidate(
                     or not path.startswith(root)
                     or not is_candidate_id(cid)
                     or (found is not None and cid != found)
-                    or name not in candidate.FILES
+                    or name not in (*candidate.FILES, *candidate.OPTIONAL_FILES)
                     or name in files
                 ):
                     raise IntegrityError(

@@ -25,8 +25,10 @@ from mlops.domain import baseline, candidate, parity
 from mlops.domain.config import ModelConfig
 from mlops.domain.config_document import estimator_document, to_document
 from mlops.domain.dataset import Dataset
+from mlops.domain.estimate import LOSS_MODEL
 from mlops.domain.export import to_onnx_bytes
 from mlops.domain.layout import staging_prefix
+from mlops.domain.loss_model import estimate_section
 from mlops.domain.model_code import code_digest
 from mlops.domain.schema import Signature
 from mlops.domain.training import TrainedModel, train, without_rows_of
@@ -137,11 +139,21 @@ class CandidateBuilder:
             metrics=trained.metrics,
             bins=config.training.baseline_bins,
         )
+        spent["stage_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        # Quality estimates before labels: CBPE's calibration or DLE's loss model (the gate
+        # checks both; the logger reads them through the baseline).
+        estimate_doc, loss_model = estimate_section(trained, config)
+        if estimate_doc is not None:
+            baseline_doc["estimate"] = estimate_doc
+        extra_files = [] if loss_model is None else [(LOSS_MODEL, loss_model.onnx)]
+        spent["estimate_s"] = time.perf_counter() - started
+        started = time.perf_counter()
         baseline_bytes = _json_bytes(baseline_doc)
         inputs_bytes = candidate.encode_parity_inputs(inputs)
         unseen = unseen_reference(config, reference, trained.train)
         reference_bytes = candidate.encode_rows(unseen)
-        spent["stage_s"] = time.perf_counter() - started
+        spent["stage_s"] += time.perf_counter() - started
 
         now = self._clock()
         candidate_id = new_candidate_id(now)
@@ -182,9 +194,12 @@ class CandidateBuilder:
                     ("baseline.json", baseline_bytes),
                     ("parity_inputs.json.gz", inputs_bytes),
                     (candidate.REFERENCE, reference_bytes),
+                    *extra_files,
                 )
             },
         }
+        if loss_model is not None:  # scikit-learn's answers, for the gate's parity check
+            doc["loss_model"] = {"holdout_estimates": loss_model.holdout_estimates.tolist()}
         started = time.perf_counter()
         candidate_bytes = _json_bytes(doc)
         for name, body in (
@@ -192,6 +207,7 @@ class CandidateBuilder:
             ("baseline.json", baseline_bytes),
             ("parity_inputs.json.gz", inputs_bytes),
             (candidate.REFERENCE, reference_bytes),
+            *extra_files,
             ("candidate.json", candidate_bytes),  # last: its presence means complete
         ):
             self._store.put_bytes(prefix + name, body, immutable=True)

@@ -25,9 +25,10 @@ from mlops.adapters.sketch_store import SketchStore
 from mlops.adapters.training_data import TrainingDataStore
 from mlops.domain import drift as statistics
 from mlops.domain import quality, strict_json
-from mlops.domain.config import ModelConfig
+from mlops.domain.config import DriftConfig, ModelConfig
 from mlops.domain.drift_report import headline
 from mlops.domain.drift_report_html import render_html
+from mlops.domain.estimate_report import estimate_section
 from mlops.domain.input_names import metric_dimension
 from mlops.domain.labels import as_join_inputs
 from mlops.domain.layout import DRIFT_REPORTS, version_prefix
@@ -59,6 +60,7 @@ class DriftOutcome:
             "dataset_drift": verdict["dataset_drift"],
             "drift_share": verdict["drift_share"],
             "quality_breach": verdict["quality_breach"],
+            "estimate_breach": verdict.get("estimate_breach", False),
             "retrain_requested": verdict["retrain_requested"],
             "report": self.json_uri,
             "html": self.html_uri,
@@ -106,12 +108,13 @@ class DriftService:
         except NotFoundError:
             return self._finish(report, [f"v{version} has no baseline.json"], config, act)
         manifest = self._store.get_json(prefix + "manifest.json")
+        plan = SketchPlan.from_baseline(baseline)
         window = self._sketches.window(
             self._model,
             version,
             since,
             until,
-            SketchPlan.from_baseline(baseline),
+            plan,
             max_unseen=config.drift.max_unseen_categories,
             now=now,
         )
@@ -138,6 +141,17 @@ class DriftService:
             report |= result.as_dict()
         report["rows"] = rows
         report["quality"] = self._quality(config, manifest, joined).as_dict()
+        report["estimate"] = estimate_section(
+            task=config.task,
+            plan=plan,
+            window=window.sketch,
+            hourly=window.hourly,
+            realized_hours=report["quality"]["over_time"],
+            holdout_metrics=manifest.get("metrics") or {},
+            gate_metric=config.promotion.metric_for(config.task),
+            tolerance=config.drift.quality_tolerance,
+            min_rows=config.drift.min_rows,
+        )
         reasons: list[str] = []
         return self._finish(report, reasons, config, act)
 
@@ -252,6 +266,7 @@ class DriftService:
             reasons.append(f"no dataset drift: {len(drifted)} of {total} features drifted")
         if quality_doc.get("reason"):
             reasons.append(str(quality_doc["reason"]))
+        estimate_breach, acts_on_estimate = _estimate_verdict(report, drift, reasons)
         # A quality breach is a verdict of its own: inputs can stay put while the world's
         # answer to them moves (concept drift), and "ok" would hide the retrain it requests.
         if dataset_drift:
@@ -263,7 +278,8 @@ class DriftService:
         now = self._clock()
         cooldown = self._cooldown(now, drift.cooldown_hours)
         requested = False
-        if (dataset_drift or breach) and act and self._bus is not None and report["version"]:
+        wanted = dataset_drift or breach or acts_on_estimate
+        if wanted and act and self._bus is not None and report["version"]:
             rollout = self._registry.get_rollout(self._model)
             if cooldown["active"]:
                 reasons.append(
@@ -286,6 +302,7 @@ class DriftService:
             "min_rows": drift.min_rows,
             "drifted": drifted,
             "quality_breach": breach,
+            "estimate_breach": estimate_breach,
             "retrain_requested": requested,
             "reasons": reasons,
         }
@@ -358,6 +375,12 @@ class DriftService:
         if isinstance(value, int | float):
             self._metric(name=Metric.LIVE_QUALITY, value=value)
         self._metric(name=Metric.EVALUATED_ROWS, value=report["rows"])
+        estimate = report.get("estimate") or {}
+        if estimate.get("available"):
+            self._metric(name=Metric.ESTIMATED_QUALITY_BREACH, value=int(bool(estimate["breach"])))
+            found = (estimate.get("window") or {}).get(estimate.get("metric")) or {}
+            if _finite(found.get("value")):
+                self._metric(name=Metric.ESTIMATED_QUALITY, value=found["value"])
         # One score per feature, with the feature as a dimension (its own EMF document: the
         # batch above shares one dimension set). PSI for numeric, Jensen-Shannon otherwise.
         for feature in report["features"] if metrics_enabled() else ():
@@ -382,6 +405,20 @@ class DriftService:
             )
             return
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=float(value))
+
+
+def _estimate_verdict(
+    report: dict[str, Any], drift: DriftConfig, reasons: list[str]
+) -> tuple[bool, bool]:
+    """(the estimate breached, a retrain is wanted for it); its reason joins ``reasons``.
+    An estimate forecasts what labels will say: it acts only with ``estimate_retrain``."""
+    estimate = report.get("estimate") or {}
+    breach = bool(estimate.get("breach"))
+    if estimate.get("reason"):
+        reasons.append(str(estimate["reason"]))
+    if breach and not drift.estimate_retrain:
+        reasons.append("ESTIMATE breach not acted on: [drift] estimate_retrain is off")
+    return breach, breach and drift.estimate_retrain
 
 
 def _finite(value: Any) -> TypeGuard[int | float]:

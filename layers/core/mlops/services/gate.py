@@ -27,6 +27,7 @@ from mlops.domain import candidate, manifest, parity, strict_json
 from mlops.domain.candidate import ParityInputs
 from mlops.domain.config import ModelConfig
 from mlops.domain.config_document import parse_config
+from mlops.domain.estimate import LOSS_MODEL
 from mlops.domain.gate import HELD, INCONCLUSIVE, PASSED, REJECTED, GateDecision
 from mlops.domain.layout import RETRAIN_REPORTS, staging_prefix, version_prefix
 from mlops.domain.schema import Signature
@@ -34,6 +35,7 @@ from mlops.domain.scoring import OnnxModel
 from mlops.errors import IntegrityError, StorageError
 from mlops.metric_names import Metric
 from mlops.observability import MetricUnit, logger, metrics
+from mlops.services.gate_estimates import check_estimates
 from mlops.services.gate_evidence import Evaluation, GateEvidence, check_parity, staged_reference
 from mlops.services.gate_promotion import CandidatePromotion, settled
 from mlops.settings import gate_settings
@@ -151,6 +153,9 @@ class CandidateGate:
             return self._unregistered(
                 doc, (f"ONNX export failed the parity gate: {report.summary()}",), report, started
             )
+        if (problem := check_estimates(config, doc, files, inputs)) is not None:
+            metrics.add_metric(name=Metric.ESTIMATE_REJECTED, unit=MetricUnit.Count, value=1)
+            return self._unregistered(doc, (problem,), report, started)
         notes: list[str] = []
         reference = staged_reference(files, signature, config, notes)
         evaluation = self._evidence.evaluate(
@@ -171,6 +176,9 @@ class CandidateGate:
             version,
             {
                 "model.onnx": files["model.onnx"],
+                # The loss model before the baseline that names it: a logger that finds the
+                # baseline finds the loss model too.
+                **{n: files[n] for n in (LOSS_MODEL,) if n in files},
                 "baseline.json": files["baseline.json"],
                 candidate.GOLDEN: golden,
                 "manifest.json": json.dumps(manifest_doc, indent=2).encode(),
@@ -264,6 +272,8 @@ class CandidateGate:
         names = ["model.onnx", "baseline.json", "parity_inputs.json.gz"]
         if candidate.REFERENCE in doc["artifacts"]:  # staged before reference sets: none
             names.append(candidate.REFERENCE)
+        if LOSS_MODEL in doc["artifacts"]:  # DLE's loss model (regression)
+            names.append(LOSS_MODEL)
         for name in names:
             body = self._store.get_bytes(prefix + name)
             expected = doc["artifacts"][name]["sha256"]
@@ -306,7 +316,11 @@ class CandidateGate:
             "gate": evaluation.decision.as_dict(),
             "config": doc.get("config"),
             "libraries": doc.get("libraries", {}),
-            "artifacts": {name: doc["artifacts"][name] for name in ("model.onnx", "baseline.json")}
+            "artifacts": {
+                name: doc["artifacts"][name]
+                for name in ("model.onnx", "baseline.json", LOSS_MODEL)
+                if name in doc["artifacts"]
+            }
             | {
                 candidate.GOLDEN: {
                     "sha256": hashlib.sha256(golden).hexdigest(),

@@ -35,6 +35,14 @@ Sketches are bounded whatever clients send: each keeps at most ``[drift]
 max_unseen_categories`` unseen categories by name per feature (the stack's model config, read
 once per container; the default when it cannot be used, with a warning).
 
+Each sketch also carries what quality estimation needs (``domain.estimate_sketch``): for a
+classifier, rows per (predicted class, calibrated confidence bin); for a regressor with a loss
+model, the sums of its estimated errors, the loss model (``loss_model.onnx``, its sha256 named
+by the baseline) scored here with onnxruntime on the batch's rows. A loss model that is
+missing, altered or does not load is logged once per container and its rows are counted as
+unscored (``EstimateUnscoredRows``): the estimate is skipped, the captures and the rest of the
+sketch are not.
+
 Keys are built from validated values only: a record's model must be the one this stack serves
 (``MODEL_NAME``) and its version a canonical version number; anything else is quarantined.
 """
@@ -55,7 +63,9 @@ from mlops.adapters.capture_store import CaptureStore
 from mlops.adapters.model_store import ModelStore
 from mlops.domain import capture, event_set
 from mlops.domain.capture import MalformedRecordError
+from mlops.domain.estimate import LOSS_MODEL
 from mlops.domain.layout import FEEDBACK, capture_prefix, sketch_prefix, version_prefix
+from mlops.domain.loss_scoring import LossModel
 from mlops.domain.sketch import DEFAULT_MAX_UNSEEN, SketchPlan, build_sketch
 from mlops.domain.versions import parse_version
 from mlops.errors import ConfigError, InvalidInputError, NotFoundError, Problem
@@ -101,6 +111,7 @@ class BatchSummary:
     malformed_records: int
     missing_baselines: int
     objects_written: int
+    estimate_unscored_rows: int = 0  # live rows no estimate could use (see the module doc)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -143,6 +154,8 @@ class PredictionLoggerService:
         # A missing one is not remembered: it is looked for again at the next batch.
         self._plans: dict[tuple[str, str], SketchPlan] = {}
         self._max_unseen: int | None = None  # the config's K, once read
+        # DLE's loss model per version (None: unusable, said once); read with the baseline.
+        self._loss_models: dict[tuple[str, str], LossModel | None] = {}
 
     def store_batch(self, events: Iterable[LogEvent]) -> BatchSummary:
         """Write the batch's objects; raises ``StorageError`` (to be retried) if S3 fails."""
@@ -188,14 +201,21 @@ class PredictionLoggerService:
             written += 1
         # Sketches after the rows they describe: a sketch never counts rows not yet stored.
         missing = 0
+        unscored = 0
         for (model, version, hour), part in sorted(live.items()):
             plan = self._plan(model, version)
             if plan is None:
                 missing += 1
                 continue
             sketch = build_sketch(
-                plan, part.rows, model=model, version=version, max_unseen=self._k()
+                plan,
+                part.rows,
+                model=model,
+                version=version,
+                max_unseen=self._k(),
+                losses=self._losses(model, version, plan, part.rows),
             )
+            unscored += sketch.estimate.unscored if sketch.estimate is not None else 0
             key = f"{sketch_prefix(model, version)}{hour}/{part.batch_id}.json"
             counted = event_set.encode(event_set.digests(part.event_ids))
             self._captures.put_json(key, sketch.to_dict() | {"events": counted})
@@ -209,6 +229,7 @@ class PredictionLoggerService:
             malformed_records=sum(len(p.rows) for p in quarantine.values()),
             missing_baselines=missing,
             objects_written=written,
+            estimate_unscored_rows=unscored,
         )
         self._publish(summary)
         return summary
@@ -257,6 +278,55 @@ class PredictionLoggerService:
         self._plans[(model, version)] = plan
         return plan
 
+    def _losses(
+        self, model: str, version: str, plan: SketchPlan, rows: list[dict[str, Any]]
+    ) -> list[float | None] | None:
+        """The loss model's estimated absolute error per row, or None (no usable model)."""
+        if plan.loss_model is None:
+            return None
+        key = (model, version)
+        if key not in self._loss_models:
+            self._loss_models[key] = self._load_loss_model(model, version, plan)
+        loss_model = self._loss_models[key]
+        if loss_model is None:
+            return None
+        try:
+            return loss_model.score(rows)
+        except Exception as exc:  # onnxruntime's own errors: never fatal to the captures
+            logger.warning(
+                "loss model failed on a batch: its rows are unscored",
+                model=model,
+                version=version,
+                error=f"{type(exc).__name__}: {str(exc)[:300]}",
+            )
+            return None
+
+    def _load_loss_model(self, model: str, version: str, plan: SketchPlan) -> LossModel | None:
+        assert plan.loss_model is not None
+        key = version_prefix(model, version) + LOSS_MODEL
+        try:
+            body = self._models.get_bytes(key)
+            if hashlib.sha256(body).hexdigest() != plan.loss_model.sha256:
+                raise ValueError("its sha256 is not the one the baseline names")
+            return LossModel(
+                body,
+                numeric=sorted(plan.numeric),
+                categorical=sorted(plan.categorical),
+                prediction_input=plan.loss_model.prediction_input,
+            )
+        except NotFoundError:
+            reason = "not found"
+        except Exception as exc:  # a damaged file: onnxruntime's own errors too
+            reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+        logger.warning(
+            "loss model unusable: estimated quality skipped for this version",
+            model=model,
+            version=version,
+            key=key,
+            reason=reason,
+        )
+        return None
+
     def _k(self) -> int:
         """``[drift] max_unseen_categories`` of the stack's model config. An unusable config
         does not stop captures: the default applies, and is looked for again next batch."""
@@ -281,6 +351,7 @@ class PredictionLoggerService:
             ("MalformedRecords", summary.malformed_records),
             ("MissingBaselines", summary.missing_baselines),
             ("CaptureObjectsWritten", summary.objects_written),
+            (Metric.ESTIMATE_UNSCORED_ROWS, summary.estimate_unscored_rows),
         ):
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         logger.info(
@@ -292,6 +363,7 @@ class PredictionLoggerService:
             malformed_records=summary.malformed_records,
             missing_baselines=summary.missing_baselines,
             objects_written=summary.objects_written,
+            estimate_unscored_rows=summary.estimate_unscored_rows,
         )
 
 

@@ -1,0 +1,201 @@
+"""The estimate part of a drift sketch: what quality estimation needs from live traffic,
+as integers and exact sums, so hours merge exactly like the rest of the sketch.
+
+- **CBPE** (classification): rows per (predicted class, calibration bin), the bins being
+  those of the version's calibration (``domain.estimate.Calibration``). At most
+  ``estimate.MAX_CLASSES`` classes x ``estimate.MAX_BINS`` bins, whatever the traffic.
+- **DLE** (regression): the count of rows the loss model scored and the exact sums of the
+  estimated absolute error, its square and its fourth power (``domain.exact_sum``).
+
+Every part also counts the rows it could not score (``unscored``: inputs too big to capture,
+no probabilities, a class the model does not know, a loss model that failed), so that
+``scored + unscored`` is the sketch's rows. Reading a document refuses what the builder
+cannot have written: counts out of range, more bins or classes than the bounds, sums that are
+negative, too large, or that no set of numbers could have (``s1**2 <= n s2``, ``s2**2 <= n s4``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlops.domain.estimate import MAX_BINS, MAX_CLASSES, Calibration
+from mlops.domain.exact_sum import SCALE_BITS, exact_sum, from_hex, to_float, to_hex
+from mlops.domain.serving import is_number
+from mlops.domain.sketch_columns import read_count
+
+MAX_LOSS = 1e75  # an estimated error beyond this has a fourth power beyond float64
+
+
+@dataclass(frozen=True)
+class ConfidenceCounts:
+    """CBPE: rows per predicted class and confidence bin (classes without rows absent)."""
+
+    counts: dict[str, list[int]]
+    unscored: int
+    bins: int
+
+    @property
+    def scored(self) -> int:
+        return sum(sum(row) for row in self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "cbpe",
+            "bins": self.bins,
+            "counts": {c: list(v) for c, v in sorted(self.counts.items())},
+            "unscored": self.unscored,
+        }
+
+
+@dataclass(frozen=True)
+class LossSums:
+    """DLE: scored rows and exact sums (times ``2**SCALE_BITS``) of a, a**2 and a**4."""
+
+    count: int
+    sum1: int
+    sum2: int
+    sum4: int
+    unscored: int
+
+    @property
+    def scored(self) -> int:
+        return self.count
+
+    def floats(self) -> tuple[float, float, float]:
+        return to_float(self.sum1, 1), to_float(self.sum2, 1), to_float(self.sum4, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "dle",
+            "count": self.count,
+            "sum": to_hex(self.sum1),
+            "sum_sq": to_hex(self.sum2),
+            "sum_4": to_hex(self.sum4),
+            "unscored": self.unscored,
+        }
+
+
+EstimatePart = ConfidenceCounts | LossSums
+
+
+def part_from_dict(raw: Any) -> EstimatePart:
+    """Read an estimate part; ``ValueError``/``TypeError``/``KeyError`` for anything the
+    builder cannot have written (the sketch reader turns them into ``SketchError``)."""
+    if not isinstance(raw, Mapping):
+        raise TypeError("an estimate part is an object")
+    kind = raw["kind"]
+    if kind == "cbpe":
+        bins = raw["bins"]
+        if type(bins) is not int or not 1 <= bins <= MAX_BINS:
+            raise ValueError(f"estimate bins: 1 to {MAX_BINS}")
+        counts = raw["counts"]
+        if not isinstance(counts, Mapping) or len(counts) > MAX_CLASSES:
+            raise ValueError(f"estimate counts: at most {MAX_CLASSES} classes")
+        out: dict[str, list[int]] = {}
+        for name, row in counts.items():
+            if not isinstance(name, str) or not 0 < len(name) <= 64:
+                raise ValueError("estimate counts: short class labels")
+            if not isinstance(row, list) or len(row) != bins:
+                raise ValueError(f"estimate counts of {name[:64]!r}: {bins} bins")
+            out[name] = [read_count(v) for v in row]
+        return ConfidenceCounts(out, read_count(raw["unscored"]), bins)
+    if kind == "dle":
+        count = read_count(raw["count"])
+        sums = [from_hex(raw[k]) for k in ("sum", "sum_sq", "sum_4")]
+        if any(s < 0 for s in sums):
+            raise ValueError("estimated errors are not negative: their sums cannot be")
+        s1, s2, s4 = sums
+        if count == 0 and any(sums):
+            raise ValueError("no scored rows, yet sums")
+        # Cauchy-Schwarz on the scaled integers: (sum a)**2 <= n sum a**2, and so on.
+        if s1 * s1 > count * s2 << SCALE_BITS or s2 * s2 > count * s4 << SCALE_BITS:
+            raise ValueError("sums no set of numbers can have")
+        if count and to_float(s1, count) > MAX_LOSS:
+            raise ValueError("estimated errors beyond any loss model's")
+        return LossSums(count, s1, s2, s4, read_count(raw["unscored"]))
+    raise ValueError(f"estimate kind {str(kind)[:20]!r}")
+
+
+def build_cbpe(calibration: Calibration, rows: Sequence[Mapping[str, Any]]) -> ConfidenceCounts:
+    """Rows counted per (predicted class, calibrated bin of their top probability)."""
+    known = set(calibration.classes)
+    labels: list[str] = []
+    confidence: list[float] = []
+    for row in rows:
+        label, top = _scored(row, known)
+        if label is not None:
+            labels.append(label)
+            confidence.append(top)
+    index = calibration.bin_of(np.asarray(confidence, dtype=np.float64))
+    counts: dict[str, list[int]] = {}
+    bins = calibration.bins
+    label_array = np.asarray(labels, dtype=object)
+    for c in sorted(set(labels)):
+        hits = np.bincount(index[label_array == c], minlength=bins)
+        counts[c] = [int(v) for v in hits]
+    return ConfidenceCounts(counts, len(rows) - len(labels), bins)
+
+
+def _scored(row: Mapping[str, Any], known: set[str]) -> tuple[str | None, float]:
+    label = row.get("prediction")
+    probabilities = row.get("probabilities")
+    if not isinstance(probabilities, Mapping) or str(label) not in known:
+        return None, 0.0
+    values = [v for v in probabilities.values() if is_number(v)]
+    if not values:
+        return None, 0.0
+    top = float(max(values))
+    return (str(label), top) if 0.0 <= top <= 1.0 else (None, 0.0)
+
+
+def build_dle(losses: Sequence[float | None]) -> LossSums:
+    """The sums of the estimated absolute errors that are usable (finite, 0 to MAX_LOSS;
+    a negative tree output is clipped to 0)."""
+    values = np.asarray([np.nan if v is None else v for v in losses], dtype=np.float64)
+    usable = np.isfinite(values) & (values <= MAX_LOSS)
+    a = np.maximum(values[usable], 0.0)
+    return LossSums(
+        count=int(a.size),
+        sum1=exact_sum(a),
+        sum2=exact_sum(a * a),
+        sum4=exact_sum((a * a) * (a * a)),
+        unscored=int(values.size - a.size),
+    )
+
+
+def merge_parts(parts: Iterable[tuple[EstimatePart | None, int]]) -> EstimatePart | None:
+    """The part of the union of sketches ``(part, rows)``: exact sums of counts and sums. A
+    sketch without a part (written without an estimate) adds its rows as unscored; None when
+    none has a part."""
+    items = list(parts)
+    present = [p for p, _ in items if p is not None]
+    if not present:
+        return None
+    missing = sum(rows for p, rows in items if p is None)
+    first = present[0]
+    if isinstance(first, ConfidenceCounts):
+        cbpe = [p for p in present if isinstance(p, ConfidenceCounts)]
+        if len(cbpe) != len(present) or any(p.bins != first.bins for p in cbpe):
+            raise ValueError("estimate parts of different kinds or bins do not merge")
+        counts: dict[str, list[int]] = {}
+        for p in cbpe:
+            for c, row in p.counts.items():
+                old = counts.get(c, [0] * first.bins)
+                counts[c] = [a + b for a, b in zip(old, row, strict=True)]
+        return ConfidenceCounts(
+            dict(sorted(counts.items())), sum(p.unscored for p in cbpe) + missing, first.bins
+        )
+    dle = [p for p in present if isinstance(p, LossSums)]
+    if len(dle) != len(present):
+        raise ValueError("estimate parts of different kinds do not merge")
+    return LossSums(
+        count=sum(p.count for p in dle),
+        sum1=sum(p.sum1 for p in dle),
+        sum2=sum(p.sum2 for p in dle),
+        sum4=sum(p.sum4 for p in dle),
+        unscored=sum(p.unscored for p in dle) + missing,
+    )
