@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,15 @@ def test_names_that_cannot_work_are_refused_when_the_config_is_read(
     change: dict[str, Any], field: str
 ) -> None:
     assert fields(MINIMAL | change) == [field]
+
+
+def test_a_config_with_canary_steps_survives_its_document_round_trip() -> None:
+    # The staged candidate carries to_document(config) to the gate, which parses it back
+    from mlops.domain.config_document import load_config, parse_config, to_document
+
+    config = load_config()
+    stepped = parse_config(to_document(config) | {"rollout": {"canary_steps": [5, 25, 50]}})
+    document = to_document(stepped)
+    assert document["rollout"]["canary_steps"] == [5, 25, 50]
+    assert parse_config(document) == stepped
+    assert parse_config(json.loads(json.dumps(document))) == stepped

@@ -445,7 +445,10 @@ def to_document(config: ModelConfig) -> dict[str, Any]:
     carries the exact config it was trained with to the gate, and what lineage hashes."""
 
     def section(obj: Any) -> dict[str, Any]:
-        return {k: v for k, v in vars(obj).items() if v is not None}
+        # Tuples (canary_steps) as lists: what TOML and JSON give parse_config.
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in vars(obj).items() if v is not None
+        }
 
     features = []
     for f in config.features:
