@@ -421,3 +421,31 @@ def test_the_page_names_the_estimate_and_escapes_what_it_shows() -> None:
         "Estimated quality loss: ESTIMATED RMSE +50 % (an estimate, before labels)"
     )
     assert "Estimated quality" not in render_html(_report_with({}) | {"estimate": None})
+
+
+@pytest.mark.parametrize(
+    "losses",
+    [
+        [12_345.678] * 2000,  # identical rows: Cauchy-Schwarz with equality
+        [0.1] * 7,
+        [1e-300] * 3,  # squares underflow to 0
+        [3.3, 3.3, 3.3000000000000003],
+    ],
+)
+def test_loss_sums_of_equal_or_tiny_errors_read_back(losses: list[float]) -> None:
+    # Was a defect: float64's rounding of each square put equal values just past the
+    # Cauchy-Schwarz bound, and the reader refused the whole sketch (drift and serving lost)
+    from mlops.domain.estimate_sketch import build_dle, part_from_dict
+
+    part = build_dle(losses)
+    assert part_from_dict(part.to_dict()) == part
+
+
+def test_loss_sums_past_the_rounding_slack_are_refused() -> None:
+    from mlops.domain.estimate_sketch import build_dle, part_from_dict
+
+    document = build_dle([2.0, 2.0]).to_dict()
+    forged = build_dle([2.0, 2.0000001]).to_dict()  # a larger sum of the same squares' size
+    document["sum"] = forged["sum"]
+    with pytest.raises(ValueError, match="no set of numbers"):
+        part_from_dict(document)

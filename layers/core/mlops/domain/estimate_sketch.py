@@ -111,13 +111,22 @@ def part_from_dict(raw: Any) -> EstimatePart:
         s1, s2, s4 = sums
         if count == 0 and any(sums):
             raise ValueError("no scored rows, yet sums")
-        # Cauchy-Schwarz on the scaled integers: (sum a)**2 <= n sum a**2, and so on.
-        if s1 * s1 > count * s2 << SCALE_BITS or s2 * s2 > count * s4 << SCALE_BITS:
+        # Cauchy-Schwarz on the scaled integers: (sum a)**2 <= n sum a**2, and so on, up to
+        # float64's rounding of each square (relative 2**-52 at most; equal values sit exactly
+        # on the bound) and its underflow to 0 below 2**-537 (absolute, count**2 << 1178).
+        if not _cauchy_schwarz(s1, s2, count) or not _cauchy_schwarz(s2, s4, count):
             raise ValueError("sums no set of numbers can have")
         if count and to_float(s1, count) > MAX_LOSS:
             raise ValueError("estimated errors beyond any loss model's")
         return LossSums(count, s1, s2, s4, read_count(raw["unscored"]))
     raise ValueError(f"estimate kind {str(kind)[:20]!r}")
+
+
+def _cauchy_schwarz(total: int, squares: int, count: int) -> bool:
+    """Whether ``total`` and ``squares`` (scaled sums of values and of their float64 squares)
+    can come from ``count`` values."""
+    bound = count * squares << SCALE_BITS
+    return total * total <= bound + (bound >> 50) + (count * count << 1178)
 
 
 def build_cbpe(calibration: Calibration, rows: Sequence[Mapping[str, Any]]) -> ConfidenceCounts:
