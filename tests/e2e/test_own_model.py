@@ -133,7 +133,7 @@ def test_a_classifier_of_your_own_answers_503_until_mlops_train(tmp_path: Path) 
             timeout=300,
             check=False,
         )
-        assert trained.returncode == 0, trained.stderr
+        assert trained.returncode == 0, trained.stdout + trained.stderr
         assert "Registered churn v1 and promoted it" in trained.stdout
         # (quietly: no metric or log JSON on the console without --verbose)
         printed = (trained.stdout + trained.stderr).splitlines()
