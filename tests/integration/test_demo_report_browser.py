@@ -71,9 +71,10 @@ def test_the_page_shows_the_outcome_the_table_and_the_charts(chromium: str, page
     text = " ".join(dom.text)
     assert "never-retrained model's 63,645" in text
     assert dom.rows == 4  # a row per month
-    assert dom.tags.count("svg") == 3
-    assert dom.tags.count("polyline") == 3  # the system, the twin and the ESTIMATE (dashed)
-    assert "production RMSE ESTIMATED before labels" in text
+    assert dom.tags.count("svg") == 4
+    # the system and the twin; then live quality and the ESTIMATE (dashed)
+    assert dom.tags.count("polyline") == 4
+    assert "ESTIMATE warned (month 2 mid-month); labels confirmed at month 2 end" in text
     assert "script" not in dom.tags
 
 
@@ -93,15 +94,15 @@ def test_the_screenshot_is_the_report_not_a_blank_page(chromium: str, page: Path
     blank_shot = page.parent / "blank.png"
     browse(chromium, blank, f"--window-size={WIDTH},{HEIGHT}", f"--screenshot={blank_shot}")
     data = shot.read_bytes()
-    width, height, rows = png_rows(data, 700)
+    width, height, rows = png_rows(data, 1400)
     assert (width, height) == (WIDTH, HEIGHT)
     assert len(data) > 5 * blank_shot.stat().st_size
-    # The error chart's two lines are drawn: blue (system) and orange (twin) pixels near the top.
+    # The error chart's two lines are drawn: blue (system) and orange (twin) pixels near the top,
     pixels = [bytes(row[i : i + 3]) for row in rows for i in range(0, len(row), len(row) // width)]
     blue = [p for p in pixels if p[2] > 180 and p[0] < 90]
     orange = [p for p in pixels if p[0] > 200 and 70 < p[1] < 130 and p[2] < 60]
     assert len(blue) > 50
     assert len(orange) > 50
-    # And the estimate's dashed purple line next to them
+    # and the quality chart below it: the estimate's dashed purple line and its intervals
     purple = [p for p in pixels if 100 < p[0] < 150 and p[1] < 90 and p[2] > 200]
     assert len(purple) > 20

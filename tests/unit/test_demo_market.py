@@ -5,23 +5,30 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from mlops.domain.synthetic import MarketConditions, generate
 from mlops_cli.demo.digest import drift_digest, feature_scores, metric_text, serving_label
-from mlops_cli.demo.market import SHOCKS, demo_conditions, describe_month
+from mlops_cli.demo.market import COUNTRYSIDE_NOISE, SHOCKS, demo_conditions, describe_month
 from mlops_cli.demo.summary import json_summary
 
 
 def test_calm_months_only_inflate_and_shocks_come_one_at_a_time_with_calm_between() -> None:
-    assert demo_conditions(0) == MarketConditions()
+    # The demo's market: the generator's, with the countryside's prices noisier from month 0
+    assert demo_conditions(0) == MarketConditions(countryside_noise=COUNTRYSIDE_NOISE)
     for month in (1, 2):
-        assert demo_conditions(month) == MarketConditions(price_level=1.01**month)
+        assert demo_conditions(month) == replace(demo_conditions(0), price_level=1.01**month)
     shocks = sorted(SHOCKS)
-    assert shocks == [3, 5, 7, 9, 11, 13]
-    assert all(b - a == 2 for a, b in itertools.pairwise(shocks))
+    assert shocks == [3, 5, 7, 9, 13, 15, 17]
+    assert all(b - a >= 2 for a, b in itertools.pairwise(shocks))
+    # The default run (months 0 to 11) ends on two calm months after its last shock
+    assert not {10, 11, 12} & set(SHOCKS)
+    assert demo_conditions(11) == replace(
+        demo_conditions(9), price_level=demo_conditions(11).price_level
+    )
 
 
 @pytest.mark.parametrize(
@@ -31,8 +38,9 @@ def test_calm_months_only_inflate_and_shocks_come_one_at_a_time_with_calm_betwee
         (5, "new_location_share", 0.15),
         (7, "size_shift", 0.25),
         (7, "house_share", 0.75),
-        (11, "interest_rate", 6.0),
-        (13, "new_location_share", 0.30),
+        (9, "countryside_share", 0.8),
+        (15, "interest_rate", 6.0),
+        (17, "new_location_share", 0.30),
     ],
 )
 def test_each_shock_turns_its_knob_and_it_stays_turned(month: int, knob: str, value: float) -> None:
@@ -42,9 +50,9 @@ def test_each_shock_turns_its_knob_and_it_stays_turned(month: int, knob: str, va
 
 
 def test_the_cooling_market_moves_the_price_level_alone() -> None:
-    before, after = demo_conditions(8), demo_conditions(9)
+    before, after = demo_conditions(12), demo_conditions(13)
     assert after.price_level / before.price_level == pytest.approx(1.01 * 0.88)
-    assert (after.interest_rate, after.size_shift) == (before.interest_rate, before.size_shift)
+    assert replace(after, price_level=before.price_level) == before
 
 
 def test_months_are_described_for_a_person() -> None:
@@ -72,6 +80,32 @@ def test_buyer_mix_knob_moves_property_types_and_leaves_the_default_draws_alone(
     )
     with pytest.raises(ValueError, match="house_share"):
         generate(10, MarketConditions(house_share=1.5))
+
+
+def test_countryside_knobs_move_its_share_and_its_noise_and_nothing_else() -> None:
+    # Given the knobs unset, the generator draws exactly as before they existed
+    default = generate(4000, MarketConditions(), seed=5)
+    explicit = generate(
+        4000, MarketConditions(countryside_share=None, countryside_noise=None), seed=5
+    )
+    for name in ("location", "price", "sqft"):
+        np.testing.assert_array_equal(default[name], explicit[name])
+    assert np.mean(default["location"] == "countryside") == pytest.approx(0.15, abs=0.02)
+    # When buyers leave the city, the other districts share the rest in their usual ratio
+    moved = generate(4000, MarketConditions(countryside_share=0.8), seed=5)["location"]
+    assert np.mean(moved == "countryside") == pytest.approx(0.8, abs=0.02)
+    assert np.mean(moved == "suburbs") / np.mean(moved == "downtown") == pytest.approx(
+        0.3 / 0.15, rel=0.25
+    )
+    for bad in (-0.01, 1.01):
+        with pytest.raises(ValueError, match="countryside_share"):
+            generate(10, MarketConditions(countryside_share=bad))
+    # A noisier countryside leaves every other district's prices exactly as they were
+    noisy = generate(4000, MarketConditions(countryside_noise=0.15), seed=5)
+    city = default["location"] != "countryside"
+    np.testing.assert_array_equal(noisy["price"][city], default["price"][city])
+    ratio = np.log(noisy["price"][~city] / default["price"][~city])
+    assert np.std(ratio) > 0.05  # the countryside's noise did change: 0.15 against 0.06
 
 
 def test_feature_scores_are_multiples_of_each_features_bar() -> None:

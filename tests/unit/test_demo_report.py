@@ -24,6 +24,18 @@ def month(
     events: list[str] | None = None,
 ) -> dict[str, Any]:
     name = f"20261129T04{number:02d}00Z-v1"
+    # Mid-month, the ESTIMATE breaches in the shocked month while the labels in do not yet
+    mid = {
+        "quality_metric": "mape",
+        "live_quality": 0.07,
+        "holdout_quality": 0.07,
+        "quality_tolerance": 0.2,
+        "quality_breach": False,
+        "estimated_metric": "mape",
+        "estimated_quality": 0.11 if breach else 0.07,
+        "estimated_interval": [0.09, 0.14] if breach else [0.064, 0.078],
+        "estimate_breach": breach,
+    }
     return {
         "month": number,
         "market": "calm: prices +1%" if number else "the market v1 is trained on",
@@ -39,12 +51,17 @@ def month(
             "drift_share_threshold": 0.5,
             "quality_breach": breach,
             "feature_scores": {"sqft": 0.3 + share * 4, "interest_rate": 10.0 if breach else 0.2},
-            # the evaluator's ESTIMATE of production's RMSE before labels (DLE)
-            "estimated_metric": "rmse",
-            "estimated_quality": system * 0.8,
-            "estimated_interval": [system * 0.7, system * 0.95],
-            "estimate_breach": False,
+            # live quality from the labels in, and the ESTIMATE before labels (DLE)
+            "quality_metric": "mape",
+            "live_quality": 0.1 if breach else 0.07,
+            "holdout_quality": 0.07,
+            "quality_tolerance": 0.2,
+            "estimated_metric": "mape",
+            "estimated_quality": 0.12 if breach else 0.071,
+            "estimated_interval": [0.1, 0.15] if breach else [0.065, 0.08],
+            "estimate_breach": breach,
         },
+        "mid_month_drift": mid,
         "events": events or [],
         "production_changes": changes or [],
     }
@@ -137,8 +154,10 @@ def test_the_page_leads_with_the_outcome_and_holds_the_charts_and_a_row_per_mont
     text = " ".join(page.text)
     assert "the system's live RMSE is 39,416, the never-retrained model's 63,645" in text
     assert "(\u221238 %)" in text  # a true minus sign, as the drift report writes it
-    assert page.tags.count("svg") == 3  # error over time, drift share, feature heat map
+    # error over time, live and estimated quality, drift share, feature heat map
+    assert page.tags.count("svg") == 4
     assert page.row_heads == ["0", "1", "2", "3"]
+    assert "ESTIMATE warned (month 2 mid-month); labels confirmed at month 2 end" in text
     assert "script" not in page.tags
 
 
@@ -163,17 +182,9 @@ def test_error_chart_draws_both_series_and_marks_production_changes(
     summary: dict[str, Any],
 ) -> None:
     svg = error_chart(summary["months"])
-    assert svg.count("<polyline") == 3  # the system, the twin and the ESTIMATE
-    assert svg.count("<circle") == 3 * len(summary["months"])
-    assert 'stroke-dasharray="7 3"><title>ESTIMATED (before labels)</title>' in svg
-
-
-def test_error_chart_without_estimates_draws_no_estimate_line(summary: dict[str, Any]) -> None:
-    for month in summary["months"]:
-        month["drift"]["estimated_quality"] = None
-    svg = error_chart(summary["months"])
-    assert svg.count("<polyline") == 2
-    assert "ESTIMATED" not in svg
+    assert svg.count("<polyline") == 2  # the system and the twin: measured, both
+    assert svg.count("<circle") == 2 * len(summary["months"])
+    assert "ESTIMATED" not in svg  # estimates have their own chart, in their own metric
     assert ">canary v2</text>" in svg
     assert ">v2</text>" in svg
 
@@ -197,7 +208,7 @@ def test_names_from_the_run_are_escaped(summary: dict[str, Any]) -> None:
 def test_an_empty_or_partial_summary_still_renders() -> None:
     # A run that stopped early: no months, no drift, no numbers.
     page = Page(render_demo_html({}))
-    assert page.tags.count("svg") == 3
+    assert page.tags.count("svg") == 4
     assert "No drift reports were written." in " ".join(page.text)
     partial = {"months": [{"month": 0, "rmse_system": None, "rmse_static": float("nan")}]}
     assert "<table>" in render_demo_html(partial)
@@ -213,8 +224,15 @@ def test_a_month_s_estimate_breach_is_said_as_an_estimate() -> None:
         "estimated_interval": [52_000.0, 70_000.0],
     }
     assert estimate_text(drift) == (
-        "ESTIMATED RMSE 61,000 (RMSE 52,000 to RMSE 70,000) from traffic alone, worse than the "
-        "holdout: an estimate, no labels needed"
+        "ESTIMATED RMSE 61,000 (95% interval 52,000 to 70,000) from traffic alone: worse "
+        "with confidence"
+    )
+    assert estimate_text(drift | {"estimated_holdout": 48_000.0}).startswith(
+        "ESTIMATED RMSE 61,000 (95% interval 52,000 to 70,000) vs holdout 48,000 "
+    )
+    mape = drift | {"estimated_metric": "mape", "estimated_quality": 0.121}
+    assert estimate_text(mape | {"estimated_interval": [0.101, 0.164]}).startswith(
+        "ESTIMATED MAPE 12.1% (95% interval 10.1% to 16.4%)"
     )
     assert estimate_text(drift | {"estimate_breach": False}) == ""
     assert estimate_text(drift | {"estimated_quality": None}) == ""

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mlops_cli.demo import DEFAULT_MONTHS, DEFAULT_TRAFFIC
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -16,10 +18,16 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=int, default=0, help="HTTP API port (default: any free port)")
     p.add_argument("--seed", type=int, default=0, help="the synthetic market's seed (default 0)")
     p.add_argument(
-        "--months", type=int, default=11, help="months of the market, month 0 included (11)"
+        "--months",
+        type=int,
+        default=DEFAULT_MONTHS,
+        help=f"months of the market, month 0 included ({DEFAULT_MONTHS})",
     )
     p.add_argument(
-        "--traffic", type=int, default=1500, help="houses priced per month (default 1500)"
+        "--traffic",
+        type=int,
+        default=DEFAULT_TRAFFIC,
+        help=f"houses priced per month (default {DEFAULT_TRAFFIC})",
     )
     p.add_argument(
         "--output",

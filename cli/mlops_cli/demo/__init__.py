@@ -5,3 +5,7 @@ HTTP API, S3 and the registry, as an operator would. ``run`` drives it, ``market
 market's schedule, ``watch`` reads what the stack did, ``report`` renders the HTML page;
 ``demo_config.toml`` (package data) is the model config the stack runs with.
 """
+
+# The run's defaults, here so ``mlops --help`` needs no numpy to show them.
+DEFAULT_MONTHS = 12  # months 0 to 11: four shocks, and two calm months to end on
+DEFAULT_TRAFFIC = 1500  # houses priced per month

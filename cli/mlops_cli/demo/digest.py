@@ -60,17 +60,66 @@ def metric_text(metric: str, value: float) -> str:
 
 
 def estimate_text(drift: Mapping[str, Any]) -> str:
-    """The month's ESTIMATE when it breached (empty otherwise): quality estimated from traffic
-    alone, before the month's labels are in."""
+    """The evaluation's ESTIMATE when it breached (empty otherwise): quality estimated from
+    traffic alone, before its labels are in."""
     value, interval = drift.get("estimated_quality"), drift.get("estimated_interval")
     if not drift.get("estimate_breach") or not isinstance(value, int | float) or not interval:
         return ""
     metric = str(drift.get("estimated_metric") or "")
-    low, high = (metric_text(metric, v) for v in interval)
-    return (
-        f"ESTIMATED {metric_text(metric, value)} ({low} to {high}) from traffic alone, worse "
-        "than the holdout: an estimate, no labels needed"
+    low, high = (metric_text(metric, v).split(" ")[-1] for v in interval)
+    holdout = drift.get("estimated_holdout")
+    against = (
+        f" vs holdout {metric_text(metric, holdout).split(' ')[-1]}"
+        if isinstance(holdout, int | float)
+        else ""
     )
+    return (
+        f"ESTIMATED {metric_text(metric, value)} (95% interval {low} to {high}){against} from "
+        "traffic alone: worse with confidence"
+    )
+
+
+def verdict_lines(drift: Mapping[str, Any], *, month_end: bool) -> list[tuple[str, str, str]]:
+    """What an evaluation's digest says, as (kind, console text, short word for the month's
+    table row or "") lines: drift, quality, the ESTIMATE (short "estimate" only when it is
+    ahead of the labels), and whether retraining was requested."""
+    share = drift.get("drift_share") or 0.0
+    quality = ""
+    live, holdout = drift.get("live_quality"), drift.get("holdout_quality")
+    if isinstance(live, int | float) and isinstance(holdout, int | float):
+        metric = str(drift.get("quality_metric") or "")
+        quality = (
+            f"live {metric_text(metric, live)} vs holdout {metric_text(metric, holdout)} "
+            f"(v{drift['version']}, {drift.get('labels') or 0:,} labels)"
+        )
+    verdicts: list[tuple[str, str, str]] = []  # kind, text, short
+    if drift["dataset_drift"]:
+        names = ", ".join(drift["drifted"])
+        text = f"drift detected: {len(drift['drifted'])} features drifted ({share:.0%}): {names}"
+        verdicts.append(("drift", text, "drift"))
+    elif drift["drifted"]:
+        text = f"drifting, under the bar: {', '.join(drift['drifted'])} ({share:.0%})"
+        verdicts.append(("note", text, ""))
+    if drift["quality_breach"]:
+        verdicts.append(("quality", f"quality loss: {quality}", "quality loss"))
+    elif drift.get("estimate_breach") and quality:  # never "no drift" under an estimated loss
+        verdicts.append(("note", f"no loss in the labels in so far: {quality}", ""))
+    elif not drift["dataset_drift"]:
+        verdicts.append(("calm", f"no drift ({quality or drift.get('status')})", ""))
+    if text := estimate_text(drift):  # ahead of the labels when they have not breached
+        if drift["quality_breach"]:
+            verdicts.append(("estimate", f"{text}; the labels in agree", ""))
+        else:
+            verdicts.append(("estimate", f"{text}, before the labels say so", "estimate"))
+    if drift["retrain_requested"]:
+        text = "retraining requested (RetrainRequested on the bus)"
+        if not month_end:
+            text += "; the month's sales are uploaded when they close, at month end"
+        verdicts.append(("request", text, "retrain"))
+    else:
+        held = [r for r in drift["reasons"] if r.startswith("retraining not requested")]
+        verdicts.extend(("note", r, "") for r in held[:1])
+    return verdicts
 
 
 def serving_label(versions: list[str], production: str | None) -> str:
@@ -143,11 +192,13 @@ def drift_digest(report: Mapping[str, Any], key: str) -> dict[str, Any]:
         "quality_metric": quality.get("metric"),
         "live_quality": quality.get("value"),
         "holdout_quality": quality.get("holdout"),
+        "quality_tolerance": quality.get("tolerance"),
         "labels": quality.get("labels"),
         # Quality ESTIMATED before labels (CBPE/DLE), next to the realized one above
         "estimated_metric": estimate.get("metric"),
         "estimated_quality": window.get("value"),
         "estimated_interval": [window.get("low"), window.get("high")] if window else None,
+        "estimated_holdout": estimate.get("holdout"),
         "estimate_breach": bool(estimate.get("breach")),
         "retrain_requested": bool(verdict.get("retrain_requested")),
         "reasons": list(verdict.get("reasons") or []),

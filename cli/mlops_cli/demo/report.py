@@ -2,6 +2,7 @@
 
 Top to bottom: the outcome in one sentence, a few figures, live error over the months for the
 system and for the twin that is never retrained (with the moments production changed), the
+serving version's quality live and ESTIMATED at each evaluation (``quality_chart``), the
 drift evaluator's scores over the months (the share of drifted features, and a heat map of each
 feature's score against its threshold), the table per month, and links to every drift report
 the evaluator wrote (copied next to the page, so they open from the disk).
@@ -12,21 +13,29 @@ and script, every string escaped. Pure: a summary in, a page out (``render_demo_
 
 from __future__ import annotations
 
-import html
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlops.domain.report_text import format_count, format_number, format_share
-
-_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
-SYSTEM_COLOUR = "#2f6fde"
-STATIC_COLOUR = "#e0620d"
-ESTIMATE_COLOUR = "#7c3aed"  # an estimate, never a measurement: its own colour, dashed
-DRIFT_COLOUR = "#c0392b"
-GRID_COLOUR = "#e6e9ef"
-AXIS_TEXT = "#6b7280"
-EVENT_COLOUR = "#1e8e3e"
+from mlops_cli.demo.quality_chart import quality_chart
+from mlops_cli.demo.svg import (
+    AXIS_TEXT,
+    CSP,
+    DRIFT_COLOUR,
+    ESTIMATE_COLOUR,
+    EVENT_COLOUR,
+    GRID_COLOUR,
+    STATIC_COLOUR,
+    SYSTEM_COLOUR,
+)
+from mlops_cli.demo.svg import esc as _esc
+from mlops_cli.demo.svg import mapping as _mapping
+from mlops_cli.demo.svg import money_axis as _money_axis
+from mlops_cli.demo.svg import nice_top as _nice_top
+from mlops_cli.demo.svg import note as _note
+from mlops_cli.demo.svg import number as _number
+from mlops_cli.demo.svg import sequence as _sequence
+from mlops_cli.demo.svg import svg as _svg
 
 _STYLE = """
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2933;
@@ -52,47 +61,6 @@ svg{display:block;max-width:100%;height:auto}
 """
 
 
-def _esc(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return None if math.isnan(number) or math.isinf(number) else number
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _sequence(value: object) -> Sequence[Any]:
-    return value if isinstance(value, list | tuple) else ()
-
-
-def _money_axis(value: float) -> str:
-    return f"{value / 1000:,.0f}k" if abs(value) >= 1000 else f"{value:,.0f}"
-
-
-def _nice_top(largest: float) -> tuple[float, float]:
-    """An axis top above ``largest`` and a round step (four or five gridlines)."""
-    if largest <= 0:
-        return 1.0, 0.25
-    raw = largest / 4
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
-    return step * math.ceil(largest / step), step
-
-
-def _svg(width: int, height: int, label: str, body: str) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{_esc(label)}">'
-        f"<title>{_esc(label)}</title>{body}</svg>"
-    )
-
-
 # --- charts ----------------------------------------------------------------------------------
 
 
@@ -103,14 +71,7 @@ def error_chart(months: Sequence[Mapping[str, Any]]) -> str:
     plot_w, plot_h = width - left - right, height - top - bottom
     system = [_number(m.get("rmse_system")) for m in months]
     static = [_number(m.get("rmse_static")) for m in months]
-    # The evaluator's ESTIMATE of production's RMSE (DLE, no labels needed), where it has one
-    estimated = [
-        _number(_mapping(m.get("drift")).get("estimated_quality"))
-        if _mapping(m.get("drift")).get("estimated_metric") == "rmse"
-        else None
-        for m in months
-    ]
-    values = [v for v in (*system, *static, *estimated) if v is not None]
+    values = [v for v in (*system, *static) if v is not None]
     if not months or not values:
         return _svg(width, 80, "live error over time: no data", _note(width / 2, 40, "no data"))
     axis_top, step = _nice_top(max(values) * 1.05)
@@ -156,29 +117,22 @@ def error_chart(months: Sequence[Mapping[str, Any]]) -> str:
         f'<text x="{left + plot_w / 2}" y="{height - 8}" text-anchor="middle" font-size="12" '
         f'fill="{AXIS_TEXT}">month of the market</text>'
     )
-    for series, colour, name, dash in (
-        (static, STATIC_COLOUR, "never retrained (v1)", ""),
-        (system, SYSTEM_COLOUR, "system", ""),
-        (estimated, ESTIMATE_COLOUR, "ESTIMATED (before labels)", ' stroke-dasharray="7 3"'),
+    for series, colour, name in (
+        (static, STATIC_COLOUR, "never retrained (v1)"),
+        (system, SYSTEM_COLOUR, "system"),
     ):
         points = [(x(i), y(v)) for i, v in enumerate(series) if v is not None]
         if len(points) > 1:
             path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
             parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2.5"'
-                f"{dash}><title>{_esc(name)}</title></polyline>"
+                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2.5">'
+                f"<title>{_esc(name)}</title></polyline>"
             )
         for (px, py), value in zip(points, [v for v in series if v is not None], strict=True):
             parts.append(
                 f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour}">'
                 f"<title>{_esc(name)}: RMSE {format_number(value)}</title></circle>"
             )
-    if any(v is not None for v in estimated):
-        parts.append(
-            f'<text class="estimated-legend" x="{width - right}" y="{top + 12}" '
-            f'text-anchor="end" font-size="11" fill="{ESTIMATE_COLOUR}">'
-            "dashed: production RMSE ESTIMATED before labels (DLE)</text>"
-        )
     return _svg(
         width, height, "live RMSE per month, system and never-retrained twin", "".join(parts)
     )
@@ -302,13 +256,6 @@ def _heat(score: float) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def _note(x: float, y: float, text: str) -> str:
-    return (
-        f'<text x="{x}" y="{y}" text-anchor="middle" font-size="13" '
-        f'fill="{AXIS_TEXT}">{_esc(text)}</text>'
-    )
-
-
 # --- sections --------------------------------------------------------------------------------
 
 
@@ -426,6 +373,17 @@ def _rollout_links(summary: Mapping[str, Any]) -> str:
     return f"<ol>{''.join(items)}</ol>"
 
 
+def _quality_legend() -> str:
+    return (
+        '<p class="legend"><span class="swatch" style="background:'
+        f'{SYSTEM_COLOUR}"></span>live (labels in)'
+        f'<span class="swatch" style="background:{ESTIMATE_COLOUR}"></span>ESTIMATED '
+        "(dashed, with its interval)"
+        f'<span class="swatch" style="background:{DRIFT_COLOUR}"></span>breach bar (dotted); '
+        "ringed: a breach</p>"
+    )
+
+
 def render_demo_html(summary: Mapping[str, Any]) -> str:
     """The whole page for a demo summary (the ``--json`` object plus ``months`` details)."""
     months = [_mapping(m) for m in _sequence(summary.get("months"))]
@@ -446,6 +404,14 @@ def render_demo_html(summary: Mapping[str, Any]) -> str:
         '<p class="muted">RMSE of the prices each model answered against the prices the houses '
         "sold for, on the same traffic.</p>"
         f'<div class="card">{legend}{error_chart(months)}</div>'
+        "<h2>Quality before and after the labels</h2>"
+        '<p class="muted">What the drift evaluator knew of the serving version\'s quality at '
+        "each evaluation: live, from the sale prices in (they arrive half a month late), and "
+        "ESTIMATED from the traffic alone (DLE: a model of the error, no labels needed; the "
+        "band is its 95 % interval), against the bar a breach crosses. An estimate is blind "
+        "to prices moving for the same houses (the rate jump, a cooling market) and sees "
+        "traffic moving to where the model errs more.</p>"
+        f'<div class="card">{_quality_legend()}{quality_chart(months)}</div>'
         "<h2>Drift scores</h2>"
         '<p class="muted">What the scheduled drift evaluator saw at the end of each month: the '
         "share of features that drifted from the serving version's training data, and each "
@@ -465,7 +431,7 @@ def render_demo_html(summary: Mapping[str, Any]) -> str:
     )
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_esc(title)}</title><style>{_STYLE}</style></head>\n"
         f"<body><main>{body}</main></body></html>\n"

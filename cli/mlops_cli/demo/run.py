@@ -6,8 +6,9 @@ month after month, only through the stack's own triggers, as on AWS:
 
 1. the month's houses are priced through ``POST /predict`` (the HTTP API) and the twin that is
    never retrained (v1, loaded here with onnxruntime from the registry's artifacts) prices the
-   same houses; the sale prices come back through ``POST /feedback``; the capture log lines
-   reach the prediction logger through the logs subscription (captures, labels, sketches in S3);
+   same houses; the sale prices come back through ``POST /feedback`` half a month late, as
+   sales close after their pricing (``LABEL_DELAY``); the capture log lines reach the
+   prediction logger through the logs subscription (captures, labels, sketches in S3);
 2. twice a month (mid-month and at month end) the drift evaluator's schedule fires (the
    template's ``DriftSchedule``, run now rather than hourly: a demo month lasts seconds). It
    compares the serving version's traffic with its training data, measures live quality from
@@ -58,17 +59,18 @@ from mlops.adapters.registry import Rollout
 from mlops.domain.layout import ROLLOUT_REPORTS
 from mlops.domain.scoring import OnnxModel
 from mlops.domain.synthetic import csv_bytes, generate
+from mlops_cli.demo import DEFAULT_MONTHS, DEFAULT_TRAFFIC
 from mlops_cli.demo.client import get, instances, post
 from mlops_cli.demo.digest import (
     MonthRecord,
     drift_digest,
-    estimate_text,
     mape,
-    metric_text,
     rmse,
     serving_label,
+    verdict_lines,
 )
 from mlops_cli.demo.market import conditions_dict, demo_conditions, describe_month
+from mlops_cli.demo.quality_chart import evaluations, led
 from mlops_cli.demo.report import render_demo_html
 from mlops_cli.demo.summary import print_summary
 from mlops_cli.demo.watch import (
@@ -85,12 +87,15 @@ from mlops_cli.demo.watch import (
 from mlops_cli.emulator.runner import RunningStack, start_local
 from mlops_cli.emulator.stack import free_port
 
-DEFAULT_MONTHS = 11
-DEFAULT_TRAFFIC = 1500  # houses priced per month
 TRAINING_ROWS = 4000  # month 0, v1's data
 SALES_ROWS = 3000  # a month's labeled sales, uploaded when retraining is requested
 REQUEST_ROWS = 5  # houses per /predict request, few: a canary answers whole requests
 FEEDBACK_ROWS = 500
+# Sale prices (the labels) arrive one half-month after the houses were priced: each
+# evaluation sees the traffic of its half-month, but the labels of the half before only. What
+# the labels cannot say yet, only the quality ESTIMATED from traffic can (docs/estimates.md).
+# The last half-month's prices arrive after the demo ends.
+LABEL_DELAY = 1  # half-months
 DRIFT_FUNCTION = "DriftEvaluatorFunction"
 WAIT_CAPTURE_S = 60.0
 WAIT_REPORT_S = 60.0
@@ -112,6 +117,7 @@ STYLE = {
     "rolled_back": "bold red",
     "note": "dim",
     "stall": "bold magenta",
+    "estimate": "bold medium_purple",
 }
 
 
@@ -163,6 +169,8 @@ class Demo:
         self.answers: RetrainAnswers
         self.ledger: TrafficLedger
         self.predicted = self.labeled = 0  # sent so far: what the logger must have stored
+        # Sales priced but not yet closed: (prediction ids, sale prices) per half-month.
+        self.unsold: list[tuple[list[str], npt.NDArray[np.float64]]] = []
         self.phase = "end"  # of the month: "mid" after its first half, "end" after the second
         self.progress = Progress(
             SpinnerColumn(),
@@ -183,7 +191,7 @@ class Demo:
         body = f"[{style}]{escape(text)}[/]" if style else escape(text)
         self.progress.console.print(f"{where}{body}", highlight=False)
         self.events.append({"month": month, "kind": kind, "text": text})
-        if month is not None and short:
+        if month is not None and short and short not in self.months[-1].events:
             self.months[-1].events.append(short)
 
     def waited_in_vain(self, month: int | None, wait: str, seconds: float, text: str) -> None:
@@ -294,7 +302,9 @@ class Demo:
             answered.extend(served)
             labels.append(serving_label([v for v, _ in served], production))
             self.predicted += len(ids)
-            self.labeled += self._feedback(url, ids, actual[start:stop])
+            self.unsold.append((ids, actual[start:stop]))
+            while len(self.unsold) > LABEL_DELAY:  # the sales that closed by now
+                self.labeled += self._feedback(url, *self.unsold.pop(0))
             with self.step("capture", "captures and labels reaching S3 (logs → logger)"):
                 if not self.ledger.wait(self.predicted, self.labeled, WAIT_CAPTURE_S):
                     self.waited_in_vain(
@@ -400,43 +410,16 @@ class Demo:
                 )
             self._judged(month, when, baking, judged)
         drift = drift_digest(report, key)
-        share = drift.get("drift_share") or 0.0
-        quality = ""
-        live, holdout = drift.get("live_quality"), drift.get("holdout_quality")
-        if isinstance(live, int | float) and isinstance(holdout, int | float):
-            metric = str(drift.get("quality_metric") or "")
-            quality = (
-                f"live {metric_text(metric, live)} vs holdout {metric_text(metric, holdout)} "
-                f"(v{drift['version']}, {drift.get('labels') or 0:,} labels)"
-            )
-        verdicts: list[tuple[str, str, str]] = []  # kind, text, short
-        if drift["dataset_drift"]:
-            names = ", ".join(drift["drifted"])
-            text = (
-                f"drift detected: {len(drift['drifted'])} features drifted ({share:.0%}): {names}"
-            )
-            verdicts.append(("drift", text, "drift"))
-        elif drift["drifted"]:
-            text = f"drifting, under the bar: {', '.join(drift['drifted'])} ({share:.0%})"
-            verdicts.append(("note", text, ""))
-        if drift["quality_breach"]:
-            verdicts.append(("quality", f"quality loss: {quality}", "quality loss"))
-        elif not drift["dataset_drift"]:
-            verdicts.append(("calm", f"no drift ({quality or drift.get('status')})", ""))
-        verdicts.extend(("note", t, "") for t in (estimate_text(drift),) if t)  # ESTIMATE
-        if drift["retrain_requested"]:
-            text = "retraining requested (RetrainRequested on the bus)"
-            if not month_end:
-                text += "; the month's sales are uploaded when they close, at month end"
-            verdicts.append(("request", text, "retrain"))
-        else:
-            held = [r for r in drift["reasons"] if r.startswith("retraining not requested")]
-            verdicts.extend(("note", r, "") for r in held[:1])
+        verdicts = verdict_lines(drift, month_end=month_end)
         for kind, text, short in verdicts:
             if month_end:
                 self.say(month, kind, text, short or None)
-            elif kind in ("drift", "quality"):  # mid-month: a glance; the table has month ends
-                self.say(month, "note", f"{when}: {text}")
+            elif kind in ("drift", "quality", "estimate"):  # mid-month: a glance; the table
+                # has month ends, but an estimate ahead of the labels is the news of its month
+                ahead = short == "estimate"
+                self.say(
+                    month, kind if ahead else "note", f"{when}: {text}", short if ahead else None
+                )
         return drift
 
     def _judged(
@@ -600,6 +583,11 @@ class Demo:
             "drift_detected_months": detected,
             "retrain_requested_months": [
                 m.month for m in self.months if m.drift.get("retrain_requested")
+            ],
+            # Where the quality ESTIMATED from traffic breached before the labels did
+            "estimate_led": [
+                {"warned": [a.month, a.half], "labels_confirmed": [b.month, b.half]}
+                for a, b in led(evaluations(months)[1])
             ],
             "rmse_system_last_month": months[-1]["rmse_system"] if months else None,
             "rmse_static_last_month": months[-1]["rmse_static"] if months else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,11 @@ class MarketConditions:
     # buyer mix: share of houses among sales (townhouses and condos split the rest in their
     # usual ratio); None keeps PROPERTY_TYPES' shares
     house_share: float | None = None
+    # where buyers go: share of sales in the countryside (the other districts split the rest
+    # in their usual ratio); None keeps the usual 15 %
+    countryside_share: float | None = None
+    # price noise of countryside sales (few comparable sales: wider); None keeps ``noise``
+    countryside_noise: float | None = None
 
 
 def conditions_for_month(month: int) -> MarketConditions:
@@ -82,7 +88,7 @@ def generate(rows: int, conditions: MarketConditions, seed: int = 0) -> dict[str
     location = np.where(
         is_new,
         rng.choice(new, size=rows),
-        rng.choice(known, size=rows, p=[0.15, 0.2, 0.2, 0.3, 0.15]),
+        rng.choice(known, size=rows, p=_location_shares(conditions)),
     ).astype(object)
     table = LOCATIONS | NEW_LOCATIONS
     loc_mult = np.array([table[loc][0] for loc in location])
@@ -115,7 +121,10 @@ def generate(rows: int, conditions: MarketConditions, seed: int = 0) -> dict[str
     # Higher rates cut what buyers can pay: about 7% per point over 4%.
     affordability = np.exp(-0.07 * (interest_rate - 4.0))
     price = np.maximum(value, 40000) * affordability * conditions.price_level
-    price = np.round(price * rng.lognormal(0.0, conditions.noise, rows), -2)
+    noise: float | npt.NDArray[np.float64] = conditions.noise
+    if conditions.countryside_noise is not None:
+        noise = np.where(location == "countryside", conditions.countryside_noise, noise)
+    price = np.round(price * rng.lognormal(0.0, noise, rows), -2)
     return {
         "sqft": np.round(sqft),
         "bedrooms": bedrooms,
@@ -130,19 +139,28 @@ def generate(rows: int, conditions: MarketConditions, seed: int = 0) -> dict[str
     }
 
 
+LOCATION_SHARES = (0.15, 0.2, 0.2, 0.3, 0.15)  # of sales, in LOCATIONS' order
+
+
+def _location_shares(conditions: MarketConditions) -> list[float]:
+    countryside = list(LOCATIONS).index("countryside")
+    return _with_share(LOCATION_SHARES, countryside, conditions.countryside_share, "countryside")
+
+
 def _type_shares(conditions: MarketConditions) -> list[float]:
     shares = [share for share, _ in PROPERTY_TYPES.values()]
-    if conditions.house_share is None:
-        return shares
-    if not 0.0 <= conditions.house_share <= 1.0:
-        raise ValueError("house_share must be from 0 to 1")
     houses = list(PROPERTY_TYPES).index("house")
-    others = sum(shares) - shares[houses]
-    rest = 1.0 - conditions.house_share
-    return [
-        conditions.house_share if i == houses else share / others * rest
-        for i, share in enumerate(shares)
-    ]
+    return _with_share(shares, houses, conditions.house_share, "house")
+
+
+def _with_share(shares: Sequence[float], index: int, share: float | None, name: str) -> list[float]:
+    """``shares`` with entry ``index`` set to ``share`` and the others scaled to the rest."""
+    if share is None:
+        return list(shares)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"{name}_share must be from 0 to 1")
+    others = sum(shares) - shares[index]
+    return [share if i == index else s / others * (1.0 - share) for i, s in enumerate(shares)]
 
 
 def csv_bytes(columns: dict[str, npt.NDArray[Any]], *, compress: bool = False) -> bytes:
