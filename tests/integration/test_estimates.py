@@ -19,7 +19,7 @@ from mlops.adapters.model_store import ModelStore
 from mlops.domain import capture
 from mlops.domain.config import ModelConfig
 from mlops.domain.estimate import LOSS_MODEL, Calibration, LossModelSpec, fit_calibration
-from mlops.domain.estimate_sketch import LossSums
+from mlops.domain.estimate_sketch import NO_RELATIVE, LossSums
 from mlops.domain.loss_model import FittedLossModel
 from mlops.domain.loss_scoring import LossModel
 from mlops.domain.sketch import Sketch
@@ -83,6 +83,13 @@ def test_the_logger_scores_the_loss_model_and_sketches_the_estimated_errors(
     assert isinstance(part, LossSums)
     assert (part.count, part.unscored, summary.estimate_unscored_rows) == (40, 0, 0)
     assert part.floats()[0] > 0  # estimated absolute errors of house prices
+    # MAPE: every row predicted a price, so every scored row has a relative error a / price.
+    assert part.relative is not None
+    assert part.relative.count == 40
+    _, r1, _ = part.relative.floats()
+    assert 0 < r1 / 40 < part.floats()[0] / 40  # prices are far above 1: r well below a
+    spec = LossModelSpec.from_dict(store.get_json(PREFIX + "baseline.json")["estimate"])
+    assert spec.has_mape  # the retrainer measured MAPE's constants on the holdout
 
 
 def test_rows_the_loss_model_cannot_read_are_unscored_not_guessed(
@@ -127,7 +134,7 @@ def test_without_a_usable_loss_model_rows_are_unscored_and_nothing_else_changes(
         s3.put_object(Bucket=BUCKET, Key=PREFIX + LOSS_MODEL, Body=bad)
     summary = _logger(store).store_batch(_events(25))
     part = _sketch(store).estimate
-    assert part == LossSums(0, 0, 0, 0, 25)
+    assert part == LossSums(0, 0, 0, 0, 25, NO_RELATIVE)
     assert summary.estimate_unscored_rows == 25
     assert summary.captured_predictions == 25  # captures and the sketch are written anyway
     assert "loss model unusable" in caplog.text

@@ -51,7 +51,9 @@ def estimate_section(
     """The report's estimate section (always a dict; ``available`` says whether it holds
     an estimate, ``reason`` why or why not)."""
     kind = "cbpe" if task == "classification" else "dle"
-    metric = estimated_metric(task, gate_metric)
+    metric, fallback = _compared_metric(
+        estimated_metric(task, gate_metric), plan, None if window is None else window.estimate
+    )
     holdout = holdout_metrics.get(metric)
     section: dict[str, Any] = {
         "label": LABEL,
@@ -69,6 +71,7 @@ def estimate_section(
         "hours": [],
         "accuracy_of_estimate": None,
         "reason": "",
+        "fallback": fallback,
     }
     if plan.estimate_problem is not None:
         section["reason"] = (
@@ -88,6 +91,10 @@ def estimate_section(
         return section
     estimates = _estimates(plan, part)
     section["rows"], section["unscored"] = part.scored, part.unscored
+    if isinstance(part, LossSums) and part.relative is not None:
+        # Scored rows whose prediction is too near 0 (or not a number) for a relative error:
+        # outside the MAPE estimate, counted.
+        section["no_relative"] = part.count - part.relative.count
     section["window"] = {e.metric: e.as_dict() for e in estimates}
     realized = {str(h.get("start")): h for h in realized_hours}
     hours = []
@@ -121,9 +128,31 @@ def estimate_section(
         return section
     section["available"] = True
     section["breach"], section["reason"] = _judge(
-        metric, window_estimate, holdout, tolerance=tolerance, min_rows=min_rows, rows=part.scored
+        metric,
+        window_estimate,
+        holdout,
+        tolerance=tolerance,
+        min_rows=min_rows,
+        rows=window_estimate["rows"],
     )
+    if fallback:
+        section["reason"] += f" ({fallback})"
     return section
+
+
+def _compared_metric(metric: str, plan: SketchPlan, part: EstimatePart | None) -> tuple[str, str]:
+    """The estimated metric to compare, and why it is not the gate's MAPE when it cannot be
+    (a version trained before MAPE estimates, or sketches written before them): RMSE then,
+    as before, said in the report rather than a MAPE over part of the rows."""
+    if metric != "mape":
+        return metric, ""
+    if plan.loss_model is not None and not plan.loss_model.has_mape:
+        why = "this version's loss model has no MAPE constants (trained before them)"
+    elif isinstance(part, LossSums) and part.relative is None:
+        why = "sketches in the window were written before MAPE sums"
+    else:
+        return metric, ""
+    return "rmse", f"mape cannot be estimated: {why}; compared on rmse"
 
 
 def _estimates(plan: SketchPlan, part: EstimatePart) -> list[Estimate]:
@@ -131,7 +160,8 @@ def _estimates(plan: SketchPlan, part: EstimatePart) -> list[Estimate]:
         return cbpe(plan.calibration, part.counts)
     if isinstance(part, LossSums) and plan.loss_model is not None:
         s1, s2, s4 = part.floats()
-        return dle(plan.loss_model, part.count, s1, s2, s4)
+        relative = None if part.relative is None else part.relative.floats()
+        return dle(plan.loss_model, part.count, s1, s2, s4, relative=relative)
     return []
 
 

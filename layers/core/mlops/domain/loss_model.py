@@ -103,7 +103,7 @@ def fit_loss_model(trained: TrainedModel, config: ModelConfig) -> FittedLossMode
     for k in range(FOLDS):
         model = _loss_pipeline(config).fit(inputs[folds != k], errors[folds != k])
         out_of_fold[folds == k] = model.predict(inputs[folds == k])
-    constants = loss_constants(errors, out_of_fold)
+    constants = loss_constants(errors, out_of_fold, holdout.target, predicted)
     if constants is None:
         return None
     final = _loss_pipeline(config).fit(inputs, errors)
