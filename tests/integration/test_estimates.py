@@ -269,3 +269,29 @@ def test_pure_concept_drift_leaves_the_estimate_where_it_was(evaluator: Evaluato
     rmse = estimate["window"]["rmse"]["value"]
     assert rmse == pytest.approx(estimate["holdout"], rel=0.15)
     assert doc["quality"]["metrics"]["rmse"] > 2 * rmse
+
+
+def test_with_mape_as_the_gate_metric_the_estimate_is_of_mape(evaluator: Evaluator) -> None:
+    text = (ROOT / "layers/core/mlops/defaults/house_prices.toml").read_text()
+    assert 'metric = "rmse"' in text
+    text = text.replace('metric = "rmse"', 'metric = "mape"', 1)
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"config/{MODEL}.toml", Body=text.encode())
+    evaluator.serve(0, 2000, seed=110)  # the same market, labeled
+    result = evaluator.run({"window_hours": 24, "act": False})
+    doc = report(evaluator, result)
+    estimate = doc["estimate"]
+    assert (estimate["metric"], estimate["greater_is_better"]) == ("mape", False)
+    assert estimate["available"], estimate["reason"]
+    assert estimate["fallback"] == ""
+    assert not estimate["breach"], estimate["reason"]
+    assert estimate["holdout"] == evaluator.store.get_json(PREFIX + "manifest.json")["metrics"][
+        "mape"
+    ]
+    assert estimate["no_relative"] == 0  # every house got a price
+    [hour] = estimate["hours"]
+    realized = doc["quality"]["metrics"]["mape"]
+    assert 0 < realized < 1  # a fraction, as live quality keeps it
+    assert hour["realized"] == pytest.approx(realized)
+    assert hour["covered"] is True, (hour["estimates"]["mape"], realized)
+    assert estimate["reason"].startswith("ESTIMATED mape ")
+    assert "%" in estimate["reason"]  # shown as a percentage, as live MAPE is
