@@ -284,9 +284,9 @@ def test_with_mape_as_the_gate_metric_the_estimate_is_of_mape(evaluator: Evaluat
     assert estimate["available"], estimate["reason"]
     assert estimate["fallback"] == ""
     assert not estimate["breach"], estimate["reason"]
-    assert estimate["holdout"] == evaluator.store.get_json(PREFIX + "manifest.json")["metrics"][
-        "mape"
-    ]
+    assert (
+        estimate["holdout"] == evaluator.store.get_json(PREFIX + "manifest.json")["metrics"]["mape"]
+    )
     assert estimate["no_relative"] == 0  # every house got a price
     [hour] = estimate["hours"]
     realized = doc["quality"]["metrics"]["mape"]

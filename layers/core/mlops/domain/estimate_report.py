@@ -3,13 +3,14 @@ over the window, next to the quality realized once labels arrived (``domain.qual
 
 Each hour's estimate comes from that hour's merged sketch (``domain.estimate_sketch``), the
 window's from the window's. The compared metric is the gate metric when it can be estimated
-(accuracy, macro F1; MAE, RMSE, MAPE), else accuracy or RMSE; MAPE falls back to RMSE, saying
-so (``fallback``), for a version or sketches from before MAPE estimates. A **breach** needs
-confidence: the interval's most favourable bound is still worse than the holdout by more than
-the tolerance, over at least ``min_rows`` rows of the estimate (for MAPE, the rows with a
-relative error: ``no_relative`` counts the scored rows predicted too near 0 to have one). Where an hour has labels too, the report keeps the
-estimate's error (estimate - realized) and whether the interval covered the realized value:
-how far to trust the estimate, measured on this model's own traffic.
+(accuracy, macro F1; MAE, RMSE, MAPE), else accuracy or RMSE; MAPE falls back to RMSE,
+saying so (``fallback``), for a version or sketches from before MAPE estimates. A **breach**
+needs confidence: the interval's most favourable bound is still worse than the holdout by
+more than the tolerance, over at least ``min_rows`` rows of the estimate (for MAPE, the rows
+with a relative error: ``no_relative`` counts the scored rows predicted too near 0 to have
+one). Where an hour has labels too, the report keeps the estimate's error (estimate -
+realized) and whether the interval covered the realized value: how far to trust the
+estimate, measured on this model's own traffic.
 
 Everything here is named an estimate: ``label`` is ``ESTIMATE`` and every reason says so.
 Estimates assume the inputs' relation to the target has not moved; pure concept drift leaves
