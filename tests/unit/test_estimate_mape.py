@@ -416,3 +416,41 @@ def test_without_mape_constants_or_sums_the_report_says_so_and_compares_rmse() -
     section = _section(plan, old_sketch)
     assert section["metric"] == "rmse"
     assert "written before MAPE sums" in section["reason"]
+
+
+def test_when_every_row_predicted_zero_there_is_no_mape_estimate_and_the_report_says_why() -> None:
+    plan = _plan(_spec())
+    section = _section(plan, _sketch(plan, a=2.0, predicted=0.0))
+    assert section["metric"] == "mape"
+    assert not section["available"]
+    assert not section["breach"]
+    assert section["no_relative"] == 400
+    assert section["reason"] == (
+        "no estimate of mape: no scored rows with a relative error (predictions of 0)"
+    )
+    assert section["window"]["mae"]["rows"] == 400  # MAE and RMSE are still estimated
+
+
+def test_the_page_counts_the_rows_outside_the_mape_estimate() -> None:
+    from mlops.domain.drift_report_html import render_html
+
+    plan = _plan(_spec())
+    ts = int(HOUR.timestamp() * 1000)
+    records = [
+        {"model": "m", "version": "1", "ts": ts + i, "inputs": {}, "prediction": p}
+        for i, p in enumerate([10.0] * 300 + [0.0] * 100)
+    ]
+    section = _section(plan, build_sketch(plan, records, losses=[2.0] * 400))
+    page = render_html(
+        {
+            "kind": "drift_report",
+            "schema_version": 1,
+            "model": "m",
+            "version": "1",
+            "verdict": {"status": "ok", "estimate_breach": section["breach"]},
+            "features": [],
+            "estimate": section,
+        }
+    )
+    assert "100 scored rows predicted 0 (or too near it)" in page
+    assert "MAPE 0.18 [" in page  # a fraction, as the page shows live MAPE

@@ -127,7 +127,9 @@ def estimate_section(
     section["accuracy_of_estimate"] = _track_record(hours)
     window_estimate = section["window"].get(metric)
     if window_estimate is None:
-        section["reason"] = f"no estimate of {metric}: no scored rows"
+        section["reason"] = f"no estimate of {metric}: no scored rows" + (
+            " with a relative error (predictions of 0)" if section.get("no_relative") else ""
+        )
         return section
     section["available"] = True
     section["breach"], section["reason"] = _judge(
