@@ -30,8 +30,11 @@ Figures (keys of the JSON object's ``figures``):
   cbpe_shift_mae, dle_shift_mean_rel_error  mean |estimate - realized| (accuracy points;
       relative RMSE error)
   cbpe_shift_f1_coverage, dle_shift_mae_coverage  the same for macro F1 and MAE
+  dle_shift_mape_coverage, dle_shift_mape_mean_rel_error  the same for MAPE (r = a / |prediction|
+      scaled by the holdout ratio); *_mape_realized/estimated_first_last  in the first and last hour
   *_realized_first/last   realized quality in the first and last hour (the shift is real)
   market_dle_rel_error_by_month, market_cbpe_abs_error_by_month, *_coverage_by_month
+  market_dle_mape_rel_error_by_month, market_dle_mape_coverage_by_month  MAPE's, per month
   concept_rmse_realized_ratio, concept_rmse_estimated_ratio  realized and estimated RMSE with
       prices x1.25 over month 0's (the estimate stays ~1.0: it cannot see concept drift)
   logger_dle_cost_pct, logger_cbpe_cost_pct   the prediction logger's added time per record
@@ -227,9 +230,10 @@ def _dle_hour(
         {"inputs": row, "prediction": float(p)}
         for row, p in zip(_rows_of(columns, config.feature_names), predicted, strict=True)
     ]
-    part = build_dle(scorer.score(rows))
+    part = build_dle(scorer.score(rows), np.asarray(predicted, dtype=np.float64))
     s1, s2, s4 = part.floats()
-    estimates = {e.metric: e for e in dle(spec, part.count, s1, s2, s4)}
+    relative = None if part.relative is None else part.relative.floats()
+    estimates = {e.metric: e for e in dle(spec, part.count, s1, s2, s4, relative=relative)}
     return estimates, regression_metrics(columns[config.target], predicted)
 
 
@@ -242,6 +246,12 @@ def dle_shift(hours: int, rows: int) -> dict[str, Any]:
         out[f"dle_shift{label}_mae_coverage"] = round(float(np.mean([r[1] for r in runs])), 3)
         out[f"dle_shift{label}_mean_rel_error"] = round(float(np.mean([r[2] for r in runs])), 4)
         out[f"dle_shift{label}_realized_first_last"] = [round(runs[0][3], 4), round(runs[0][4], 4)]
+        out[f"dle_shift{label}_mape_coverage"] = round(float(np.mean([r[5] for r in runs])), 3)
+        out[f"dle_shift{label}_mape_mean_rel_error"] = round(
+            float(np.mean([r[6] for r in runs])), 4
+        )
+        out[f"dle_shift{label}_mape_realized_first_last"] = [round(v, 4) for v in runs[0][7:9]]
+        out[f"dle_shift{label}_mape_estimated_first_last"] = [round(v, 4) for v in runs[0][9:11]]
     return out
 
 
@@ -258,6 +268,7 @@ def _dle_run(seed: int, hours: int, rows: int, strength: float) -> tuple[float, 
     score = x[pool, 0] + x[pool, 1] - 1
     picks = _shifted_hours(x[pool], score, hours, rows, strength=strength, seed=seed + 1)
     covered, mae_covered, errors, realized_rmse = 0, 0, [], []
+    mape_covered, mape_errors, realized_mape, estimated_mape = 0, [], [], []
     for pick in picks:
         chosen = {k: v[pool[pick]] for k, v in columns.items()}
         estimates, realized = _dle_hour(trained, config, spec, scorer, chosen)
@@ -266,12 +277,23 @@ def _dle_run(seed: int, hours: int, rows: int, strength: float) -> tuple[float, 
         mae_covered += mae.low <= realized["mae"] <= mae.high
         errors.append(abs(rmse.value - realized["rmse"]) / realized["rmse"])
         realized_rmse.append(realized["rmse"])
+        mape = estimates["mape"]
+        mape_covered += mape.low <= realized["mape"] <= mape.high
+        mape_errors.append(abs(mape.value - realized["mape"]) / realized["mape"])
+        realized_mape.append(realized["mape"])
+        estimated_mape.append(mape.value)
     return (
         covered / hours,
         mae_covered / hours,
         float(np.mean(errors)),
         realized_rmse[0],
         realized_rmse[-1],
+        mape_covered / hours,
+        float(np.mean(mape_errors)),
+        realized_mape[0],
+        realized_mape[-1],
+        estimated_mape[0],
+        estimated_mape[-1],
     )
 
 
@@ -298,14 +320,17 @@ def market(hours: int, rows: int) -> dict[str, Any]:
     calibration = calibration_for(classifier, classify)
     assert calibration is not None
     per_month = max(1, hours // 6)
-    dle_err, dle_cov, cbpe_err, cbpe_cov = {}, {}, {}, {}
+    dle_err, dle_cov, cbpe_err, cbpe_cov, mape_err, mape_cov = {}, {}, {}, {}, {}, {}
     for month in range(1, 7):
-        errors, hits, c_errors, c_hits = [], 0, [], 0
+        errors, hits, c_errors, c_hits, m_errors, m_hits = [], 0, [], 0, [], 0
         for h in range(per_month):
             columns = generate(rows, conditions_for_month(month), seed=1000 * month + h)
             estimates, realized = _dle_hour(trained, config, spec, scorer, columns)
             errors.append(abs(estimates["rmse"].value - realized["rmse"]) / realized["rmse"])
             hits += estimates["rmse"].low <= realized["rmse"] <= estimates["rmse"].high
+            mape = estimates["mape"]
+            m_errors.append(abs(mape.value - realized["mape"]) / realized["mape"])
+            m_hits += mape.low <= realized["mape"] <= mape.high
             c_est, c_real = _cbpe_hour(classifier, classify, calibration, with_class(columns))
             c_errors.append(abs(c_est["accuracy"].value - c_real["accuracy"]))
             c_hits += c_est["accuracy"].low <= c_real["accuracy"] <= c_est["accuracy"].high
@@ -313,6 +338,8 @@ def market(hours: int, rows: int) -> dict[str, Any]:
         dle_cov[str(month)] = round(hits / per_month, 3)
         cbpe_err[str(month)] = round(float(np.mean(c_errors)), 4)
         cbpe_cov[str(month)] = round(c_hits / per_month, 3)
+        mape_err[str(month)] = round(float(np.mean(m_errors)), 3)
+        mape_cov[str(month)] = round(m_hits / per_month, 3)
     # Pure concept drift: month 0's houses, every price x1.25. The inputs do not move.
     calm = generate(rows * per_month, conditions_for_month(0), seed=99)
     moved = dict(calm) | {"price": calm["price"] * 1.25}
@@ -321,6 +348,8 @@ def market(hours: int, rows: int) -> dict[str, Any]:
     return {
         "market_dle_rel_error_by_month": dle_err,
         "market_dle_coverage_by_month": dle_cov,
+        "market_dle_mape_rel_error_by_month": mape_err,
+        "market_dle_mape_coverage_by_month": mape_cov,
         "market_cbpe_abs_error_by_month": cbpe_err,
         "market_cbpe_coverage_by_month": cbpe_cov,
         "concept_rmse_realized_ratio": round(real_after["rmse"] / real_before["rmse"], 3),

@@ -19,7 +19,7 @@ from mlops.adapters.model_store import ModelStore
 from mlops.domain import capture
 from mlops.domain.config import ModelConfig
 from mlops.domain.estimate import LOSS_MODEL, Calibration, LossModelSpec, fit_calibration
-from mlops.domain.estimate_sketch import LossSums
+from mlops.domain.estimate_sketch import NO_RELATIVE, LossSums
 from mlops.domain.loss_model import FittedLossModel
 from mlops.domain.loss_scoring import LossModel
 from mlops.domain.sketch import Sketch
@@ -83,6 +83,13 @@ def test_the_logger_scores_the_loss_model_and_sketches_the_estimated_errors(
     assert isinstance(part, LossSums)
     assert (part.count, part.unscored, summary.estimate_unscored_rows) == (40, 0, 0)
     assert part.floats()[0] > 0  # estimated absolute errors of house prices
+    # MAPE: every row predicted a price, so every scored row has a relative error a / price.
+    assert part.relative is not None
+    assert part.relative.count == 40
+    _, r1, _ = part.relative.floats()
+    assert 0 < r1 / 40 < part.floats()[0] / 40  # prices are far above 1: r well below a
+    spec = LossModelSpec.from_dict(store.get_json(PREFIX + "baseline.json")["estimate"])
+    assert spec.has_mape  # the retrainer measured MAPE's constants on the holdout
 
 
 def test_rows_the_loss_model_cannot_read_are_unscored_not_guessed(
@@ -127,7 +134,7 @@ def test_without_a_usable_loss_model_rows_are_unscored_and_nothing_else_changes(
         s3.put_object(Bucket=BUCKET, Key=PREFIX + LOSS_MODEL, Body=bad)
     summary = _logger(store).store_batch(_events(25))
     part = _sketch(store).estimate
-    assert part == LossSums(0, 0, 0, 0, 25)
+    assert part == LossSums(0, 0, 0, 0, 25, NO_RELATIVE)
     assert summary.estimate_unscored_rows == 25
     assert summary.captured_predictions == 25  # captures and the sketch are written anyway
     assert "loss model unusable" in caplog.text
@@ -262,3 +269,29 @@ def test_pure_concept_drift_leaves_the_estimate_where_it_was(evaluator: Evaluato
     rmse = estimate["window"]["rmse"]["value"]
     assert rmse == pytest.approx(estimate["holdout"], rel=0.15)
     assert doc["quality"]["metrics"]["rmse"] > 2 * rmse
+
+
+def test_with_mape_as_the_gate_metric_the_estimate_is_of_mape(evaluator: Evaluator) -> None:
+    text = (ROOT / "layers/core/mlops/defaults/house_prices.toml").read_text()
+    assert 'metric = "rmse"' in text
+    text = text.replace('metric = "rmse"', 'metric = "mape"', 1)
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"config/{MODEL}.toml", Body=text.encode())
+    evaluator.serve(0, 2000, seed=110)  # the same market, labeled
+    result = evaluator.run({"window_hours": 24, "act": False})
+    doc = report(evaluator, result)
+    estimate = doc["estimate"]
+    assert (estimate["metric"], estimate["greater_is_better"]) == ("mape", False)
+    assert estimate["available"], estimate["reason"]
+    assert estimate["fallback"] == ""
+    assert not estimate["breach"], estimate["reason"]
+    assert (
+        estimate["holdout"] == evaluator.store.get_json(PREFIX + "manifest.json")["metrics"]["mape"]
+    )
+    assert estimate["no_relative"] == 0  # every house got a price
+    [hour] = estimate["hours"]
+    realized = doc["quality"]["metrics"]["mape"]
+    assert 0 < realized < 1  # a fraction, as live quality keeps it
+    assert hour["realized"] == pytest.approx(realized)
+    assert hour["covered"] is True, (hour["estimates"]["mape"], realized)
+    assert estimate["reason"].startswith("ESTIMATED mape ")
+    assert "%" in estimate["reason"]  # shown as a percentage, as live MAPE is

@@ -68,6 +68,12 @@ def estimate_detail(section: Mapping[str, Any]) -> str:
         f". {format_count(section.get('rows'))} rows scored, "
         f"{format_count(section.get('unscored'))} not (no inputs or probabilities captured)."
     )
+    no_relative = as_number(section.get("no_relative"))
+    if no_relative:
+        text += (
+            f" {format_count(no_relative)} scored rows predicted 0 (or too near it): no "
+            "relative error, outside the MAPE estimate."
+        )
     record = as_mapping(section.get("accuracy_of_estimate"))
     if record:
         text += (

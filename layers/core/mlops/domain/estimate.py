@@ -14,7 +14,13 @@ on the holdout (``domain.loss_model``), is scored by the logger on every capture
 keep ``count, sum, sum of squares, sum of fourth powers`` of the estimated error ``a``.
 Estimated MAE is ``mae_ratio * mean(a)``, estimated MSE ``mse_ratio * mean(a**2)``; the
 ratios and spreads come from cross-fitted (out-of-fold) holdout predictions, so the loss model
-is judged on errors it was not fitted on.
+is judged on errors it was not fitted on. **MAPE** has no label to divide by: the prediction
+stands in for it, ``r = a / |prediction|`` (``relative_errors``), and hours also keep the count
+and exact sums of ``r`` and ``r**2``; estimated MAPE is ``mape_ratio * mean(r)``, the holdout
+ratio ``sum(|e| / max(|y|, EPSILON)) / sum(r)`` absorbing the stand-in's bias there. A
+prediction below ``EPSILON`` in size (or not finite) gives no ``r``: it says nothing about
+``|y|``, and ``a / EPSILON`` would swamp every other row; such rows are counted out of the MAPE
+estimate, not floored.
 
 Both are **estimates**: they assume the relation between inputs and target has not moved
 (covariate shift only). Pure concept drift, where the same inputs get other answers, leaves
@@ -32,6 +38,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mlops.domain.metrics import EPSILON
+
 SCHEMA = 1
 MAX_BINS = 20
 MIN_ROWS_PER_BIN = 50
@@ -43,7 +51,9 @@ MAX_SPREAD = 1e6  # a spread (variance ratio) beyond this is not a loss model's
 MAX_MAGNITUDE = 1e300  # a holdout mean error (squared) must stay a finite float64
 EXTRAPOLATION = 0.5  # share of the estimate's move from the holdout added as uncertainty
 CBPE_METRICS = ("accuracy", "f1_macro")
-DLE_METRICS = ("mae", "rmse")
+DLE_METRICS = ("mae", "rmse", "mape")
+MAX_RELATIVE = 1e75  # an estimated relative error beyond this has a square beyond any sum's
+MAPE_KEYS = ("mape_ratio", "mape_spread", "mape_rel_se", "holdout_mean_rel")
 _F1_DRAWS = 400
 
 
@@ -204,6 +214,16 @@ class LossModelSpec:
     holdout_mean: float = 0.0
     holdout_mean_sq: float = 0.0
     artifact: str = LOSS_MODEL
+    # MAPE (``relative_errors``): sum |e| / max(|y|, EPSILON) / sum r, its spread and relative
+    # standard error, and mean r over the holdout. None in baselines written before: no MAPE.
+    mape_ratio: float | None = None
+    mape_spread: float | None = None
+    mape_rel_se: float | None = None
+    holdout_mean_rel: float | None = None
+
+    @property
+    def has_mape(self) -> bool:
+        return self.mape_ratio is not None
 
     @classmethod
     def of(
@@ -221,10 +241,24 @@ class LossModelSpec:
             holdout_rows=holdout_rows,
             holdout_mean=constants["holdout_mean"],
             holdout_mean_sq=constants["holdout_mean_sq"],
+            mape_ratio=constants.get("mape_ratio"),
+            mape_spread=constants.get("mape_spread"),
+            mape_rel_se=constants.get("mape_rel_se"),
+            holdout_mean_rel=constants.get("holdout_mean_rel"),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        mape = (
+            {
+                "mape_ratio": self.mape_ratio,
+                "mape_spread": self.mape_spread,
+                "mape_rel_se": self.mape_rel_se,
+                "holdout_mean_rel": self.holdout_mean_rel,
+            }
+            if self.has_mape
+            else {}
+        )
+        return mape | {
             "kind": "dle",
             "schema": SCHEMA,
             "artifact": self.artifact,
@@ -269,12 +303,41 @@ def read_constants(raw: Mapping[str, Any]) -> dict[str, float]:
         out[k] = _positive(raw[k], k, limit=MAX_MAGNITUDE)
     for k in ("mae_rel_se", "mse_rel_se"):
         out[k] = _positive(raw[k], k, allow_zero=True)
+    present = [k for k in MAPE_KEYS if k in raw]
+    if present and len(present) != len(MAPE_KEYS):  # all or none: older baselines have none
+        raise CalibrationError(f"MAPE constants: all of {', '.join(MAPE_KEYS)} or none")
+    if present:
+        out["mape_ratio"] = _positive(raw["mape_ratio"], "mape_ratio")
+        out["mape_spread"] = _positive(raw["mape_spread"], "mape_spread")
+        out["mape_rel_se"] = _positive(raw["mape_rel_se"], "mape_rel_se", allow_zero=True)
+        out["holdout_mean_rel"] = _positive(
+            raw["holdout_mean_rel"], "holdout_mean_rel", limit=MAX_MAGNITUDE
+        )
     return out
 
 
-def loss_constants(errors: npt.ArrayLike, estimated: npt.ArrayLike) -> dict[str, float] | None:
+def relative_errors(
+    estimated: npt.NDArray[np.float64], predicted: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """``r = a / |prediction|`` where it exists, and where (a mask over the rows): the
+    prediction finite and at least ``EPSILON`` in size (as ``metrics.regression_metrics``
+    bounds ``|y|``), ``a`` finite, and ``r`` at most ``MAX_RELATIVE``. ``a`` clipped at 0."""
+    size = np.abs(predicted)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = np.maximum(estimated, 0.0) / size
+    usable = np.isfinite(size) & (size >= EPSILON) & np.isfinite(r) & (r <= MAX_RELATIVE)
+    return r[usable], usable
+
+
+def loss_constants(
+    errors: npt.ArrayLike,
+    estimated: npt.ArrayLike,
+    actual: npt.ArrayLike | None = None,
+    predicted: npt.ArrayLike | None = None,
+) -> dict[str, float] | None:
     """DLE's holdout constants from true errors and out-of-fold estimated absolute errors
-    (``a``, clipped at 0); None when they cannot scale anything (all zero)."""
+    (``a``, clipped at 0); None when they cannot scale anything (all zero). With the holdout's
+    targets and predictions, MAPE's too (``mape_constants``), when they can be had."""
     e = np.abs(np.asarray(errors, dtype=np.float64))
     a = np.maximum(np.asarray(estimated, dtype=np.float64), 0.0)
     s1, s2, s4 = float(a.sum()), float((a**2).sum()), float((a**4).sum())
@@ -297,7 +360,37 @@ def loss_constants(errors: npt.ArrayLike, estimated: npt.ArrayLike) -> dict[str,
     out |= {"holdout_mean": s1 / a.size, "holdout_mean_sq": s2 / a.size}
     if out["mae_ratio"] <= 0 or out["mse_ratio"] <= 0:
         return None
+    if actual is not None and predicted is not None:
+        out |= mape_constants(e, a, actual, predicted) or {}
     return out
+
+
+def mape_constants(
+    errors: npt.NDArray[np.float64],
+    estimated: npt.NDArray[np.float64],
+    actual: npt.ArrayLike,
+    predicted: npt.ArrayLike,
+) -> dict[str, float] | None:
+    """MAPE's holdout constants over the rows that give ``r`` (``relative_errors``): true
+    relative errors ``|e| / max(|y|, EPSILON)`` (as ``metrics.regression_metrics``) against
+    ``r``; None when they cannot scale anything or are out of range (a target of 0 on the
+    holdout makes its true relative error ~1e16: no MAPE estimate, MAE and RMSE stay)."""
+    y = np.asarray(actual, dtype=np.float64)
+    r, usable = relative_errors(estimated, np.asarray(predicted, dtype=np.float64))
+    true_rel = errors[usable] / np.maximum(np.abs(y[usable]), EPSILON)
+    s1, s2 = float(r.sum()), float((r**2).sum())
+    if not (s1 > 0 and s2 > 0 and math.isfinite(s2) and np.isfinite(true_rel).all()):
+        return None
+    ratio = float(true_rel.sum()) / s1
+    resid = float(((true_rel - ratio * r) ** 2).sum())
+    out = {
+        "mape_ratio": ratio,
+        "mape_spread": resid / s2,
+        "mape_rel_se": math.sqrt(resid) / (ratio * s1) if ratio > 0 else 0.0,
+    }
+    if not (all(math.isfinite(v) and 0 <= v <= MAX_SPREAD for v in out.values()) and ratio > 0):
+        return None
+    return out | {"holdout_mean_rel": s1 / r.size}
 
 
 # ----------------------------------------------------------------------------- estimates
@@ -377,11 +470,22 @@ def _f1_macro(
     return f1.mean(axis=-1)
 
 
-def dle(spec: LossModelSpec, count: int, s1: float, s2: float, s4: float) -> list[Estimate]:
+def dle(
+    spec: LossModelSpec,
+    count: int,
+    s1: float,
+    s2: float,
+    s4: float,
+    *,
+    relative: tuple[int, float, float] | None = None,
+) -> list[Estimate]:
     """Estimated MAE and RMSE over ``count`` rows whose estimated absolute errors ``a`` sum
-    to ``s1``, their squares to ``s2`` and fourth powers to ``s4``, with 95 % intervals."""
+    to ``s1``, their squares to ``s2`` and fourth powers to ``s4``, with 95 % intervals; and
+    MAPE when the spec has its constants and ``relative`` gives the rows with an estimated
+    relative error ``r`` (count, sum of r, sum of r**2)."""
     if count <= 0:
         return []
+    mape_estimates = _mape(spec, relative)
     mae = spec.mae_ratio * s1 / count
     mse = spec.mse_ratio * s2 / count
     mae_sd = math.sqrt(spec.mae_spread * s2 / count**2 + (mae * spec.mae_rel_se) ** 2)
@@ -394,7 +498,23 @@ def dle(spec: LossModelSpec, count: int, s1: float, s2: float, s4: float) -> lis
     return [
         Estimate("mae", mae, max(0.0, mae_low), mae_high, count),
         Estimate("rmse", math.sqrt(mse), math.sqrt(max(0.0, mse_low)), math.sqrt(mse_high), count),
+        *mape_estimates,
     ]
+
+
+def _mape(spec: LossModelSpec, relative: tuple[int, float, float] | None) -> list[Estimate]:
+    """Estimated MAPE, built as MAE is, over the rows that have ``r``; none without them."""
+    ratio, spread, rel_se = spec.mape_ratio, spec.mape_spread, spec.mape_rel_se
+    at_holdout = spec.holdout_mean_rel
+    if relative is None or relative[0] <= 0:
+        return []
+    if ratio is None or spread is None or rel_se is None or at_holdout is None:
+        return []
+    n, r1, r2 = relative
+    mape = ratio * r1 / n
+    sd = math.sqrt(spread * r2 / n**2 + (mape * rel_se) ** 2)
+    low, high = _bounds(mape, sd, ratio * at_holdout)
+    return [Estimate("mape", mape, max(0.0, low), high, n)]
 
 
 def _bounds(value: float, sd: float, at_holdout: float) -> tuple[float, float]:

@@ -3,11 +3,14 @@ over the window, next to the quality realized once labels arrived (``domain.qual
 
 Each hour's estimate comes from that hour's merged sketch (``domain.estimate_sketch``), the
 window's from the window's. The compared metric is the gate metric when it can be estimated
-(accuracy, macro F1; MAE, RMSE), else accuracy or RMSE. A **breach** needs confidence: the
-interval's most favourable bound is still worse than the holdout by more than the tolerance,
-over at least ``min_rows`` scored rows. Where an hour has labels too, the report keeps the
-estimate's error (estimate - realized) and whether the interval covered the realized value:
-how far to trust the estimate, measured on this model's own traffic.
+(accuracy, macro F1; MAE, RMSE, MAPE), else accuracy or RMSE; MAPE falls back to RMSE,
+saying so (``fallback``), for a version or sketches from before MAPE estimates. A **breach**
+needs confidence: the interval's most favourable bound is still worse than the holdout by
+more than the tolerance, over at least ``min_rows`` rows of the estimate (for MAPE, the rows
+with a relative error: ``no_relative`` counts the scored rows predicted too near 0 to have
+one). Where an hour has labels too, the report keeps the estimate's error (estimate -
+realized) and whether the interval covered the realized value: how far to trust the
+estimate, measured on this model's own traffic.
 
 Everything here is named an estimate: ``label`` is ``ESTIMATE`` and every reason says so.
 Estimates assume the inputs' relation to the target has not moved; pure concept drift leaves
@@ -51,7 +54,9 @@ def estimate_section(
     """The report's estimate section (always a dict; ``available`` says whether it holds
     an estimate, ``reason`` why or why not)."""
     kind = "cbpe" if task == "classification" else "dle"
-    metric = estimated_metric(task, gate_metric)
+    metric, fallback = _compared_metric(
+        estimated_metric(task, gate_metric), plan, None if window is None else window.estimate
+    )
     holdout = holdout_metrics.get(metric)
     section: dict[str, Any] = {
         "label": LABEL,
@@ -69,6 +74,7 @@ def estimate_section(
         "hours": [],
         "accuracy_of_estimate": None,
         "reason": "",
+        "fallback": fallback,
     }
     if plan.estimate_problem is not None:
         section["reason"] = (
@@ -88,6 +94,10 @@ def estimate_section(
         return section
     estimates = _estimates(plan, part)
     section["rows"], section["unscored"] = part.scored, part.unscored
+    if isinstance(part, LossSums) and part.relative is not None:
+        # Scored rows whose prediction is too near 0 (or not a number) for a relative error:
+        # outside the MAPE estimate, counted.
+        section["no_relative"] = part.count - part.relative.count
     section["window"] = {e.metric: e.as_dict() for e in estimates}
     realized = {str(h.get("start")): h for h in realized_hours}
     hours = []
@@ -117,13 +127,37 @@ def estimate_section(
     section["accuracy_of_estimate"] = _track_record(hours)
     window_estimate = section["window"].get(metric)
     if window_estimate is None:
-        section["reason"] = f"no estimate of {metric}: no scored rows"
+        section["reason"] = f"no estimate of {metric}: no scored rows" + (
+            " with a relative error (predictions of 0)" if section.get("no_relative") else ""
+        )
         return section
     section["available"] = True
     section["breach"], section["reason"] = _judge(
-        metric, window_estimate, holdout, tolerance=tolerance, min_rows=min_rows, rows=part.scored
+        metric,
+        window_estimate,
+        holdout,
+        tolerance=tolerance,
+        min_rows=min_rows,
+        rows=window_estimate["rows"],
     )
+    if fallback:
+        section["reason"] += f" ({fallback})"
     return section
+
+
+def _compared_metric(metric: str, plan: SketchPlan, part: EstimatePart | None) -> tuple[str, str]:
+    """The estimated metric to compare, and why it is not the gate's MAPE when it cannot be
+    (a version trained before MAPE estimates, or sketches written before them): RMSE then,
+    as before, said in the report rather than a MAPE over part of the rows."""
+    if metric != "mape":
+        return metric, ""
+    if plan.loss_model is not None and not plan.loss_model.has_mape:
+        why = "this version's loss model has no MAPE constants (trained before them)"
+    elif isinstance(part, LossSums) and part.relative is None:
+        why = "sketches in the window were written before MAPE sums"
+    else:
+        return metric, ""
+    return "rmse", f"mape cannot be estimated: {why}; compared on rmse"
 
 
 def _estimates(plan: SketchPlan, part: EstimatePart) -> list[Estimate]:
@@ -131,7 +165,8 @@ def _estimates(plan: SketchPlan, part: EstimatePart) -> list[Estimate]:
         return cbpe(plan.calibration, part.counts)
     if isinstance(part, LossSums) and plan.loss_model is not None:
         s1, s2, s4 = part.floats()
-        return dle(plan.loss_model, part.count, s1, s2, s4)
+        relative = None if part.relative is None else part.relative.floats()
+        return dle(plan.loss_model, part.count, s1, s2, s4, relative=relative)
     return []
 
 

@@ -5,7 +5,11 @@ as integers and exact sums, so hours merge exactly like the rest of the sketch.
   those of the version's calibration (``domain.estimate.Calibration``). At most
   ``estimate.MAX_CLASSES`` classes x ``estimate.MAX_BINS`` bins, whatever the traffic.
 - **DLE** (regression): the count of rows the loss model scored and the exact sums of the
-  estimated absolute error, its square and its fourth power (``domain.exact_sum``).
+  estimated absolute error, its square and its fourth power (``domain.exact_sum``); and, for
+  MAPE, the count of those rows whose prediction gives an estimated relative error
+  ``r = a / |prediction|`` (``estimate.relative_errors``) with the exact sums of ``r`` and
+  ``r**2``. Sketches written before MAPE have no ``relative`` sums: they still read and merge,
+  and a union holding one of them has none (no MAPE estimate, never a partial one).
 
 Every part also counts the rows it could not score (``unscored``: inputs too big to capture,
 no probabilities, a class the model does not know, a loss model that failed), so that
@@ -22,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from mlops.domain.estimate import MAX_BINS, MAX_CLASSES, Calibration
+from mlops.domain.estimate import (
+    MAX_BINS,
+    MAX_CLASSES,
+    MAX_RELATIVE,
+    Calibration,
+    relative_errors,
+)
 from mlops.domain.exact_sum import SCALE_BITS, exact_sum, from_hex, to_float, to_hex
 from mlops.domain.serving import is_number
 from mlops.domain.sketch_columns import read_count
@@ -52,14 +62,35 @@ class ConfidenceCounts:
 
 
 @dataclass(frozen=True)
+class RelativeSums:
+    """DLE's MAPE part: scored rows with an estimated relative error r, exact sums (times
+    ``2**SCALE_BITS``) of r and r**2. ``count`` is at most the part's scored rows."""
+
+    count: int
+    sum1: int
+    sum2: int
+
+    def floats(self) -> tuple[int, float, float]:
+        return self.count, to_float(self.sum1, 1), to_float(self.sum2, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "sum": to_hex(self.sum1), "sum_sq": to_hex(self.sum2)}
+
+
+NO_RELATIVE = RelativeSums(0, 0, 0)
+
+
+@dataclass(frozen=True)
 class LossSums:
-    """DLE: scored rows and exact sums (times ``2**SCALE_BITS``) of a, a**2 and a**4."""
+    """DLE: scored rows and exact sums (times ``2**SCALE_BITS``) of a, a**2 and a**4; the
+    relative errors' sums (None in sketches written before MAPE)."""
 
     count: int
     sum1: int
     sum2: int
     sum4: int
     unscored: int
+    relative: RelativeSums | None = None
 
     @property
     def scored(self) -> int:
@@ -69,7 +100,7 @@ class LossSums:
         return to_float(self.sum1, 1), to_float(self.sum2, 1), to_float(self.sum4, 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "kind": "dle",
             "count": self.count,
             "sum": to_hex(self.sum1),
@@ -77,6 +108,9 @@ class LossSums:
             "sum_4": to_hex(self.sum4),
             "unscored": self.unscored,
         }
+        if self.relative is not None:
+            doc["relative"] = self.relative.to_dict()
+        return doc
 
 
 EstimatePart = ConfidenceCounts | LossSums
@@ -118,8 +152,28 @@ def part_from_dict(raw: Any) -> EstimatePart:
             raise ValueError("sums no set of numbers can have")
         if count and to_float(s1, count) > MAX_LOSS:
             raise ValueError("estimated errors beyond any loss model's")
-        return LossSums(count, s1, s2, s4, read_count(raw["unscored"]))
+        relative = None if raw.get("relative") is None else _relative(raw["relative"], count)
+        return LossSums(count, s1, s2, s4, read_count(raw["unscored"]), relative)
     raise ValueError(f"estimate kind {str(kind)[:20]!r}")
+
+
+def _relative(raw: Any, scored: int) -> RelativeSums:
+    """The relative errors' sums, checked as the absolute ones are."""
+    if not isinstance(raw, Mapping):
+        raise TypeError("the relative errors' sums are an object")
+    count = read_count(raw["count"])
+    if count > scored:
+        raise ValueError("more rows with a relative error than scored rows")
+    s1, s2 = from_hex(raw["sum"]), from_hex(raw["sum_sq"])
+    if s1 < 0 or s2 < 0:
+        raise ValueError("estimated relative errors are not negative: their sums cannot be")
+    if count == 0 and (s1 or s2):
+        raise ValueError("no rows with a relative error, yet sums")
+    if not _cauchy_schwarz(s1, s2, count):
+        raise ValueError("relative sums no set of numbers can have")
+    if count and to_float(s1, count) > MAX_RELATIVE:
+        raise ValueError("estimated relative errors beyond any loss model's")
+    return RelativeSums(count, s1, s2)
 
 
 def _cauchy_schwarz(total: int, squares: int, count: int) -> bool:
@@ -161,18 +215,26 @@ def _scored(row: Mapping[str, Any], known: set[str]) -> tuple[str | None, float]
     return (str(label), top) if 0.0 <= top <= 1.0 else (None, 0.0)
 
 
-def build_dle(losses: Sequence[float | None]) -> LossSums:
+def build_dle(
+    losses: Sequence[float | None], predictions: np.ndarray[Any, Any] | None = None
+) -> LossSums:
     """The sums of the estimated absolute errors that are usable (finite, 0 to MAX_LOSS;
-    a negative tree output is clipped to 0)."""
+    a negative tree output is clipped to 0) and, given the rows' predictions (float64, NaN
+    where not a number), of the relative errors of those rows that have one."""
     values = np.asarray([np.nan if v is None else v for v in losses], dtype=np.float64)
     usable = np.isfinite(values) & (values <= MAX_LOSS)
     a = np.maximum(values[usable], 0.0)
+    relative = None
+    if predictions is not None:
+        r, _ = relative_errors(a, np.asarray(predictions, dtype=np.float64)[usable])
+        relative = RelativeSums(int(r.size), exact_sum(r), exact_sum(r * r))
     return LossSums(
         count=int(a.size),
         sum1=exact_sum(a),
         sum2=exact_sum(a * a),
         sum4=exact_sum((a * a) * (a * a)),
         unscored=int(values.size - a.size),
+        relative=relative,
     )
 
 
@@ -201,10 +263,19 @@ def merge_parts(parts: Iterable[tuple[EstimatePart | None, int]]) -> EstimatePar
     dle = [p for p in present if isinstance(p, LossSums)]
     if len(dle) != len(present):
         raise ValueError("estimate parts of different kinds do not merge")
+    relative = [p.relative for p in dle]
     return LossSums(
         count=sum(p.count for p in dle),
         sum1=sum(p.sum1 for p in dle),
         sum2=sum(p.sum2 for p in dle),
         sum4=sum(p.sum4 for p in dle),
         unscored=sum(p.unscored for p in dle) + missing,
+        # One part written before MAPE: the union's MAPE would miss its rows, so none.
+        relative=None
+        if any(r is None for r in relative)
+        else RelativeSums(
+            sum(r.count for r in relative if r is not None),
+            sum(r.sum1 for r in relative if r is not None),
+            sum(r.sum2 for r in relative if r is not None),
+        ),
     )

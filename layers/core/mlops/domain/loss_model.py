@@ -7,10 +7,11 @@ sums (``domain.estimate``).
 The loss model predicts the absolute error of the served model from the features and the
 model's prediction. It is fitted on the **holdout**, whose errors the served model did not
 see in training (its in-sample residuals would be too small). Its constants (how its
-estimates scale to MAE and MSE, how far single rows stray) come from **cross-fitting**:
-``FOLDS`` models, each fitted on the other folds, predict the fold left out, so they are
-measured on errors they were not fitted on either. The exported model is then fitted on the
-whole holdout. A holdout under ``MIN_ROWS`` rows gets no loss model (no estimate).
+estimates scale to MAE, MSE and, divided by the prediction, MAPE; how far single rows stray)
+come from **cross-fitting**: ``FOLDS`` models, each fitted on the other folds, predict the
+fold left out, so they are measured on errors they were not fitted on either. The exported
+model is then fitted on the whole holdout. A holdout under ``MIN_ROWS`` rows gets no loss
+model (no estimate).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def fit_loss_model(trained: TrainedModel, config: ModelConfig) -> FittedLossMode
     for k in range(FOLDS):
         model = _loss_pipeline(config).fit(inputs[folds != k], errors[folds != k])
         out_of_fold[folds == k] = model.predict(inputs[folds == k])
-    constants = loss_constants(errors, out_of_fold)
+    constants = loss_constants(errors, out_of_fold, holdout.target, predicted)
     if constants is None:
         return None
     final = _loss_pipeline(config).fit(inputs, errors)

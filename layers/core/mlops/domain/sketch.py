@@ -33,6 +33,7 @@ from mlops.domain import serving
 from mlops.domain.config import DriftConfig
 from mlops.domain.estimate import Calibration, CalibrationError, LossModelSpec
 from mlops.domain.estimate_sketch import (
+    NO_RELATIVE,
     ConfidenceCounts,
     EstimatePart,
     LossSums,
@@ -309,7 +310,8 @@ def build_sketch(
     binned with one vectorised numpy pass; Python only gathers the values out of the rows.
     A categorical column keeps at most ``max_unseen`` unseen categories by name (K).
     ``losses``: the loss model's estimated absolute error per row (None where it could not
-    score one), for a version with a loss model; without them every row is unscored.
+    score one), for a version with a loss model; without them every row is unscored. With
+    the rows' predictions they also give MAPE's relative errors (``estimate_sketch``).
     """
     plan = baseline if isinstance(baseline, SketchPlan) else SketchPlan.from_baseline(baseline)
     rows = list(rows)
@@ -328,8 +330,9 @@ def build_sketch(
     captured: list[Mapping[str, Any]] = [i for i in inputs if i is not None]
     predictions = [r.get("prediction") for r in rows]
     timestamps = [r["ts"] for r in rows]
-    if plan.prediction_edges is not None:
-        prediction: ColumnSketch = numeric_sketch(as_numbers(predictions), plan.prediction_edges)
+    numbers = as_numbers(predictions) if plan.prediction_edges is not None else None
+    if numbers is not None and plan.prediction_edges is not None:
+        prediction: ColumnSketch = numeric_sketch(numbers, plan.prediction_edges)
     else:
         classes = plan.prediction_classes or frozenset()
         prediction = categorical_sketch(predictions, classes, max_unseen)
@@ -352,20 +355,24 @@ def build_sketch(
         },
         prediction=prediction,
         serving=serving.build(rows, task=task),
-        estimate=_estimate_part(plan, rows, losses),
+        estimate=_estimate_part(plan, rows, losses, numbers),
     )
 
 
 def _estimate_part(
-    plan: SketchPlan, rows: list[Mapping[str, Any]], losses: Sequence[float | None] | None
+    plan: SketchPlan,
+    rows: list[Mapping[str, Any]],
+    losses: Sequence[float | None] | None,
+    predictions: npt.NDArray[np.float64] | None,
 ) -> EstimatePart | None:
     if plan.calibration is not None:
         return build_cbpe(plan.calibration, rows)
     if plan.loss_model is None:
         return None
     if losses is None or len(losses) != len(rows):
-        return LossSums(0, 0, 0, 0, len(rows))
-    return build_dle(losses)
+        return LossSums(0, 0, 0, 0, len(rows), NO_RELATIVE)
+    # A regression plan always has prediction edges; without them no row has an r.
+    return build_dle(losses, predictions if predictions is not None else np.full(len(rows), np.nan))
 
 
 def read_estimate(
