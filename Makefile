@@ -99,7 +99,7 @@ chromium:
 # target's output is printed whole when it ends.
 test:
 	$(MAKE) --no-print-directory -j3 --output-sync=target checks
-	$(BIN)/pytest -n 2 --dist loadfile --cov --cov-report=term:skip-covered
+	$(BIN)/pytest -n 2 --dist loadfile --cov --cov-report=term:skip-covered --durations=30
 
 checks: lint typecheck validate build docs chromium
 
