@@ -77,6 +77,25 @@ def test_no_lead_when_the_labels_breach_first_or_never() -> None:
     assert [(a.month, a.half) for a, _ in led(kept)] == [(0, "mid")]
 
 
+def test_a_warning_that_lapsed_or_a_later_versions_loss_is_no_lead() -> None:
+    # The estimate warned, then stopped warning, then the labels breached: not that warning's
+    lapsed = [WARNED, CALM, CONFIRMED]
+    _, points = evaluations(months((lapsed[0], lapsed[1]), (lapsed[2], lapsed[2])))
+    assert led(points) == []
+    # The labels that breached were of another version (retrained meanwhile)
+    _, points = evaluations(months((CALM, WARNED), (CONFIRMED | {"version": "5"}, CALM)))
+    assert led(points) == []
+
+
+def test_a_partial_summary_still_draws() -> None:
+    # Months without their number, an interval of one value: drawn, never a crash
+    odd = digest(0.08, 0.09) | {"estimated_interval": [0.085]}
+    svg = quality_chart([{"drift": odd}, {"mid_month_drift": WARNED, "drift": CONFIRMED}])
+    assert svg.count("<polyline") == 2
+    _, points = evaluations([{"drift": odd}])
+    assert (points[0].month, points[0].low, points[0].high) == (0, 0.085, None)
+
+
 def test_an_estimate_of_another_metric_is_not_drawn_against_live_quality() -> None:
     other = digest(0.08, 31_000.0, estimated_metric="rmse")
     _, points = evaluations(months((other, other)))
@@ -125,3 +144,7 @@ def test_the_console_never_says_no_drift_under_an_estimated_loss() -> None:
     assert agreed[0][1].endswith("the labels in agree")
     assert agreed[0][2] == ""
     assert [k for k, _, _ in verdict_lines(CALM, month_end=True)] == ["calm"]
+    # No labels judged yet (late labels): still never "no drift" under an estimated loss
+    early = verdict_lines(WARNED | {"live_quality": None}, month_end=False)
+    assert "calm" not in [k for k, _, _ in early]
+    assert ("note", "no labels judged yet", "") in early

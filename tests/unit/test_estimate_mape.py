@@ -5,6 +5,7 @@ report comparing on MAPE when the gate does."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +31,7 @@ from mlops.domain.estimate_sketch import (
     merge_parts,
     part_from_dict,
 )
-from mlops.domain.exact_sum import SCALE_BITS, exact_sum, to_hex
+from mlops.domain.exact_sum import SCALE_BITS, exact_sum, scaled, to_hex
 from mlops.domain.metrics import EPSILON, regression_metrics
 from mlops.domain.sketch import Sketch, SketchPlan, build_sketch
 
@@ -176,7 +177,7 @@ def test_the_honest_relative_sums_of_the_forged_cases_read() -> None:
     part = part_from_dict(doc)
     assert isinstance(part, LossSums)
     assert part.relative == RelativeSums(2, 4 << SCALE_BITS, 8 << SCALE_BITS)
-    one = _forged(count=1, sum=to_hex(int(1e75) << SCALE_BITS), sum_sq="0x1p+500")
+    one = _forged(count=1, sum=to_hex(scaled(1e75)), sum_sq=to_hex(scaled(1e75 * 1e75)))
     assert isinstance(part_from_dict(one), LossSums)  # mean r exactly MAX_RELATIVE: read
 
 
@@ -454,3 +455,33 @@ def test_the_page_counts_the_rows_outside_the_mape_estimate() -> None:
     )
     assert "100 scored rows predicted 0 (or too near it)" in page
     assert "MAPE 0.18 [" in page  # a fraction, as the page shows live MAPE
+
+
+def test_a_sum_of_squares_past_the_square_of_the_sum_is_refused() -> None:
+    # Given honest sums of 200 estimated errors of 0.2, a forged sum of squares would widen
+    # the interval to [0, 1e148]: no estimate could ever breach. It is refused, for the
+    # relative sums and for the absolute ones (a**2 and a**4).
+    honest = build_dle([0.2] * 200, np.full(200, 1.0)).to_dict()
+    assert isinstance(part_from_dict(honest), LossSums)
+    forged_rel = json.loads(json.dumps(honest))
+    forged_rel["relative"]["sum_sq"] = "0x1p+1000"
+    for forged in (
+        forged_rel,
+        honest | {"sum_sq": "0x1p+1000"},
+        honest | {"sum_4": "0x1p+1000"},
+    ):
+        with pytest.raises(ValueError, match=r"no set of numbers|beyond the square"):
+            part_from_dict(forged)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[0.1], [1e-300], [3.0, 0.0, 0.0], [1e-200] * 5, list(np.random.default_rng(3).random(500))],
+)
+def test_honest_sums_sit_under_the_square_of_the_sum_whatever_the_rounding(
+    values: list[float],
+) -> None:
+    # One value (its square rounded up), values whose squares underflow, zeros: all read
+    part = build_dle(values, np.full(len(values), 0.5))
+    read = part_from_dict(part.to_dict())
+    assert read == part

@@ -102,8 +102,11 @@ def verdict_lines(drift: Mapping[str, Any], *, month_end: bool) -> list[tuple[st
         verdicts.append(("note", text, ""))
     if drift["quality_breach"]:
         verdicts.append(("quality", f"quality loss: {quality}", "quality loss"))
-    elif drift.get("estimate_breach") and quality:  # never "no drift" under an estimated loss
-        verdicts.append(("note", f"no loss in the labels in so far: {quality}", ""))
+    elif drift.get("estimate_breach"):  # never "no drift" under an estimated loss
+        labels = (
+            f"no loss in the labels in so far: {quality}" if quality else "no labels judged yet"
+        )
+        verdicts.append(("note", labels, ""))
     elif not drift["dataset_drift"]:
         verdicts.append(("calm", f"no drift ({quality or drift.get('status')})", ""))
     if text := estimate_text(drift):  # ahead of the labels when they have not breached
@@ -114,7 +117,7 @@ def verdict_lines(drift: Mapping[str, Any], *, month_end: bool) -> list[tuple[st
     if drift["retrain_requested"]:
         text = "retraining requested (RetrainRequested on the bus)"
         if not month_end:
-            text += "; the month's sales are uploaded when they close, at month end"
+            text += "; the month's labeled sales are uploaded at month end"
         verdicts.append(("request", text, "retrain"))
     else:
         held = [r for r in drift["reasons"] if r.startswith("retraining not requested")]

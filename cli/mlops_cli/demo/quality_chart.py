@@ -25,6 +25,7 @@ from mlops_cli.demo.svg import (
     nice_top,
     note,
     number,
+    sequence,
     svg,
 )
 
@@ -36,8 +37,10 @@ GREATER_IS_BETTER = ("accuracy", "f1_macro", "roc_auc", "r2")
 class Point:
     """One evaluation as the chart needs it."""
 
+    index: int  # the month's position in the run
     month: int
     half: str  # "mid" | "end"
+    version: str  # the serving version evaluated
     live: float | None
     estimate: float | None
     low: float | None
@@ -58,11 +61,14 @@ def evaluations(months: Sequence[Mapping[str, Any]]) -> tuple[str, list[Point]]:
                 continue
             metric = metric or str(digest.get("quality_metric") or "")
             same = digest.get("estimated_metric") == digest.get("quality_metric")
-            interval = digest.get("estimated_interval") or (None, None)
+            interval = [*sequence(digest.get("estimated_interval"))[:2], None, None]
+            number_of_month = number(month.get("month"))
             points.append(
                 Point(
-                    month=int(month.get("month", index)),
+                    index=index,
+                    month=index if number_of_month is None else int(number_of_month),
                     half=half,
+                    version=str(digest.get("version")),
                     live=number(digest.get("live_quality")),
                     estimate=number(digest.get("estimated_quality")) if same else None,
                     low=number(interval[0]) if same else None,
@@ -76,17 +82,22 @@ def evaluations(months: Sequence[Mapping[str, Any]]) -> tuple[str, list[Point]]:
 
 
 def led(points: Sequence[Point]) -> list[tuple[Point, Point]]:
-    """Each time the ESTIMATE breached while the labels in did not, with the first later
-    evaluation whose labels breached too (the estimate led the labels)."""
+    """Each time the ESTIMATE breached while the labels in did not, with the evaluation whose
+    labels then breached too, the warning standing all along and the version the same (the
+    estimate led the labels). A warning that lapsed first, or a later version's loss, is no
+    lead: the labels did not confirm that warning."""
     out: list[tuple[Point, Point]] = []
     for i, point in enumerate(points):
         if not point.estimate_breach or point.live_breach:
             continue
         if i > 0 and points[i - 1].estimate_breach and not points[i - 1].live_breach:
             continue  # the same warning, still ahead of the labels
-        later = next((p for p in points[i + 1 :] if p.live_breach), None)
-        if later is not None:
-            out.append((point, later))
+        for later in points[i + 1 :]:
+            if later.version != point.version or not later.estimate_breach:
+                break
+            if later.live_breach:
+                out.append((point, later))
+                break
     return out
 
 
@@ -102,8 +113,7 @@ def quality_chart(months: Sequence[Mapping[str, Any]]) -> str:
     count = len(months)
 
     def x(point: Point) -> float:
-        index = next(i for i, m in enumerate(months) if m.get("month") == point.month)
-        return left + plot_w * (index + (0.3 if point.half == "mid" else 0.8)) / count
+        return left + plot_w * (point.index + (0.3 if point.half == "mid" else 0.8)) / count
 
     def y(value: float) -> float:
         return top + plot_h * (1 - min(value, axis_top) / axis_top)

@@ -284,9 +284,9 @@ class Demo:
         return self._finish()
 
     def _month(self, record: MonthRecord, url: str, features: list[str], twin: OnnxModel) -> None:
-        """One month in two halves, each followed by the evaluator's schedule (its verdicts on
-        a rollout come mid-month; retraining follows the month-end verdict, when the month's
-        sales have closed)."""
+        """One month in two halves, each followed by the evaluator's schedule (with the labels
+        of the half before: ``LABEL_DELAY``); retraining follows the month-end verdict, on the
+        month's labeled sales."""
         month = record.month
         columns = generate(
             self.options.traffic, demo_conditions(month), seed=self._seed("traffic", month)

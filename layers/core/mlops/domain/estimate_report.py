@@ -152,7 +152,10 @@ def _compared_metric(metric: str, plan: SketchPlan, part: EstimatePart | None) -
     if metric != "mape":
         return metric, ""
     if plan.loss_model is not None and not plan.loss_model.has_mape:
-        why = "this version's loss model has no MAPE constants (trained before them)"
+        why = (
+            "this version's loss model has no MAPE constants (trained before them, or a "
+            "holdout target of 0)"
+        )
     elif isinstance(part, LossSums) and part.relative is None:
         why = "sketches in the window were written before MAPE sums"
     else:

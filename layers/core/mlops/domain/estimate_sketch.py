@@ -150,6 +150,8 @@ def part_from_dict(raw: Any) -> EstimatePart:
         # on the bound) and its underflow to 0 below 2**-537 (absolute, count**2 << 1178).
         if not _cauchy_schwarz(s1, s2, count) or not _cauchy_schwarz(s2, s4, count):
             raise ValueError("sums no set of numbers can have")
+        if not _below_square(s1, s2, count) or not _below_square(s2, s4, count):
+            raise ValueError("sums of squares beyond the square of the sum (widened intervals)")
         if count and to_float(s1, count) > MAX_LOSS:
             raise ValueError("estimated errors beyond any loss model's")
         relative = None if raw.get("relative") is None else _relative(raw["relative"], count)
@@ -169,7 +171,7 @@ def _relative(raw: Any, scored: int) -> RelativeSums:
         raise ValueError("estimated relative errors are not negative: their sums cannot be")
     if count == 0 and (s1 or s2):
         raise ValueError("no rows with a relative error, yet sums")
-    if not _cauchy_schwarz(s1, s2, count):
+    if not _cauchy_schwarz(s1, s2, count) or not _below_square(s1, s2, count):
         raise ValueError("relative sums no set of numbers can have")
     if count and to_float(s1, count) > MAX_RELATIVE:
         raise ValueError("estimated relative errors beyond any loss model's")
@@ -181,6 +183,16 @@ def _cauchy_schwarz(total: int, squares: int, count: int) -> bool:
     can come from ``count`` values."""
     bound = count * squares << SCALE_BITS
     return total * total <= bound + (bound >> 50) + (count * count << 1178)
+
+
+def _below_square(total: int, squares: int, count: int) -> bool:
+    """Whether the sum of squares of ``count`` values that are never negative is at most the
+    square of their sum, as it must be, up to float64's rounding of each square (relative
+    2**-52) and its underflow (at most 2**-1074 a value). A forged sum of squares past it would
+    widen every interval until no estimate could ever breach."""
+    return squares << SCALE_BITS <= total * total + (total * total >> 50) + (
+        count << (SCALE_BITS + 54)
+    )
 
 
 def build_cbpe(calibration: Calibration, rows: Sequence[Mapping[str, Any]]) -> ConfidenceCounts:
