@@ -3,6 +3,10 @@ upload is dropped before training, so the holdout metric is a metric on unseen r
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -53,3 +57,37 @@ def test_traffic_repeating_the_upload_is_dropped_and_the_holdout_is_unseen(
     predicted = trained.pipeline.predict(trained.holdout.matrix(fast.feature_names))
     unseen = float(np.sqrt(mean_squared_error(trained.holdout.target, predicted)))
     assert trained.metrics["rmse"] == unseen
+
+
+SPLIT_IN_A_PROCESS = """
+import json, sys
+import numpy as np
+from mlops.domain.dataset import Dataset
+from mlops.domain.training import split
+# Text features with many repeated rows: the split groups identical rows by their keys
+rng = np.random.default_rng(2)
+plan = np.asarray([str(v) for v in rng.choice(["basic", "pro", "plus"], 400)], dtype=object)
+tenure = rng.integers(0, 24, 400).astype(np.float64)
+target = np.asarray([str(v) for v in (tenure < 6)], dtype=object)
+data = Dataset({"tenure": tenure, "plan": plan}, target, 400, "0" * 64)
+train_set, holdout = split(data, 0.2, seed=0)
+print(json.dumps([holdout.rows, holdout.columns["tenure"].tolist(), list(holdout.columns["plan"])]))
+"""
+
+
+def test_a_seeded_split_of_text_rows_is_the_same_in_every_process() -> None:
+    # Given the same file with text columns and repeated rows, trained in two processes whose
+    # string hashing is seeded differently (as every Python process is, by default)
+    outputs = []
+    for hash_seed in ("1", "2", "3"):
+        done = subprocess.run(
+            [sys.executable, "-c", SPLIT_IN_A_PROCESS],
+            env=os.environ | {"PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        outputs.append(json.loads(done.stdout))
+    # Then the holdout is the same rows: one file trained twice gives one model
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert 60 <= outputs[0][0] <= 100

@@ -5,6 +5,7 @@ Only the retrainer and the CLI import this module; the inference path never does
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,17 +87,31 @@ def build_pipeline(config: ModelConfig, code: Path | None = None) -> Pipeline:
 
 
 def row_keys(data: Dataset) -> npt.NDArray[np.uint64]:
-    """A 64-bit key per row from its feature values and target: equal rows, equal keys (in
-    one process: strings hash with Python's per-process seed). Collisions are negligible."""
+    """A 64-bit key per row from its feature values and target: equal rows, equal keys, the
+    same in every process. (Python's ``hash`` of a string changes with the process's seed:
+    the split, which orders rows by key, would too, and one file trained twice would give two
+    holdouts.) Text is hashed once per distinct value. Collisions are negligible."""
     keys = np.zeros(data.rows, dtype=np.uint64)
     for values in (*data.columns.values(), data.target):
         if values.dtype == object:
-            part = np.fromiter((hash(str(v)) for v in values), dtype=np.int64, count=data.rows)
+            seen: dict[str, int] = {}
+            part = np.fromiter(
+                (_text_key(str(v), seen) for v in values), dtype=np.int64, count=data.rows
+            )
         else:
             numbers = np.asarray(values, dtype=np.float64) + 0.0  # -0.0 -> 0.0
             part = numbers.view(np.int64)
         keys = keys * np.uint64(1_000_003) ^ part.view(np.uint64)
     return keys
+
+
+def _text_key(text: str, seen: dict[str, int]) -> int:
+    """A 64-bit hash of ``text`` that no process seed changes, computed once per value."""
+    key = seen.get(text)
+    if key is None:
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        key = seen[text] = int.from_bytes(digest, "little", signed=True)
+    return key
 
 
 def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
