@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from mlops_cli.emulator.stack import free_port
 from tests.conftest import ROOT
 
 MLOPS = [sys.executable, "-m", "mlops_cli"]
@@ -54,12 +53,12 @@ class Running:
 
 
 def start_local(cwd: Path, *args: str, template: bool = True) -> Running:
-    """`mlops local` on a free port, once it prints `Listening on` (fails if it exits first).
-    ``template=False``: no ``--template``, the stack finds its own."""
-    port = free_port()
+    """`mlops local` on a port of the system's choosing (``--port 0``: a port picked here could
+    be taken by another test's stack before this one binds it), once it prints `Listening on`
+    (fails if it exits first). ``template=False``: no ``--template``, the stack finds its own."""
     given = ["--template", str(ROOT / "template.yaml")] if template else []
     process = subprocess.Popen(
-        [*MLOPS, "local", "--port", str(port), *given, *args],
+        [*MLOPS, "local", "--port", "0", *given, *args],
         cwd=cwd,
         env=user_env(cwd),
         stdout=subprocess.PIPE,
@@ -80,4 +79,5 @@ def start_local(cwd: Path, *args: str, template: bool = True) -> Running:
     while not ready.wait(0.5):
         if process.poll() is not None:
             pytest.fail("mlops local exited:\n" + "\n".join(lines[-40:]))
-    return Running(process, f"http://127.0.0.1:{port}", lines, cwd)
+    url = next(line for line in lines if line.startswith("Listening on "))
+    return Running(process, url.removeprefix("Listening on ").strip(), lines, cwd)
