@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,8 +177,23 @@ def test_keep_alive_requests_reuse_one_connection_without_stalls(harness: Harnes
     conn.close()
 
 
+def listen_overflows() -> int | None:
+    """The kernel's count of connections dropped on a full listen backlog (``TcpExt:
+    ListenOverflows``, this network namespace), or None where it cannot be read."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            found = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(found["ListenOverflows"]) if "ListenOverflows" in found else None
+    return None
+
+
 def test_sixteen_concurrent_clients_all_succeed_without_stalls(harness: Harness) -> None:
     # Given 16 clients that each open a new connection per request, all at once
+    overflows = listen_overflows()
     start = threading.Barrier(16)
     results: list[tuple[int, bytes]] = []
     slowest: list[float] = []
@@ -201,14 +217,18 @@ def test_sixteen_concurrent_clients_all_succeed_without_stalls(harness: Harness)
         thread.start()
     for thread in threads:
         thread.join(30)
-    # Then every request succeeded and none stalled on a full listen backlog (1-2 s)
+    # Then every request succeeded and none stalled on a full listen backlog: the kernel
+    # dropped no connection for it (a dropped SYN is retried after 1 s, then 3 s: a stall a
+    # wall-clock bound cannot tell from a loaded machine's slow answer)
     assert errors == []
     assert len(results) == 160
     assert {status for status, _ in results} == {200}
     assert {json.loads(body)["path"] for _, body in results} == {
         f"/items/{n}-{i}" for n in range(16) for i in range(10)
     }
-    assert max(slowest) < 0.5
+    if overflows is not None:
+        assert listen_overflows() == overflows
+    assert max(slowest) < 5  # and none hung
 
 
 def test_a_blocked_handler_does_not_block_other_requests(harness: Harness) -> None:
