@@ -17,9 +17,9 @@ from mlops_cli.demo.svg import (
     AXIS_TEXT,
     DRIFT_COLOUR,
     ESTIMATE_COLOUR,
-    GRID_COLOUR,
     SYSTEM_COLOUR,
     esc,
+    gridlines,
     mapping,
     money_axis,
     nice_top,
@@ -118,15 +118,9 @@ def quality_chart(months: Sequence[Mapping[str, Any]]) -> str:
     def y(value: float) -> float:
         return top + plot_h * (1 - min(value, axis_top) / axis_top)
 
-    parts: list[str] = []
-    tick = 0.0
-    while tick <= axis_top + 1e-12:
-        parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
-            f'stroke="{GRID_COLOUR}"/><text x="{left - 8}" y="{y(tick) + 4:.1f}" '
-            f'text-anchor="end" font-size="12" fill="{AXIS_TEXT}">{_axis(metric, tick)}</text>'
-        )
-        tick += step
+    parts = gridlines(
+        axis_top, step, x_from=left, x_to=width - right, y=y, label=lambda v: _axis(metric, v)
+    )
     for index, month in enumerate(months):
         parts.append(
             f'<text x="{left + plot_w * (index + 0.5) / count:.1f}" y="{height - bottom + 18}" '

@@ -27,6 +27,7 @@ from mlops_cli.demo.svg import (
     GRID_COLOUR,
     STATIC_COLOUR,
     SYSTEM_COLOUR,
+    gridlines,
 )
 from mlops_cli.demo.svg import esc as _esc
 from mlops_cli.demo.svg import mapping as _mapping
@@ -83,15 +84,7 @@ def error_chart(months: Sequence[Mapping[str, Any]]) -> str:
     def y(value: float) -> float:
         return top + plot_h * (1 - value / axis_top)
 
-    parts: list[str] = []
-    tick = 0.0
-    while tick <= axis_top + 1e-9:
-        parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
-            f'stroke="{GRID_COLOUR}"/><text x="{left - 8}" y="{y(tick) + 4:.1f}" '
-            f'text-anchor="end" font-size="12" fill="{AXIS_TEXT}">{_money_axis(tick)}</text>'
-        )
-        tick += step
+    parts = gridlines(axis_top, step, x_from=left, x_to=width - right, y=y, label=_money_axis)
     row = 0
     for index, month in enumerate(months):
         parts.append(

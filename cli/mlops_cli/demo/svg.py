@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
@@ -63,3 +63,25 @@ def note(x: float, y: float, text: str) -> str:
         f'<text x="{x}" y="{y}" text-anchor="middle" font-size="13" '
         f'fill="{AXIS_TEXT}">{esc(text)}</text>'
     )
+
+
+def gridlines(
+    top: float,
+    step: float,
+    *,
+    x_from: float,
+    x_to: float,
+    y: Callable[[float], float],
+    label: Callable[[float], str],
+) -> list[str]:
+    """Horizontal gridlines from 0 to ``top`` every ``step``, each labelled on the left."""
+    out = []
+    tick = 0.0
+    while tick <= top * (1 + 1e-9):
+        out.append(
+            f'<line x1="{x_from}" x2="{x_to}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+            f'stroke="{GRID_COLOUR}"/><text x="{x_from - 8}" y="{y(tick) + 4:.1f}" '
+            f'text-anchor="end" font-size="12" fill="{AXIS_TEXT}">{esc(label(tick))}</text>'
+        )
+        tick += step
+    return out
